@@ -1,0 +1,34 @@
+//! [`Admin`]: every operation of the API as a blocking call. Implemented by
+//! [`crate::service::Service`] (the store in this process; the HTTP handlers call it)
+//! and by [`crate::client::Client`] (a running server over HTTP), so the CLI behaves
+//! the same in both modes.
+
+use serde_json::Value;
+
+use crate::api::*;
+use crate::error::ApiResult;
+
+pub trait Admin: Send + Sync {
+    fn health(&self) -> ApiResult<Health>;
+    fn list_tenants(&self) -> ApiResult<Vec<TenantInfo>>;
+    fn create_tenant(&self, req: &CreateTenant) -> ApiResult<TenantResponse>;
+    fn get_tenant(&self, tenant: &str) -> ApiResult<TenantInfo>;
+    fn alter_tenant(&self, tenant: &str, req: &AlterTenant) -> ApiResult<TenantResponse>;
+    fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit>;
+
+    fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>>;
+    fn create_table(&self, tenant: &str, req: &CreateTable) -> ApiResult<TableResponse>;
+    fn get_table(&self, tenant: &str, table: &str, q: &AsOfQuery) -> ApiResult<TableInfo>;
+    fn alter_table(&self, tenant: &str, table: &str, req: &AlterTable) -> ApiResult<TableResponse>;
+    fn drop_table(&self, tenant: &str, table: &str) -> ApiResult<Commit>;
+
+    fn put_rows(&self, tenant: &str, table: &str, rows: Vec<Value>) -> ApiResult<WriteResponse>;
+    fn delete_rows(&self, tenant: &str, table: &str, keys: Vec<Value>) -> ApiResult<WriteResponse>;
+    fn txn(&self, tenant: &str, req: TxnRequest) -> ApiResult<WriteResponse>;
+    fn get_row(&self, tenant: &str, table: &str, q: &GetQuery) -> ApiResult<RowResponse>;
+    fn scan(&self, tenant: &str, table: &str, q: &ScanQuery) -> ApiResult<ScanResponse>;
+
+    fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>>;
+    fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse>;
+    fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit>;
+}

@@ -1,0 +1,282 @@
+//! The request and response bodies of the REST API (`/v1`), shared by the server, the
+//! HTTP client and the embedded CLI, so both CLI modes print the same thing.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tenet_store::{CommitInfo, SnapshotDef, TableDef, TenantRecord, Ts};
+use utoipa::{IntoParams, ToSchema};
+
+/// Every error: a stable code and a message that says what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable code, e.g. `TENANT_NOT_FOUND` (listed in docs/api.md).
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub data_dir: String,
+    pub version: String,
+}
+
+/// Commit timestamp of a write and its wall-clock time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Commit {
+    pub commit_ts: u64,
+    /// RFC 3339, millisecond precision.
+    pub commit_time: String,
+}
+
+impl From<CommitInfo> for Commit {
+    fn from(c: CommitInfo) -> Self {
+        Commit {
+            commit_ts: c.commit_ts.0,
+            commit_time: c.commit_time(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TenantInfo {
+    pub id: u64,
+    pub name: String,
+    /// `active`, `read_only`, `restoring`, `standby` or `dropping`.
+    pub state: String,
+    pub history_retention_secs: u64,
+    pub created_ts: u64,
+    pub created_time: String,
+}
+
+impl From<TenantRecord> for TenantInfo {
+    fn from(r: TenantRecord) -> Self {
+        TenantInfo {
+            id: r.id,
+            name: r.name,
+            state: r.state.to_string(),
+            history_retention_secs: r.history_retention_secs,
+            created_ts: r.created_ts.0,
+            created_time: r.created_ts.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    /// Seconds of history kept readable (default 3600).
+    #[serde(default)]
+    pub history_retention_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlterTenant {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `active` or `read_only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_retention_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TenantResponse {
+    pub tenant: TenantInfo,
+    #[serde(flatten)]
+    pub commit: Commit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// `int`, `float`, `string`, `bool`, `bytes` or `json`.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TableInfo {
+    pub id: u64,
+    pub name: String,
+    pub columns: Vec<ColumnInfo>,
+    pub primary_key: Vec<String>,
+    pub schema_version: u32,
+}
+
+impl From<&TableDef> for TableInfo {
+    fn from(t: &TableDef) -> Self {
+        TableInfo {
+            id: t.id,
+            name: t.name.clone(),
+            columns: t
+                .columns
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: c.name.clone(),
+                    ty: c.ty.to_string(),
+                })
+                .collect(),
+            primary_key: t.pk_columns().map(|c| c.name.clone()).collect(),
+            schema_version: t.schema_version,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTable {
+    pub name: String,
+    pub columns: Vec<ColumnInfo>,
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlterTable {
+    /// Columns to append; existing rows read them as null.
+    #[serde(default)]
+    pub add_columns: Vec<ColumnInfo>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TableResponse {
+    pub table: TableInfo,
+    #[serde(flatten)]
+    pub commit: Commit,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRows {
+    /// JSON objects matching the table's schema; written in one transaction.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRows {
+    /// Primary keys: a value, an array in key order, or an object; one transaction.
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<Value>,
+}
+
+/// One operation of a batch transaction.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TxnOp {
+    Put {
+        table: String,
+        #[schema(value_type = Object)]
+        row: Value,
+    },
+    Delete {
+        table: String,
+        #[schema(value_type = Object)]
+        key: Value,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TxnRequest {
+    pub ops: Vec<TxnOp>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct WriteResponse {
+    /// Rows written or deleted.
+    pub writes: usize,
+    #[serde(flatten)]
+    pub commit: Commit,
+}
+
+/// Query of a point read.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+pub struct GetQuery {
+    /// Primary key as JSON (e.g. `5`, `"x"`, `[1,"a"]`).
+    pub key: String,
+    /// RFC 3339 time, commit ts, or `@snapshot`; default: latest.
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// Query of a range scan.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+pub struct ScanQuery {
+    /// Inclusive lower bound, primary key as JSON.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Exclusive upper bound, primary key as JSON.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Most rows to return (default 1000, at most 100000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+/// Query with only an as-of.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+pub struct AsOfQuery {
+    #[serde(default)]
+    pub as_of: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RowResponse {
+    #[schema(value_type = Option<Object>)]
+    pub row: Option<Value>,
+    /// The ts the read saw.
+    pub read_ts: u64,
+    pub read_time: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScanResponse {
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<Value>,
+    pub read_ts: u64,
+    pub read_time: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub ts: u64,
+    pub time: String,
+}
+
+impl From<&SnapshotDef> for SnapshotInfo {
+    fn from(s: &SnapshotDef) -> Self {
+        SnapshotInfo {
+            name: s.name.clone(),
+            ts: s.ts.0,
+            time: s.ts.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshot {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotResponse {
+    pub snapshot: SnapshotInfo,
+    #[serde(flatten)]
+    pub commit: Commit,
+}
+
+/// The ts and time of a read.
+pub fn read_stamp(ts: Ts) -> (u64, String) {
+    (ts.0, ts.to_rfc3339())
+}

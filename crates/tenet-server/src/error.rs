@@ -1,0 +1,71 @@
+//! API errors: the one place where store errors become HTTP statuses and stable codes.
+//! The codes are listed in `docs/api.md`; never rename one.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tenet_store::Error as StoreError;
+
+use crate::api::ErrorBody;
+
+/// An error as the API reports it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: status.as_u16(),
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            StoreError::InvalidArgument(_) => (S::BAD_REQUEST, "INVALID_ARGUMENT"),
+            StoreError::InvalidRow { .. } => (S::BAD_REQUEST, "INVALID_ROW"),
+            StoreError::TenantNotFound(_) => (S::NOT_FOUND, "TENANT_NOT_FOUND"),
+            StoreError::TableNotFound { .. } => (S::NOT_FOUND, "TABLE_NOT_FOUND"),
+            StoreError::SnapshotNotFound { .. } => (S::NOT_FOUND, "SNAPSHOT_NOT_FOUND"),
+            StoreError::TenantExists(_) => (S::CONFLICT, "TENANT_EXISTS"),
+            StoreError::TableExists { .. } => (S::CONFLICT, "TABLE_EXISTS"),
+            StoreError::ColumnExists { .. } => (S::CONFLICT, "COLUMN_EXISTS"),
+            StoreError::SnapshotExists { .. } => (S::CONFLICT, "SNAPSHOT_EXISTS"),
+            StoreError::TenantState { .. } => (S::CONFLICT, "TENANT_STATE"),
+            StoreError::Conflict(_) => (S::CONFLICT, "CONFLICT"),
+            StoreError::TooOld { .. } => (S::GONE, "TOO_OLD"),
+            StoreError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "CORRUPT"),
+            StoreError::Open { .. } => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            StoreError::Storage(_) | StoreError::Io(_) => (S::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,321 @@
+//! The REST API: axum routes under `/v1`, `/healthz`, and the OpenAPI document at
+//! `/v1/openapi.json`, generated from the handlers below (utoipa).
+//!
+//! Handlers are thin: they extract the request, run the [`Service`] operation on a
+//! blocking thread (the store does synchronous I/O), and return its result. Every
+//! failure — including malformed JSON, wrong content type, oversized bodies and unknown
+//! routes — is an [`ErrorBody`] with a stable code.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+use crate::admin::Admin;
+use crate::api::*;
+use crate::error::{ApiError, ApiResult};
+use crate::service::Service;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// JSON body whose rejections are API errors.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| ApiJson(v))
+            .map_err(json_rejection)
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    let status = rej.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        _ => "MALFORMED_JSON",
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "request body is larger than the limit of {MAX_BODY_BYTES} bytes; split the write"
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "send the body as JSON with `Content-Type: application/json`".to_string()
+        }
+        _ => format!("request body is not valid: {}", rej.body_text()),
+    };
+    let status = if code == "MALFORMED_JSON" { StatusCode::BAD_REQUEST } else { status };
+    ApiError::new(status, code, message)
+}
+
+/// Query string whose rejections are API errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| ApiError::invalid(format!("bad query string: {}", e.body_text())))
+    }
+}
+
+/// Path parameters whose rejections are API errors.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e: PathRejection| ApiError::invalid(format!("bad path: {}", e.body_text())))
+    }
+}
+
+/// Runs a service call on the blocking pool.
+async fn run<T: Send + 'static>(
+    svc: Service,
+    f: impl FnOnce(&Service) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<Json<T>> {
+    tokio::task::spawn_blocking(move || f(&svc))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?
+        .map(Json)
+}
+
+type R<T> = ApiResult<Json<T>>;
+type Created<T> = ApiResult<(StatusCode, Json<T>)>;
+
+async fn created<T: Send + 'static>(
+    svc: Service,
+    f: impl FnOnce(&Service) -> ApiResult<T> + Send + 'static,
+) -> Created<T> {
+    run(svc, f).await.map(|j| (StatusCode::CREATED, j))
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz(State(s): State<Service>) -> R<Health> {
+    run(s, |s| s.health()).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    responses((status = 200, body = Vec<TenantInfo>)))]
+async fn list_tenants(State(s): State<Service>) -> R<Vec<TenantInfo>> {
+    run(s, |s| s.list_tenants()).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = TenantResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_tenant(State(s): State<Service>, ApiJson(req): ApiJson<CreateTenant>) -> Created<TenantResponse> {
+    created(s, move |s| s.create_tenant(&req)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants",
+    responses((status = 200, body = TenantInfo), (status = 404, body = ErrorBody)))]
+async fn get_tenant(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<TenantInfo> {
+    run(s, move |s| s.get_tenant(&t)).await
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", request_body = AlterTenant,
+    responses((status = 200, body = TenantResponse), (status = 404, body = ErrorBody)))]
+async fn alter_tenant(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<AlterTenant>,
+) -> R<TenantResponse> {
+    run(s, move |s| s.alter_tenant(&t, &req)).await
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants",
+    responses((status = 200, body = Commit), (status = 404, body = ErrorBody)))]
+async fn drop_tenant(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<Commit> {
+    run(s, move |s| s.drop_tenant(&t)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables", tag = "tables", params(AsOfQuery),
+    responses((status = 200, body = Vec<TableInfo>)))]
+async fn list_tables(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AsOfQuery>,
+) -> R<Vec<TableInfo>> {
+    run(s, move |s| s.list_tables(&t, &q)).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables", tag = "tables", request_body = CreateTable,
+    responses((status = 201, body = TableResponse), (status = 409, body = ErrorBody)))]
+async fn create_table(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<CreateTable>,
+) -> Created<TableResponse> {
+    created(s, move |s| s.create_table(&t, &req)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(AsOfQuery),
+    responses((status = 200, body = TableInfo), (status = 404, body = ErrorBody)))]
+async fn get_table(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<AsOfQuery>,
+) -> R<TableInfo> {
+    run(s, move |s| s.get_table(&t, &tb, &q)).await
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", request_body = AlterTable,
+    responses((status = 200, body = TableResponse)))]
+async fn alter_table(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<AlterTable>,
+) -> R<TableResponse> {
+    run(s, move |s| s.alter_table(&t, &tb, &req)).await
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables",
+    responses((status = 200, body = Commit)))]
+async fn drop_table(State(s): State<Service>, ApiPath((t, tb)): ApiPath<(String, String)>) -> R<Commit> {
+    run(s, move |s| s.drop_table(&t, &tb)).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", request_body = PutRows,
+    responses((status = 200, body = WriteResponse), (status = 400, body = ErrorBody)))]
+async fn put_rows(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<PutRows>,
+) -> R<WriteResponse> {
+    run(s, move |s| s.put_rows(&t, &tb, req.rows)).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows/delete", tag = "rows", request_body = DeleteRows,
+    responses((status = 200, body = WriteResponse)))]
+async fn delete_rows(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+    ApiJson(req): ApiJson<DeleteRows>,
+) -> R<WriteResponse> {
+    run(s, move |s| s.delete_rows(&t, &tb, req.keys)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/row", tag = "rows", params(GetQuery),
+    responses((status = 200, body = RowResponse), (status = 410, body = ErrorBody)))]
+async fn get_row(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> R<RowResponse> {
+    run(s, move |s| s.get_row(&t, &tb, &q)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", params(ScanQuery),
+    responses((status = 200, body = ScanResponse)))]
+async fn scan(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<ScanQuery>,
+) -> R<ScanResponse> {
+    run(s, move |s| s.scan(&t, &tb, &q)).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/txn", tag = "rows", request_body = TxnRequest,
+    responses((status = 200, body = WriteResponse), (status = 409, body = ErrorBody)))]
+async fn txn(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<TxnRequest>,
+) -> R<WriteResponse> {
+    run(s, move |s| s.txn(&t, req)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots",
+    responses((status = 200, body = Vec<SnapshotInfo>)))]
+async fn list_snapshots(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<Vec<SnapshotInfo>> {
+    run(s, move |s| s.list_snapshots(&t)).await
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots", request_body = CreateSnapshot,
+    responses((status = 201, body = SnapshotResponse), (status = 409, body = ErrorBody)))]
+async fn create_snapshot(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<CreateSnapshot>,
+) -> Created<SnapshotResponse> {
+    created(s, move |s| s.create_snapshot(&t, &req)).await
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/snapshots/{snapshot}", tag = "snapshots",
+    responses((status = 200, body = Commit), (status = 404, body = ErrorBody)))]
+async fn drop_snapshot(
+    State(s): State<Service>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
+) -> R<Commit> {
+    run(s, move |s| s.drop_snapshot(&t, &name)).await
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tenet management and data API", description = "Multi-tenant transactional table store with tenant-level data protection."),
+    paths(
+        healthz, list_tenants, create_tenant, get_tenant, alter_tenant, drop_tenant,
+        list_tables, create_table, get_table, alter_table, drop_table,
+        put_rows, delete_rows, get_row, scan, txn,
+        list_snapshots, create_snapshot, drop_snapshot,
+    ),
+    components(schemas(ErrorBody, Commit, TxnOp))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such endpoint; the API is described at /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this endpoint does not take that method; see /v1/openapi.json",
+    )
+}
+
+/// The whole API.
+pub fn router(svc: Service) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenants/{tenant}", get(get_tenant).patch(alter_tenant).delete(drop_tenant))
+        .route("/v1/tenants/{tenant}/tables", get(list_tables).post(create_table))
+        .route(
+            "/v1/tenants/{tenant}/tables/{table}",
+            get(get_table).patch(alter_table).delete(drop_table),
+        )
+        .route("/v1/tenants/{tenant}/tables/{table}/rows", get(scan).post(put_rows))
+        .route("/v1/tenants/{tenant}/tables/{table}/rows/delete", post(delete_rows))
+        .route("/v1/tenants/{tenant}/tables/{table}/row", get(get_row))
+        .route("/v1/tenants/{tenant}/txn", post(txn))
+        .route("/v1/tenants/{tenant}/snapshots", get(list_snapshots).post(create_snapshot))
+        .route("/v1/tenants/{tenant}/snapshots/{snapshot}", axum::routing::delete(drop_snapshot))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(svc)
+}

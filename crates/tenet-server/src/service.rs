@@ -1,0 +1,279 @@
+//! The API's operations against a store in this process. The HTTP handlers and the
+//! embedded CLI both call this, so validation and results are the same everywhere.
+
+use serde_json::Value;
+use tenet_store::{
+    AsOf, Column, ColumnType, ScanRange, Store, TableSpec, TenantOptions, TenantState,
+    TenantUpdate,
+};
+
+use crate::admin::Admin;
+use crate::api::*;
+use crate::error::{ApiError, ApiResult};
+
+/// Default and largest number of rows a scan returns.
+pub const DEFAULT_SCAN_LIMIT: usize = 1000;
+pub const MAX_SCAN_LIMIT: usize = 100_000;
+
+/// The store behind the API.
+#[derive(Clone, Debug)]
+pub struct Service {
+    store: Store,
+}
+
+impl Service {
+    pub fn new(store: Store) -> Self {
+        Service { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn parse_as_of(as_of: Option<&str>) -> ApiResult<AsOf> {
+    Ok(match as_of {
+        None | Some("") => AsOf::Latest,
+        Some(s) => AsOf::parse(s)?,
+    })
+}
+
+fn parse_json(what: &str, s: &str) -> ApiResult<Value> {
+    serde_json::from_str(s).map_err(|e| {
+        ApiError::invalid(format!(
+            "{what} `{s}` is not valid JSON ({e}); write a key as 5, \"abc\" or [1, \"a\"]"
+        ))
+    })
+}
+
+fn column(c: &ColumnInfo) -> ApiResult<Column> {
+    tenet_store::schema::validate_name("column", &c.name)?;
+    Ok(Column {
+        name: c.name.clone(),
+        ty: c.ty.parse::<ColumnType>()?,
+    })
+}
+
+impl Admin for Service {
+    fn health(&self) -> ApiResult<Health> {
+        Ok(Health {
+            status: "ok".into(),
+            data_dir: self.store.path().display().to_string(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+    }
+
+    fn list_tenants(&self) -> ApiResult<Vec<TenantInfo>> {
+        Ok(self.store.tenants().into_iter().map(Into::into).collect())
+    }
+
+    fn create_tenant(&self, req: &CreateTenant) -> ApiResult<TenantResponse> {
+        let (rec, info) = self.store.create_tenant(
+            &req.name,
+            TenantOptions {
+                history_retention_secs: req.history_retention_secs,
+                state: None,
+            },
+        )?;
+        Ok(TenantResponse {
+            tenant: rec.into(),
+            commit: info.into(),
+        })
+    }
+
+    fn get_tenant(&self, tenant: &str) -> ApiResult<TenantInfo> {
+        Ok(self.store.tenant(tenant)?.into())
+    }
+
+    fn alter_tenant(&self, tenant: &str, req: &AlterTenant) -> ApiResult<TenantResponse> {
+        let state = match req.state.as_deref() {
+            None => None,
+            Some(s) => match s.parse::<TenantState>()? {
+                st @ (TenantState::Active | TenantState::ReadOnly) => Some(st),
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "a tenant cannot be set to `{other}` by hand; allowed: active, read_only"
+                    )))
+                }
+            },
+        };
+        if req.name.is_none() && state.is_none() && req.history_retention_secs.is_none() {
+            return Err(ApiError::invalid(
+                "nothing to change: give a new name, a state (active, read_only) or history_retention_secs",
+            ));
+        }
+        let current = self.store.tenant(tenant)?;
+        if state.is_some()
+            && !matches!(current.state, TenantState::Active | TenantState::ReadOnly)
+        {
+            return Err(tenet_store::Error::TenantState {
+                tenant: current.name,
+                state: current.state.to_string(),
+                action: "changing its state by hand".into(),
+                hint: String::new(),
+            }
+            .into());
+        }
+        let (rec, info) = self.store.alter_tenant(
+            tenant,
+            TenantUpdate {
+                name: req.name.clone(),
+                state,
+                history_retention_secs: req.history_retention_secs,
+            },
+        )?;
+        Ok(TenantResponse {
+            tenant: rec.into(),
+            commit: info.into(),
+        })
+    }
+
+    fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit> {
+        Ok(self.store.drop_tenant(tenant)?.into())
+    }
+
+    fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {
+        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        Ok(txn.tables()?.iter().map(|t| TableInfo::from(&**t)).collect())
+    }
+
+    fn create_table(&self, tenant: &str, req: &CreateTable) -> ApiResult<TableResponse> {
+        let spec = TableSpec {
+            name: req.name.clone(),
+            columns: req.columns.iter().map(column).collect::<ApiResult<_>>()?,
+            primary_key: req.primary_key.clone(),
+        };
+        let (def, info) = self.store.with_txn(tenant, |txn| txn.create_table(&spec))?;
+        Ok(TableResponse {
+            table: TableInfo::from(&*def),
+            commit: info.into(),
+        })
+    }
+
+    fn get_table(&self, tenant: &str, table: &str, q: &AsOfQuery) -> ApiResult<TableInfo> {
+        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        Ok(TableInfo::from(&*txn.table(table)?))
+    }
+
+    fn alter_table(&self, tenant: &str, table: &str, req: &AlterTable) -> ApiResult<TableResponse> {
+        if req.add_columns.is_empty() {
+            return Err(ApiError::invalid(
+                "nothing to change: give one or more columns to add (add_columns)",
+            ));
+        }
+        let columns = req.add_columns.iter().map(column).collect::<ApiResult<Vec<_>>>()?;
+        let (def, info) = self.store.with_txn(tenant, |txn| {
+            let mut def = txn.table(table)?;
+            for c in columns {
+                def = txn.add_column(table, c)?;
+            }
+            Ok(def)
+        })?;
+        Ok(TableResponse {
+            table: TableInfo::from(&*def),
+            commit: info.into(),
+        })
+    }
+
+    fn drop_table(&self, tenant: &str, table: &str) -> ApiResult<Commit> {
+        let ((), info) = self.store.with_txn(tenant, |txn| txn.drop_table(table))?;
+        Ok(info.into())
+    }
+
+    fn put_rows(&self, tenant: &str, table: &str, rows: Vec<Value>) -> ApiResult<WriteResponse> {
+        self.txn(
+            tenant,
+            TxnRequest {
+                ops: rows
+                    .into_iter()
+                    .map(|row| TxnOp::Put { table: table.to_string(), row })
+                    .collect(),
+            },
+        )
+    }
+
+    fn delete_rows(&self, tenant: &str, table: &str, keys: Vec<Value>) -> ApiResult<WriteResponse> {
+        self.txn(
+            tenant,
+            TxnRequest {
+                ops: keys
+                    .into_iter()
+                    .map(|key| TxnOp::Delete { table: table.to_string(), key })
+                    .collect(),
+            },
+        )
+    }
+
+    fn txn(&self, tenant: &str, req: TxnRequest) -> ApiResult<WriteResponse> {
+        if req.ops.is_empty() {
+            return Err(ApiError::invalid("the transaction has no operations"));
+        }
+        let writes = req.ops.len();
+        let ((), info) = self.store.with_txn(tenant, |txn| {
+            for (i, op) in req.ops.iter().enumerate() {
+                let r = match op {
+                    TxnOp::Put { table, row } => txn.put(table, row),
+                    TxnOp::Delete { table, key } => txn.delete(table, key),
+                };
+                r.map_err(|e| match e {
+                    tenet_store::Error::InvalidRow { table, reason } if writes > 1 => {
+                        tenet_store::Error::InvalidRow {
+                            table,
+                            reason: format!("operation {} of {writes}: {reason}", i + 1),
+                        }
+                    }
+                    other => other,
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(WriteResponse {
+            writes,
+            commit: info.into(),
+        })
+    }
+
+    fn get_row(&self, tenant: &str, table: &str, q: &GetQuery) -> ApiResult<RowResponse> {
+        let key = parse_json("key", &q.key)?;
+        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        let row = txn.get(table, &key)?;
+        let (read_ts, read_time) = read_stamp(txn.start_ts());
+        Ok(RowResponse { row, read_ts, read_time })
+    }
+
+    fn scan(&self, tenant: &str, table: &str, q: &ScanQuery) -> ApiResult<ScanResponse> {
+        let limit = q.limit.unwrap_or(DEFAULT_SCAN_LIMIT);
+        if limit == 0 || limit > MAX_SCAN_LIMIT {
+            return Err(ApiError::invalid(format!(
+                "limit {limit} is out of range; use 1 to {MAX_SCAN_LIMIT}"
+            )));
+        }
+        let range = ScanRange {
+            from: q.from.as_deref().map(|s| parse_json("from", s)).transpose()?,
+            to: q.to.as_deref().map(|s| parse_json("to", s)).transpose()?,
+            limit: Some(limit),
+        };
+        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        let rows = txn.scan(table, &range)?;
+        let (read_ts, read_time) = read_stamp(txn.start_ts());
+        Ok(ScanResponse { rows, read_ts, read_time })
+    }
+
+    fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>> {
+        let txn = self.store.read_at(tenant, &AsOf::Latest)?;
+        Ok(txn.snapshots()?.iter().map(Into::into).collect())
+    }
+
+    fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse> {
+        let (snap, info) = self.store.with_txn(tenant, |txn| txn.create_snapshot(&req.name))?;
+        Ok(SnapshotResponse {
+            snapshot: (&snap).into(),
+            commit: info.into(),
+        })
+    }
+
+    fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit> {
+        let ((), info) = self.store.with_txn(tenant, |txn| txn.drop_snapshot(snapshot))?;
+        Ok(info.into())
+    }
+}

@@ -1,0 +1,110 @@
+//! Errors of the store.
+//!
+//! [`Error`] carries the context (which tenant, table, time); [`Error::kind`] tells a
+//! caller what to do about it. The server maps each variant to an HTTP status and a
+//! stable code in one place (`tenet-server/src/error.rs`).
+
+use crate::ts::Ts;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller's input is malformed or out of range.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("tenant `{0}` not found")]
+    TenantNotFound(String),
+    #[error("tenant `{0}` already exists")]
+    TenantExists(String),
+    #[error("table `{table}` not found in tenant `{tenant}`")]
+    TableNotFound { tenant: String, table: String },
+    #[error("table `{table}` already exists in tenant `{tenant}`")]
+    TableExists { tenant: String, table: String },
+    #[error("column `{column}` already exists in table `{table}`")]
+    ColumnExists { table: String, column: String },
+    #[error("snapshot `{snapshot}` not found in tenant `{tenant}`")]
+    SnapshotNotFound { tenant: String, snapshot: String },
+    #[error("snapshot `{snapshot}` already exists in tenant `{tenant}`")]
+    SnapshotExists { tenant: String, snapshot: String },
+    /// The tenant's state forbids the operation (e.g. writes to a `read_only` tenant).
+    #[error("tenant `{tenant}` is {state}: {action} is not allowed{hint}")]
+    TenantState {
+        tenant: String,
+        state: String,
+        action: String,
+        hint: String,
+    },
+    /// A row does not match its table's schema.
+    #[error("invalid row for table `{table}`: {reason}")]
+    InvalidRow { table: String, reason: String },
+    /// Another transaction committed a conflicting write first; retry.
+    #[error("write conflict: {0}; retry the transaction")]
+    Conflict(String),
+    /// The requested time is older than what GC keeps.
+    #[error(
+        "{requested} ({requested_time}) is older than the history kept for tenant `{tenant}`; \
+         the oldest readable time is {oldest} ({oldest_time}), or a snapshot"
+    )]
+    TooOld {
+        tenant: String,
+        requested: Ts,
+        requested_time: String,
+        oldest: Ts,
+        oldest_time: String,
+    },
+    /// Persisted data failed to decode.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The data directory is in use or cannot be opened.
+    #[error("cannot open data directory {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a caller can do about an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Fix the input.
+    InvalidInput,
+    /// The named thing does not exist.
+    NotFound,
+    /// The named thing exists already.
+    AlreadyExists,
+    /// Retry the whole transaction.
+    Retryable,
+    /// The thing is not in a state that allows this; change its state first.
+    FailedPrecondition,
+    /// The data is damaged; do not retry.
+    Corrupt,
+    /// Something failed inside; retrying may help.
+    Internal,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument(_) | Error::InvalidRow { .. } => ErrorKind::InvalidInput,
+            Error::TenantNotFound(_) | Error::TableNotFound { .. } | Error::SnapshotNotFound { .. } => {
+                ErrorKind::NotFound
+            }
+            Error::TenantExists(_)
+            | Error::TableExists { .. }
+            | Error::ColumnExists { .. }
+            | Error::SnapshotExists { .. } => ErrorKind::AlreadyExists,
+            Error::Conflict(_) => ErrorKind::Retryable,
+            Error::TenantState { .. } | Error::TooOld { .. } | Error::Open { .. } => {
+                ErrorKind::FailedPrecondition
+            }
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Storage(_) | Error::Io(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+        Error::InvalidArgument(msg.into())
+    }
+}

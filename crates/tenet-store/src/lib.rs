@@ -1,0 +1,41 @@
+//! `tenet-store`: the storage engine of Tenet.
+//!
+//! One RocksDB instance holds every tenant. Rows are MVCC versions keyed by
+//! `tenant | table | primary key | !commit_ts`; each commit also writes one record to the
+//! tenant's commit log in the same write batch. Each tenant's catalog (tables,
+//! snapshots) is MVCC data of the tenant itself, so DDL is transactional, logged and
+//! readable as of any time. This is the only crate that links RocksDB.
+//!
+//! Where things live: `keys.rs` (key encoding and layouts), `clock.rs` + `ts.rs` (time),
+//! `schema.rs` + `row.rs` (tables and rows), `catalog.rs`, `tenant.rs` (registry and
+//! tenant lifecycle), `store.rs` (open + commit pipeline), `read.rs` (MVCC reads),
+//! `txn.rs` (transactions), `commit_log.rs`, `gc.rs` (GC, pins), `bench.rs` (raw
+//! RocksDB baseline for benchmarks).
+
+pub mod bench;
+pub mod catalog;
+pub mod clock;
+mod codec;
+pub mod commit_log;
+pub mod error;
+pub mod gc;
+pub mod keys;
+mod read;
+pub mod row;
+mod runtime;
+pub mod schema;
+mod store;
+pub mod tenant;
+pub mod ts;
+mod txn;
+
+pub use catalog::SnapshotDef;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use commit_log::{LogRecord, Mutation};
+pub use error::{Error, ErrorKind, Result};
+pub use gc::{GcHandle, GcStats, PinRecord};
+pub use schema::{Column, ColumnType, TableDef, TableSpec};
+pub use store::{CommitInfo, Store, StoreOptions};
+pub use tenant::{TenantOptions, TenantRecord, TenantState, TenantUpdate};
+pub use ts::Ts;
+pub use txn::{AsOf, ScanRange, Txn};

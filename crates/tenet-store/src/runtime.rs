@@ -1,0 +1,52 @@
+//! In-memory state the store keeps per tenant: catalog cache, GC safe point, pins.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::catalog::Catalog;
+use crate::gc::PinRecord;
+use crate::ts::Ts;
+
+/// The newest catalog of a tenant, valid while no newer DDL has been assigned a ts.
+#[derive(Debug)]
+pub(crate) struct CachedCatalog {
+    pub ddl_ts: Ts,
+    pub catalog: Arc<Catalog>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TenantRuntime {
+    /// Commit ts of the newest catalog change, set under the commit lock when the ts is
+    /// assigned (before the change is visible). A cached catalog is current iff its
+    /// `ddl_ts` equals this.
+    pub last_ddl_ts: AtomicU64,
+    pub catalog: RwLock<Option<CachedCatalog>>,
+    /// Reads below this ts are refused unless the ts is pinned.
+    pub safe_point: AtomicU64,
+    /// Pins by id (mirrors the `meta` column family).
+    pub pins: Mutex<BTreeMap<u64, PinRecord>>,
+    /// Held by GC while it decides and deletes, and by whoever adds a pin or snapshot.
+    pub gc_lock: Mutex<()>,
+}
+
+impl TenantRuntime {
+    pub fn new(safe_point: Ts, last_ddl_ts: Ts, pins: Vec<PinRecord>) -> Self {
+        TenantRuntime {
+            last_ddl_ts: AtomicU64::new(last_ddl_ts.0),
+            safe_point: AtomicU64::new(safe_point.0),
+            pins: Mutex::new(pins.into_iter().map(|p| (p.id, p)).collect()),
+            ..Default::default()
+        }
+    }
+
+    pub fn safe_point(&self) -> Ts {
+        Ts(self.safe_point.load(Ordering::Acquire))
+    }
+
+    pub fn last_ddl_ts(&self) -> Ts {
+        Ts(self.last_ddl_ts.load(Ordering::Acquire))
+    }
+}

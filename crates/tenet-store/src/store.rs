@@ -1,0 +1,540 @@
+//! The store: one RocksDB instance holding every tenant, and the commit pipeline.
+//!
+//! # Overview
+//! Column families `data`, `log` and `meta` (layouts in `keys.rs`). A [`Store`] is a
+//! cheap handle (`Arc`) shared by all threads.
+//!
+//! # Commit pipeline and visibility
+//! A commit takes the commit lock, checks the tenant's state and write conflicts
+//! (first committer wins: any written key with a version newer than the transaction's
+//! start ts, or written by a commit still in flight, aborts it), takes the next HLC ts and
+//! registers itself as *pending*. It then writes one RocksDB write batch — data
+//! versions + the commit-log record (+ registry row) — outside the lock, so concurrent
+//! commits share WAL syncs (RocksDB group commit). New transactions read at the
+//! *visible* ts: the newest ts below every pending commit, so a reader never sees a
+//! later commit without an earlier one. A commit is acknowledged once the visible ts has
+//! reached it, so an acknowledged write is seen by every transaction that starts later.
+//!
+//! # Durability
+//! With `sync_writes` (the default) every write batch is fsynced before it is
+//! acknowledged. The clock lease is fsynced before a ts at or past it is handed out.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+use crate::catalog::{CATALOG_TABLE, FIRST_USER_TABLE_ID, SYSTEM_TENANT, TENANTS_TABLE};
+use crate::clock::{Clock, Hlc, SystemClock};
+use crate::commit_log::{LogRecord, Mutation};
+use crate::error::{Error, Result};
+use crate::keys::{self, meta, VERSION_DELETE, VERSION_PUT};
+use crate::runtime::TenantRuntime;
+use crate::tenant::{decode_record, Registry, RegistryChange, TenantState};
+use crate::ts::Ts;
+
+pub(crate) const CF_DATA: &str = "data";
+pub(crate) const CF_LOG: &str = "log";
+pub(crate) const CF_META: &str = "meta";
+
+/// How far past the local clock an `as_of` may be before it is refused as the future.
+const MAX_FUTURE_MILLIS: u64 = 1_000;
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Source of physical time.
+    pub clock: Arc<dyn Clock>,
+    /// fsync every commit before acknowledging it (default true).
+    pub sync_writes: bool,
+    /// RocksDB block cache size.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            clock: Arc::new(SystemClock),
+            sync_writes: true,
+            block_cache_bytes: 128 << 20,
+        }
+    }
+}
+
+/// The result of a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub commit_ts: Ts,
+}
+
+impl CommitInfo {
+    pub fn commit_time(&self) -> String {
+        self.commit_ts.to_rfc3339()
+    }
+}
+
+/// A handle to an open store.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub db: DB,
+    pub clock: Arc<dyn Clock>,
+    pub sync: bool,
+    pub path: PathBuf,
+    pub commit: Mutex<CommitState>,
+    pub committed: Condvar,
+    /// Newest ts at which every commit is complete; what new transactions read.
+    pub visible: AtomicU64,
+    pub registry: RwLock<Registry>,
+    pub runtimes: RwLock<HashMap<u64, Arc<TenantRuntime>>>,
+    /// Serializes sequence allocation.
+    pub seq: Mutex<()>,
+}
+
+pub(crate) struct CommitState {
+    pub hlc: Hlc,
+    pending: BTreeSet<Ts>,
+    /// Keys (`table_prefix | pk_enc`) written by pending commits, with counts.
+    inflight: HashMap<Vec<u8>, u32>,
+}
+
+/// What a transaction hands to the commit pipeline.
+pub(crate) struct CommitRequest {
+    pub tenant_id: u64,
+    pub tenant_name: String,
+    pub start_ts: Ts,
+    /// Sorted by (table, pk), one per key.
+    pub mutations: Vec<Mutation>,
+    /// Keys read whose change since `start_ts` must abort the commit (catalog rows of
+    /// the tables written).
+    pub conflict_keys: Vec<(u64, Vec<u8>)>,
+    /// A registry change (system tenant only); the flag stamps `created_ts`.
+    pub registry: Option<(RegistryChange, bool)>,
+}
+
+/// RocksDB options shared by the store and the raw-RocksDB benchmark baseline.
+pub fn rocksdb_options(block_cache_bytes: usize) -> (Options, Options) {
+    let mut db = Options::default();
+    db.create_if_missing(true);
+    db.create_missing_column_families(true);
+    db.increase_parallelism(2);
+    db.set_max_background_jobs(2);
+    let mut cf = Options::default();
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&Cache::new_lru_cache(block_cache_bytes));
+    table.set_bloom_filter(10.0, false);
+    cf.set_block_based_table_factory(&table);
+    cf.set_compression_type(DBCompressionType::Lz4);
+    cf.set_write_buffer_size(64 << 20);
+    (db, cf)
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`. Fails with a clear error when another
+    /// process holds it.
+    pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path).map_err(|e| Error::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let (db_opts, cf_opts) = rocksdb_options(opts.block_cache_bytes);
+        let cfs = [CF_DATA, CF_LOG, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&db_opts, path.join("db"), cfs).map_err(|e| {
+            let msg = e.to_string();
+            let reason = if msg.contains("lock") {
+                "it is in use by another process (is `tenet serve` running on it? then use the \
+                 CLI without --embedded, or stop the server)"
+                    .to_string()
+            } else {
+                msg
+            };
+            Error::Open {
+                path: path.display().to_string(),
+                reason,
+            }
+        })?;
+        let lease = read_u64(&db, meta::CLOCK_LEASE)?.unwrap_or(0);
+        let hlc = Hlc::resume(lease);
+        let visible = hlc.last();
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                clock: opts.clock,
+                sync: opts.sync_writes,
+                path,
+                commit: Mutex::new(CommitState {
+                    hlc,
+                    pending: BTreeSet::new(),
+                    inflight: HashMap::new(),
+                }),
+                committed: Condvar::new(),
+                visible: AtomicU64::new(visible.0),
+                registry: RwLock::new(Registry::default()),
+                runtimes: RwLock::new(HashMap::new()),
+                seq: Mutex::new(()),
+            }),
+        };
+        store.load_registry()?;
+        // Finish drops that a crash interrupted.
+        let dropping: Vec<u64> = store
+            .tenants()
+            .into_iter()
+            .filter(|t| t.state == TenantState::Dropping)
+            .map(|t| t.id)
+            .collect();
+        for id in dropping {
+            tracing::info!(tenant_id = id, "finishing interrupted tenant drop");
+            store.finish_drop(id)?;
+        }
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The clock the store runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    fn load_registry(&self) -> Result<()> {
+        let mut records = Vec::new();
+        let rd = crate::read::ReadAt {
+            tenant_id: SYSTEM_TENANT,
+            tenant_name: "(system)",
+            ts: Ts::MAX,
+            check: false,
+        };
+        self.scan_raw(&rd, TENANTS_TABLE, None, None, |_, row| {
+            records.push(decode_record(row)?);
+            Ok(true)
+        })?;
+        let mut reg = self.inner.registry.write();
+        for rec in records {
+            let runtime = self.load_runtime(rec.id)?;
+            self.inner.runtimes.write().insert(rec.id, Arc::new(runtime));
+            reg.apply(&RegistryChange::Upsert(rec));
+        }
+        let system = self.load_runtime(SYSTEM_TENANT)?;
+        self.inner.runtimes.write().insert(SYSTEM_TENANT, Arc::new(system));
+        Ok(())
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.inner.db.cf_handle(name).expect("column family exists")
+    }
+    pub(crate) fn cf_data(&self) -> &ColumnFamily {
+        self.cf(CF_DATA)
+    }
+    pub(crate) fn cf_log(&self) -> &ColumnFamily {
+        self.cf(CF_LOG)
+    }
+    pub(crate) fn cf_meta(&self) -> &ColumnFamily {
+        self.cf(CF_META)
+    }
+
+    pub(crate) fn write_options(&self) -> WriteOptions {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.inner.sync);
+        wo
+    }
+
+    /// Allocates `n` consecutive values of a persisted sequence; returns the first.
+    pub(crate) fn next_seq(&self, key: &[u8], n: u64) -> Result<u64> {
+        let _guard = self.inner.seq.lock();
+        let floor = if key == meta::SEQ_TABLE { FIRST_USER_TABLE_ID } else { 1 };
+        let next = self.get_meta_u64(key)?.unwrap_or(floor).max(floor);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.inner
+            .db
+            .put_cf_opt(self.cf_meta(), key, (next + n).to_be_bytes(), &wo)?;
+        Ok(next)
+    }
+
+    pub(crate) fn get_meta_u64(&self, key: &[u8]) -> Result<Option<u64>> {
+        match self.inner.db.get_cf(self.cf_meta(), key)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| Error::Corrupt(format!("meta value of {} is not 8 bytes", String::from_utf8_lossy(key))),
+            )?))),
+        }
+    }
+
+    /// The ts new transactions read at.
+    pub fn visible_ts(&self) -> Ts {
+        Ts(self.inner.visible.load(Ordering::Acquire))
+    }
+
+    /// The current time as a ts (the clock's milliseconds, last logical value).
+    pub fn now_ts(&self) -> Ts {
+        Ts::end_of_millis(self.inner.clock.now_millis())
+    }
+
+    /// A ts to read at: the visible ts, or `as_of` once every commit at or below it is
+    /// complete. Refuses times in the future.
+    pub(crate) fn read_ts(&self, as_of: Option<Ts>) -> Result<Ts> {
+        let visible = self.visible_ts();
+        let Some(ts) = as_of else { return Ok(visible) };
+        if ts <= visible {
+            return Ok(ts);
+        }
+        let now = self.inner.clock.now_millis();
+        if ts.millis() > now + MAX_FUTURE_MILLIS {
+            return Err(Error::invalid(format!(
+                "{ts} ({}) is in the future; the current time is {}",
+                ts.to_rfc3339(),
+                Ts::from_millis(now).to_rfc3339()
+            )));
+        }
+        // Make every later commit newer than `ts`, then wait for earlier ones.
+        let mut st = self.inner.commit.lock();
+        if let Some(lease) = st.hlc.observe(ts) {
+            self.persist_lease(lease)?;
+        }
+        self.publish_visible(&st);
+        while self.visible_ts() < ts {
+            self.inner.committed.wait(&mut st);
+        }
+        Ok(ts)
+    }
+
+    fn persist_lease(&self, lease: u64) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.inner
+            .db
+            .put_cf_opt(self.cf_meta(), meta::CLOCK_LEASE, lease.to_be_bytes(), &wo)?;
+        Ok(())
+    }
+
+    fn publish_visible(&self, st: &CommitState) {
+        let v = st
+            .pending
+            .first()
+            .map(|p| p.prev())
+            .unwrap_or(st.hlc.last());
+        self.inner.visible.fetch_max(v.0, Ordering::AcqRel);
+    }
+
+    /// Runs the commit pipeline (see the module docs).
+    pub(crate) fn commit(&self, mut req: CommitRequest) -> Result<CommitInfo> {
+        let inner = &self.inner;
+        let mut st = inner.commit.lock();
+
+        if req.tenant_id != SYSTEM_TENANT {
+            let reg = inner.registry.read();
+            let rec = reg
+                .get(req.tenant_id)
+                .ok_or_else(|| Error::TenantNotFound(req.tenant_name.clone()))?;
+            let snapshot_only = req
+                .mutations
+                .iter()
+                .all(|m| m.table_id == CATALOG_TABLE && crate::catalog::is_snapshot_key(&m.pk_enc));
+            let allowed = match rec.state {
+                TenantState::Active => true,
+                TenantState::ReadOnly | TenantState::Standby => snapshot_only,
+                _ => false,
+            };
+            if !allowed {
+                return Err(Error::TenantState {
+                    tenant: rec.name.clone(),
+                    state: rec.state.to_string(),
+                    action: "writing".into(),
+                    hint: if rec.state == TenantState::ReadOnly {
+                        format!("; make it writable with `tenet tenant set {} --state active`", rec.name)
+                    } else {
+                        String::new()
+                    },
+                });
+            }
+        }
+        if let Some((change, _)) = &req.registry {
+            inner.registry.read().check(change)?;
+        }
+
+        // First committer wins.
+        let mut conflict_check: Vec<Vec<u8>> = req
+            .mutations
+            .iter()
+            .map(|m| inflight_key(req.tenant_id, m.table_id, &m.pk_enc))
+            .chain(
+                req.conflict_keys
+                    .iter()
+                    .map(|(table, pk)| inflight_key(req.tenant_id, *table, pk)),
+            )
+            .collect();
+        conflict_check.sort();
+        conflict_check.dedup();
+        if req.start_ts != Ts::MAX && !conflict_check.is_empty() {
+            let mut it = inner.db.raw_iterator_cf(self.cf_data());
+            for key in &conflict_check {
+                if st.inflight.contains_key(key) {
+                    return Err(conflict(req.tenant_name.as_str(), key, None));
+                }
+                it.seek(key);
+                if let Some(found) = it.key() {
+                    if found.len() == key.len() + 8 && found.starts_with(key) {
+                        let ts = keys::parse_data_key(found)?.ts;
+                        if ts > req.start_ts {
+                            return Err(conflict(req.tenant_name.as_str(), key, Some(ts)));
+                        }
+                    }
+                }
+            }
+            it.status()?;
+        }
+
+        let (ts, lease) = st.hlc.next(inner.clock.now_millis());
+        if let Some(lease) = lease {
+            self.persist_lease(lease)?;
+        }
+
+        let mut undo = None;
+        if let Some((mut change, created)) = req.registry.take() {
+            if let (RegistryChange::Upsert(rec), true) = (&mut change, created) {
+                rec.created_ts = ts;
+            }
+            let reverse = inner.registry.write().apply(&change);
+            if let RegistryChange::Remove(id) = reverse {
+                // A new tenant: give it its runtime before anyone can see it.
+                inner
+                    .runtimes
+                    .write()
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(TenantRuntime::default()));
+            }
+            undo = Some(reverse);
+            req.mutations.push(change.mutation());
+        }
+
+        let record = LogRecord {
+            tenant_id: req.tenant_id,
+            commit_ts: ts,
+            mutations: std::mem::take(&mut req.mutations),
+        };
+        let mut batch = WriteBatch::default();
+        let cf_data = self.cf_data();
+        let mut value = Vec::new();
+        for m in &record.mutations {
+            value.clear();
+            match &m.value {
+                Some(row) => {
+                    value.push(VERSION_PUT);
+                    value.extend_from_slice(row);
+                }
+                None => value.push(VERSION_DELETE),
+            }
+            batch.put_cf(cf_data, keys::data_key(req.tenant_id, m.table_id, &m.pk_enc, ts), &value);
+        }
+        batch.put_cf(self.cf_log(), keys::log_key(req.tenant_id, ts), record.encode());
+
+        if record.has_ddl() && req.tenant_id != SYSTEM_TENANT {
+            if let Some(rt) = inner.runtimes.read().get(&req.tenant_id) {
+                rt.last_ddl_ts.store(ts.0, Ordering::Release);
+            }
+        }
+        let written: Vec<Vec<u8>> = record
+            .mutations
+            .iter()
+            .map(|m| inflight_key(req.tenant_id, m.table_id, &m.pk_enc))
+            .collect();
+        for k in &written {
+            *st.inflight.entry(k.clone()).or_insert(0) += 1;
+        }
+        st.pending.insert(ts);
+        drop(st);
+
+        let result = inner.db.write_opt(batch, &self.write_options());
+
+        let mut st = inner.commit.lock();
+        st.pending.remove(&ts);
+        for k in written {
+            if let Some(n) = st.inflight.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    st.inflight.remove(&k);
+                }
+            }
+        }
+        if result.is_err() {
+            if let Some(undo) = &undo {
+                inner.registry.write().apply(undo);
+            }
+        }
+        self.publish_visible(&st);
+        inner.committed.notify_all();
+        result?;
+        while self.visible_ts() < ts {
+            inner.committed.wait(&mut st);
+        }
+        Ok(CommitInfo { commit_ts: ts })
+    }
+}
+
+fn inflight_key(tenant: u64, table: u64, pk_enc: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + pk_enc.len());
+    k.extend_from_slice(&keys::table_prefix(tenant, table));
+    k.extend_from_slice(pk_enc);
+    k
+}
+
+fn conflict(tenant: &str, key: &[u8], ts: Option<Ts>) -> Error {
+    let table = u64::from_be_bytes(key[8..16].try_into().expect("16-byte prefix"));
+    let what = if table == CATALOG_TABLE {
+        "the catalog (a table or snapshot this transaction uses) was changed".to_string()
+    } else {
+        let pk = keys::decode_pk(&key[16..])
+            .map(|k| crate::schema::pk_json(&k).to_string())
+            .unwrap_or_else(|_| "?".into());
+        format!("key {pk} of table id {table} was written")
+    };
+    match ts {
+        Some(ts) => Error::Conflict(format!(
+            "in tenant `{tenant}`, {what} by a transaction that committed at {ts} after this one started"
+        )),
+        None => Error::Conflict(format!(
+            "in tenant `{tenant}`, {what} by a concurrent transaction that is committing"
+        )),
+    }
+}
+
+fn read_u64(db: &DB, key: &[u8]) -> Result<Option<u64>> {
+    let cf = db.cf_handle(CF_META).expect("meta column family");
+    match db.get_cf(cf, key)? {
+        None => Ok(None),
+        Some(v) => Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(
+            |_| Error::Corrupt("clock lease is not 8 bytes".into()),
+        )?))),
+    }
+}
+
+/// Read options bounded to keys starting with `prefix`.
+pub(crate) fn prefix_read_options(lower: Vec<u8>, upper: Option<Vec<u8>>) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_lower_bound(lower);
+    if let Some(upper) = upper {
+        ro.set_iterate_upper_bound(upper);
+    }
+    ro
+}

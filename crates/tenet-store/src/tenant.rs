@@ -1,0 +1,321 @@
+//! Tenants: the global registry (system tenant 0, table 1) and tenant lifecycle.
+//!
+//! Registry rows are MVCC rows of the system tenant, keyed by tenant id, with value
+//! `REGISTRY_FORMAT_V1 | JSON(TenantRecord)`. The store keeps an in-memory copy that is
+//! changed under the commit lock in the same step that assigns the commit ts, so name
+//! uniqueness and tenant states are checked against exactly what is committed.
+//!
+//! Dropping a tenant is two commits with a range deletion between them: the record goes
+//! to `dropping` (no reads, no writes), its data, log, pins and GC state are deleted,
+//! then the record is removed. A crash in between is finished when the store reopens.
+//! Tenant ids come from a persisted sequence and are never reused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{SYSTEM_TENANT, TENANTS_TABLE};
+use crate::commit_log::Mutation;
+use crate::error::{Error, Result};
+use crate::keys::{self, meta, pk_bytes, KeyValue};
+use crate::schema::validate_name;
+use crate::store::{CommitInfo, CommitRequest, Store};
+use crate::ts::Ts;
+
+/// Default `history_retention`: one hour.
+pub const DEFAULT_HISTORY_RETENTION_SECS: u64 = 3600;
+const REGISTRY_FORMAT_V1: u8 = 1;
+
+/// Lifecycle state of a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantState {
+    /// Readable and writable.
+    Active,
+    /// Readable; writes refused.
+    ReadOnly,
+    /// Being built by a restore: neither readable nor writable.
+    Restoring,
+    /// Follows a source by replaying its log: readable, not writable by users.
+    Standby,
+    /// Being deleted.
+    Dropping,
+}
+
+impl TenantState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TenantState::Active => "active",
+            TenantState::ReadOnly => "read_only",
+            TenantState::Restoring => "restoring",
+            TenantState::Standby => "standby",
+            TenantState::Dropping => "dropping",
+        }
+    }
+
+    pub fn readable(self) -> bool {
+        matches!(self, TenantState::Active | TenantState::ReadOnly | TenantState::Standby)
+    }
+}
+
+impl fmt::Display for TenantState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TenantState {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "active" => Ok(TenantState::Active),
+            "read_only" => Ok(TenantState::ReadOnly),
+            "restoring" => Ok(TenantState::Restoring),
+            "standby" => Ok(TenantState::Standby),
+            "dropping" => Ok(TenantState::Dropping),
+            other => Err(Error::invalid(format!(
+                "unknown tenant state `{other}`; states are active, read_only, restoring, standby, dropping"
+            ))),
+        }
+    }
+}
+
+/// A tenant as recorded in the registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: u64,
+    pub name: String,
+    pub state: TenantState,
+    /// How long superseded versions stay readable, in seconds.
+    pub history_retention_secs: u64,
+    pub created_ts: Ts,
+}
+
+/// Options for a new tenant.
+#[derive(Clone, Debug, Default)]
+pub struct TenantOptions {
+    pub history_retention_secs: Option<u64>,
+    /// Initial state; `active` unless a restore creates the tenant.
+    pub state: Option<TenantState>,
+}
+
+/// Changes to a tenant; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct TenantUpdate {
+    pub name: Option<String>,
+    pub state: Option<TenantState>,
+    pub history_retention_secs: Option<u64>,
+}
+
+/// In-memory copy of the registry.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    by_id: BTreeMap<u64, Arc<TenantRecord>>,
+    by_name: HashMap<String, u64>,
+}
+
+impl Registry {
+    pub fn get(&self, id: u64) -> Option<&Arc<TenantRecord>> {
+        self.by_id.get(&id)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<TenantRecord>> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<TenantRecord>> {
+        self.by_id.values()
+    }
+
+    /// Checks that `change` can be applied (names unique).
+    pub fn check(&self, change: &RegistryChange) -> Result<()> {
+        if let RegistryChange::Upsert(rec) = change {
+            if let Some(&other) = self.by_name.get(&rec.name) {
+                if other != rec.id {
+                    return Err(Error::TenantExists(rec.name.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `change`, returning the change that undoes it.
+    pub fn apply(&mut self, change: &RegistryChange) -> RegistryChange {
+        let (id, new) = match change {
+            RegistryChange::Upsert(rec) => (rec.id, Some(Arc::new(rec.clone()))),
+            RegistryChange::Remove(id) => (*id, None),
+        };
+        let old = match new {
+            Some(rec) => self.by_id.insert(id, rec),
+            None => self.by_id.remove(&id),
+        };
+        if let Some(old) = &old {
+            self.by_name.remove(&old.name);
+        }
+        if let Some(rec) = self.by_id.get(&id) {
+            self.by_name.insert(rec.name.clone(), id);
+        }
+        match old {
+            Some(old) => RegistryChange::Upsert((*old).clone()),
+            None => RegistryChange::Remove(id),
+        }
+    }
+}
+
+/// A change to the registry, committed as a write of the system tenant.
+#[derive(Clone, Debug)]
+pub(crate) enum RegistryChange {
+    Upsert(TenantRecord),
+    Remove(u64),
+}
+
+impl RegistryChange {
+    pub fn mutation(&self) -> Mutation {
+        let (id, value) = match self {
+            RegistryChange::Upsert(rec) => (rec.id, Some(encode_record(rec))),
+            RegistryChange::Remove(id) => (*id, None),
+        };
+        Mutation {
+            table_id: TENANTS_TABLE,
+            pk_enc: registry_key(id),
+            value,
+        }
+    }
+}
+
+pub(crate) fn registry_key(id: u64) -> Vec<u8> {
+    pk_bytes(&[KeyValue::Int(id as i64)])
+}
+
+fn encode_record(rec: &TenantRecord) -> Vec<u8> {
+    let mut out = vec![REGISTRY_FORMAT_V1];
+    serde_json::to_writer(&mut out, rec).expect("tenant records serialize");
+    out
+}
+
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<TenantRecord> {
+    match bytes.split_first() {
+        Some((&REGISTRY_FORMAT_V1, json)) => serde_json::from_slice(json)
+            .map_err(|e| Error::Corrupt(format!("tenant record: {e}"))),
+        Some((v, _)) => Err(Error::Corrupt(format!("unknown tenant record version {v}"))),
+        None => Err(Error::Corrupt("empty tenant record".into())),
+    }
+}
+
+impl Store {
+    /// All user tenants, by id.
+    pub fn tenants(&self) -> Vec<TenantRecord> {
+        self.inner
+            .registry
+            .read()
+            .all()
+            .map(|r| (**r).clone())
+            .collect()
+    }
+
+    /// The tenant called `name`.
+    pub fn tenant(&self, name: &str) -> Result<TenantRecord> {
+        self.inner
+            .registry
+            .read()
+            .by_name(name)
+            .map(|r| (**r).clone())
+            .ok_or_else(|| Error::TenantNotFound(name.to_string()))
+    }
+
+    /// The tenant with id `id`.
+    pub fn tenant_by_id(&self, id: u64) -> Option<TenantRecord> {
+        self.inner.registry.read().get(id).map(|r| (**r).clone())
+    }
+
+    /// Creates a tenant with a new id.
+    pub fn create_tenant(&self, name: &str, opts: TenantOptions) -> Result<(TenantRecord, CommitInfo)> {
+        validate_name("tenant", name)?;
+        if let Some(secs) = opts.history_retention_secs {
+            check_retention(secs)?;
+        }
+        if self.inner.registry.read().by_name(name).is_some() {
+            return Err(Error::TenantExists(name.to_string()));
+        }
+        let id = self.next_seq(meta::SEQ_TENANT, 1)?;
+        let rec = TenantRecord {
+            id,
+            name: name.to_string(),
+            state: opts.state.unwrap_or(TenantState::Active),
+            history_retention_secs: opts
+                .history_retention_secs
+                .unwrap_or(DEFAULT_HISTORY_RETENTION_SECS),
+            created_ts: Ts::ZERO,
+        };
+        let info = self.commit_registry(RegistryChange::Upsert(rec), true)?;
+        let rec = self.tenant_by_id(id).expect("just created");
+        Ok((rec, info))
+    }
+
+    /// Renames a tenant, changes its state or its history retention.
+    pub fn alter_tenant(&self, name: &str, update: TenantUpdate) -> Result<(TenantRecord, CommitInfo)> {
+        let mut rec = self.tenant(name)?;
+        if let Some(new_name) = &update.name {
+            validate_name("tenant", new_name)?;
+            rec.name = new_name.clone();
+        }
+        if let Some(secs) = update.history_retention_secs {
+            check_retention(secs)?;
+            rec.history_retention_secs = secs;
+        }
+        if let Some(state) = update.state {
+            rec.state = state;
+        }
+        let id = rec.id;
+        let info = self.commit_registry(RegistryChange::Upsert(rec), false)?;
+        Ok((self.tenant_by_id(id).expect("exists"), info))
+    }
+
+    /// Deletes a tenant with its data, log, snapshots and pins. Its id is never reused.
+    pub fn drop_tenant(&self, name: &str) -> Result<CommitInfo> {
+        let mut rec = self.tenant(name)?;
+        rec.state = TenantState::Dropping;
+        self.commit_registry(RegistryChange::Upsert(rec.clone()), false)?;
+        self.finish_drop(rec.id)
+    }
+
+    pub(crate) fn finish_drop(&self, id: u64) -> Result<CommitInfo> {
+        let db = &self.inner.db;
+        let start = keys::tenant_prefix(id);
+        let end = (id + 1).to_be_bytes();
+        db.delete_range_cf(self.cf_data(), start, end)?;
+        db.delete_range_cf(self.cf_log(), start, end)?;
+        let pins = meta::pin_prefix(id);
+        let pins_end = keys::prefix_end(&pins).expect("pin prefix is not all 0xFF");
+        db.delete_range_cf(self.cf_meta(), &pins, &pins_end)?;
+        db.delete_cf(self.cf_meta(), meta::gc_safe_point(id))?;
+        let info = self.commit_registry(RegistryChange::Remove(id), false)?;
+        self.inner.runtimes.write().remove(&id);
+        Ok(info)
+    }
+
+    /// Commits a registry change as a write of the system tenant.
+    fn commit_registry(&self, change: RegistryChange, created: bool) -> Result<CommitInfo> {
+        self.commit(CommitRequest {
+            tenant_id: SYSTEM_TENANT,
+            tenant_name: String::new(),
+            start_ts: Ts::MAX,
+            mutations: Vec::new(),
+            conflict_keys: Vec::new(),
+            registry: Some((change, created)),
+        })
+    }
+}
+
+fn check_retention(secs: u64) -> Result<()> {
+    const MAX: u64 = 10 * 365 * 24 * 3600;
+    if secs > MAX {
+        return Err(Error::invalid(format!(
+            "history retention of {secs} s is longer than the maximum of {MAX} s (10 years)"
+        )));
+    }
+    Ok(())
+}
