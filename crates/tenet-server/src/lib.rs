@@ -1,8 +1,12 @@
-//! `tenet-server`: the REST API over a [`tenet_store::Store`], the service layer the
-//! CLI shares with it, and the HTTP client the CLI uses when a server is running.
+//! `tenet-server`: the REST API over a [`tenet_store::Store`] (`http.rs`), the service
+//! layer it shares with the embedded CLI (`service.rs`), the [`admin::Admin`] trait both
+//! CLI modes program against, the HTTP client (`client.rs`), the one place errors become
+//! HTTP statuses and codes (`error.rs`), and the `serve` loop (`server.rs`).
 
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod error;
 pub mod http;
+pub mod server;
 pub mod service;

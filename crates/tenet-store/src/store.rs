@@ -299,7 +299,9 @@ impl Store {
         if ts <= visible {
             return Ok(ts);
         }
-        let now = self.inner.clock.now_millis();
+        // After a crash the clock may run slightly ahead of the wall clock; allow reads
+        // up to the newest visible commit as well.
+        let now = self.inner.clock.now_millis().max(visible.millis());
         if ts.millis() > now + MAX_FUTURE_MILLIS {
             return Err(Error::invalid(format!(
                 "{ts} ({}) is in the future; the current time is {}",
@@ -489,6 +491,21 @@ impl Store {
             inner.committed.wait(&mut st);
         }
         Ok(CommitInfo { commit_ts: ts })
+    }
+}
+
+impl Drop for Inner {
+    /// Persists the lease as one millisecond past the newest issued ts, so a clean
+    /// restart does not jump the clock ahead.
+    fn drop(&mut self) {
+        let lease = self.commit.get_mut().hlc.last().millis() + 1;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        if let Some(cf) = self.db.cf_handle(CF_META) {
+            if let Err(e) = self.db.put_cf_opt(cf, meta::CLOCK_LEASE, lease.to_be_bytes(), &wo) {
+                tracing::warn!(error = %e, "could not persist the clock lease on close");
+            }
+        }
     }
 }
 

@@ -1,1 +1,154 @@
-fn main() {}
+//! The `tenet` binary: `serve`, `demo`, `bench`, and admin/data commands that talk to a
+//! running server over HTTP or open the data directory embedded (see `connect.rs`).
+
+mod bench;
+mod commands;
+mod connect;
+mod debug;
+mod demo;
+mod duration;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "tenet", version, about = "Tenet: a multi-tenant transactional table store with tenant-level data protection")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Data directory (one server or one embedded CLI owns it at a time).
+    #[arg(long, global = true, default_value = "./tenet-data", env = "TENET_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Talk to this server instead of finding one through the data directory.
+    #[arg(long, global = true, env = "TENET_SERVER")]
+    server: Option<String>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server: own the data directory and serve the REST API.
+    Serve {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// How often garbage collection runs.
+        #[arg(long, default_value = "30s", value_parser = duration::parse)]
+        gc_interval: std::time::Duration,
+    },
+    /// Tenants: create, list, show, rename, set, drop.
+    #[command(subcommand)]
+    Tenant(commands::TenantCmd),
+    /// Tables: create, alter, list, show, drop.
+    #[command(subcommand)]
+    Table(commands::TableCmd),
+    /// Insert or replace rows (one transaction).
+    Put {
+        tenant: String,
+        table: String,
+        /// Rows as JSON objects.
+        #[arg(required = true)]
+        rows: Vec<String>,
+    },
+    /// Delete rows by primary key (one transaction).
+    Delete {
+        tenant: String,
+        table: String,
+        /// Primary keys as JSON: 5, "abc", [1,"a"] or {"id":5}.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Run puts and deletes over several tables atomically, from a JSON-lines file.
+    Txn {
+        tenant: String,
+        /// One op a line: {"op":"put","table":"t","row":{…}} or {"op":"delete","table":"t","key":…}; `-` reads stdin.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Read one row by primary key.
+    Get {
+        tenant: String,
+        table: String,
+        key: String,
+        /// RFC 3339 time, commit ts, or @snapshot.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Read rows in primary-key order.
+    Scan {
+        tenant: String,
+        table: String,
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Inclusive lower bound (primary key JSON).
+        #[arg(long)]
+        from: Option<String>,
+        /// Exclusive upper bound (primary key JSON).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Named snapshots: create, list, drop.
+    #[command(subcommand)]
+    Snapshot(commands::SnapshotCmd),
+    /// A short guided story on a fresh data directory.
+    Demo,
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+    #[command(subcommand, hide = true)]
+    Debug(debug::DebugCmd),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::print_error(&e, json);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), output::CliError> {
+    let g = cli.global;
+    match cli.command {
+        Command::Serve { listen, gc_interval } => {
+            let rt = tokio::runtime::Runtime::new().map_err(output::CliError::other)?;
+            rt.block_on(tenet_server::server::serve(tenet_server::server::ServeOptions {
+                data_dir: g.data_dir,
+                listen,
+                gc_interval,
+            }))
+            .map_err(output::CliError::other)
+        }
+        Command::Demo => demo::run(&g),
+        Command::Bench(cmd) => bench::run(cmd, &g),
+        Command::Debug(cmd) => debug::run(cmd, &g),
+        other => {
+            let admin = connect::connect(&g)?;
+            commands::run(other, admin.as_ref(), &g)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! [`Client`]: the API over HTTP, for the CLI when a server owns the data directory.
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client as Http, RequestBuilder};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::admin::Admin;
+use crate::api::*;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: Url,
+    http: Http,
+}
+
+fn unavailable(url: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status: 503,
+        code: "UNAVAILABLE".into(),
+        message: format!("cannot reach the tenet server at {url}: {e}"),
+    }
+}
+
+impl Client {
+    pub fn new(base_url: &str) -> ApiResult<Client> {
+        let base = Url::parse(base_url).map_err(|e| {
+            ApiError::invalid(format!("server URL `{base_url}` is not valid ({e}); e.g. http://127.0.0.1:7070"))
+        })?;
+        let http = Http::builder()
+            .timeout(Duration::from_secs(3600))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| unavailable(base_url, e))?;
+        Ok(Client { base, http })
+    }
+
+    /// Whether a server answers at `base_url` within a short timeout.
+    pub fn probe(base_url: &str) -> Option<Health> {
+        let http = Http::builder().timeout(Duration::from_millis(1500)).build().ok()?;
+        let resp = http.get(format!("{base_url}/healthz")).send().ok()?;
+        resp.json().ok()
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("http URLs have paths")
+            .pop_if_empty()
+            .extend(segments);
+        self.http.request(method, url)
+    }
+
+    fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> ApiResult<T> {
+        let resp = req.send().map_err(|e| unavailable(self.base.as_str(), e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().map_err(|e| unavailable(self.base.as_str(), e))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError {
+                status: 502,
+                code: "BAD_RESPONSE".into(),
+                message: format!("the server sent a response this client cannot read: {e}"),
+            })
+        } else {
+            let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
+                code: "HTTP_ERROR".into(),
+                message: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+            });
+            Err(ApiError {
+                status: status.as_u16(),
+                code: body.code,
+                message: body.message,
+            })
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, segments: &[&str], query: &impl Serialize) -> ApiResult<T> {
+        self.send(self.request(Method::GET, segments).query(query))
+    }
+
+    fn with_body<T: DeserializeOwned>(&self, method: Method, segments: &[&str], body: &impl Serialize) -> ApiResult<T> {
+        self.send(self.request(method, segments).json(body))
+    }
+
+    fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> ApiResult<T> {
+        self.send(self.request(Method::DELETE, segments))
+    }
+}
+
+const NONE: [(); 0] = [];
+
+impl Admin for Client {
+    fn health(&self) -> ApiResult<Health> {
+        self.get(&["healthz"], &NONE)
+    }
+
+    fn list_tenants(&self) -> ApiResult<Vec<TenantInfo>> {
+        self.get(&["v1", "tenants"], &NONE)
+    }
+
+    fn create_tenant(&self, req: &CreateTenant) -> ApiResult<TenantResponse> {
+        self.with_body(Method::POST, &["v1", "tenants"], req)
+    }
+
+    fn get_tenant(&self, tenant: &str) -> ApiResult<TenantInfo> {
+        self.get(&["v1", "tenants", tenant], &NONE)
+    }
+
+    fn alter_tenant(&self, tenant: &str, req: &AlterTenant) -> ApiResult<TenantResponse> {
+        self.with_body(Method::PATCH, &["v1", "tenants", tenant], req)
+    }
+
+    fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit> {
+        self.delete(&["v1", "tenants", tenant])
+    }
+
+    fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {
+        self.get(&["v1", "tenants", tenant, "tables"], q)
+    }
+
+    fn create_table(&self, tenant: &str, req: &CreateTable) -> ApiResult<TableResponse> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "tables"], req)
+    }
+
+    fn get_table(&self, tenant: &str, table: &str, q: &AsOfQuery) -> ApiResult<TableInfo> {
+        self.get(&["v1", "tenants", tenant, "tables", table], q)
+    }
+
+    fn alter_table(&self, tenant: &str, table: &str, req: &AlterTable) -> ApiResult<TableResponse> {
+        self.with_body(Method::PATCH, &["v1", "tenants", tenant, "tables", table], req)
+    }
+
+    fn drop_table(&self, tenant: &str, table: &str) -> ApiResult<Commit> {
+        self.delete(&["v1", "tenants", tenant, "tables", table])
+    }
+
+    fn put_rows(&self, tenant: &str, table: &str, rows: Vec<Value>) -> ApiResult<WriteResponse> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "tables", table, "rows"], &PutRows { rows })
+    }
+
+    fn delete_rows(&self, tenant: &str, table: &str, keys: Vec<Value>) -> ApiResult<WriteResponse> {
+        self.with_body(
+            Method::POST,
+            &["v1", "tenants", tenant, "tables", table, "rows", "delete"],
+            &DeleteRows { keys },
+        )
+    }
+
+    fn txn(&self, tenant: &str, req: TxnRequest) -> ApiResult<WriteResponse> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "txn"], &req)
+    }
+
+    fn get_row(&self, tenant: &str, table: &str, q: &GetQuery) -> ApiResult<RowResponse> {
+        self.get(&["v1", "tenants", tenant, "tables", table, "row"], q)
+    }
+
+    fn scan(&self, tenant: &str, table: &str, q: &ScanQuery) -> ApiResult<ScanResponse> {
+        self.get(&["v1", "tenants", tenant, "tables", table, "rows"], q)
+    }
+
+    fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>> {
+        self.get(&["v1", "tenants", tenant, "snapshots"], &NONE)
+    }
+
+    fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "snapshots"], req)
+    }
+
+    fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit> {
+        self.delete(&["v1", "tenants", tenant, "snapshots", snapshot])
+    }
+}

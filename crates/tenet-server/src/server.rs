@@ -1,0 +1,102 @@
+//! `tenet serve`: one process owns a data directory and serves the API.
+//!
+//! While it runs, the server writes `server.json` (its URL and pid) into the data
+//! directory so the CLI can find it; the file is removed on graceful shutdown (SIGTERM
+//! or Ctrl-C). A stale file left by a crash is harmless: the CLI checks that the URL
+//! answers before using it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tenet_store::{Store, StoreOptions};
+
+use crate::http::router;
+use crate::service::Service;
+
+/// Name of the discovery file inside the data directory.
+pub const SERVER_FILE: &str = "server.json";
+
+/// Contents of `server.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerFile {
+    pub url: String,
+    pub pid: u32,
+}
+
+/// Reads the discovery file of a data directory, if any.
+pub fn read_server_file(data_dir: &Path) -> Option<ServerFile> {
+    let bytes = std::fs::read(data_dir.join(SERVER_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn write_server_file(data_dir: &Path, file: &ServerFile) -> std::io::Result<()> {
+    let tmp = data_dir.join(format!("{SERVER_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(file).expect("serializes"))?;
+    std::fs::rename(tmp, data_dir.join(SERVER_FILE))
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    /// `host:port`; port 0 picks a free port (see `server.json` for the one chosen).
+    pub listen: String,
+    pub gc_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] tenet_store::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store and serves until SIGTERM or Ctrl-C.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let store = Store::open(&opts.data_dir, StoreOptions::default())?;
+    let _gc = store.spawn_gc(opts.gc_interval);
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let file = ServerFile {
+        url: format!("http://{addr}"),
+        pid: std::process::id(),
+    };
+    write_server_file(&opts.data_dir, &file)?;
+    tracing::info!(url = %file.url, data_dir = %opts.data_dir.display(), "serving");
+    println!("tenet: serving {} on {}", opts.data_dir.display(), file.url);
+    let result = axum::serve(listener, router(Service::new(store)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let _ = std::fs::remove_file(opts.data_dir.join(SERVER_FILE));
+    tracing::info!("stopped");
+    result.map_err(ServeError::Io)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

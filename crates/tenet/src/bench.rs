@@ -1,0 +1,312 @@
+//! `tenet bench`: benchmarks that print figures (not timed tests).
+//!
+//! * `write`: 1 KiB rows, single-row and 100-row commits, 1/4/16 writers; commits/s and
+//!   p50/p99 latency for Tenet and for raw RocksDB write batches with the same
+//!   durability (fsync per commit) in the same run, and their ratio.
+//! * `read`: time-travel point reads (as of an older ts, with a newer version present)
+//!   vs raw RocksDB gets of the same number of keys.
+//! * `snapshot`: snapshot create/list/drop latency at 1 row and at `--rows` rows.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use hdrhistogram::Histogram;
+use rand::Rng;
+use serde_json::{json, Value};
+use tenet_store::bench::RawDb;
+use tenet_store::{AsOf, Column, ColumnType, Store, StoreOptions, TableSpec, TenantOptions, Ts};
+
+use crate::output::CliError;
+use crate::Global;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Commit throughput and latency vs raw RocksDB.
+    Write {
+        /// Seconds per configuration and engine.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// Time-travel point reads vs raw RocksDB gets.
+    Read {
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// Snapshot create/list/drop at 1 row and at many rows.
+    Snapshot {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
+}
+
+const ROW_BYTES: usize = 1024;
+
+fn payloads() -> Vec<String> {
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| {
+            (0..ROW_BYTES - 24)
+                .map(|_| char::from(rng.random_range(b'a'..=b'z')))
+                .collect()
+        })
+        .collect()
+}
+
+fn bench_table() -> TableSpec {
+    TableSpec {
+        name: "bench".into(),
+        columns: vec![
+            Column { name: "id".into(), ty: ColumnType::Int },
+            Column { name: "payload".into(), ty: ColumnType::String },
+        ],
+        primary_key: vec!["id".into()],
+    }
+}
+
+fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, CliError> {
+    tempfile::Builder::new().prefix(prefix).tempdir().map_err(CliError::other)
+}
+
+fn open_store(dir: &std::path::Path) -> Result<Store, CliError> {
+    let store = Store::open(dir, StoreOptions::default())?;
+    store.create_tenant("bench", TenantOptions::default())?;
+    store.with_txn("bench", |t| t.create_table(&bench_table()))?;
+    Ok(store)
+}
+
+/// Result of one configuration on one engine.
+struct Run {
+    commits: u64,
+    elapsed: Duration,
+    hist: Histogram<u64>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.commits as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// Runs `writers` threads calling `commit(thread, seq)` until `dur` has passed.
+fn drive(writers: usize, dur: Duration, commit: impl Fn(usize, u64) -> Result<(), CliError> + Sync) -> Result<Run, CliError> {
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let hists = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (stop, commit) = (&stop, &commit);
+                s.spawn(move || -> Result<Histogram<u64>, CliError> {
+                    let mut h = Histogram::<u64>::new(3).expect("histogram");
+                    let mut seq = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        commit(w, seq)?;
+                        h.record(t.elapsed().as_micros() as u64).ok();
+                        seq += 1;
+                    }
+                    Ok(h)
+                })
+            })
+            .collect();
+        std::thread::sleep(dur);
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().map(|h| h.join().expect("bench thread")).collect::<Vec<_>>()
+    });
+    let elapsed = start.elapsed();
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    for h in hists {
+        hist.add(h?).ok();
+    }
+    Ok(Run { commits: hist.len(), elapsed, hist })
+}
+
+fn row_id(writer: usize, seq: u64, i: usize, per: usize) -> i64 {
+    ((writer as i64) << 40) | (seq as i64 * per as i64 + i as i64)
+}
+
+/// A raw key shaped like Tenet's: 16-byte prefix, 9-byte pk, 8-byte ts.
+fn raw_key(id: i64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 0]);
+    k.push(2);
+    k.extend_from_slice(&((id as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&u64::MAX.to_be_bytes());
+    k
+}
+
+fn write_bench(seconds: u64) -> Result<(), CliError> {
+    let dur = Duration::from_secs(seconds);
+    let payloads = payloads();
+    println!("tenet bench write: 1 KiB rows, fsync per commit, {seconds} s per configuration");
+    println!(
+        "{:<8} {:>7} | {:>10} {:>9} {:>9} | {:>10} {:>9} {:>9} | {:>6}",
+        "rows/txn", "writers", "tenet c/s", "p50 ms", "p99 ms", "raw c/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for per in [1usize, 100] {
+        for writers in [1usize, 4, 16] {
+            let dir = temp_dir("tenet-bench-")?;
+            let store = open_store(dir.path())?;
+            let tenet = drive(writers, dur, |w, seq| {
+                store.with_txn("bench", |t| {
+                    for i in 0..per {
+                        let id = row_id(w, seq, i, per);
+                        t.put("bench", &json!({"id": id, "payload": &payloads[(id as usize) % payloads.len()]}))?;
+                    }
+                    Ok(())
+                })?;
+                Ok(())
+            })?;
+            drop(store);
+            let raw_dir = temp_dir("tenet-bench-raw-")?;
+            let raw = RawDb::open(raw_dir.path(), true)?;
+            let raw_run = drive(writers, dur, |w, seq| {
+                let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..per)
+                    .map(|i| {
+                        let id = row_id(w, seq, i, per);
+                        let mut v = vec![1u8];
+                        v.extend_from_slice(payloads[(id as usize) % payloads.len()].as_bytes());
+                        (raw_key(id), v)
+                    })
+                    .collect();
+                raw.write(&pairs)?;
+                Ok(())
+            })?;
+            println!(
+                "{:<8} {:>7} | {:>10.0} {:>9.2} {:>9.2} | {:>10.0} {:>9.2} {:>9.2} | {:>5.2}x",
+                per,
+                writers,
+                tenet.rate(),
+                tenet.pct(0.5),
+                tenet.pct(0.99),
+                raw_run.rate(),
+                raw_run.pct(0.5),
+                raw_run.pct(0.99),
+                tenet.rate() / raw_run.rate()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
+    let dur = Duration::from_secs(seconds);
+    let payloads = payloads();
+    let dir = temp_dir("tenet-bench-")?;
+    let store = open_store(dir.path())?;
+    let raw_dir = temp_dir("tenet-bench-raw-")?;
+    let raw = RawDb::open(raw_dir.path(), false)?;
+    println!("tenet bench read: {rows} rows of 1 KiB, two versions each; reads as of the older version");
+    let load = |version: usize| -> Result<Ts, CliError> {
+        let mut last = Ts::ZERO;
+        for chunk in (0..rows as i64).collect::<Vec<_>>().chunks(1000) {
+            let ((), info) = store.with_txn("bench", |t| {
+                for &id in chunk {
+                    let p = &payloads[(id as usize + version) % payloads.len()];
+                    t.put("bench", &json!({"id": id, "payload": p}))?;
+                }
+                Ok(())
+            })?;
+            last = info.commit_ts;
+            if version == 0 {
+                let pairs: Vec<_> = chunk
+                    .iter()
+                    .map(|&id| (raw_key(id), payloads[id as usize % payloads.len()].as_bytes().to_vec()))
+                    .collect();
+                raw.write(&pairs)?;
+            }
+        }
+        Ok(last)
+    };
+    let old = load(0)?;
+    load(1)?;
+    println!("{:<8} | {:>12} | {:>12} | {:>6}", "threads", "tenet reads/s", "raw gets/s", "ratio");
+    for threads in [1usize, 2] {
+        let tenet = drive(threads, dur, |_, _| {
+            let id = rand::rng().random_range(0..rows as i64);
+            let txn = store.read_at("bench", &AsOf::Ts(old))?;
+            let row = txn.get("bench", &Value::from(id))?;
+            if row.is_none() {
+                return Err(CliError::other(format!("row {id} missing")));
+            }
+            Ok(())
+        })?;
+        let raw_run = drive(threads, dur, |_, _| {
+            let id = rand::rng().random_range(0..rows as i64);
+            if raw.get(&raw_key(id))?.is_none() {
+                return Err(CliError::other(format!("raw key {id} missing")));
+            }
+            Ok(())
+        })?;
+        println!(
+            "{:<8} | {:>12.0} | {:>12.0} | {:>5.2}x",
+            threads,
+            tenet.rate(),
+            raw_run.rate(),
+            tenet.rate() / raw_run.rate()
+        );
+    }
+    Ok(())
+}
+
+fn time_snapshot_ops(store: &Store, label: &str) -> Result<(), CliError> {
+    let mut create = Histogram::<u64>::new(3).expect("histogram");
+    let mut list = Histogram::<u64>::new(3).expect("histogram");
+    let mut dropt = Histogram::<u64>::new(3).expect("histogram");
+    for i in 0..20 {
+        let name = format!("s{i}");
+        let t = Instant::now();
+        store.with_txn("bench", |txn| txn.create_snapshot(&name))?;
+        create.record(t.elapsed().as_micros() as u64).ok();
+        let t = Instant::now();
+        let n = store.read_at("bench", &AsOf::Latest)?.snapshots()?.len();
+        list.record(t.elapsed().as_micros() as u64).ok();
+        assert!(n >= 1);
+        let t = Instant::now();
+        store.with_txn("bench", |txn| txn.drop_snapshot(&name))?;
+        dropt.record(t.elapsed().as_micros() as u64).ok();
+    }
+    let ms = |h: &Histogram<u64>| h.value_at_quantile(0.5) as f64 / 1000.0;
+    println!(
+        "{label:<12} create p50 {:>7.3} ms | list p50 {:>7.3} ms | drop p50 {:>7.3} ms",
+        ms(&create),
+        ms(&list),
+        ms(&dropt)
+    );
+    Ok(())
+}
+
+fn snapshot_bench(rows: u64) -> Result<(), CliError> {
+    println!("tenet bench snapshot: median of 20 create/list/drop, fsync per commit");
+    let dir = temp_dir("tenet-bench-")?;
+    let store = open_store(dir.path())?;
+    store.with_txn("bench", |t| t.put("bench", &json!({"id": 0, "payload": "x"})))?;
+    time_snapshot_ops(&store, "1 row")?;
+    let started = Instant::now();
+    for chunk in (1..rows as i64).collect::<Vec<_>>().chunks(5000) {
+        store.with_txn("bench", |t| {
+            for &id in chunk {
+                t.put("bench", &json!({"id": id, "payload": "0123456789abcdef0123456789abcdef"}))?;
+            }
+            Ok(())
+        })?;
+    }
+    println!("(loaded {rows} rows in {:.1} s)", started.elapsed().as_secs_f64());
+    time_snapshot_ops(&store, &format!("{rows} rows"))?;
+    Ok(())
+}
+
+pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
+    let _ = Arc::new(());
+    match cmd {
+        BenchCmd::Write { seconds } => write_bench(seconds),
+        BenchCmd::Read { rows, seconds } => read_bench(rows, seconds),
+        BenchCmd::Snapshot { rows } => snapshot_bench(rows),
+    }
+}

@@ -1,0 +1,117 @@
+//! Running the real `tenet` binary and server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tenet"))
+}
+
+/// Runs `tenet --data-dir DIR args…`.
+pub fn tenet(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("TENET_SERVER")
+        .output()
+        .expect("run tenet")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = tenet(dir, args);
+    assert!(o.status.success(), "tenet {args:?} failed: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// A `tenet serve` child on a random port, stopped with SIGTERM on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &Path) -> Server {
+        let child = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--gc-interval", "1s", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(f) = tenet_server::server::read_server_file(dir) {
+                if tenet_server::client::Client::probe(&f.url).is_some() {
+                    return Server { child, url: f.url, dir: dir.to_path_buf() };
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then wait; returns whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        terminate(&self.child);
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
+}
+
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+}
+
+/// Replaces commit timestamps, times and ids that differ between runs.
+pub fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        // RFC 3339 times: 2026-11-23T14:02:59.123Z
+        if i + 24 <= chars.len()
+            && chars[i + 4] == '-'
+            && chars[i + 10] == 'T'
+            && chars[i + 23] == 'Z'
+            && chars[i].is_ascii_digit()
+        {
+            out.push_str("<time>");
+            i += 24;
+            continue;
+        }
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start >= 12 {
+                out.push_str("<ts>");
+            } else {
+                out.extend(&chars[start..i]);
+            }
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
