@@ -29,7 +29,9 @@ fn unavailable(url: &str, e: impl std::fmt::Display) -> ApiError {
 impl Client {
     pub fn new(base_url: &str) -> ApiResult<Client> {
         let base = Url::parse(base_url).map_err(|e| {
-            ApiError::invalid(format!("server URL `{base_url}` is not valid ({e}); e.g. http://127.0.0.1:7070"))
+            ApiError::invalid(format!(
+                "server URL `{base_url}` is not valid ({e}); e.g. http://127.0.0.1:7070"
+            ))
         })?;
         let http = Http::builder()
             .timeout(Duration::from_secs(3600))
@@ -41,7 +43,10 @@ impl Client {
 
     /// Whether a server answers at `base_url` within a short timeout.
     pub fn probe(base_url: &str) -> Option<Health> {
-        let http = Http::builder().timeout(Duration::from_millis(1500)).build().ok()?;
+        let http = Http::builder()
+            .timeout(Duration::from_millis(1500))
+            .build()
+            .ok()?;
         let resp = http.get(format!("{base_url}/healthz")).send().ok()?;
         resp.json().ok()
     }
@@ -62,7 +67,9 @@ impl Client {
     fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> ApiResult<T> {
         let resp = req.send().map_err(|e| unavailable(self.base.as_str(), e))?;
         let status = resp.status();
-        let bytes = resp.bytes().map_err(|e| unavailable(self.base.as_str(), e))?;
+        let bytes = resp
+            .bytes()
+            .map_err(|e| unavailable(self.base.as_str(), e))?;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| ApiError {
                 status: 502,
@@ -86,7 +93,12 @@ impl Client {
         self.send(self.request(Method::GET, segments).query(query))
     }
 
-    fn with_body<T: DeserializeOwned>(&self, method: Method, segments: &[&str], body: &impl Serialize) -> ApiResult<T> {
+    fn with_body<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> ApiResult<T> {
         self.send(self.request(method, segments).json(body))
     }
 
@@ -135,7 +147,11 @@ impl Admin for Client {
     }
 
     fn alter_table(&self, tenant: &str, table: &str, req: &AlterTable) -> ApiResult<TableResponse> {
-        self.with_body(Method::PATCH, &["v1", "tenants", tenant, "tables", table], req)
+        self.with_body(
+            Method::PATCH,
+            &["v1", "tenants", tenant, "tables", table],
+            req,
+        )
     }
 
     fn drop_table(&self, tenant: &str, table: &str) -> ApiResult<Commit> {
@@ -143,7 +159,11 @@ impl Admin for Client {
     }
 
     fn put_rows(&self, tenant: &str, table: &str, rows: Vec<Value>) -> ApiResult<WriteResponse> {
-        self.with_body(Method::POST, &["v1", "tenants", tenant, "tables", table, "rows"], &PutRows { rows })
+        self.with_body(
+            Method::POST,
+            &["v1", "tenants", tenant, "tables", table, "rows"],
+            &PutRows { rows },
+        )
     }
 
     fn delete_rows(&self, tenant: &str, table: &str, keys: Vec<Value>) -> ApiResult<WriteResponse> {

@@ -52,7 +52,11 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
         }
         _ => format!("request body is not valid: {}", rej.body_text()),
     };
-    let status = if code == "MALFORMED_JSON" { StatusCode::BAD_REQUEST } else { status };
+    let status = if code == "MALFORMED_JSON" {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     ApiError::new(status, code, message)
 }
 
@@ -65,7 +69,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::invalid(format!("bad query string: {}", e.body_text())))
+            .map_err(|e: QueryRejection| {
+                ApiError::invalid(format!("bad query string: {}", e.body_text()))
+            })
     }
 }
 
@@ -116,7 +122,10 @@ async fn list_tenants(State(s): State<Service>) -> R<Vec<TenantInfo>> {
 
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, body = TenantResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_tenant(State(s): State<Service>, ApiJson(req): ApiJson<CreateTenant>) -> Created<TenantResponse> {
+async fn create_tenant(
+    State(s): State<Service>,
+    ApiJson(req): ApiJson<CreateTenant>,
+) -> Created<TenantResponse> {
     created(s, move |s| s.create_tenant(&req)).await
 }
 
@@ -184,7 +193,10 @@ async fn alter_table(
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables",
     responses((status = 200, body = Commit)))]
-async fn drop_table(State(s): State<Service>, ApiPath((t, tb)): ApiPath<(String, String)>) -> R<Commit> {
+async fn drop_table(
+    State(s): State<Service>,
+    ApiPath((t, tb)): ApiPath<(String, String)>,
+) -> R<Commit> {
     run(s, move |s| s.drop_table(&t, &tb)).await
 }
 
@@ -240,7 +252,10 @@ async fn txn(
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots",
     responses((status = 200, body = Vec<SnapshotInfo>)))]
-async fn list_snapshots(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<Vec<SnapshotInfo>> {
+async fn list_snapshots(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+) -> R<Vec<SnapshotInfo>> {
     run(s, move |s| s.list_snapshots(&t)).await
 }
 
@@ -265,12 +280,30 @@ async fn drop_snapshot(
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tenet management and data API", description = "Multi-tenant transactional table store with tenant-level data protection."),
+    info(
+        title = "Tenet management and data API",
+        description = "Multi-tenant transactional table store with tenant-level data protection."
+    ),
     paths(
-        healthz, list_tenants, create_tenant, get_tenant, alter_tenant, drop_tenant,
-        list_tables, create_table, get_table, alter_table, drop_table,
-        put_rows, delete_rows, get_row, scan, txn,
-        list_snapshots, create_snapshot, drop_snapshot,
+        healthz,
+        list_tenants,
+        create_tenant,
+        get_tenant,
+        alter_tenant,
+        drop_tenant,
+        list_tables,
+        create_table,
+        get_table,
+        alter_table,
+        drop_table,
+        put_rows,
+        delete_rows,
+        get_row,
+        scan,
+        txn,
+        list_snapshots,
+        create_snapshot,
+        drop_snapshot,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -302,18 +335,36 @@ pub fn router(svc: Service) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/v1/tenants/{tenant}", get(get_tenant).patch(alter_tenant).delete(drop_tenant))
-        .route("/v1/tenants/{tenant}/tables", get(list_tables).post(create_table))
+        .route(
+            "/v1/tenants/{tenant}",
+            get(get_tenant).patch(alter_tenant).delete(drop_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tables",
+            get(list_tables).post(create_table),
+        )
         .route(
             "/v1/tenants/{tenant}/tables/{table}",
             get(get_table).patch(alter_table).delete(drop_table),
         )
-        .route("/v1/tenants/{tenant}/tables/{table}/rows", get(scan).post(put_rows))
-        .route("/v1/tenants/{tenant}/tables/{table}/rows/delete", post(delete_rows))
+        .route(
+            "/v1/tenants/{tenant}/tables/{table}/rows",
+            get(scan).post(put_rows),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tables/{table}/rows/delete",
+            post(delete_rows),
+        )
         .route("/v1/tenants/{tenant}/tables/{table}/row", get(get_row))
         .route("/v1/tenants/{tenant}/txn", post(txn))
-        .route("/v1/tenants/{tenant}/snapshots", get(list_snapshots).post(create_snapshot))
-        .route("/v1/tenants/{tenant}/snapshots/{snapshot}", axum::routing::delete(drop_snapshot))
+        .route(
+            "/v1/tenants/{tenant}/snapshots",
+            get(list_snapshots).post(create_snapshot),
+        )
+        .route(
+            "/v1/tenants/{tenant}/snapshots/{snapshot}",
+            axum::routing::delete(drop_snapshot),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -49,7 +49,10 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] tenet_store::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 use tenet_store::{
-    AsOf, Column, ColumnType, ScanRange, Store, TableSpec, TenantOptions, TenantState,
-    TenantUpdate,
+    AsOf, Column, ColumnType, ScanRange, Store, TableSpec, TenantOptions, TenantState, TenantUpdate,
 };
 
 use crate::admin::Admin;
@@ -103,8 +102,7 @@ impl Admin for Service {
             ));
         }
         let current = self.store.tenant(tenant)?;
-        if state.is_some()
-            && !matches!(current.state, TenantState::Active | TenantState::ReadOnly)
+        if state.is_some() && !matches!(current.state, TenantState::Active | TenantState::ReadOnly)
         {
             return Err(tenet_store::Error::TenantState {
                 tenant: current.name,
@@ -133,8 +131,14 @@ impl Admin for Service {
     }
 
     fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {
-        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
-        Ok(txn.tables()?.iter().map(|t| TableInfo::from(&**t)).collect())
+        let txn = self
+            .store
+            .read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        Ok(txn
+            .tables()?
+            .iter()
+            .map(|t| TableInfo::from(&**t))
+            .collect())
     }
 
     fn create_table(&self, tenant: &str, req: &CreateTable) -> ApiResult<TableResponse> {
@@ -151,7 +155,9 @@ impl Admin for Service {
     }
 
     fn get_table(&self, tenant: &str, table: &str, q: &AsOfQuery) -> ApiResult<TableInfo> {
-        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        let txn = self
+            .store
+            .read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
         Ok(TableInfo::from(&*txn.table(table)?))
     }
 
@@ -161,7 +167,11 @@ impl Admin for Service {
                 "nothing to change: give one or more columns to add (add_columns)",
             ));
         }
-        let columns = req.add_columns.iter().map(column).collect::<ApiResult<Vec<_>>>()?;
+        let columns = req
+            .add_columns
+            .iter()
+            .map(column)
+            .collect::<ApiResult<Vec<_>>>()?;
         let (def, info) = self.store.with_txn(tenant, |txn| {
             let mut def = txn.table(table)?;
             for c in columns {
@@ -186,7 +196,10 @@ impl Admin for Service {
             TxnRequest {
                 ops: rows
                     .into_iter()
-                    .map(|row| TxnOp::Put { table: table.to_string(), row })
+                    .map(|row| TxnOp::Put {
+                        table: table.to_string(),
+                        row,
+                    })
                     .collect(),
             },
         )
@@ -198,7 +211,10 @@ impl Admin for Service {
             TxnRequest {
                 ops: keys
                     .into_iter()
-                    .map(|key| TxnOp::Delete { table: table.to_string(), key })
+                    .map(|key| TxnOp::Delete {
+                        table: table.to_string(),
+                        key,
+                    })
                     .collect(),
             },
         )
@@ -235,10 +251,16 @@ impl Admin for Service {
 
     fn get_row(&self, tenant: &str, table: &str, q: &GetQuery) -> ApiResult<RowResponse> {
         let key = parse_json("key", &q.key)?;
-        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        let txn = self
+            .store
+            .read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
         let row = txn.get(table, &key)?;
         let (read_ts, read_time) = read_stamp(txn.start_ts());
-        Ok(RowResponse { row, read_ts, read_time })
+        Ok(RowResponse {
+            row,
+            read_ts,
+            read_time,
+        })
     }
 
     fn scan(&self, tenant: &str, table: &str, q: &ScanQuery) -> ApiResult<ScanResponse> {
@@ -249,14 +271,24 @@ impl Admin for Service {
             )));
         }
         let range = ScanRange {
-            from: q.from.as_deref().map(|s| parse_json("from", s)).transpose()?,
+            from: q
+                .from
+                .as_deref()
+                .map(|s| parse_json("from", s))
+                .transpose()?,
             to: q.to.as_deref().map(|s| parse_json("to", s)).transpose()?,
             limit: Some(limit),
         };
-        let txn = self.store.read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
+        let txn = self
+            .store
+            .read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
         let rows = txn.scan(table, &range)?;
         let (read_ts, read_time) = read_stamp(txn.start_ts());
-        Ok(ScanResponse { rows, read_ts, read_time })
+        Ok(ScanResponse {
+            rows,
+            read_ts,
+            read_time,
+        })
     }
 
     fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>> {
@@ -265,7 +297,9 @@ impl Admin for Service {
     }
 
     fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse> {
-        let (snap, info) = self.store.with_txn(tenant, |txn| txn.create_snapshot(&req.name))?;
+        let (snap, info) = self
+            .store
+            .with_txn(tenant, |txn| txn.create_snapshot(&req.name))?;
         Ok(SnapshotResponse {
             snapshot: (&snap).into(),
             commit: info.into(),
@@ -273,7 +307,9 @@ impl Admin for Service {
     }
 
     fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit> {
-        let ((), info) = self.store.with_txn(tenant, |txn| txn.drop_snapshot(snapshot))?;
+        let ((), info) = self
+            .store
+            .with_txn(tenant, |txn| txn.drop_snapshot(snapshot))?;
         Ok(info.into())
     }
 }

@@ -23,7 +23,10 @@ impl RawDb {
         opts.create_if_missing(true);
         opts.increase_parallelism(2);
         opts.set_max_background_jobs(2);
-        Ok(RawDb { db: DB::open(&opts, path)?, sync })
+        Ok(RawDb {
+            db: DB::open(&opts, path)?,
+            sync,
+        })
     }
 
     /// Writes all pairs in one write batch.

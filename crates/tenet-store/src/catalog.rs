@@ -72,8 +72,9 @@ pub fn encode_entry(entry: &CatalogEntry) -> Vec<u8> {
 
 pub fn decode_entry(bytes: &[u8]) -> Result<CatalogEntry> {
     match bytes.split_first() {
-        Some((&CATALOG_FORMAT_V1, json)) => serde_json::from_slice(json)
-            .map_err(|e| Error::Corrupt(format!("catalog entry: {e}"))),
+        Some((&CATALOG_FORMAT_V1, json)) => {
+            serde_json::from_slice(json).map_err(|e| Error::Corrupt(format!("catalog entry: {e}")))
+        }
         Some((v, _)) => Err(Error::Corrupt(format!("unknown catalog entry version {v}"))),
         None => Err(Error::Corrupt("empty catalog entry".into())),
     }

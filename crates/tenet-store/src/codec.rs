@@ -52,13 +52,18 @@ impl<'a> Reader<'a> {
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| self.truncated())?;
-        let s = self.buf.get(self.pos..end).ok_or_else(|| self.truncated())?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.truncated())?;
         self.pos = end;
         Ok(s)
     }
 
     pub fn u64_be(&mut self) -> Result<u64> {
-        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     pub fn varint(&mut self) -> Result<u64> {

@@ -90,10 +90,18 @@ impl LogRecord {
                     )))
                 }
             };
-            mutations.push(Mutation { table_id, pk_enc, value });
+            mutations.push(Mutation {
+                table_id,
+                pk_enc,
+                value,
+            });
         }
         r.finish()?;
-        Ok(LogRecord { tenant_id, commit_ts, mutations })
+        Ok(LogRecord {
+            tenant_id,
+            commit_ts,
+            mutations,
+        })
     }
 }
 
@@ -107,8 +115,16 @@ mod tests {
             tenant_id: 3,
             commit_ts: Ts(77),
             mutations: vec![
-                Mutation { table_id: 0, pk_enc: vec![1, 2], value: Some(vec![9; 5]) },
-                Mutation { table_id: 1024, pk_enc: vec![3], value: None },
+                Mutation {
+                    table_id: 0,
+                    pk_enc: vec![1, 2],
+                    value: Some(vec![9; 5]),
+                },
+                Mutation {
+                    table_id: 1024,
+                    pk_enc: vec![3],
+                    value: None,
+                },
             ],
         };
         let bytes = rec.encode();
@@ -117,7 +133,10 @@ mod tests {
         assert!(LogRecord::decode(3, &bytes[..bytes.len() - 1]).is_err());
         let mut bad = bytes.clone();
         bad[0] = 2;
-        assert!(LogRecord::decode(3, &bad).unwrap_err().to_string().contains("version 2"));
+        assert!(LogRecord::decode(3, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("version 2"));
     }
 }
 
@@ -125,7 +144,12 @@ impl crate::store::Store {
     /// Up to `max` commit records of `tenant_id` with `after < commit_ts ≤ visible ts`, in
     /// commit order. Records are returned only once every commit at or below them is
     /// complete, so a caller that continues from the last ts returned never skips one.
-    pub fn read_log(&self, tenant_id: u64, after: Ts, max: usize) -> crate::error::Result<Vec<LogRecord>> {
+    pub fn read_log(
+        &self,
+        tenant_id: u64,
+        after: Ts,
+        max: usize,
+    ) -> crate::error::Result<Vec<LogRecord>> {
         let upto = self.visible_ts();
         if after >= upto {
             return Ok(Vec::new());

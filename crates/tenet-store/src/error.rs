@@ -88,9 +88,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidArgument(_) | Error::InvalidRow { .. } => ErrorKind::InvalidInput,
-            Error::TenantNotFound(_) | Error::TableNotFound { .. } | Error::SnapshotNotFound { .. } => {
-                ErrorKind::NotFound
-            }
+            Error::TenantNotFound(_)
+            | Error::TableNotFound { .. }
+            | Error::SnapshotNotFound { .. } => ErrorKind::NotFound,
             Error::TenantExists(_)
             | Error::TableExists { .. }
             | Error::ColumnExists { .. }

@@ -99,7 +99,12 @@ impl Store {
         let ts = self.read_ts(Some(ts))?;
         let rt = self.runtime(rec.id)?;
         let _gc = rt.gc_lock.lock();
-        self.check_readable(&ReadAt { tenant_id: rec.id, tenant_name: &rec.name, ts, check: true })?;
+        self.check_readable(&ReadAt {
+            tenant_id: rec.id,
+            tenant_name: &rec.name,
+            ts,
+            check: true,
+        })?;
         let pin = PinRecord {
             id: self.next_seq(meta::SEQ_PIN, 1)?,
             tenant_id: rec.id,
@@ -122,7 +127,9 @@ impl Store {
     pub fn unpin(&self, tenant_id: u64, pin_id: u64) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.inner.db.delete_cf_opt(self.cf_meta(), meta::pin(tenant_id, pin_id), &wo)?;
+        self.inner
+            .db
+            .delete_cf_opt(self.cf_meta(), meta::pin(tenant_id, pin_id), &wo)?;
         if let Ok(rt) = self.runtime(tenant_id) {
             rt.pins.lock().remove(&pin_id);
         }
@@ -132,7 +139,13 @@ impl Store {
     /// The explicit pins of a tenant.
     pub fn pins(&self, tenant: &str) -> Result<Vec<PinRecord>> {
         let rec = self.tenant(tenant)?;
-        Ok(self.runtime(rec.id)?.pins.lock().values().cloned().collect())
+        Ok(self
+            .runtime(rec.id)?
+            .pins
+            .lock()
+            .values()
+            .cloned()
+            .collect())
     }
 
     /// The oldest ts readable in `tenant` (besides pinned ones).
@@ -180,7 +193,10 @@ impl Store {
                 }
             })
             .expect("spawn gc thread");
-        GcHandle { stop, thread: Some(thread) }
+        GcHandle {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// One GC round over one tenant (see the module docs).
@@ -197,10 +213,19 @@ impl Store {
         let _gc = rt.gc_lock.lock();
 
         let now = self.inner.clock.now_millis();
-        let horizon = Ts::end_of_millis(now.saturating_sub(retention_secs.saturating_mul(1000)));
+        // Only versions superseded *before* `now - retention` may go, so the whole
+        // millisecond `now - retention` stays readable: the horizon is the last ts of the
+        // millisecond before it.
+        let horizon =
+            Ts::from_millis(now.saturating_sub(retention_secs.saturating_mul(1000))).prev();
         let safe = horizon.min(self.visible_ts()).max(rt.safe_point());
         let explicit: Vec<Ts> = rt.pins.lock().values().map(|p| p.ts).collect();
-        let rd = |ts| ReadAt { tenant_id, tenant_name: &name, ts, check: false };
+        let rd = |ts| ReadAt {
+            tenant_id,
+            tenant_name: &name,
+            ts,
+            check: false,
+        };
         let mut points: Vec<Ts> = explicit.clone();
         if tenant_id != SYSTEM_TENANT {
             let latest = self.catalog_at(&rd(self.visible_ts()))?;
@@ -230,7 +255,10 @@ impl Store {
         )?;
         rt.safe_point.store(safe.0, Ordering::Release);
 
-        let mut stats = GcStats { tenants: 1, ..Default::default() };
+        let mut stats = GcStats {
+            tenants: 1,
+            ..Default::default()
+        };
         self.collect_versions(tenant_id, safe, &points, &live, &mut stats)?;
 
         // Log: below the safe point and below every explicit pin.
@@ -259,11 +287,17 @@ impl Store {
         let mut current: Vec<u8> = Vec::new();
         loop {
             let next = it.key().map(|k| k.to_vec());
-            let same_key = matches!(&next, Some(k) if k.len() >= 8 && k[..k.len() - 8] == current[..]);
+            let same_key =
+                matches!(&next, Some(k) if k.len() >= 8 && k[..k.len() - 8] == current[..]);
             if !same_key && !versions.is_empty() {
                 let table = u64::from_be_bytes(current[8..16].try_into().expect("16-byte prefix"));
-                let table_points: &[Ts] = if live.binary_search(&table).is_ok() { points } else { &[] };
-                let history: Vec<(Ts, bool)> = versions.iter().map(|(_, ts, del)| (*ts, *del)).collect();
+                let table_points: &[Ts] = if live.binary_search(&table).is_ok() {
+                    points
+                } else {
+                    &[]
+                };
+                let history: Vec<(Ts, bool)> =
+                    versions.iter().map(|(_, ts, del)| (*ts, *del)).collect();
                 let keep = decide(&history, safe, table_points);
                 for ((key, _, _), keep) in versions.drain(..).zip(keep) {
                     if !keep {
@@ -294,10 +328,10 @@ impl Store {
     fn delete_log_through(&self, tenant_id: u64, cutoff: Ts) -> Result<u64> {
         let start = keys::log_key(tenant_id, Ts::ZERO);
         let end = keys::log_key(tenant_id, cutoff.next());
-        let mut it = self
-            .inner
-            .db
-            .raw_iterator_cf_opt(self.cf_log(), prefix_read_options(start.to_vec(), Some(end.to_vec())));
+        let mut it = self.inner.db.raw_iterator_cf_opt(
+            self.cf_log(),
+            prefix_read_options(start.to_vec(), Some(end.to_vec())),
+        );
         it.seek(start);
         let mut n = 0;
         let mut batch = WriteBatch::default();
@@ -347,11 +381,23 @@ mod tests {
     #[test]
     fn keeps_what_each_point_sees() {
         // Versions at 50 (put), 40 (delete), 30 (put), 20 (put), 10 (put).
-        let v = [(Ts(50), false), (Ts(40), true), (Ts(30), false), (Ts(20), false), (Ts(10), false)];
+        let v = [
+            (Ts(50), false),
+            (Ts(40), true),
+            (Ts(30), false),
+            (Ts(20), false),
+            (Ts(10), false),
+        ];
         // Safe point 45, pin at 25: keep 50 (> safe), 40 (seen at 45), 20 (seen at 25).
-        assert_eq!(decide(&v, Ts(45), &[Ts(45), Ts(25)]), [true, true, false, true, false]);
+        assert_eq!(
+            decide(&v, Ts(45), &[Ts(45), Ts(25)]),
+            [true, true, false, true, false]
+        );
         // No pins: 40 is a deletion with nothing kept below it, so it goes too.
-        assert_eq!(decide(&v, Ts(45), &[Ts(45)]), [true, false, false, false, false]);
+        assert_eq!(
+            decide(&v, Ts(45), &[Ts(45)]),
+            [true, false, false, false, false]
+        );
         // Dropped table: no points, only versions above the safe point stay.
         assert_eq!(decide(&v, Ts(45), &[]), [true, false, false, false, false]);
         // Everything newer than the safe point stays.

@@ -230,7 +230,9 @@ pub fn parse_data_key(key: &[u8]) -> Result<DataKey<'_>> {
         tenant: u64::from_be_bytes(key[..8].try_into().expect("8 bytes")),
         table: u64::from_be_bytes(key[8..16].try_into().expect("8 bytes")),
         pk_enc: &key[16..n - 8],
-        ts: Ts(!u64::from_be_bytes(key[n - 8..].try_into().expect("8 bytes"))),
+        ts: Ts(!u64::from_be_bytes(
+            key[n - 8..].try_into().expect("8 bytes"),
+        )),
     })
 }
 
@@ -315,8 +317,11 @@ mod tests {
             any::<i64>().prop_map(KeyValue::Int),
             ".{0,6}".prop_map(KeyValue::Str),
             "[\\x00\\x01\\xff]{0,4}".prop_map(KeyValue::Str),
-            proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()], 0..6)
-                .prop_map(KeyValue::Bytes),
+            proptest::collection::vec(
+                prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()],
+                0..6
+            )
+            .prop_map(KeyValue::Bytes),
         ]
     }
 

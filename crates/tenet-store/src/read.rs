@@ -41,7 +41,9 @@ impl Store {
 
     /// Reads persisted GC state of a tenant into a new runtime.
     pub(crate) fn load_runtime(&self, tenant_id: u64) -> Result<TenantRuntime> {
-        let safe_point = Ts(self.get_meta_u64(&meta::gc_safe_point(tenant_id))?.unwrap_or(0));
+        let safe_point = Ts(self
+            .get_meta_u64(&meta::gc_safe_point(tenant_id))?
+            .unwrap_or(0));
         let prefix = meta::pin_prefix(tenant_id);
         let mut pins = Vec::new();
         let mut it = self.inner.db.raw_iterator_cf_opt(
@@ -51,8 +53,9 @@ impl Store {
         it.seek(&prefix);
         while let (Some(_), Some(v)) = (it.key(), it.value()) {
             pins.push(
-                serde_json::from_slice::<PinRecord>(v)
-                    .map_err(|e| Error::Corrupt(format!("pin record of tenant {tenant_id}: {e}")))?,
+                serde_json::from_slice::<PinRecord>(v).map_err(|e| {
+                    Error::Corrupt(format!("pin record of tenant {tenant_id}: {e}"))
+                })?,
             );
             it.next();
         }
@@ -101,16 +104,21 @@ impl Store {
     }
 
     /// The row bytes of `pk_enc` visible at `rd.ts`, or `None` if absent or deleted.
-    pub(crate) fn get_raw(&self, rd: &ReadAt<'_>, table: u64, pk_enc: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn get_raw(
+        &self,
+        rd: &ReadAt<'_>,
+        table: u64,
+        pk_enc: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
         let mut key_prefix = Vec::with_capacity(16 + pk_enc.len() + 9);
         key_prefix.extend_from_slice(&keys::table_prefix(rd.tenant_id, table));
         key_prefix.extend_from_slice(pk_enc);
         let mut upper = key_prefix.clone();
         upper.extend_from_slice(&[0xFF; 9]);
-        let mut it = self
-            .inner
-            .db
-            .raw_iterator_cf_opt(self.cf_data(), prefix_read_options(key_prefix.clone(), Some(upper)));
+        let mut it = self.inner.db.raw_iterator_cf_opt(
+            self.cf_data(),
+            prefix_read_options(key_prefix.clone(), Some(upper)),
+        );
         self.check_readable(rd)?;
         let mut seek = key_prefix;
         seek.extend_from_slice(&(!rd.ts.0).to_be_bytes());

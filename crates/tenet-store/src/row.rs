@@ -106,11 +106,17 @@ mod tests {
     use serde_json::json;
 
     fn all_types() -> TableDef {
-        let columns: Vec<Column> = ["k:int", "f:float", "s:string", "b:bool", "y:bytes", "j:json"]
-            .iter()
-            .map(|c| c.parse().unwrap())
-            .collect();
-        let spec = TableSpec { name: "t".into(), columns, primary_key: vec!["k".into()] };
+        let columns: Vec<Column> = [
+            "k:int", "f:float", "s:string", "b:bool", "y:bytes", "j:json",
+        ]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+        let spec = TableSpec {
+            name: "t".into(),
+            columns,
+            primary_key: vec!["k".into()],
+        };
         let primary_key = spec.validate().unwrap();
         TableDef {
             id: 9,
@@ -146,7 +152,10 @@ mod tests {
         assert!(decode_row(&def, &bytes[..bytes.len() - 1]).is_err());
         let mut bad = bytes.clone();
         bad[0] = 7;
-        assert!(decode_row(&def, &bad).unwrap_err().to_string().contains("version 7"));
+        assert!(decode_row(&def, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("version 7"));
         let mut longer = bytes;
         longer.push(0);
         assert!(decode_row(&def, &longer).is_err());

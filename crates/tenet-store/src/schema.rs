@@ -137,7 +137,10 @@ impl TableSpec {
     pub fn validate(&self) -> Result<Vec<usize>> {
         validate_name("table", &self.name)?;
         if self.columns.is_empty() {
-            return Err(Error::invalid(format!("table `{}` needs at least one column", self.name)));
+            return Err(Error::invalid(format!(
+                "table `{}` needs at least one column",
+                self.name
+            )));
         }
         for (i, c) in self.columns.iter().enumerate() {
             validate_name("column", &c.name)?;
@@ -183,7 +186,10 @@ impl TableSpec {
 
 impl TableDef {
     pub fn column(&self, name: &str) -> Option<(usize, &Column)> {
-        self.columns.iter().enumerate().find(|(_, c)| c.name == name)
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == name)
     }
 
     pub fn pk_columns(&self) -> impl Iterator<Item = &Column> {
@@ -208,7 +214,10 @@ impl TableDef {
     /// Checks a JSON row against the schema; returns its values in column order.
     pub fn check_row(&self, row: &Value) -> Result<Vec<Value>> {
         let obj = row.as_object().ok_or_else(|| {
-            self.bad_row(format!("a row must be a JSON object, got {}", json_kind(row)))
+            self.bad_row(format!(
+                "a row must be a JSON object, got {}",
+                json_kind(row)
+            ))
         })?;
         for key in obj.keys() {
             if self.column(key).is_none() {
@@ -248,25 +257,42 @@ impl TableDef {
     /// order, or an object naming the key columns.
     pub fn pk_from_json(&self, key: &Value) -> Result<Vec<KeyValue>> {
         let cols: Vec<&Column> = self.pk_columns().collect();
-        let names = cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-        let bad = |reason: String| Error::InvalidArgument(format!(
-            "invalid primary key for table `{}`: {reason}; the key is ({names})",
-            self.name
-        ));
+        let names = cols
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let bad = |reason: String| {
+            Error::InvalidArgument(format!(
+                "invalid primary key for table `{}`: {reason}; the key is ({names})",
+                self.name
+            ))
+        };
         let parts: Vec<&Value> = match key {
             Value::Array(items) => items.iter().collect(),
             Value::Object(obj) => {
                 if obj.len() != cols.len() {
-                    return Err(bad(format!("expected {} field(s), got {}", cols.len(), obj.len())));
+                    return Err(bad(format!(
+                        "expected {} field(s), got {}",
+                        cols.len(),
+                        obj.len()
+                    )));
                 }
                 cols.iter()
-                    .map(|c| obj.get(&c.name).ok_or_else(|| bad(format!("missing `{}`", c.name))))
+                    .map(|c| {
+                        obj.get(&c.name)
+                            .ok_or_else(|| bad(format!("missing `{}`", c.name)))
+                    })
                     .collect::<Result<_>>()?
             }
             scalar => vec![scalar],
         };
         if parts.len() != cols.len() {
-            return Err(bad(format!("expected {} value(s), got {}", cols.len(), parts.len())));
+            return Err(bad(format!(
+                "expected {} value(s), got {}",
+                cols.len(),
+                parts.len()
+            )));
         }
         cols.iter()
             .zip(parts)
@@ -410,12 +436,20 @@ mod tests {
         assert!(t.check_row(&json!({"id": 1})).is_ok());
         let e = t.check_row(&json!({"id": "x"})).unwrap_err().to_string();
         assert!(e.contains("column `id` (int) must be an integer"), "{e}");
-        let e = t.check_row(&json!({"id": 1, "zip": 2})).unwrap_err().to_string();
-        assert!(e.contains("unknown column `zip`; columns are id:int, name:string"), "{e}");
+        let e = t
+            .check_row(&json!({"id": 1, "zip": 2}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown column `zip`; columns are id:int, name:string"),
+            "{e}"
+        );
         assert!(t.check_row(&json!({"name": "a"})).is_err());
         assert!(t.check_row(&json!([1])).is_err());
         assert!(t.check_row(&json!({"id": 1.5})).is_err());
-        assert!(t.check_row(&json!({"id": 18446744073709551615u64})).is_err());
+        assert!(t
+            .check_row(&json!({"id": 18446744073709551615u64}))
+            .is_err());
     }
 
     #[test]
@@ -437,7 +471,11 @@ mod tests {
             columns: vec!["f:float".parse().unwrap()],
             primary_key: vec!["f".into()],
         };
-        assert!(spec.validate().unwrap_err().to_string().contains("keys may be"));
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("keys may be"));
         spec.primary_key = vec!["nope".into()];
         assert!(spec.validate().is_err());
         assert!("x:decimal".parse::<Column>().is_err());

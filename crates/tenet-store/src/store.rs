@@ -87,7 +87,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -232,11 +234,17 @@ impl Store {
         let mut reg = self.inner.registry.write();
         for rec in records {
             let runtime = self.load_runtime(rec.id)?;
-            self.inner.runtimes.write().insert(rec.id, Arc::new(runtime));
+            self.inner
+                .runtimes
+                .write()
+                .insert(rec.id, Arc::new(runtime));
             reg.apply(&RegistryChange::Upsert(rec));
         }
         let system = self.load_runtime(SYSTEM_TENANT)?;
-        self.inner.runtimes.write().insert(SYSTEM_TENANT, Arc::new(system));
+        self.inner
+            .runtimes
+            .write()
+            .insert(SYSTEM_TENANT, Arc::new(system));
         Ok(())
     }
 
@@ -262,7 +270,11 @@ impl Store {
     /// Allocates `n` consecutive values of a persisted sequence; returns the first.
     pub(crate) fn next_seq(&self, key: &[u8], n: u64) -> Result<u64> {
         let _guard = self.inner.seq.lock();
-        let floor = if key == meta::SEQ_TABLE { FIRST_USER_TABLE_ID } else { 1 };
+        let floor = if key == meta::SEQ_TABLE {
+            FIRST_USER_TABLE_ID
+        } else {
+            1
+        };
         let next = self.get_meta_u64(key)?.unwrap_or(floor).max(floor);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -276,7 +288,12 @@ impl Store {
         match self.inner.db.get_cf(self.cf_meta(), key)? {
             None => Ok(None),
             Some(v) => Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(
-                |_| Error::Corrupt(format!("meta value of {} is not 8 bytes", String::from_utf8_lossy(key))),
+                |_| {
+                    Error::Corrupt(format!(
+                        "meta value of {} is not 8 bytes",
+                        String::from_utf8_lossy(key)
+                    ))
+                },
             )?))),
         }
     }
@@ -364,7 +381,10 @@ impl Store {
                     state: rec.state.to_string(),
                     action: "writing".into(),
                     hint: if rec.state == TenantState::ReadOnly {
-                        format!("; make it writable with `tenet tenant set {} --state active`", rec.name)
+                        format!(
+                            "; make it writable with `tenet tenant set {} --state active`",
+                            rec.name
+                        )
                     } else {
                         String::new()
                     },
@@ -447,9 +467,17 @@ impl Store {
                 }
                 None => value.push(VERSION_DELETE),
             }
-            batch.put_cf(cf_data, keys::data_key(req.tenant_id, m.table_id, &m.pk_enc, ts), &value);
+            batch.put_cf(
+                cf_data,
+                keys::data_key(req.tenant_id, m.table_id, &m.pk_enc, ts),
+                &value,
+            );
         }
-        batch.put_cf(self.cf_log(), keys::log_key(req.tenant_id, ts), record.encode());
+        batch.put_cf(
+            self.cf_log(),
+            keys::log_key(req.tenant_id, ts),
+            record.encode(),
+        );
 
         if record.has_ddl() && req.tenant_id != SYSTEM_TENANT {
             if let Some(rt) = inner.runtimes.read().get(&req.tenant_id) {
@@ -502,7 +530,10 @@ impl Drop for Inner {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         if let Some(cf) = self.db.cf_handle(CF_META) {
-            if let Err(e) = self.db.put_cf_opt(cf, meta::CLOCK_LEASE, lease.to_be_bytes(), &wo) {
+            if let Err(e) = self
+                .db
+                .put_cf_opt(cf, meta::CLOCK_LEASE, lease.to_be_bytes(), &wo)
+            {
                 tracing::warn!(error = %e, "could not persist the clock lease on close");
             }
         }
@@ -540,9 +571,11 @@ fn read_u64(db: &DB, key: &[u8]) -> Result<Option<u64>> {
     let cf = db.cf_handle(CF_META).expect("meta column family");
     match db.get_cf(cf, key)? {
         None => Ok(None),
-        Some(v) => Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(
-            |_| Error::Corrupt("clock lease is not 8 bytes".into()),
-        )?))),
+        Some(v) => {
+            Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| Error::Corrupt("clock lease is not 8 bytes".into()),
+            )?)))
+        }
     }
 }
 

@@ -57,7 +57,10 @@ impl TenantState {
     }
 
     pub fn readable(self) -> bool {
-        matches!(self, TenantState::Active | TenantState::ReadOnly | TenantState::Standby)
+        matches!(
+            self,
+            TenantState::Active | TenantState::ReadOnly | TenantState::Standby
+        )
     }
 }
 
@@ -198,8 +201,9 @@ fn encode_record(rec: &TenantRecord) -> Vec<u8> {
 
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<TenantRecord> {
     match bytes.split_first() {
-        Some((&REGISTRY_FORMAT_V1, json)) => serde_json::from_slice(json)
-            .map_err(|e| Error::Corrupt(format!("tenant record: {e}"))),
+        Some((&REGISTRY_FORMAT_V1, json)) => {
+            serde_json::from_slice(json).map_err(|e| Error::Corrupt(format!("tenant record: {e}")))
+        }
         Some((v, _)) => Err(Error::Corrupt(format!("unknown tenant record version {v}"))),
         None => Err(Error::Corrupt("empty tenant record".into())),
     }
@@ -232,7 +236,11 @@ impl Store {
     }
 
     /// Creates a tenant with a new id.
-    pub fn create_tenant(&self, name: &str, opts: TenantOptions) -> Result<(TenantRecord, CommitInfo)> {
+    pub fn create_tenant(
+        &self,
+        name: &str,
+        opts: TenantOptions,
+    ) -> Result<(TenantRecord, CommitInfo)> {
         validate_name("tenant", name)?;
         if let Some(secs) = opts.history_retention_secs {
             check_retention(secs)?;
@@ -256,7 +264,11 @@ impl Store {
     }
 
     /// Renames a tenant, changes its state or its history retention.
-    pub fn alter_tenant(&self, name: &str, update: TenantUpdate) -> Result<(TenantRecord, CommitInfo)> {
+    pub fn alter_tenant(
+        &self,
+        name: &str,
+        update: TenantUpdate,
+    ) -> Result<(TenantRecord, CommitInfo)> {
         let mut rec = self.tenant(name)?;
         if let Some(new_name) = &update.name {
             validate_name("tenant", new_name)?;

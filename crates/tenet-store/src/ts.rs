@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 pub const LOGICAL_BITS: u32 = 16;
 
 /// A commit timestamp.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Ts(pub u64);
 
@@ -56,7 +58,8 @@ impl Ts {
 
     /// RFC 3339 form, e.g. `2026-11-23T14:02:59.123Z`.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     /// Parses an RFC 3339 time into the last ts of its millisecond.
@@ -66,9 +69,8 @@ impl Ts {
                 "`{s}` is not an RFC 3339 time ({e}); expected e.g. 2026-11-23T14:02:59Z"
             ))
         })?;
-        let millis = u64::try_from(dt.timestamp_millis()).map_err(|_| {
-            Error::InvalidArgument(format!("`{s}` is before 1970-01-01T00:00:00Z"))
-        })?;
+        let millis = u64::try_from(dt.timestamp_millis())
+            .map_err(|_| Error::InvalidArgument(format!("`{s}` is before 1970-01-01T00:00:00Z")))?;
         Ok(Ts::end_of_millis(millis))
     }
 

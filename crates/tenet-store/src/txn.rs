@@ -103,26 +103,25 @@ impl Store {
                 },
             });
         }
-        let start_ts = match as_of {
-            AsOf::Latest => self.read_ts(None)?,
-            AsOf::Ts(ts) => self.read_ts(Some(*ts))?,
-            AsOf::Snapshot(name) => {
-                let latest = self.catalog_at(&ReadAt {
-                    tenant_id: rec.id,
-                    tenant_name: &rec.name,
-                    ts: self.visible_ts(),
-                    check: false,
-                })?;
-                latest
-                    .snapshots
-                    .get(name)
-                    .map(|s| s.ts)
-                    .ok_or_else(|| Error::SnapshotNotFound {
-                        tenant: rec.name.clone(),
-                        snapshot: name.clone(),
+        let start_ts =
+            match as_of {
+                AsOf::Latest => self.read_ts(None)?,
+                AsOf::Ts(ts) => self.read_ts(Some(*ts))?,
+                AsOf::Snapshot(name) => {
+                    let latest = self.catalog_at(&ReadAt {
+                        tenant_id: rec.id,
+                        tenant_name: &rec.name,
+                        ts: self.visible_ts(),
+                        check: false,
+                    })?;
+                    latest.snapshots.get(name).map(|s| s.ts).ok_or_else(|| {
+                        Error::SnapshotNotFound {
+                            tenant: rec.name.clone(),
+                            snapshot: name.clone(),
+                        }
                     })?
-            }
-        };
+                }
+            };
         Ok(Txn {
             store: self.clone(),
             tenant_id: rec.id,
@@ -135,7 +134,11 @@ impl Store {
     }
 
     /// Runs `f` in a transaction and commits it.
-    pub fn with_txn<R>(&self, tenant: &str, f: impl FnOnce(&mut Txn) -> Result<R>) -> Result<(R, CommitInfo)> {
+    pub fn with_txn<R>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&mut Txn) -> Result<R>,
+    ) -> Result<(R, CommitInfo)> {
         let mut txn = self.begin(tenant)?;
         let r = f(&mut txn)?;
         let info = txn.commit()?;
@@ -218,7 +221,10 @@ impl Txn {
             }
         }
         tables.retain(|name, _| {
-            !matches!(self.writes.get(&(CATALOG_TABLE, catalog::table_key(name))), Some(None))
+            !matches!(
+                self.writes.get(&(CATALOG_TABLE, catalog::table_key(name))),
+                Some(None)
+            )
         });
         Ok(tables.into_values().collect())
     }
@@ -270,8 +276,16 @@ impl Txn {
     /// Rows in primary-key order within `range`.
     pub fn scan(&self, table: &str, range: &ScanRange) -> Result<Vec<Value>> {
         let def = self.table(table)?;
-        let from = range.from.as_ref().map(|k| def.pk_from_json(k).map(|k| pk_bytes(&k))).transpose()?;
-        let to = range.to.as_ref().map(|k| def.pk_from_json(k).map(|k| pk_bytes(&k))).transpose()?;
+        let from = range
+            .from
+            .as_ref()
+            .map(|k| def.pk_from_json(k).map(|k| pk_bytes(&k)))
+            .transpose()?;
+        let to = range
+            .to
+            .as_ref()
+            .map(|k| def.pk_from_json(k).map(|k| pk_bytes(&k)))
+            .transpose()?;
         let limit = range.limit.unwrap_or(usize::MAX);
         let in_range = |pk: &[u8]| {
             from.as_deref().is_none_or(|f| pk >= f) && to.as_deref().is_none_or(|t| pk < t)
@@ -287,10 +301,16 @@ impl Txn {
         let deletes = overlay.values().filter(|v| v.is_none()).count();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let want = limit.saturating_add(deletes);
-        self.store.scan_raw(&self.rd(), def.id, from.as_deref(), to.as_deref(), |pk, row| {
-            merged.insert(pk.to_vec(), row.to_vec());
-            Ok(merged.len() < want)
-        })?;
+        self.store.scan_raw(
+            &self.rd(),
+            def.id,
+            from.as_deref(),
+            to.as_deref(),
+            |pk, row| {
+                merged.insert(pk.to_vec(), row.to_vec());
+                Ok(merged.len() < want)
+            },
+        )?;
         for (pk, v) in overlay {
             match v {
                 Some(row) => merged.insert(pk.to_vec(), row.clone()),
@@ -343,7 +363,10 @@ impl Txn {
             primary_key,
             schema_version: 1,
         };
-        self.put_entry(catalog::table_key(&def.name), &CatalogEntry::Table(def.clone()))?;
+        self.put_entry(
+            catalog::table_key(&def.name),
+            &CatalogEntry::Table(def.clone()),
+        )?;
         Ok(Arc::new(def))
     }
 
@@ -359,7 +382,10 @@ impl Txn {
         }
         def.columns.push(column);
         def.schema_version += 1;
-        self.put_entry(catalog::table_key(&def.name), &CatalogEntry::Table(def.clone()))?;
+        self.put_entry(
+            catalog::table_key(&def.name),
+            &CatalogEntry::Table(def.clone()),
+        )?;
         Ok(Arc::new(def))
     }
 
@@ -382,7 +408,10 @@ impl Txn {
             name: name.to_string(),
             ts: self.start_ts,
         };
-        self.put_entry(catalog::snapshot_key(name), &CatalogEntry::Snapshot(snap.clone()))?;
+        self.put_entry(
+            catalog::snapshot_key(name),
+            &CatalogEntry::Snapshot(snap.clone()),
+        )?;
         Ok(snap)
     }
 
@@ -410,7 +439,7 @@ impl Txn {
             return Err(Error::invalid("the transaction has no writes to commit"));
         }
         let new_snapshot = self.writes.iter().any(|((table, key), v)| {
-*table == CATALOG_TABLE && v.is_some() && catalog::is_snapshot_key(key)
+            *table == CATALOG_TABLE && v.is_some() && catalog::is_snapshot_key(key)
         });
         let rt = self.store.runtime(self.tenant_id)?;
         // A new snapshot must not name a ts that GC is collecting.
@@ -421,7 +450,11 @@ impl Txn {
         let mutations = self
             .writes
             .into_iter()
-            .map(|((table_id, pk_enc), value)| Mutation { table_id, pk_enc, value })
+            .map(|((table_id, pk_enc), value)| Mutation {
+                table_id,
+                pk_enc,
+                value,
+            })
             .collect();
         self.store.commit(CommitRequest {
             tenant_id: self.tenant_id,

@@ -8,7 +8,6 @@
 //! * `snapshot`: snapshot create/list/drop latency at 1 row and at `--rows` rows.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
@@ -60,15 +59,24 @@ fn bench_table() -> TableSpec {
     TableSpec {
         name: "bench".into(),
         columns: vec![
-            Column { name: "id".into(), ty: ColumnType::Int },
-            Column { name: "payload".into(), ty: ColumnType::String },
+            Column {
+                name: "id".into(),
+                ty: ColumnType::Int,
+            },
+            Column {
+                name: "payload".into(),
+                ty: ColumnType::String,
+            },
         ],
         primary_key: vec!["id".into()],
     }
 }
 
 fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, CliError> {
-    tempfile::Builder::new().prefix(prefix).tempdir().map_err(CliError::other)
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(CliError::other)
 }
 
 fn open_store(dir: &std::path::Path) -> Result<Store, CliError> {
@@ -95,7 +103,11 @@ impl Run {
 }
 
 /// Runs `writers` threads calling `commit(thread, seq)` until `dur` has passed.
-fn drive(writers: usize, dur: Duration, commit: impl Fn(usize, u64) -> Result<(), CliError> + Sync) -> Result<Run, CliError> {
+fn drive(
+    writers: usize,
+    dur: Duration,
+    commit: impl Fn(usize, u64) -> Result<(), CliError> + Sync,
+) -> Result<Run, CliError> {
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let hists = std::thread::scope(|s| {
@@ -117,14 +129,21 @@ fn drive(writers: usize, dur: Duration, commit: impl Fn(usize, u64) -> Result<()
             .collect();
         std::thread::sleep(dur);
         stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().expect("bench thread")).collect::<Vec<_>>()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect::<Vec<_>>()
     });
     let elapsed = start.elapsed();
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     for h in hists {
         hist.add(h?).ok();
     }
-    Ok(Run { commits: hist.len(), elapsed, hist })
+    Ok(Run {
+        commits: hist.len(),
+        elapsed,
+        hist,
+    })
 }
 
 fn row_id(writer: usize, seq: u64, i: usize, per: usize) -> i64 {
@@ -147,7 +166,15 @@ fn write_bench(seconds: u64) -> Result<(), CliError> {
     println!("tenet bench write: 1 KiB rows, fsync per commit, {seconds} s per configuration");
     println!(
         "{:<8} {:>7} | {:>10} {:>9} {:>9} | {:>10} {:>9} {:>9} | {:>6}",
-        "rows/txn", "writers", "tenet c/s", "p50 ms", "p99 ms", "raw c/s", "p50 ms", "p99 ms", "ratio"
+        "rows/txn",
+        "writers",
+        "tenet c/s",
+        "p50 ms",
+        "p99 ms",
+        "raw c/s",
+        "p50 ms",
+        "p99 ms",
+        "ratio"
     );
     for per in [1usize, 100] {
         for writers in [1usize, 4, 16] {
@@ -202,7 +229,9 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
     let store = open_store(dir.path())?;
     let raw_dir = temp_dir("tenet-bench-raw-")?;
     let raw = RawDb::open(raw_dir.path(), false)?;
-    println!("tenet bench read: {rows} rows of 1 KiB, two versions each; reads as of the older version");
+    println!(
+        "tenet bench read: {rows} rows of 1 KiB, two versions each; reads as of the older version"
+    );
     let load = |version: usize| -> Result<Ts, CliError> {
         let mut last = Ts::ZERO;
         for chunk in (0..rows as i64).collect::<Vec<_>>().chunks(1000) {
@@ -217,7 +246,12 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
             if version == 0 {
                 let pairs: Vec<_> = chunk
                     .iter()
-                    .map(|&id| (raw_key(id), payloads[id as usize % payloads.len()].as_bytes().to_vec()))
+                    .map(|&id| {
+                        (
+                            raw_key(id),
+                            payloads[id as usize % payloads.len()].as_bytes().to_vec(),
+                        )
+                    })
                     .collect();
                 raw.write(&pairs)?;
             }
@@ -226,7 +260,10 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
     };
     let old = load(0)?;
     load(1)?;
-    println!("{:<8} | {:>12} | {:>12} | {:>6}", "threads", "tenet reads/s", "raw gets/s", "ratio");
+    println!(
+        "{:<8} | {:>12} | {:>12} | {:>6}",
+        "threads", "tenet reads/s", "raw gets/s", "ratio"
+    );
     for threads in [1usize, 2] {
         let tenet = drive(threads, dur, |_, _| {
             let id = rand::rng().random_range(0..rows as i64);
@@ -286,24 +323,31 @@ fn snapshot_bench(rows: u64) -> Result<(), CliError> {
     println!("tenet bench snapshot: median of 20 create/list/drop, fsync per commit");
     let dir = temp_dir("tenet-bench-")?;
     let store = open_store(dir.path())?;
-    store.with_txn("bench", |t| t.put("bench", &json!({"id": 0, "payload": "x"})))?;
+    store.with_txn("bench", |t| {
+        t.put("bench", &json!({"id": 0, "payload": "x"}))
+    })?;
     time_snapshot_ops(&store, "1 row")?;
     let started = Instant::now();
     for chunk in (1..rows as i64).collect::<Vec<_>>().chunks(5000) {
         store.with_txn("bench", |t| {
             for &id in chunk {
-                t.put("bench", &json!({"id": id, "payload": "0123456789abcdef0123456789abcdef"}))?;
+                t.put(
+                    "bench",
+                    &json!({"id": id, "payload": "0123456789abcdef0123456789abcdef"}),
+                )?;
             }
             Ok(())
         })?;
     }
-    println!("(loaded {rows} rows in {:.1} s)", started.elapsed().as_secs_f64());
+    println!(
+        "(loaded {rows} rows in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     time_snapshot_ops(&store, &format!("{rows} rows"))?;
     Ok(())
 }
 
 pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
-    let _ = Arc::new(());
     match cmd {
         BenchCmd::Write { seconds } => write_bench(seconds),
         BenchCmd::Read { rows, seconds } => read_bench(rows, seconds),

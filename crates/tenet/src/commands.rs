@@ -102,9 +102,8 @@ fn column_info(spec: &str) -> Result<ColumnInfo, CliError> {
 }
 
 fn parse_json_arg(what: &str, s: &str) -> Result<Value, CliError> {
-    serde_json::from_str(s).map_err(|e| {
-        CliError::invalid(format!("{what} `{s}` is not valid JSON: {e}"))
-    })
+    serde_json::from_str(s)
+        .map_err(|e| CliError::invalid(format!("{what} `{s}` is not valid JSON: {e}")))
 }
 
 /// Reads a JSON-lines transaction file (`-` for stdin).
@@ -112,14 +111,14 @@ fn read_ops(path: &Path) -> Result<Vec<TxnOp>, CliError> {
     let reader: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        let f = std::fs::File::open(path).map_err(|e| {
-            CliError::invalid(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let f = std::fs::File::open(path)
+            .map_err(|e| CliError::invalid(format!("cannot open {}: {e}", path.display())))?;
         Box::new(std::io::BufReader::new(f))
     };
     let mut ops = Vec::new();
     for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))?;
+        let line =
+            line.map_err(|e| CliError::invalid(format!("cannot read {}: {e}", path.display())))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -166,7 +165,11 @@ fn print_table_info(t: &TableInfo) {
             vec![
                 c.name.clone(),
                 c.ty.clone(),
-                if t.primary_key.contains(&c.name) { "yes".into() } else { String::new() },
+                if t.primary_key.contains(&c.name) {
+                    "yes".into()
+                } else {
+                    String::new()
+                },
             ]
         })
         .collect();
@@ -198,10 +201,18 @@ pub fn print_rows(rows: &[Value]) {
         .unwrap_or_default();
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| header.iter().map(|h| cell(r.get(h).unwrap_or(&Value::Null))).collect())
+        .map(|r| {
+            header
+                .iter()
+                .map(|h| cell(r.get(h).unwrap_or(&Value::Null)))
+                .collect()
+        })
         .collect();
     if !header.is_empty() {
-        print_table(&header.iter().map(String::as_str).collect::<Vec<_>>(), &cells);
+        print_table(
+            &header.iter().map(String::as_str).collect::<Vec<_>>(),
+            &cells,
+        );
     }
 }
 
@@ -209,7 +220,10 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
     let json = g.json;
     match cmd {
         Command::Tenant(t) => match t {
-            TenantCmd::Create { name, history_retention } => {
+            TenantCmd::Create {
+                name,
+                history_retention,
+            } => {
                 let r = admin.create_tenant(&CreateTenant {
                     name,
                     history_retention_secs: history_retention.map(|d| d.as_secs()),
@@ -217,26 +231,53 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 if json {
                     print_json(&r);
                 } else {
-                    println!("created tenant `{}` (id {}), {}", r.tenant.name, r.tenant.id, commit_line(&r.commit));
+                    println!(
+                        "created tenant `{}` (id {}), {}",
+                        r.tenant.name,
+                        r.tenant.id,
+                        commit_line(&r.commit)
+                    );
                 }
             }
             TenantCmd::List => {
                 let ts = admin.list_tenants()?;
-                if json { print_json(&ts) } else { print_tenants(&ts) }
+                if json {
+                    print_json(&ts)
+                } else {
+                    print_tenants(&ts)
+                }
             }
             TenantCmd::Show { name } => {
                 let t = admin.get_tenant(&name)?;
-                if json { print_json(&t) } else { print_tenants(&[t]) }
+                if json {
+                    print_json(&t)
+                } else {
+                    print_tenants(&[t])
+                }
             }
             TenantCmd::Rename { name, new_name } => {
-                let r = admin.alter_tenant(&name, &AlterTenant { name: Some(new_name), ..Default::default() })?;
+                let r = admin.alter_tenant(
+                    &name,
+                    &AlterTenant {
+                        name: Some(new_name),
+                        ..Default::default()
+                    },
+                )?;
                 if json {
                     print_json(&r);
                 } else {
-                    println!("renamed tenant `{name}` to `{}`, {}", r.tenant.name, commit_line(&r.commit));
+                    println!(
+                        "renamed tenant `{name}` to `{}`, {}",
+                        r.tenant.name,
+                        commit_line(&r.commit)
+                    );
                 }
             }
-            TenantCmd::Set { name, state, history_retention } => {
+            TenantCmd::Set {
+                name,
+                state,
+                history_retention,
+            } => {
                 let r = admin.alter_tenant(
                     &name,
                     &AlterTenant {
@@ -250,7 +291,10 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 } else {
                     println!(
                         "tenant `{}` is {} with {}s of history, {}",
-                        r.tenant.name, r.tenant.state, r.tenant.history_retention_secs, commit_line(&r.commit)
+                        r.tenant.name,
+                        r.tenant.state,
+                        r.tenant.history_retention_secs,
+                        commit_line(&r.commit)
                     );
                 }
             }
@@ -260,24 +304,53 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
             }
         },
         Command::Table(t) => match t {
-            TableCmd::Create { tenant, table, columns, primary_key } => {
-                let columns = columns.iter().map(|c| column_info(c)).collect::<Result<_, _>>()?;
-                let r = admin.create_table(&tenant, &CreateTable { name: table, columns, primary_key })?;
+            TableCmd::Create {
+                tenant,
+                table,
+                columns,
+                primary_key,
+            } => {
+                let columns = columns
+                    .iter()
+                    .map(|c| column_info(c))
+                    .collect::<Result<_, _>>()?;
+                let r = admin.create_table(
+                    &tenant,
+                    &CreateTable {
+                        name: table,
+                        columns,
+                        primary_key,
+                    },
+                )?;
                 if json {
                     print_json(&r);
                 } else {
-                    println!("created table `{}` (id {}) in `{tenant}`, {}", r.table.name, r.table.id, commit_line(&r.commit));
+                    println!(
+                        "created table `{}` (id {}) in `{tenant}`, {}",
+                        r.table.name,
+                        r.table.id,
+                        commit_line(&r.commit)
+                    );
                 }
             }
-            TableCmd::Alter { tenant, table, add_columns } => {
-                let add_columns = add_columns.iter().map(|c| column_info(c)).collect::<Result<_, _>>()?;
+            TableCmd::Alter {
+                tenant,
+                table,
+                add_columns,
+            } => {
+                let add_columns = add_columns
+                    .iter()
+                    .map(|c| column_info(c))
+                    .collect::<Result<_, _>>()?;
                 let r = admin.alter_table(&tenant, &table, &AlterTable { add_columns })?;
                 if json {
                     print_json(&r);
                 } else {
                     println!(
                         "altered table `{}` (schema version {}), {}",
-                        r.table.name, r.table.schema_version, commit_line(&r.commit)
+                        r.table.name,
+                        r.table.schema_version,
+                        commit_line(&r.commit)
                     );
                 }
             }
@@ -292,7 +365,11 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                             vec![
                                 t.name.clone(),
                                 t.id.to_string(),
-                                t.columns.iter().map(|c| format!("{}:{}", c.name, c.ty)).collect::<Vec<_>>().join(" "),
+                                t.columns
+                                    .iter()
+                                    .map(|c| format!("{}:{}", c.name, c.ty))
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
                                 t.primary_key.join(","),
                                 t.schema_version.to_string(),
                             ]
@@ -301,45 +378,103 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                     print_table(&["NAME", "ID", "COLUMNS", "KEY", "VERSION"], &rows);
                 }
             }
-            TableCmd::Show { tenant, table, as_of } => {
+            TableCmd::Show {
+                tenant,
+                table,
+                as_of,
+            } => {
                 let t = admin.get_table(&tenant, &table, &AsOfQuery { as_of })?;
-                if json { print_json(&t) } else { print_table_info(&t) }
+                if json {
+                    print_json(&t)
+                } else {
+                    print_table_info(&t)
+                }
             }
             TableCmd::Drop { tenant, table } => {
                 let c = admin.drop_table(&tenant, &table)?;
                 print_commit(&format!("dropped table `{table}` of `{tenant}`"), &c, json);
             }
         },
-        Command::Put { tenant, table, rows } => {
-            let rows = rows.iter().map(|r| parse_json_arg("row", r)).collect::<Result<_, _>>()?;
+        Command::Put {
+            tenant,
+            table,
+            rows,
+        } => {
+            let rows = rows
+                .iter()
+                .map(|r| parse_json_arg("row", r))
+                .collect::<Result<_, _>>()?;
             print_write(&admin.put_rows(&tenant, &table, rows)?, json);
         }
-        Command::Delete { tenant, table, keys } => {
-            let keys = keys.iter().map(|k| parse_json_arg("key", k)).collect::<Result<_, _>>()?;
+        Command::Delete {
+            tenant,
+            table,
+            keys,
+        } => {
+            let keys = keys
+                .iter()
+                .map(|k| parse_json_arg("key", k))
+                .collect::<Result<_, _>>()?;
             print_write(&admin.delete_rows(&tenant, &table, keys)?, json);
         }
         Command::Txn { tenant, file } => {
             let ops = read_ops(&file)?;
             print_write(&admin.txn(&tenant, TxnRequest { ops })?, json);
         }
-        Command::Get { tenant, table, key, as_of } => {
-            let r = admin.get_row(&tenant, &table, &GetQuery { key: key.clone(), as_of })?;
+        Command::Get {
+            tenant,
+            table,
+            key,
+            as_of,
+        } => {
+            let r = admin.get_row(
+                &tenant,
+                &table,
+                &GetQuery {
+                    key: key.clone(),
+                    as_of,
+                },
+            )?;
             if json {
                 print_json(&r);
             } else {
                 match &r.row {
                     Some(row) => print_rows(std::slice::from_ref(row)),
-                    None => println!("no row with key {key} in `{table}` as of {} (ts {})", r.read_time, r.read_ts),
+                    None => println!(
+                        "no row with key {key} in `{table}` as of {} (ts {})",
+                        r.read_time, r.read_ts
+                    ),
                 }
             }
         }
-        Command::Scan { tenant, table, as_of, from, to, limit } => {
-            let r = admin.scan(&tenant, &table, &ScanQuery { from, to, limit: Some(limit), as_of })?;
+        Command::Scan {
+            tenant,
+            table,
+            as_of,
+            from,
+            to,
+            limit,
+        } => {
+            let r = admin.scan(
+                &tenant,
+                &table,
+                &ScanQuery {
+                    from,
+                    to,
+                    limit: Some(limit),
+                    as_of,
+                },
+            )?;
             if json {
                 print_json(&r);
             } else {
                 print_rows(&r.rows);
-                println!("({} row(s) as of {}, ts {})", r.rows.len(), r.read_time, r.read_ts);
+                println!(
+                    "({} row(s) as of {}, ts {})",
+                    r.rows.len(),
+                    r.read_time,
+                    r.read_ts
+                );
             }
         }
         Command::Snapshot(s) => match s {
@@ -350,7 +485,10 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 } else {
                     println!(
                         "created snapshot `{}` of `{tenant}` at ts {} ({}), {}",
-                        r.snapshot.name, r.snapshot.ts, r.snapshot.time, commit_line(&r.commit)
+                        r.snapshot.name,
+                        r.snapshot.ts,
+                        r.snapshot.time,
+                        commit_line(&r.commit)
                     );
                 }
             }
@@ -359,14 +497,20 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 if json {
                     print_json(&snaps);
                 } else {
-                    let rows: Vec<Vec<String>> =
-                        snaps.iter().map(|s| vec![s.name.clone(), s.ts.to_string(), s.time.clone()]).collect();
+                    let rows: Vec<Vec<String>> = snaps
+                        .iter()
+                        .map(|s| vec![s.name.clone(), s.ts.to_string(), s.time.clone()])
+                        .collect();
                     print_table(&["NAME", "TS", "TIME"], &rows);
                 }
             }
             SnapshotCmd::Drop { tenant, name } => {
                 let c = admin.drop_snapshot(&tenant, &name)?;
-                print_commit(&format!("dropped snapshot `{name}` of `{tenant}`"), &c, json);
+                print_commit(
+                    &format!("dropped snapshot `{name}` of `{tenant}`"),
+                    &c,
+                    json,
+                );
             }
         },
         Command::Serve { .. } | Command::Demo | Command::Bench(_) | Command::Debug(_) => {

@@ -29,7 +29,11 @@ pub enum DebugCmd {
 
 pub fn run(cmd: DebugCmd, g: &Global) -> Result<(), CliError> {
     match cmd {
-        DebugCmd::CrashWriter { tenant, start, rows_per_commit } => {
+        DebugCmd::CrashWriter {
+            tenant,
+            start,
+            rows_per_commit,
+        } => {
             let store = Store::open(&g.data_dir, StoreOptions::default())?;
             if store.tenant(&tenant).is_err() {
                 store.create_tenant(&tenant, TenantOptions::default())?;
@@ -37,12 +41,21 @@ pub fn run(cmd: DebugCmd, g: &Global) -> Result<(), CliError> {
             let spec = TableSpec {
                 name: "t".into(),
                 columns: vec![
-                    Column { name: "id".into(), ty: tenet_store::ColumnType::Int },
-                    Column { name: "v".into(), ty: tenet_store::ColumnType::String },
+                    Column {
+                        name: "id".into(),
+                        ty: tenet_store::ColumnType::Int,
+                    },
+                    Column {
+                        name: "v".into(),
+                        ty: tenet_store::ColumnType::String,
+                    },
                 ],
                 primary_key: vec!["id".into()],
             };
-            let exists = store.read_at(&tenant, &tenet_store::AsOf::Latest)?.table("t").is_ok();
+            let exists = store
+                .read_at(&tenant, &tenet_store::AsOf::Latest)?
+                .table("t")
+                .is_ok();
             if !exists {
                 store.with_txn(&tenant, |txn| txn.create_table(&spec))?;
             }
@@ -57,7 +70,8 @@ pub fn run(cmd: DebugCmd, g: &Global) -> Result<(), CliError> {
                     }
                     Ok(())
                 })?;
-                writeln!(out, "ack {} {id} {rows_per_commit}", info.commit_ts.0).map_err(CliError::other)?;
+                writeln!(out, "ack {} {id} {rows_per_commit}", info.commit_ts.0)
+                    .map_err(CliError::other)?;
                 out.flush().map_err(CliError::other)?;
                 id += rows_per_commit;
             }

@@ -14,16 +14,32 @@ fn step(n: u32, title: &str) {
 }
 
 fn users_table() -> CreateTable {
-    let col = |name: &str, ty: &str| ColumnInfo { name: name.into(), ty: ty.into() };
+    let col = |name: &str, ty: &str| ColumnInfo {
+        name: name.into(),
+        ty: ty.into(),
+    };
     CreateTable {
         name: "users".into(),
-        columns: vec![col("id", "int"), col("name", "string"), col("plan", "string"), col("meta", "json")],
+        columns: vec![
+            col("id", "int"),
+            col("name", "string"),
+            col("plan", "string"),
+            col("meta", "json"),
+        ],
         primary_key: vec!["id".into()],
     }
 }
 
-fn scan_all(admin: &dyn Admin, tenant: &str, as_of: Option<String>) -> Result<Vec<Value>, CliError> {
-    let q = ScanQuery { as_of, limit: Some(1000), ..Default::default() };
+fn scan_all(
+    admin: &dyn Admin,
+    tenant: &str,
+    as_of: Option<String>,
+) -> Result<Vec<Value>, CliError> {
+    let q = ScanQuery {
+        as_of,
+        limit: Some(1000),
+        ..Default::default()
+    };
     Ok(admin.scan(tenant, "users", &q)?.rows)
 }
 
@@ -40,13 +56,28 @@ pub fn run(g: &Global) -> Result<(), CliError> {
 
     step(1, "Two customers (tenants) share one store");
     for name in ["acme", "globex"] {
-        let r = admin.create_tenant(&CreateTenant { name: name.into(), history_retention_secs: None })?;
-        println!("created tenant `{}` (id {}), {}", r.tenant.name, r.tenant.id, commit_line(&r.commit));
+        let r = admin.create_tenant(&CreateTenant {
+            name: name.into(),
+            history_retention_secs: None,
+        })?;
+        println!(
+            "created tenant `{}` (id {}), {}",
+            r.tenant.name,
+            r.tenant.id,
+            commit_line(&r.commit)
+        );
         let t = admin.create_table(name, &users_table())?;
-        println!("  created table `users` (id {}), {}", t.table.id, commit_line(&t.commit));
+        println!(
+            "  created table `users` (id {}), {}",
+            t.table.id,
+            commit_line(&t.commit)
+        );
     }
 
-    step(2, "Rows go in with transactions; every write reports its commit time");
+    step(
+        2,
+        "Rows go in with transactions; every write reports its commit time",
+    );
     let people = ["ada", "grace", "linus", "barbara", "ken", "margaret"];
     let rows: Vec<Value> = people
         .iter()
@@ -55,17 +86,52 @@ pub fn run(g: &Global) -> Result<(), CliError> {
         .collect();
     let w = admin.put_rows("acme", "users", rows)?;
     println!("acme: wrote {} rows, {}", w.writes, commit_line(&w.commit));
-    let w = admin.put_rows("globex", "users", vec![json!({"id": 1, "name": "hank", "plan": "pro"})])?;
+    let w = admin.put_rows(
+        "globex",
+        "users",
+        vec![json!({"id": 1, "name": "hank", "plan": "pro"})],
+    )?;
     println!("globex: wrote {} row, {}", w.writes, commit_line(&w.commit));
 
-    step(3, "A named snapshot before a migration (O(1): it only names a timestamp)");
-    let snap = admin.create_snapshot("acme", &CreateSnapshot { name: "before-migration".into() })?;
-    println!("snapshot `{}` = ts {} ({})", snap.snapshot.name, snap.snapshot.ts, snap.snapshot.time);
+    step(
+        3,
+        "A named snapshot before a migration (O(1): it only names a timestamp)",
+    );
+    let snap = admin.create_snapshot(
+        "acme",
+        &CreateSnapshot {
+            name: "before-migration".into(),
+        },
+    )?;
+    println!(
+        "snapshot `{}` = ts {} ({})",
+        snap.snapshot.name, snap.snapshot.ts, snap.snapshot.time
+    );
 
-    step(4, "The migration: add a column (DDL is transactional and time-travel readable)");
-    let t = admin.alter_table("acme", "users", &AlterTable { add_columns: vec![ColumnInfo { name: "email".into(), ty: "string".into() }] })?;
-    println!("users is now at schema version {}, {}", t.table.schema_version, commit_line(&t.commit));
-    let w = admin.put_rows("acme", "users", vec![json!({"id": 1, "name": "ada", "plan": "enterprise", "email": "ada@acme.test"})])?;
+    step(
+        4,
+        "The migration: add a column (DDL is transactional and time-travel readable)",
+    );
+    let t = admin.alter_table(
+        "acme",
+        "users",
+        &AlterTable {
+            add_columns: vec![ColumnInfo {
+                name: "email".into(),
+                ty: "string".into(),
+            }],
+        },
+    )?;
+    println!(
+        "users is now at schema version {}, {}",
+        t.table.schema_version,
+        commit_line(&t.commit)
+    );
+    let w = admin.put_rows(
+        "acme",
+        "users",
+        vec![json!({"id": 1, "name": "ada", "plan": "enterprise", "email": "ada@acme.test"})],
+    )?;
     println!("upgraded ada, {}", commit_line(&w.commit));
     let before_accident = w.commit.clone();
 
@@ -73,22 +139,38 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let keys: Vec<Value> = (1..=people.len()).map(|i| json!(i)).collect();
     let w = admin.delete_rows("acme", "users", keys)?;
     println!("deleted {} rows, {}", w.writes, commit_line(&w.commit));
-    println!("acme now has {} users", scan_all(admin, "acme", None)?.len());
+    println!(
+        "acme now has {} users",
+        scan_all(admin, "acme", None)?.len()
+    );
 
-    step(6, "Time travel: read acme as it was just before the accident");
+    step(
+        6,
+        "Time travel: read acme as it was just before the accident",
+    );
     let just_before = (w.commit.commit_ts - 1).to_string();
     let rows = scan_all(admin, "acme", Some(just_before.clone()))?;
     print_rows(&rows);
-    println!("({} rows as of ts {just_before}, one tick before the delete; the upgrade at {} is there)", rows.len(), before_accident.commit_time);
+    println!(
+        "({} rows as of ts {just_before}, one tick before the delete; the upgrade at {} is there)",
+        rows.len(),
+        before_accident.commit_time
+    );
 
-    step(7, "…and as of the snapshot, before the migration (no `email` column yet)");
+    step(
+        7,
+        "…and as of the snapshot, before the migration (no `email` column yet)",
+    );
     let rows = scan_all(admin, "acme", Some("@before-migration".into()))?;
     print_rows(&rows);
 
     step(8, "Put the rows back from the past in one transaction");
     let ops: Vec<TxnOp> = scan_all(admin, "acme", Some(just_before))?
         .into_iter()
-        .map(|row| TxnOp::Put { table: "users".into(), row })
+        .map(|row| TxnOp::Put {
+            table: "users".into(),
+            row,
+        })
         .collect();
     let w = admin.txn("acme", TxnRequest { ops })?;
     println!("restored {} rows, {}", w.writes, commit_line(&w.commit));

@@ -15,7 +15,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "tenet", version, about = "Tenet: a multi-tenant transactional table store with tenant-level data protection")]
+#[command(
+    name = "tenet",
+    version,
+    about = "Tenet: a multi-tenant transactional table store with tenant-level data protection"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -26,7 +30,12 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Data directory (one server or one embedded CLI owns it at a time).
-    #[arg(long, global = true, default_value = "./tenet-data", env = "TENET_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./tenet-data",
+        env = "TENET_DATA_DIR"
+    )]
     data_dir: PathBuf,
     /// Talk to this server instead of finding one through the data directory.
     #[arg(long, global = true, env = "TENET_SERVER")]
@@ -134,13 +143,18 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), output::CliError> {
     let g = cli.global;
     match cli.command {
-        Command::Serve { listen, gc_interval } => {
+        Command::Serve {
+            listen,
+            gc_interval,
+        } => {
             let rt = tokio::runtime::Runtime::new().map_err(output::CliError::other)?;
-            rt.block_on(tenet_server::server::serve(tenet_server::server::ServeOptions {
-                data_dir: g.data_dir,
-                listen,
-                gc_interval,
-            }))
+            rt.block_on(tenet_server::server::serve(
+                tenet_server::server::ServeOptions {
+                    data_dir: g.data_dir,
+                    listen,
+                    gc_interval,
+                },
+            ))
             .map_err(output::CliError::other)
         }
         Command::Demo => demo::run(&g),

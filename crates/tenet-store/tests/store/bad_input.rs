@@ -19,7 +19,12 @@ fn state(store: &Store, tenant: &str) -> (Vec<LogRecord>, Vec<(String, Vec<Value
         .tables()
         .unwrap()
         .iter()
-        .map(|d| (d.name.clone(), txn.scan(&d.name, &ScanRange::default()).unwrap()))
+        .map(|d| {
+            (
+                d.name.clone(),
+                txn.scan(&d.name, &ScanRange::default()).unwrap(),
+            )
+        })
         .collect();
     (log, tables)
 }
@@ -39,51 +44,122 @@ fn bad_names_are_refused() {
     let t = TestStore::new();
     let long = "a".repeat(64);
     for bad in BAD_NAMES.iter().copied().chain([long.as_str()]) {
-        assert_err(t.store.create_tenant(bad, TenantOptions::default()), InvalidInput, "invalid tenant name");
+        assert_err(
+            t.store.create_tenant(bad, TenantOptions::default()),
+            InvalidInput,
+            "invalid tenant name",
+        );
     }
     assert!(t.store.tenants().is_empty());
-    t.store.create_tenant(&"a".repeat(63), TenantOptions::default()).unwrap();
+    t.store
+        .create_tenant(&"a".repeat(63), TenantOptions::default())
+        .unwrap();
     t.tenant("acme", 3600);
     t.kv_table("acme", "t");
     let before = state(&t.store, "acme");
 
-    let rename = |name: &str| TenantUpdate { name: Some(name.into()), ..Default::default() };
-    assert_err(t.store.alter_tenant("acme", rename("Bad")), InvalidInput, "invalid tenant name");
-    assert_err(t.store.alter_tenant("acme", rename(&"a".repeat(63))), AlreadyExists, "already exists");
-    let too_long = TenantUpdate { history_retention_secs: Some(u64::MAX), ..Default::default() };
-    assert_err(t.store.alter_tenant("acme", too_long), InvalidInput, "retention");
-    let opts = TenantOptions { history_retention_secs: Some(400 * 365 * 86_400), ..Default::default() };
-    assert_err(t.store.create_tenant("old", opts), InvalidInput, "retention");
+    let rename = |name: &str| TenantUpdate {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    assert_err(
+        t.store.alter_tenant("acme", rename("Bad")),
+        InvalidInput,
+        "invalid tenant name",
+    );
+    assert_err(
+        t.store.alter_tenant("acme", rename(&"a".repeat(63))),
+        AlreadyExists,
+        "already exists",
+    );
+    let too_long = TenantUpdate {
+        history_retention_secs: Some(u64::MAX),
+        ..Default::default()
+    };
+    assert_err(
+        t.store.alter_tenant("acme", too_long),
+        InvalidInput,
+        "retention",
+    );
+    let opts = TenantOptions {
+        history_retention_secs: Some(400 * 365 * 86_400),
+        ..Default::default()
+    };
+    assert_err(
+        t.store.create_tenant("old", opts),
+        InvalidInput,
+        "retention",
+    );
     assert_eq!(t.store.tenant("acme").unwrap().history_retention_secs, 3600);
 
     let mut txn = t.store.begin("acme").unwrap();
     for bad in BAD_NAMES {
-        assert_err(txn.create_table(&spec(bad, &[("k", ColumnType::Int)], &["k"])), InvalidInput, "invalid table name");
-        assert_err(txn.create_table(&spec("x", &[(bad, ColumnType::Int)], &[bad])), InvalidInput, "invalid column name");
-        assert_err(txn.add_column("t", col(bad, ColumnType::Int)), InvalidInput, "invalid column name");
-        assert_err(txn.create_snapshot(bad), InvalidInput, "invalid snapshot name");
+        assert_err(
+            txn.create_table(&spec(bad, &[("k", ColumnType::Int)], &["k"])),
+            InvalidInput,
+            "invalid table name",
+        );
+        assert_err(
+            txn.create_table(&spec("x", &[(bad, ColumnType::Int)], &[bad])),
+            InvalidInput,
+            "invalid column name",
+        );
+        assert_err(
+            txn.add_column("t", col(bad, ColumnType::Int)),
+            InvalidInput,
+            "invalid column name",
+        );
+        assert_err(
+            txn.create_snapshot(bad),
+            InvalidInput,
+            "invalid snapshot name",
+        );
     }
     let bad_specs = [
         (spec("x", &[], &[]), "at least one column"),
-        (spec("x", &[("k", ColumnType::Int)], &[]), "needs a primary key"),
+        (
+            spec("x", &[("k", ColumnType::Int)], &[]),
+            "needs a primary key",
+        ),
         (spec("x", &[("k", ColumnType::Int)], &["j"]), "not a column"),
         (spec("x", &[("k", ColumnType::Int)], &["k", "k"]), "twice"),
-        (spec("x", &[("k", ColumnType::Int), ("k", ColumnType::String)], &["k"]), "appears twice"),
-        (spec("x", &[("f", ColumnType::Float)], &["f"]), "keys may be"),
+        (
+            spec(
+                "x",
+                &[("k", ColumnType::Int), ("k", ColumnType::String)],
+                &["k"],
+            ),
+            "appears twice",
+        ),
+        (
+            spec("x", &[("f", ColumnType::Float)], &["f"]),
+            "keys may be",
+        ),
         (spec("x", &[("j", ColumnType::Json)], &["j"]), "keys may be"),
     ];
     for (s, why) in &bad_specs {
         assert_err(txn.create_table(s), InvalidInput, why);
     }
-    assert_err(txn.create_table(&kv_spec("t")), AlreadyExists, "already exists");
-    assert_err(txn.add_column("t", col("s", ColumnType::Int)), AlreadyExists, "already exists");
+    assert_err(
+        txn.create_table(&kv_spec("t")),
+        AlreadyExists,
+        "already exists",
+    );
+    assert_err(
+        txn.add_column("t", col("s", ColumnType::Int)),
+        AlreadyExists,
+        "already exists",
+    );
     assert_eq!(txn.write_count(), 0);
     assert_err(txn.commit(), InvalidInput, "no writes");
 
     for bad in ["@Bad", "@", "tomorrow", "-5"] {
         assert_err(AsOf::parse(bad), InvalidInput, "");
     }
-    assert_eq!(AsOf::parse("@snap-1").unwrap(), AsOf::Snapshot("snap-1".into()));
+    assert_eq!(
+        AsOf::parse("@snap-1").unwrap(),
+        AsOf::Snapshot("snap-1".into())
+    );
     assert_eq!(AsOf::parse("42").unwrap(), AsOf::Ts(Ts(42)));
     assert_eq!(AsOf::parse("latest").unwrap(), AsOf::Latest);
     assert_eq!(state(&t.store, "acme"), before);
@@ -100,7 +176,11 @@ fn unknown_things_are_not_found() {
     assert_err(s.begin("nope"), NotFound, "tenant `nope` not found");
     assert_err(s.read_at("nope", &AsOf::Latest), NotFound, "not found");
     assert_err(s.tenant("nope"), NotFound, "not found");
-    assert_err(s.alter_tenant("nope", TenantUpdate::default()), NotFound, "not found");
+    assert_err(
+        s.alter_tenant("nope", TenantUpdate::default()),
+        NotFound,
+        "not found",
+    );
     assert_err(s.drop_tenant("nope"), NotFound, "not found");
     assert_err(s.pin("nope", Ts::ZERO, "test"), NotFound, "not found");
     assert_err(s.pins("nope"), NotFound, "not found");
@@ -114,11 +194,23 @@ fn unknown_things_are_not_found() {
     assert_err(txn.put("nope", &json!({"k": 1})), NotFound, no_table);
     assert_err(txn.delete("nope", &json!(1)), NotFound, no_table);
     assert_err(txn.drop_table("nope"), NotFound, no_table);
-    assert_err(txn.add_column("nope", col("c", ColumnType::Int)), NotFound, no_table);
-    assert_err(txn.drop_snapshot("nope"), NotFound, "snapshot `nope` not found");
+    assert_err(
+        txn.add_column("nope", col("c", ColumnType::Int)),
+        NotFound,
+        no_table,
+    );
+    assert_err(
+        txn.drop_snapshot("nope"),
+        NotFound,
+        "snapshot `nope` not found",
+    );
     assert_eq!(txn.write_count(), 0);
     drop(txn);
-    assert_err(s.read_at("acme", &AsOf::Snapshot("nope".into())), NotFound, "snapshot `nope`");
+    assert_err(
+        s.read_at("acme", &AsOf::Snapshot("nope".into())),
+        NotFound,
+        "snapshot `nope`",
+    );
     assert_eq!(state(&t.store, "acme"), before);
     assert_eq!(s.tenants(), [acme]);
 }
@@ -138,11 +230,17 @@ fn rows_that_break_the_schema_are_refused() {
         (json!({"k": "1"}), "column `k` (int) must be an integer"),
         (json!({"k": 1.5}), "must be an integer"),
         (json!({"k": 18446744073709551615u64}), "must be an integer"),
-        (json!({"k": 2, "s": 5}), "column `s` (string) must be a string"),
+        (
+            json!({"k": 2, "s": 5}),
+            "column `s` (string) must be a string",
+        ),
         (json!({"k": 2, "n": "5"}), "column `n` (int)"),
         (json!({"k": 2, "n": true}), "column `n` (int)"),
         (json!({"k": 2, "zip": 1}), "unknown column `zip`"),
-        (json!({"s": "no key"}), "primary key column `k` is missing or null"),
+        (
+            json!({"s": "no key"}),
+            "primary key column `k` is missing or null",
+        ),
         (json!({"k": null}), "missing or null"),
         (json!([1, "a", 2]), "must be a JSON object"),
         (json!(1), "must be a JSON object"),
@@ -150,14 +248,31 @@ fn rows_that_break_the_schema_are_refused() {
     ];
     for (row, why) in &bad_rows {
         let e = assert_err(txn.put("t", row), InvalidInput, why);
-        assert!(matches!(e, Error::InvalidRow { ref table, .. } if table == "t"), "{e:?}");
+        assert!(
+            matches!(e, Error::InvalidRow { ref table, .. } if table == "t"),
+            "{e:?}"
+        );
     }
-    for key in [json!("1"), json!(null), json!([1, 2]), json!({"x": 1}), json!(1.5), json!([])] {
+    for key in [
+        json!("1"),
+        json!(null),
+        json!([1, 2]),
+        json!({"x": 1}),
+        json!(1.5),
+        json!([]),
+    ] {
         assert_err(txn.get("t", &key), InvalidInput, "invalid primary key");
         assert_err(txn.delete("t", &key), InvalidInput, "invalid primary key");
     }
-    let bad_range = ScanRange { from: Some(json!("a")), ..Default::default() };
-    assert_err(txn.scan("t", &bad_range), InvalidInput, "invalid primary key");
+    let bad_range = ScanRange {
+        from: Some(json!("a")),
+        ..Default::default()
+    };
+    assert_err(
+        txn.scan("t", &bad_range),
+        InvalidInput,
+        "invalid primary key",
+    );
     assert_eq!(txn.write_count(), 0);
     assert_eq!(txn.get("t", &json!(1)).unwrap().unwrap()["s"], "one");
     // A good write in the same transaction still commits, alone.
@@ -169,7 +284,13 @@ fn rows_that_break_the_schema_are_refused() {
     assert_eq!(log.last().unwrap().mutations.len(), 1);
     assert_eq!(
         tables,
-        [("t".to_string(), vec![json!({"k": 1, "s": "one", "n": null}), json!({"k": 2, "s": "two", "n": null})])]
+        [(
+            "t".to_string(),
+            vec![
+                json!({"k": 1, "s": "one", "n": null}),
+                json!({"k": 2, "s": "two", "n": null})
+            ]
+        )]
     );
 
     // Columns of every type check their values.
@@ -181,12 +302,27 @@ fn rows_that_break_the_schema_are_refused() {
         ("y2", ColumnType::Bytes, json!(12)),
     ];
     for (name, ty, _) in &types {
-        txn.add_column("t", Column { name: name.to_string(), ty: *ty }).unwrap();
+        txn.add_column(
+            "t",
+            Column {
+                name: name.to_string(),
+                ty: *ty,
+            },
+        )
+        .unwrap();
     }
     for (name, _, bad) in &types {
-        assert_err(txn.put("t", &json!({"k": 3, *name: bad})), InvalidInput, &format!("column `{name}`"));
+        assert_err(
+            txn.put("t", &json!({"k": 3, *name: bad})),
+            InvalidInput,
+            &format!("column `{name}`"),
+        );
     }
-    txn.put("t", &json!({"k": 3, "f": 1, "b": false, "y": "AAE=", "y2": ""})).unwrap();
+    txn.put(
+        "t",
+        &json!({"k": 3, "f": 1, "b": false, "y": "AAE=", "y2": ""}),
+    )
+    .unwrap();
     assert_eq!(
         txn.get("t", &json!(3)).unwrap().unwrap(),
         json!({"k": 3, "s": null, "n": null, "f": 1.0, "b": false, "y": "AAE=", "y2": ""})
@@ -207,7 +343,10 @@ fn read_only_tenants_refuse_writes_but_allow_snapshots_and_reads() {
         txn.put("t", &json!({"k": 9})).unwrap();
         txn
     };
-    let read_only = TenantUpdate { state: Some(TenantState::ReadOnly), ..Default::default() };
+    let read_only = TenantUpdate {
+        state: Some(TenantState::ReadOnly),
+        ..Default::default()
+    };
     let (rec, _) = t.store.alter_tenant("acme", read_only).unwrap();
     assert_eq!(rec.state, TenantState::ReadOnly);
     let before = state(&t.store, "acme");
@@ -217,7 +356,9 @@ fn read_only_tenants_refuse_writes_but_allow_snapshots_and_reads() {
         ("put", |x| x.put("t", &json!({"k": 2}))),
         ("delete", |x| x.delete("t", &json!(1))),
         ("create table", |x| x.create_table(&kv_spec("v")).map(drop)),
-        ("add column", |x| x.add_column("t", col("c", ColumnType::Int)).map(drop)),
+        ("add column", |x| {
+            x.add_column("t", col("c", ColumnType::Int)).map(drop)
+        }),
         ("drop table", |x| x.drop_table("u")),
         ("put and snapshot", |x| {
             x.create_snapshot("mixed")?;
@@ -240,16 +381,25 @@ fn read_only_tenants_refuse_writes_but_allow_snapshots_and_reads() {
     let mut txn = t.store.begin("acme").unwrap();
     let snap = txn.create_snapshot("frozen").unwrap();
     txn.commit().unwrap();
-    let at = t.store.read_at("acme", &AsOf::Snapshot("frozen".into())).unwrap();
+    let at = t
+        .store
+        .read_at("acme", &AsOf::Snapshot("frozen".into()))
+        .unwrap();
     assert_eq!(at.start_ts(), snap.ts);
     assert_eq!(at.scan("t", &ScanRange::default()).unwrap(), before.1[0].1);
     let mut txn = t.store.begin("acme").unwrap();
     txn.drop_snapshot("frozen").unwrap();
     txn.commit().unwrap();
-    assert_eq!(scan(&t.store, "acme", "t"), [json!({"k": 1, "s": "one", "n": null})]);
+    assert_eq!(
+        scan(&t.store, "acme", "t"),
+        [json!({"k": 1, "s": "one", "n": null})]
+    );
 
     // Writable again.
-    let active = TenantUpdate { state: Some(TenantState::Active), ..Default::default() };
+    let active = TenantUpdate {
+        state: Some(TenantState::Active),
+        ..Default::default()
+    };
     t.store.alter_tenant("acme", active).unwrap();
     let mut txn = t.store.begin("acme").unwrap();
     txn.put("t", &json!({"k": 2})).unwrap();
@@ -265,18 +415,38 @@ fn as_of_transactions_and_the_future_are_refused() {
     let before = state(&t.store, "acme");
 
     let mut past = t.store.read_at("acme", &AsOf::Ts(ts)).unwrap();
-    assert_err(past.put("t", &json!({"k": 1})), InvalidInput, "cannot write");
+    assert_err(
+        past.put("t", &json!({"k": 1})),
+        InvalidInput,
+        "cannot write",
+    );
     assert_err(past.delete("t", &json!(1)), InvalidInput, "cannot write");
     assert_err(past.drop_table("t"), InvalidInput, "cannot write");
     assert_err(past.create_snapshot("s"), InvalidInput, "cannot write");
     assert_err(past.commit(), InvalidInput, "cannot commit");
     let mut latest = t.store.read_at("acme", &AsOf::Latest).unwrap();
-    assert_err(latest.put("t", &json!({"k": 1})), InvalidInput, "cannot write");
+    assert_err(
+        latest.put("t", &json!({"k": 1})),
+        InvalidInput,
+        "cannot write",
+    );
 
     let future = Ts::from_millis(t.now() + 60_000);
-    assert_err(t.store.read_at("acme", &AsOf::Ts(future)), InvalidInput, "in the future");
-    assert_err(t.store.read_at("acme", &AsOf::Ts(Ts::MAX)), InvalidInput, "in the future");
-    assert_err(t.store.pin("acme", future, "test"), InvalidInput, "in the future");
+    assert_err(
+        t.store.read_at("acme", &AsOf::Ts(future)),
+        InvalidInput,
+        "in the future",
+    );
+    assert_err(
+        t.store.read_at("acme", &AsOf::Ts(Ts::MAX)),
+        InvalidInput,
+        "in the future",
+    );
+    assert_err(
+        t.store.pin("acme", future, "test"),
+        InvalidInput,
+        "in the future",
+    );
     assert!(t.store.pins("acme").unwrap().is_empty());
     assert_eq!(state(&t.store, "acme"), before);
 
@@ -287,7 +457,10 @@ fn as_of_transactions_and_the_future_are_refused() {
     let mut w = t.store.begin("acme").unwrap();
     w.put("t", &json!({"k": 1})).unwrap();
     assert!(w.commit().unwrap().commit_ts > soon);
-    assert!(txn.scan("t", &ScanRange::default()).unwrap().is_empty(), "the read at `soon` changed");
+    assert!(
+        txn.scan("t", &ScanRange::default()).unwrap().is_empty(),
+        "the read at `soon` changed"
+    );
 }
 
 #[test]
@@ -306,9 +479,13 @@ fn dropped_tenants_leave_nothing_behind() {
     g.commit().unwrap();
     t.store.pin("acme", t.store.visible_ts(), "test").unwrap();
     t.clock.advance(5_000);
+    let mut txn = t.store.begin("acme").unwrap();
+    txn.put("t", &json!({"k": 2, "s": "after the pin"})).unwrap();
+    txn.commit().unwrap();
     t.store.run_gc().unwrap();
     let reader = t.store.read_at("acme", &AsOf::Latest).unwrap();
-    assert!(!t.store.read_log(old.id, Ts::ZERO, 100).unwrap().is_empty());
+    // The pin holds the log after it.
+    assert_eq!(t.store.read_log(old.id, Ts::ZERO, 100).unwrap().len(), 1);
 
     t.store.drop_tenant("acme").unwrap();
     assert_err(t.store.tenant("acme"), NotFound, "not found");
@@ -320,8 +497,16 @@ fn dropped_tenants_leave_nothing_behind() {
     drop(reader);
     assert_eq!(t.store.tenants(), [other.clone()]);
 
-    let (new, _) = t.store.create_tenant("acme", TenantOptions::default()).unwrap();
-    assert!(new.id > old.id && new.id > other.id, "{} after {}", new.id, old.id);
+    let (new, _) = t
+        .store
+        .create_tenant("acme", TenantOptions::default())
+        .unwrap();
+    assert!(
+        new.id > old.id && new.id > other.id,
+        "{} after {}",
+        new.id,
+        old.id
+    );
     assert!(new.created_ts > old.created_ts);
     let txn = t.store.begin("acme").unwrap();
     assert!(txn.tables().unwrap().is_empty());
@@ -330,13 +515,22 @@ fn dropped_tenants_leave_nothing_behind() {
     assert_eq!(t.store.safe_point("acme").unwrap(), Ts::ZERO);
     assert!(t.store.read_log(new.id, Ts::ZERO, 100).unwrap().is_empty());
     // Reading the new tenant at a time from the old one's life shows nothing of it.
-    let past = t.store.read_at("acme", &AsOf::Ts(old.created_ts.next())).unwrap();
+    let past = t
+        .store
+        .read_at("acme", &AsOf::Ts(old.created_ts.next()))
+        .unwrap();
     assert!(past.tables().unwrap().is_empty());
     // The other tenant is untouched.
-    assert_eq!(scan(&t.store, "globex", "t"), [json!({"k": 1, "s": "kept", "n": null})]);
+    assert_eq!(
+        scan(&t.store, "globex", "t"),
+        [json!({"k": 1, "s": "kept", "n": null})]
+    );
     // And the name can be used again and again, with ids never reused.
     t.store.drop_tenant("acme").unwrap();
-    let (third, _) = t.store.create_tenant("acme", TenantOptions::default()).unwrap();
+    let (third, _) = t
+        .store
+        .create_tenant("acme", TenantOptions::default())
+        .unwrap();
     assert!(third.id > new.id);
     drop((txn, past));
     // Dropping survives a reopen: nothing of the old tenants comes back.

@@ -14,7 +14,9 @@ fn show(m: &Mutation, tables: &[&TableDef]) -> (u64, Vec<KeyValue>, Value) {
     let value = match &m.value {
         None => Value::Null,
         Some(bytes) if m.table_id == CATALOG_TABLE => match catalog::decode_entry(bytes).unwrap() {
-            CatalogEntry::Table(t) => json!({"table": t.name, "id": t.id, "version": t.schema_version}),
+            CatalogEntry::Table(t) => {
+                json!({"table": t.name, "id": t.id, "version": t.schema_version})
+            }
             CatalogEntry::Snapshot(s) => json!({"snapshot": s.name, "ts": s.ts.0}),
         },
         Some(bytes) => {
@@ -51,7 +53,7 @@ fn read_log_returns_exactly_the_committed_transactions() {
     let v1 = txn.create_table(&kv_spec("t")).unwrap();
     commits.push(txn.commit().unwrap().commit_ts);
     t.kv_table("globex", "t"); // interleaved commits of another tenant
-    // 2: two rows.
+                               // 2: two rows.
     let mut txn = s.begin("acme").unwrap();
     txn.put("t", &json!({"k": 2, "s": "two"})).unwrap();
     txn.put("t", &json!({"k": 1, "s": "one", "n": 1})).unwrap();
@@ -97,7 +99,11 @@ fn read_log_returns_exactly_the_committed_transactions() {
         .collect();
     let (v1id, tid) = (v1.id, v1.id);
     let expected = vec![
-        vec![(0, cat_key("table", "t"), json!({"table": "t", "id": v1id, "version": 1}))],
+        vec![(
+            0,
+            cat_key("table", "t"),
+            json!({"table": "t", "id": v1id, "version": 1}),
+        )],
         vec![
             (tid, int(1), json!({"k": 1, "s": "uno", "n": 1})),
             (tid, int(2), json!({"k": 2, "s": "two", "n": null})),
@@ -107,20 +113,41 @@ fn read_log_returns_exactly_the_committed_transactions() {
             (tid, int(3), json!({"k": 3, "s": "three", "n": null})),
         ],
         vec![
-            (0, cat_key("table", "t"), json!({"table": "t", "id": v1id, "version": 2})),
-            (tid, int(5), json!({"k": 5, "s": null, "n": null, "b": true})),
+            (
+                0,
+                cat_key("table", "t"),
+                json!({"table": "t", "id": v1id, "version": 2}),
+            ),
+            (
+                tid,
+                int(5),
+                json!({"k": 5, "s": null, "n": null, "b": true}),
+            ),
         ],
-        vec![(0, cat_key("snapshot", "snap"), json!({"snapshot": "snap", "ts": snap.ts.0}))],
+        vec![(
+            0,
+            cat_key("snapshot", "snap"),
+            json!({"snapshot": "snap", "ts": snap.ts.0}),
+        )],
         vec![(0, cat_key("table", "t"), Value::Null)],
     ];
     assert_eq!(shown, expected);
-    assert!(log.iter().map(LogRecord::has_ddl).eq([true, false, false, true, true, true]));
+    assert!(log
+        .iter()
+        .map(LogRecord::has_ddl)
+        .eq([true, false, false, true, true, true]));
 
     // Paging: strictly after `after`, at most `max`.
     let page = s.read_log(acme.id, commits[1], 2).unwrap();
     assert_eq!(page, log[2..4]);
-    assert_eq!(s.read_log(acme.id, commits[1].next(), 100).unwrap(), log[2..]);
-    assert_eq!(s.read_log(acme.id, commits[1].prev(), 1).unwrap(), log[1..2]);
+    assert_eq!(
+        s.read_log(acme.id, commits[1].next(), 100).unwrap(),
+        log[2..]
+    );
+    assert_eq!(
+        s.read_log(acme.id, commits[1].prev(), 1).unwrap(),
+        log[1..2]
+    );
     assert!(s.read_log(acme.id, Ts::ZERO, 0).unwrap().is_empty());
     assert!(s.read_log(acme.id, commits[5], 100).unwrap().is_empty());
     let mut resumed = Vec::new();
@@ -139,17 +166,27 @@ fn read_log_returns_exactly_the_committed_transactions() {
     assert!(other.iter().all(|r| r.tenant_id == globex.id));
     assert!(other.iter().all(|r| !commits.contains(&r.commit_ts)));
     // A tenant id that does not exist has no log.
-    assert!(s.read_log(globex.id + 100, Ts::ZERO, 1000).unwrap().is_empty());
+    assert!(s
+        .read_log(globex.id + 100, Ts::ZERO, 1000)
+        .unwrap()
+        .is_empty());
 
     // Tenant creation is a registry write of the system tenant.
     let system = s.read_log(SYSTEM_TENANT, Ts::ZERO, 1000).unwrap();
     let created: Vec<(u64, Vec<KeyValue>)> = system
         .iter()
-        .flat_map(|r| r.mutations.iter().map(|m| (m.table_id, decode_pk(&m.pk_enc).unwrap())))
+        .flat_map(|r| {
+            r.mutations
+                .iter()
+                .map(|m| (m.table_id, decode_pk(&m.pk_enc).unwrap()))
+        })
         .collect();
     assert_eq!(
         created,
-        [(TENANTS_TABLE, int(acme.id as i64)), (TENANTS_TABLE, int(globex.id as i64))]
+        [
+            (TENANTS_TABLE, int(acme.id as i64)),
+            (TENANTS_TABLE, int(globex.id as i64))
+        ]
     );
     assert_eq!(system[0].commit_ts, acme.created_ts);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use tempfile::TempDir;
 use tenet_store::{
-    AsOf, Column, ColumnType, ErrorKind, ManualClock, ScanRange, Store, StoreOptions,
-    TableSpec, TenantOptions, TenantRecord, Ts,
+    AsOf, Column, ColumnType, ErrorKind, ManualClock, ScanRange, Store, StoreOptions, TableSpec,
+    TenantOptions, TenantRecord, Ts,
 };
 
 /// The manual clock's starting time: 2023-11-14T22:13:20Z.
@@ -44,7 +44,10 @@ impl TestStore {
             history_retention_secs: Some(retention_secs),
             ..Default::default()
         };
-        self.store.create_tenant(name, opts).expect("create tenant").0
+        self.store
+            .create_tenant(name, opts)
+            .expect("create tenant")
+            .0
     }
 
     /// Creates `table` (`k:int` key, `s:string`, `n:int`) in `tenant`.
@@ -68,7 +71,10 @@ pub fn options(clock: &Arc<ManualClock>) -> StoreOptions {
 }
 
 pub fn col(name: &str, ty: ColumnType) -> Column {
-    Column { name: name.to_string(), ty }
+    Column {
+        name: name.to_string(),
+        ty,
+    }
 }
 
 /// `k:int` (primary key), `s:string`, `n:int`.
@@ -107,6 +113,9 @@ pub fn assert_err<T: std::fmt::Debug>(
 ) -> tenet_store::Error {
     let e = r.expect_err("expected an error");
     assert_eq!(e.kind(), kind, "wrong kind for error `{e}`");
-    assert!(e.to_string().contains(needle), "`{e}` does not mention `{needle}`");
+    assert!(
+        e.to_string().contains(needle),
+        "`{e}` does not mention `{needle}`"
+    );
     e
 }

@@ -13,12 +13,15 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Mutex;
+
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use proptest::sample::Index;
 use serde_json::{json, Map, Value};
 use tenet_store::{
-    AsOf, Column, ColumnType, Error, ErrorKind, PinRecord, ScanRange, SnapshotDef,
-    TenantOptions, Ts, Txn,
+    AsOf, Column, ColumnType, Error, ErrorKind, PinRecord, ScanRange, SnapshotDef, TenantOptions,
+    Ts, Txn,
 };
 
 use crate::common::*;
@@ -31,26 +34,69 @@ const KEYS: i64 = 5;
 
 #[derive(Clone, Debug)]
 enum Step {
-    Put { table: usize, key: i64, s: Option<String>, n: Option<i64>, extra: Option<i64> },
-    Delete { table: usize, key: i64 },
-    AddColumn { table: usize },
-    DropTable { table: usize },
+    Put {
+        table: usize,
+        key: i64,
+        s: Option<String>,
+        n: Option<i64>,
+        extra: Option<i64>,
+    },
+    Delete {
+        table: usize,
+        key: i64,
+    },
+    AddColumn {
+        table: usize,
+    },
+    DropTable {
+        table: usize,
+    },
     /// Drop (if it exists) and create again with the same name, in one transaction.
-    Recreate { table: usize },
-    CreateTable { table: usize },
+    Recreate {
+        table: usize,
+    },
+    CreateTable {
+        table: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
 enum Op {
-    Txn { tenant: usize, steps: Vec<Step>, abort: bool },
-    Snapshot { tenant: usize, snap: usize },
-    DropSnapshot { tenant: usize, snap: usize },
-    Pin { tenant: usize, at: Index, offset: i8 },
-    Unpin { tenant: usize, which: Index },
-    Advance { millis: u64 },
-    ClockBack { millis: u64 },
+    Txn {
+        tenant: usize,
+        steps: Vec<Step>,
+        abort: bool,
+    },
+    Snapshot {
+        tenant: usize,
+        snap: usize,
+    },
+    DropSnapshot {
+        tenant: usize,
+        snap: usize,
+    },
+    Pin {
+        tenant: usize,
+        at: Index,
+        offset: i8,
+    },
+    Unpin {
+        tenant: usize,
+        which: Index,
+    },
+    Advance {
+        millis: u64,
+    },
+    ClockBack {
+        millis: u64,
+    },
     Gc,
-    Read { tenant: usize, at: Index, offset: i8, range: (Option<i64>, Option<i64>, Option<usize>) },
+    Read {
+        tenant: usize,
+        at: Index,
+        offset: i8,
+        range: (Option<i64>, Option<i64>, Option<usize>),
+    },
     Reopen,
 }
 
@@ -115,7 +161,11 @@ struct MTable {
 
 impl MTable {
     fn new(id: u64) -> MTable {
-        MTable { id, columns: kv_spec("x").columns, rows: BTreeMap::new() }
+        MTable {
+            id,
+            columns: kv_spec("x").columns,
+            rows: BTreeMap::new(),
+        }
     }
 
     /// A row as the store shows it: every column, in order, null when absent.
@@ -123,7 +173,12 @@ impl MTable {
         let obj: Map<String, Value> = self
             .columns
             .iter()
-            .map(|c| (c.name.clone(), row.get(&c.name).cloned().unwrap_or(Value::Null)))
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    row.get(&c.name).cloned().unwrap_or(Value::Null),
+                )
+            })
             .collect();
         Value::Object(obj)
     }
@@ -149,11 +204,19 @@ struct MTenant {
 
 impl MTenant {
     fn at(&self, ts: Ts) -> MState {
-        self.history.range(..=ts).next_back().map(|(_, s)| s.clone()).unwrap_or_default()
+        self.history
+            .range(..=ts)
+            .next_back()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
     }
 
     fn latest(&self) -> MState {
-        self.history.values().next_back().cloned().unwrap_or_default()
+        self.history
+            .values()
+            .next_back()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -168,7 +231,37 @@ enum Expect {
     State(MState),
 }
 
+/// How often each interesting outcome happened, to show the test reaches them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Coverage {
+    commits: u64,
+    reads: u64,
+    /// Reads at a pinned or snapshot ts below the safe point.
+    reads_held_below_safe_point: u64,
+    reads_too_old: u64,
+    reads_in_the_future: u64,
+    pins: u64,
+    pins_too_old: u64,
+    versions_collected: u64,
+    reopens: u64,
+}
+
+impl Coverage {
+    fn add(&mut self, o: &Coverage) {
+        self.commits += o.commits;
+        self.reads += o.reads;
+        self.reads_held_below_safe_point += o.reads_held_below_safe_point;
+        self.reads_too_old += o.reads_too_old;
+        self.reads_in_the_future += o.reads_in_the_future;
+        self.pins += o.pins;
+        self.pins_too_old += o.pins_too_old;
+        self.versions_collected += o.versions_collected;
+        self.reopens += o.reopens;
+    }
+}
+
 struct Harness {
+    coverage: Coverage,
     t: Option<TestStore>,
     tenants: Vec<MTenant>,
     /// Every commit ts, snapshot ts and pin ts so far (reads pick from these).
@@ -180,10 +273,19 @@ struct Harness {
 impl Harness {
     fn new(retention_secs: &[u64]) -> Harness {
         let t = TestStore::new();
-        let mut h = Harness { t: None, tenants: Vec::new(), times: Vec::new(), newest_seen: Ts::ZERO };
+        let mut h = Harness {
+            coverage: Coverage::default(),
+            t: None,
+            tenants: Vec::new(),
+            times: Vec::new(),
+            newest_seen: Ts::ZERO,
+        };
         for (i, &secs) in retention_secs.iter().enumerate() {
             let name = TENANTS[i];
-            let opts = TenantOptions { history_retention_secs: Some(secs), ..Default::default() };
+            let opts = TenantOptions {
+                history_retention_secs: Some(secs),
+                ..Default::default()
+            };
             let (rec, info) = t.store.create_tenant(name, opts).unwrap();
             h.committed(info.commit_ts);
             let mut txn = t.store.begin(name).unwrap();
@@ -212,7 +314,12 @@ impl Harness {
     }
 
     fn committed(&mut self, ts: Ts) {
-        assert!(ts > self.newest_seen, "commit ts {ts} is not after {}", self.newest_seen);
+        self.coverage.commits += 1;
+        assert!(
+            ts > self.newest_seen,
+            "commit ts {ts} is not after {}",
+            self.newest_seen
+        );
         self.newest_seen = ts;
         self.times.push(ts);
     }
@@ -227,10 +334,16 @@ impl Harness {
     }
 
     /// What a read of `tenant` at `ts` must show right now.
+    /// The millisecond from which the store measures "the future": the clock, or the
+    /// newest visible ts when the clock is behind it.
+    fn future_from(&self) -> u64 {
+        self.t().now().max(self.t().store.visible_ts().millis())
+    }
+
     fn expect(&self, tenant: usize, ts: Ts) -> Expect {
         let m = &self.tenants[tenant];
         let store = &self.t().store;
-        if ts > store.visible_ts() && ts.millis() > self.t().now() + 1_000 {
+        if ts > store.visible_ts() && ts.millis() > self.future_from() + 1_000 {
             return Expect::Future;
         }
         let safe = store.safe_point(m.name).unwrap();
@@ -257,6 +370,7 @@ impl Harness {
         let txn = match (&expect, r) {
             (Expect::Future, Err(e)) => {
                 assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                self.coverage.reads_in_the_future += 1;
                 return;
             }
             (Expect::Future, Ok(_)) => panic!("read of {name} at future ts {ts} was accepted"),
@@ -264,14 +378,30 @@ impl Harness {
             (_, Ok(txn)) => txn,
         };
         self.newest_seen = self.newest_seen.max(ts);
+        self.coverage.reads += 1;
+        if ts < self.t().store.safe_point(name).unwrap() {
+            match expect {
+                Expect::TooOld => self.coverage.reads_too_old += 1,
+                _ => self.coverage.reads_held_below_safe_point += 1,
+            }
+        }
         match expect {
             Expect::Future => unreachable!(),
             Expect::TooOld => {
                 let e = txn.tables().expect_err("read below the safe point");
-                assert!(matches!(e, Error::TooOld { requested, .. } if requested == ts), "{e:?}");
+                assert!(
+                    matches!(e, Error::TooOld { requested, .. } if requested == ts),
+                    "{e:?}"
+                );
                 for table in TABLES {
-                    assert!(matches!(txn.scan(table, &ScanRange::default()), Err(Error::TooOld { .. })));
-                    assert!(matches!(txn.get(table, &json!(0)), Err(Error::TooOld { .. })));
+                    assert!(matches!(
+                        txn.scan(table, &ScanRange::default()),
+                        Err(Error::TooOld { .. })
+                    ));
+                    assert!(matches!(
+                        txn.get(table, &json!(0)),
+                        Err(Error::TooOld { .. })
+                    ));
                 }
             }
             Expect::State(state) => compare(&txn, &state, probe, &format!("{name} at {ts}")),
@@ -286,6 +416,12 @@ impl Harness {
                     self.check_read(tenant, ts, None);
                 }
             }
+            // Just past everything committed: the newest state. Past the tolerance for
+            // clock skew: refused as the future.
+            let next = self.t().store.visible_ts().next();
+            self.check_read(tenant, next, None);
+            let future = Ts::from_millis(self.future_from() + 1_001);
+            self.check_read(tenant, future, None);
             // The log holds a suffix of the tenant's commits, all of those after the
             // safe point among them.
             let m = &self.tenants[tenant];
@@ -297,7 +433,11 @@ impl Harness {
                 .map(|r| r.commit_ts)
                 .collect();
             let commits: Vec<Ts> = m.history.keys().copied().collect();
-            assert!(commits.ends_with(&log), "log of {}: {log:?} is not a suffix of {commits:?}", m.name);
+            assert!(
+                commits.ends_with(&log),
+                "log of {}: {log:?} is not a suffix of {commits:?}",
+                m.name
+            );
             let safe = store.safe_point(m.name).unwrap();
             assert!(
                 commits.iter().filter(|ts| **ts > safe).count() <= log.len(),
@@ -309,7 +449,11 @@ impl Harness {
 
     fn run(&mut self, op: &Op) {
         match op {
-            Op::Txn { tenant, steps, abort } => self.txn(*tenant, steps, *abort),
+            Op::Txn {
+                tenant,
+                steps,
+                abort,
+            } => self.txn(*tenant, steps, *abort),
             Op::Snapshot { tenant, snap } => {
                 let m = &self.tenants[*tenant];
                 let name = SNAPSHOTS[*snap];
@@ -348,10 +492,13 @@ impl Harness {
                 let name = self.tenants[*tenant].name;
                 let r = self.t().store.pin(name, ts, "model");
                 match (expect, r) {
-                    (Expect::Future, Err(e)) => assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}"),
-                    (Expect::TooOld, Err(Error::TooOld { .. })) => {}
+                    (Expect::Future, Err(e)) => {
+                        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}")
+                    }
+                    (Expect::TooOld, Err(Error::TooOld { .. })) => self.coverage.pins_too_old += 1,
                     (Expect::State(_), Ok(pin)) => {
                         assert_eq!(pin.ts, ts);
+                        self.coverage.pins += 1;
                         self.newest_seen = self.newest_seen.max(ts);
                         self.tenants[*tenant].pins.push(pin);
                         self.times.push(ts);
@@ -381,17 +528,24 @@ impl Harness {
             }
             Op::Gc => {
                 let now = self.t().now();
-                self.t().store.run_gc().unwrap();
+                let stats = self.t().store.run_gc().unwrap();
+                self.coverage.versions_collected += stats.versions_deleted;
                 for m in &mut self.tenants {
                     let start = Ts::from_millis(now.saturating_sub(m.retention_ms));
                     m.window_start = m.window_start.max(start);
                 }
             }
-            Op::Read { tenant, at, offset, range } => {
+            Op::Read {
+                tenant,
+                at,
+                offset,
+                range,
+            } => {
                 let ts = self.pick(at, *offset);
                 self.check_read(*tenant, ts, Some(*range));
             }
             Op::Reopen => {
+                self.coverage.reopens += 1;
                 let t = self.t.take().unwrap().reopen();
                 self.t = Some(t);
             }
@@ -405,7 +559,12 @@ impl Harness {
         for step in steps {
             apply(&mut txn, &mut work, step);
         }
-        compare(&txn, &work, Some((None, None, None)), &format!("{} inside a transaction", m.name));
+        compare(
+            &txn,
+            &work,
+            Some((None, None, None)),
+            &format!("{} inside a transaction", m.name),
+        );
         if abort {
             return;
         }
@@ -423,7 +582,13 @@ impl Harness {
 fn apply(txn: &mut Txn, work: &mut MState, step: &Step) {
     let table_of = |i: usize| TABLES[i];
     match step {
-        Step::Put { table, key, s, n, extra } => {
+        Step::Put {
+            table,
+            key,
+            s,
+            n,
+            extra,
+        } => {
             let name = table_of(*table);
             let Some(mt) = work.tables.get_mut(name) else {
                 assert_err(txn.put(name, &json!({"k": key})), ErrorKind::NotFound, name);
@@ -464,7 +629,11 @@ fn apply(txn: &mut Txn, work: &mut MState, step: &Step) {
             match work.tables.get_mut(name) {
                 Some(mt) => {
                     let i = mt.columns.len();
-                    let ty = if i % 2 == 0 { ColumnType::Int } else { ColumnType::String };
+                    let ty = if i % 2 == 0 {
+                        ColumnType::Int
+                    } else {
+                        ColumnType::String
+                    };
                     let column = col(&format!("c{i}"), ty);
                     let def = txn.add_column(name, column.clone()).unwrap();
                     mt.columns.push(column);
@@ -472,7 +641,11 @@ fn apply(txn: &mut Txn, work: &mut MState, step: &Step) {
                     assert_eq!(def.schema_version as usize, mt.columns.len() - 2);
                 }
                 None => {
-                    assert_err(txn.add_column(name, col("c", ColumnType::Int)), ErrorKind::NotFound, name);
+                    assert_err(
+                        txn.add_column(name, col("c", ColumnType::Int)),
+                        ErrorKind::NotFound,
+                        name,
+                    );
                 }
             }
         }
@@ -499,7 +672,11 @@ fn apply(txn: &mut Txn, work: &mut MState, step: &Step) {
         Step::CreateTable { table } => {
             let name = table_of(*table);
             if work.tables.contains_key(name) {
-                assert_err(txn.create_table(&kv_spec(name)), ErrorKind::AlreadyExists, name);
+                assert_err(
+                    txn.create_table(&kv_spec(name)),
+                    ErrorKind::AlreadyExists,
+                    name,
+                );
             } else {
                 let def = txn.create_table(&kv_spec(name)).unwrap();
                 work.tables.insert(name.to_string(), MTable::new(def.id));
@@ -519,21 +696,38 @@ fn entries(v: &Value) -> Vec<(String, Value)> {
 
 /// Compares everything `txn` shows with `state`.
 fn compare(txn: &Txn, state: &MState, probe: Probe, what: &str) {
-    let tables = txn.tables().unwrap_or_else(|e| panic!("{what}: tables: {e}"));
-    let got: Vec<(String, u64, Vec<Column>)> =
-        tables.iter().map(|d| (d.name.clone(), d.id, d.columns.clone())).collect();
-    let want: Vec<(String, u64, Vec<Column>)> =
-        state.tables.iter().map(|(n, t)| (n.clone(), t.id, t.columns.clone())).collect();
+    let tables = txn
+        .tables()
+        .unwrap_or_else(|e| panic!("{what}: tables: {e}"));
+    let got: Vec<(String, u64, Vec<Column>)> = tables
+        .iter()
+        .map(|d| (d.name.clone(), d.id, d.columns.clone()))
+        .collect();
+    let want: Vec<(String, u64, Vec<Column>)> = state
+        .tables
+        .iter()
+        .map(|(n, t)| (n.clone(), t.id, t.columns.clone()))
+        .collect();
     assert_eq!(got, want, "{what}: tables");
     let snaps = txn.snapshots().unwrap();
-    let want: Vec<SnapshotDef> =
-        state.snapshots.iter().map(|(name, ts)| SnapshotDef { name: name.clone(), ts: *ts }).collect();
+    let want: Vec<SnapshotDef> = state
+        .snapshots
+        .iter()
+        .map(|(name, ts)| SnapshotDef {
+            name: name.clone(),
+            ts: *ts,
+        })
+        .collect();
     assert_eq!(snaps, want, "{what}: snapshots");
 
     for name in TABLES {
         let Some(mt) = state.tables.get(name) else {
             assert_err(txn.get(name, &json!(0)), ErrorKind::NotFound, name);
-            assert_err(txn.scan(name, &ScanRange::default()), ErrorKind::NotFound, name);
+            assert_err(
+                txn.scan(name, &ScanRange::default()),
+                ErrorKind::NotFound,
+                name,
+            );
             continue;
         };
         let rows = txn.scan(name, &ScanRange::default()).unwrap();
@@ -543,8 +737,14 @@ fn compare(txn: &Txn, state: &MState, probe: Probe, what: &str) {
             want.iter().map(entries).collect::<Vec<_>>(),
             "{what}: scan of {name}"
         );
-        let Some((from, to, limit)) = probe else { continue };
-        let scan_range = ScanRange { from: from.map(|k| json!(k)), to: to.map(|k| json!(k)), limit };
+        let Some((from, to, limit)) = probe else {
+            continue;
+        };
+        let scan_range = ScanRange {
+            from: from.map(|k| json!(k)),
+            to: to.map(|k| json!(k)),
+            limit,
+        };
         let ranged = txn.scan(name, &scan_range).unwrap();
         let want_ranged: Vec<Value> = mt
             .rows
@@ -553,7 +753,10 @@ fn compare(txn: &Txn, state: &MState, probe: Probe, what: &str) {
             .take(limit.unwrap_or(usize::MAX))
             .map(|(_, r)| mt.render(r))
             .collect();
-        assert_eq!(ranged, want_ranged, "{what}: scan of {name} in {scan_range:?}");
+        assert_eq!(
+            ranged, want_ranged,
+            "{what}: scan of {name} in {scan_range:?}"
+        );
         for key in 0..KEYS {
             let got = txn.get(name, &json!(key)).unwrap();
             let want = mt.rows.get(&key).map(|r| mt.render(r));
@@ -562,27 +765,49 @@ fn compare(txn: &Txn, state: &MState, probe: Probe, what: &str) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 24,
-        max_shrink_iters: 200,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn store_matches_the_model((retention, ops) in scenario()) {
-        let mut h = Harness::new(&retention);
-        for (i, op) in ops.iter().enumerate() {
-            h.run(op);
-            if i % 10 == 9 {
-                h.check_all();
-            }
+/// Runs one scenario against a fresh store; returns what it covered.
+fn run_scenario(retention: &[u64], ops: &[Op]) -> Coverage {
+    let mut h = Harness::new(retention);
+    for (i, op) in ops.iter().enumerate() {
+        h.run(op);
+        if i % 20 == 19 {
+            h.check_all();
         }
-        // A last GC after time has passed, then everything again.
-        h.run(&Op::Advance { millis: 1_500 });
-        h.run(&Op::Gc);
-        h.check_all();
-        h.run(&Op::Reopen);
-        h.check_all();
     }
+    // A last GC after time has passed, then everything again, also after a reopen.
+    h.run(&Op::Advance { millis: 1_500 });
+    h.run(&Op::Gc);
+    h.check_all();
+    h.run(&Op::Reopen);
+    h.check_all();
+    h.coverage
+}
+
+#[test]
+fn store_matches_the_model() {
+    const CASES: u32 = 24;
+    let config = ProptestConfig {
+        cases: CASES,
+        max_shrink_iters: 200,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    };
+    let total = Mutex::new(Coverage::default());
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&scenario(), |(retention, ops)| {
+        let covered = run_scenario(&retention, &ops);
+        total.lock().unwrap().add(&covered);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The outcomes that make the test worth running were reached (each has a chance of
+    // well over 10% per case, so missing one in every case means the generator broke).
+    let c = total.into_inner().unwrap();
+    eprintln!("model coverage over {CASES} cases: {c:?}");
+    assert!(c.reads_too_old > 0, "{c:?}");
+    assert!(c.reads_held_below_safe_point > 0, "{c:?}");
+    assert!(c.versions_collected > 0, "{c:?}");
+    assert!(c.pins > 0 && c.reopens > 0 && c.reads_in_the_future > 0, "{c:?}");
 }

@@ -24,7 +24,10 @@ struct TenantDump {
 fn rows_at(store: &Store, tenant: &str, as_of: &AsOf) -> Vec<Vec<Value>> {
     let txn = store.read_at(tenant, as_of).unwrap();
     let tables = txn.tables().unwrap();
-    tables.iter().map(|d| txn.scan(&d.name, &ScanRange::default()).unwrap()).collect()
+    tables
+        .iter()
+        .map(|d| txn.scan(&d.name, &ScanRange::default()).unwrap())
+        .collect()
 }
 
 fn dump(store: &Store) -> Vec<TenantDump> {
@@ -34,7 +37,12 @@ fn dump(store: &Store) -> Vec<TenantDump> {
         .map(|record| {
             let name = record.name.clone();
             let txn = store.read_at(&name, &AsOf::Latest).unwrap();
-            let tables: Vec<TableDef> = txn.tables().unwrap().iter().map(|d| (**d).clone()).collect();
+            let tables: Vec<TableDef> = txn
+                .tables()
+                .unwrap()
+                .iter()
+                .map(|d| (**d).clone())
+                .collect();
             let snapshots = txn.snapshots().unwrap();
             let pins = store.pins(&name).unwrap();
             TenantDump {
@@ -43,7 +51,10 @@ fn dump(store: &Store) -> Vec<TenantDump> {
                     .iter()
                     .map(|s| rows_at(store, &name, &AsOf::Snapshot(s.name.clone())))
                     .collect(),
-                at_pins: pins.iter().map(|p| rows_at(store, &name, &AsOf::Ts(p.ts))).collect(),
+                at_pins: pins
+                    .iter()
+                    .map(|p| rows_at(store, &name, &AsOf::Ts(p.ts)))
+                    .collect(),
                 safe_point: store.safe_point(&name).unwrap(),
                 log: store.read_log(record.id, Ts::ZERO, usize::MAX).unwrap(),
                 record,
@@ -89,17 +100,28 @@ fn everything_survives_a_reopen() {
     let safe = before[0].safe_point;
     assert!(safe > c3, "GC moved the safe point");
     assert_eq!(before[0].pins, [pin.clone()]);
-    let max_table_id = before.iter().flat_map(|d| d.tables.iter().map(|x| x.id)).max().unwrap();
+    let max_table_id = before
+        .iter()
+        .flat_map(|d| d.tables.iter().map(|x| x.id))
+        .max()
+        .unwrap();
     let last_ts = t.store.visible_ts().max(c4);
 
     let t = t.reopen();
     let after = dump(&t.store);
     assert_eq!(after, before);
     assert_eq!(after[0].rows[0].len(), 3);
-    assert_eq!(after[0].at_snapshots[0].len(), 2, "the snapshot still sees `gone`");
+    assert_eq!(
+        after[0].at_snapshots[0].len(),
+        2,
+        "the snapshot still sees `gone`"
+    );
     for ts in [c1, c3, pin.ts.next()] {
         let txn = t.store.read_at("acme", &AsOf::Ts(ts)).unwrap();
-        assert!(matches!(txn.tables(), Err(Error::TooOld { .. })), "read at {ts}");
+        assert!(
+            matches!(txn.tables(), Err(Error::TooOld { .. })),
+            "read at {ts}"
+        );
     }
 
     // The clock went backwards while the store was closed: commits still move forward.
@@ -139,7 +161,10 @@ fn reads_ahead_of_the_clock_stay_repeatable_across_a_reopen() {
     let t = t.reopen();
     t.clock.set(T0 - 60_000);
     let c = put(&t.store, "acme", "t", json!({"k": 2, "s": "after"}));
-    assert!(c > ahead, "commit {c} at or before a ts already read ({ahead})");
+    assert!(
+        c > ahead,
+        "commit {c} at or before a ts already read ({ahead})"
+    );
     assert_eq!(scan_at(&t.store, "acme", "t", &AsOf::Ts(ahead)), seen);
 }
 
@@ -152,4 +177,19 @@ fn a_store_in_use_is_not_opened_twice() {
     assert!(e.to_string().contains("in use"), "{e}");
     // The first handle still works.
     t.tenant("acme", 3600);
+}
+
+/// A clean close records how far the clock got, so a reopen does not push commit
+/// timestamps ahead of the wall clock (only a crash may, by the lease).
+#[test]
+fn a_clean_reopen_keeps_commit_ts_on_the_wall_clock() {
+    let t = TestStore::new();
+    t.tenant("acme", 3600);
+    t.kv_table("acme", "t");
+    let c1 = put(&t.store, "acme", "t", json!({"k": 1}));
+    let t = t.reopen();
+    t.clock.advance(5);
+    let c2 = put(&t.store, "acme", "t", json!({"k": 2}));
+    assert!(c2 > c1);
+    assert_eq!(c2, Ts::from_millis(T0 + 5), "commit ts after a clean reopen");
 }

@@ -1,7 +1,7 @@
 //! Snapshots and pins: created, listed, dropped, and holding their state through GC.
 
 use serde_json::{json, Value};
-use tenet_store::{AsOf, ColumnType, Error, ErrorKind, ScanRange, Store, Txn, Ts};
+use tenet_store::{AsOf, ColumnType, Error, ErrorKind, ScanRange, Store, Ts, Txn};
 
 use crate::common::*;
 
@@ -12,7 +12,11 @@ fn dump(txn: &Txn) -> Vec<(String, Vec<String>, Vec<Value>)> {
         .iter()
         .map(|d| {
             let cols = d.columns.iter().map(|c| c.name.clone()).collect();
-            (d.name.clone(), cols, txn.scan(&d.name, &ScanRange::default()).unwrap())
+            (
+                d.name.clone(),
+                cols,
+                txn.scan(&d.name, &ScanRange::default()).unwrap(),
+            )
         })
         .collect()
 }
@@ -28,7 +32,11 @@ fn assert_too_old(store: &Store, tenant: &str, ts: Ts) {
     let oldest = store.safe_point(tenant).unwrap();
     let e = txn.tables().unwrap_err();
     match &e {
-        Error::TooOld { requested, oldest: o, .. } => {
+        Error::TooOld {
+            requested,
+            oldest: o,
+            ..
+        } => {
             assert_eq!(*requested, ts);
             assert_eq!(*o, oldest);
         }
@@ -36,7 +44,10 @@ fn assert_too_old(store: &Store, tenant: &str, ts: Ts) {
     }
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
     assert!(e.to_string().contains("older than the history kept"), "{e}");
-    assert!(matches!(txn.scan("t", &ScanRange::default()), Err(Error::TooOld { .. })));
+    assert!(matches!(
+        txn.scan("t", &ScanRange::default()),
+        Err(Error::TooOld { .. })
+    ));
     assert!(matches!(txn.get("t", &json!(1)), Err(Error::TooOld { .. })));
     assert!(matches!(txn.snapshots(), Err(Error::TooOld { .. })));
 }
@@ -68,7 +79,11 @@ fn snapshots_are_created_listed_read_and_dropped() {
     let mut txn = t.store.begin("acme").unwrap();
     txn.add_column("t", col("extra", ColumnType::Int)).unwrap();
     let b = txn.create_snapshot("b").unwrap();
-    assert_err(txn.create_snapshot("a"), ErrorKind::AlreadyExists, "snapshot `a` already exists");
+    assert_err(
+        txn.create_snapshot("a"),
+        ErrorKind::AlreadyExists,
+        "snapshot `a` already exists",
+    );
     txn.commit().unwrap();
     // The snapshot names the state the transaction read, without its own DDL.
     let state_b = dump_at(&t.store, "acme", AsOf::Snapshot("b".into()));
@@ -77,21 +92,45 @@ fn snapshots_are_created_listed_read_and_dropped() {
 
     let list = t.store.begin("acme").unwrap().snapshots().unwrap();
     assert_eq!(list, [a.clone(), b.clone()]);
-    assert!(t.store.begin("globex").unwrap().snapshots().unwrap().is_empty());
-    assert_eq!(dump_at(&t.store, "acme", AsOf::Snapshot("a".into())), state_a);
+    assert!(t
+        .store
+        .begin("globex")
+        .unwrap()
+        .snapshots()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        dump_at(&t.store, "acme", AsOf::Snapshot("a".into())),
+        state_a
+    );
     assert_eq!(state_a[0].2, [json!({"k": 1, "s": "v1", "n": null})]);
     // The snapshot list is itself time-travel readable.
     let before_a = t.store.read_at("acme", &AsOf::Ts(a_commit.prev())).unwrap();
     assert!(before_a.snapshots().unwrap().is_empty());
-    assert_eq!(t.store.read_at("acme", &AsOf::Ts(a_commit)).unwrap().snapshots().unwrap(), [a.clone()]);
+    assert_eq!(
+        t.store
+            .read_at("acme", &AsOf::Ts(a_commit))
+            .unwrap()
+            .snapshots()
+            .unwrap(),
+        [a.clone()]
+    );
 
     let mut txn = t.store.begin("acme").unwrap();
     txn.drop_snapshot("a").unwrap();
     assert_eq!(txn.snapshots().unwrap(), [b.clone()]);
-    assert_err(txn.drop_snapshot("a"), ErrorKind::NotFound, "snapshot `a` not found");
+    assert_err(
+        txn.drop_snapshot("a"),
+        ErrorKind::NotFound,
+        "snapshot `a` not found",
+    );
     txn.commit().unwrap();
     assert_eq!(t.store.begin("acme").unwrap().snapshots().unwrap(), [b]);
-    assert_err(t.store.read_at("acme", &AsOf::Snapshot("a".into())), ErrorKind::NotFound, "`a`");
+    assert_err(
+        t.store.read_at("acme", &AsOf::Snapshot("a".into())),
+        ErrorKind::NotFound,
+        "`a`",
+    );
     // The name can be used again, for a new state.
     let mut txn = t.store.begin("acme").unwrap();
     let a2 = txn.create_snapshot("a").unwrap();
@@ -109,7 +148,8 @@ fn snapshots_hold_their_state_through_gc() {
     t.kv_table("acme", "u");
     let mut txn = t.store.begin("acme").unwrap();
     for k in 1..=3 {
-        txn.put("t", &json!({"k": k, "s": format!("v{k}")})).unwrap();
+        txn.put("t", &json!({"k": k, "s": format!("v{k}")}))
+            .unwrap();
         txn.put("u", &json!({"k": k})).unwrap();
     }
     txn.commit().unwrap();
@@ -126,6 +166,8 @@ fn snapshots_hold_their_state_through_gc() {
     txn.add_column("t", col("c", ColumnType::String)).unwrap();
     txn.drop_table("u").unwrap();
     let changed = txn.commit().unwrap().commit_ts;
+    // A version that neither the snapshot nor the safe point will see.
+    put(&t.store, "acme", json!({"k": 3, "s": "three, briefly"}));
     let c3 = put(&t.store, "acme", json!({"k": 3, "s": "three again"}));
     let at_c3 = dump_at(&t.store, "acme", AsOf::Ts(c3));
     // A transaction that began before GC names its old state as a snapshot.
@@ -138,9 +180,15 @@ fn snapshots_hold_their_state_through_gc() {
     let stats = t.store.run_gc().unwrap();
     assert!(stats.versions_deleted > 0, "{stats:?}");
     let safe = t.store.safe_point("acme").unwrap();
-    assert!(safe > c3 && safe < c4, "safe point {safe} between {c3} and {c4}");
+    assert!(
+        safe > c3 && safe < c4,
+        "safe point {safe} between {c3} and {c4}"
+    );
 
-    assert_eq!(dump_at(&t.store, "acme", AsOf::Snapshot("keep".into())), at_snap);
+    assert_eq!(
+        dump_at(&t.store, "acme", AsOf::Snapshot("keep".into())),
+        at_snap
+    );
     assert_eq!(dump_at(&t.store, "acme", AsOf::Ts(snap.ts)), at_snap);
     assert_eq!(dump_at(&t.store, "acme", AsOf::Ts(safe)), at_c3);
     assert_eq!(dump_at(&t.store, "acme", AsOf::Latest), latest);
@@ -149,11 +197,17 @@ fn snapshots_hold_their_state_through_gc() {
     }
     // GC collected that state before the snapshot was committed: refused.
     assert!(matches!(late.commit(), Err(Error::TooOld { .. })));
-    assert_eq!(t.store.begin("acme").unwrap().snapshots().unwrap(), [snap.clone()]);
+    assert_eq!(
+        t.store.begin("acme").unwrap().snapshots().unwrap(),
+        [snap.clone()]
+    );
 
     // A second round changes nothing that is readable.
     t.store.run_gc().unwrap();
-    assert_eq!(dump_at(&t.store, "acme", AsOf::Snapshot("keep".into())), at_snap);
+    assert_eq!(
+        dump_at(&t.store, "acme", AsOf::Snapshot("keep".into())),
+        at_snap
+    );
     assert_eq!(t.store.safe_point("acme").unwrap(), safe);
 
     // Dropping the snapshot releases its state.
@@ -178,16 +232,25 @@ fn pins_hold_state_and_log_until_released() {
     let c3 = put(&t.store, "acme", json!({"k": 1, "s": "v3"}));
     assert!(c3.prev() > c2);
     let pin = t.store.pin("acme", c2, "test").unwrap();
-    assert_eq!((pin.ts, pin.tenant_id, pin.owner.as_str()), (c2, id, "test"));
+    assert_eq!(
+        (pin.ts, pin.tenant_id, pin.owner.as_str()),
+        (c2, id, "test")
+    );
     // A pin between two commits holds the state at that ts.
     let between = t.store.pin("acme", c3.prev(), "backup:1").unwrap();
     assert!(between.id > pin.id);
-    assert_eq!(t.store.pins("acme").unwrap(), [pin.clone(), between.clone()]);
+    assert_eq!(
+        t.store.pins("acme").unwrap(),
+        [pin.clone(), between.clone()]
+    );
 
     t.clock.advance(10_000);
     let c4 = put(&t.store, "acme", json!({"k": 1, "s": "v4"}));
     let stats = t.store.run_gc().unwrap();
-    assert!(stats.versions_deleted > 0 && stats.log_records_deleted > 0, "{stats:?}");
+    assert!(
+        stats.versions_deleted > 0 && stats.log_records_deleted > 0,
+        "{stats:?}"
+    );
     let get = |ts: Ts| {
         let txn = t.store.read_at("acme", &AsOf::Ts(ts)).unwrap();
         txn.get("t", &json!(1)).unwrap().unwrap()["s"].clone()
@@ -199,10 +262,19 @@ fn pins_hold_state_and_log_until_released() {
         assert_too_old(&t.store, "acme", ts);
     }
     // The log after the oldest pin is kept; what is older is gone.
-    let log: Vec<Ts> = t.store.read_log(id, Ts::ZERO, 100).unwrap().iter().map(|r| r.commit_ts).collect();
+    let log: Vec<Ts> = t
+        .store
+        .read_log(id, Ts::ZERO, 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.commit_ts)
+        .collect();
     assert_eq!(log, [c3, c4]);
     // A ts that GC has collected cannot be pinned; a pinned one can be pinned again.
-    assert!(matches!(t.store.pin("acme", c1, "test"), Err(Error::TooOld { .. })));
+    assert!(matches!(
+        t.store.pin("acme", c1, "test"),
+        Err(Error::TooOld { .. })
+    ));
     let again = t.store.pin("acme", c2, "again").unwrap();
     assert_eq!(t.store.pins("acme").unwrap().len(), 3);
 
@@ -219,7 +291,13 @@ fn pins_hold_state_and_log_until_released() {
     t.store.run_gc().unwrap();
     assert_too_old(&t.store, "acme", c2);
     assert_eq!(get(c4), "v4");
-    let log: Vec<Ts> = t.store.read_log(id, Ts::ZERO, 100).unwrap().iter().map(|r| r.commit_ts).collect();
+    let log: Vec<Ts> = t
+        .store
+        .read_log(id, Ts::ZERO, 100)
+        .unwrap()
+        .iter()
+        .map(|r| r.commit_ts)
+        .collect();
     assert_eq!(log, [c4]);
 }
 
@@ -244,11 +322,24 @@ fn gc_keeps_every_ts_inside_the_retention_window() {
     t.clock.set(T0 + 1_000);
     t.store.run_gc().unwrap();
     let safe = t.store.safe_point("acme").unwrap();
-    assert!(safe <= Ts::from_millis(T0), "safe point {safe} is past {}", Ts::from_millis(T0));
-    for (ts, s) in [(c1.prev(), None), (c1, Some("v1")), (c2, Some("v2")), (c3, Some("v3"))] {
+    assert!(
+        safe <= Ts::from_millis(T0),
+        "safe point {safe} is past {}",
+        Ts::from_millis(T0)
+    );
+    for (ts, s) in [
+        (c1.prev(), None),
+        (c1, Some("v1")),
+        (c2, Some("v2")),
+        (c3, Some("v3")),
+    ] {
         let got = get(ts);
         let ok = matches!(&got, Ok(v) if v.as_ref().map(|v| v.as_str().unwrap()) == s);
-        assert!(ok, "read at {ts} (ms {T0} + {}): {got:?}", ts.0 - Ts::from_millis(T0).0);
+        assert!(
+            ok,
+            "read at {ts} (ms {T0} + {}): {got:?}",
+            ts.0 - Ts::from_millis(T0).0
+        );
     }
 
     // One millisecond later, T0 is outside: only the state at its end is kept.
@@ -279,7 +370,99 @@ fn snapshots_keep_dropped_tables_through_gc() {
     assert!(new.id > old_id);
     t.clock.advance(5_000);
     t.store.run_gc().unwrap();
-    assert_eq!(dump_at(&t.store, "acme", AsOf::Snapshot("before-drop".into())), before);
+    assert_eq!(
+        dump_at(&t.store, "acme", AsOf::Snapshot("before-drop".into())),
+        before
+    );
     assert_eq!(before[0].2, [json!({"k": 1, "s": "old table", "n": null})]);
-    assert_eq!(scan(&t.store, "acme", "t"), [json!({"k": 1, "s": "new table", "n": null})]);
+    assert_eq!(
+        scan(&t.store, "acme", "t"),
+        [json!({"k": 1, "s": "new table", "n": null})]
+    );
+}
+
+/// Readers racing GC rounds get either the exact state at their ts or `TooOld`, never a
+/// half-collected state; a pinned ts always reads.
+#[test]
+fn reads_racing_gc_see_their_state_or_too_old() {
+    const COMMITS: u64 = 300;
+    let t = TestStore::new();
+    t.tenant("acme", 1);
+    t.kv_table("acme", "t");
+    // Key 1 holds the commit's number; key 2 exists only at odd commits.
+    let mut history = Vec::new();
+    for i in 0..COMMITS {
+        t.clock.advance(10);
+        let mut txn = t.store.begin("acme").unwrap();
+        txn.put("t", &json!({"k": 1, "n": i})).unwrap();
+        if i % 2 == 1 {
+            txn.put("t", &json!({"k": 2, "n": i})).unwrap();
+        } else {
+            txn.delete("t", &json!(2)).unwrap();
+        }
+        history.push((txn.commit().unwrap().commit_ts, i));
+    }
+    let (pinned_ts, pinned_n) = history[COMMITS as usize / 2];
+    t.store.pin("acme", pinned_ts, "test").unwrap();
+    // GC will sweep its horizon across the whole history.
+    t.clock.set(T0 + 1_000);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (ok, too_old) = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..4u64)
+            .map(|r| {
+                let (store, history, done) = (&t.store, &history, &done);
+                s.spawn(move || {
+                    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ r;
+                    let (mut ok, mut too_old) = (0, 0);
+                    while !done.load(std::sync::atomic::Ordering::Acquire) {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        let (ts, n) = history[(rng % COMMITS) as usize];
+                        // Half the reads land between two commits.
+                        let ts = if rng & 1 == 0 { ts } else { ts.next() };
+                        let (ts, n) = if rng % 7 == 0 { (pinned_ts, pinned_n) } else { (ts, n) };
+                        let txn = store.read_at("acme", &AsOf::Ts(ts)).unwrap();
+                        match txn.scan("t", &ScanRange::default()) {
+                            Ok(rows) => {
+                                let mut want = vec![json!({"k": 1, "s": null, "n": n})];
+                                if n % 2 == 1 {
+                                    want.push(json!({"k": 2, "s": null, "n": n}));
+                                }
+                                assert_eq!(rows, want, "scan at {ts}");
+                                ok += 1;
+                            }
+                            Err(Error::TooOld { .. }) => {
+                                assert_ne!(ts, pinned_ts, "the pinned ts became too old");
+                                too_old += 1;
+                            }
+                            Err(e) => panic!("scan at {ts}: {e}"),
+                        }
+                        match txn.get("t", &json!(1)) {
+                            Ok(row) => assert_eq!(row.unwrap()["n"], n, "get at {ts}"),
+                            Err(Error::TooOld { .. }) => assert_ne!(ts, pinned_ts),
+                            Err(e) => panic!("get at {ts}: {e}"),
+                        }
+                    }
+                    (ok, too_old)
+                })
+            })
+            .collect();
+        for _ in 0..(COMMITS / 2) {
+            t.clock.advance(20);
+            t.store.run_gc().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        readers
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    assert!(ok > 0 && too_old > 0, "{ok} reads, {too_old} too old");
+    // In the end only the pinned state and the newest remain readable.
+    t.clock.advance(1_000);
+    t.store.run_gc().unwrap();
+    let last = history.last().unwrap().0;
+    assert!(t.store.safe_point("acme").unwrap() >= last);
+    assert_eq!(scan_at(&t.store, "acme", "t", &AsOf::Ts(pinned_ts))[0]["n"], pinned_n);
 }

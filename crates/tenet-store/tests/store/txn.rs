@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tenet_store::{
-    AsOf, ColumnType, Error, ErrorKind, ScanRange, Store, TableSpec, Ts,
-};
+use tenet_store::{AsOf, ColumnType, Error, ErrorKind, ScanRange, Store, TableSpec, Ts};
 
 use crate::common::*;
 
@@ -29,7 +27,10 @@ fn first_committer_wins_on_the_same_key() {
     let t = TestStore::new();
     t.tenant("acme", 3600);
     t.kv_table("acme", "t");
-    let log_before = t.store.read_log(t.store.tenant("acme").unwrap().id, Ts::ZERO, 100).unwrap();
+    let log_before = t
+        .store
+        .read_log(t.store.tenant("acme").unwrap().id, Ts::ZERO, 100)
+        .unwrap();
 
     let mut a = t.store.begin("acme").unwrap();
     let mut b = t.store.begin("acme").unwrap();
@@ -39,7 +40,10 @@ fn first_committer_wins_on_the_same_key() {
     let ca = a.commit().unwrap();
     let msg = assert_conflict(b.commit());
     assert!(msg.contains("key 1"), "{msg}");
-    assert_eq!(scan(&t.store, "acme", "t"), [json!({"k": 1, "s": "a", "n": null})]);
+    assert_eq!(
+        scan(&t.store, "acme", "t"),
+        [json!({"k": 1, "s": "a", "n": null})]
+    );
 
     // A delete conflicts with a put of the same key, and the other way round.
     let mut a = t.store.begin("acme").unwrap();
@@ -48,7 +52,10 @@ fn first_committer_wins_on_the_same_key() {
     b.put("t", &json!({"k": 1, "n": 7})).unwrap();
     b.commit().unwrap();
     assert_conflict(a.commit());
-    assert_eq!(scan(&t.store, "acme", "t"), [json!({"k": 1, "s": null, "n": 7})]);
+    assert_eq!(
+        scan(&t.store, "acme", "t"),
+        [json!({"k": 1, "s": null, "n": 7})]
+    );
 
     // A transaction that starts after the commit does not conflict with it.
     let mut c = t.store.begin("acme").unwrap();
@@ -58,7 +65,10 @@ fn first_committer_wins_on_the_same_key() {
 
     // Failed commits left nothing in the log: create, a, b, c.
     let id = t.store.tenant("acme").unwrap().id;
-    assert_eq!(t.store.read_log(id, Ts::ZERO, 100).unwrap().len(), log_before.len() + 3);
+    assert_eq!(
+        t.store.read_log(id, Ts::ZERO, 100).unwrap().len(),
+        log_before.len() + 3
+    );
 }
 
 #[test]
@@ -80,7 +90,10 @@ fn disjoint_keys_tables_and_tenants_both_commit() {
     txns[1].put("t", &json!({"k": 2})).unwrap();
     txns[2].put("u", &json!({"k": 1})).unwrap();
     txns[3].put("t", &json!({"k": 1})).unwrap();
-    let ts: Vec<Ts> = txns.into_iter().map(|x| x.commit().unwrap().commit_ts).collect();
+    let ts: Vec<Ts> = txns
+        .into_iter()
+        .map(|x| x.commit().unwrap().commit_ts)
+        .collect();
     assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
     assert_eq!(scan(&t.store, "acme", "t").len(), 2);
     assert_eq!(scan(&t.store, "acme", "u").len(), 1);
@@ -158,28 +171,43 @@ fn a_transaction_reads_its_own_writes() {
     t.kv_table("acme", "gone");
     let mut seed = t.store.begin("acme").unwrap();
     for k in [1, 3, 5, 7] {
-        seed.put("t", &json!({"k": k, "s": format!("v{k}")})).unwrap();
+        seed.put("t", &json!({"k": k, "s": format!("v{k}")}))
+            .unwrap();
     }
     seed.commit().unwrap();
 
     let mut txn = t.store.begin("acme").unwrap();
     txn.put("t", &json!({"k": 2, "s": "new"})).unwrap();
-    txn.put("t", &json!({"k": 3, "s": "changed", "n": 3})).unwrap();
+    txn.put("t", &json!({"k": 3, "s": "changed", "n": 3}))
+        .unwrap();
     txn.delete("t", &json!(5)).unwrap();
     txn.delete("t", &json!(6)).unwrap(); // absent: no error
-    assert_eq!(txn.get("t", &json!(2)).unwrap(), Some(json!({"k": 2, "s": "new", "n": null})));
+    assert_eq!(
+        txn.get("t", &json!(2)).unwrap(),
+        Some(json!({"k": 2, "s": "new", "n": null}))
+    );
     assert_eq!(txn.get("t", &json!(3)).unwrap().unwrap()["s"], "changed");
     assert_eq!(txn.get("t", &json!(5)).unwrap(), None);
     assert_eq!(txn.get("t", &json!(7)).unwrap().unwrap()["s"], "v7");
-    let keys = |rows: Vec<Value>| rows.iter().map(|r| r["k"].as_i64().unwrap()).collect::<Vec<_>>();
-    assert_eq!(keys(txn.scan("t", &ScanRange::default()).unwrap()), [1, 2, 3, 7]);
+    let keys = |rows: Vec<Value>| {
+        rows.iter()
+            .map(|r| r["k"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(txn.scan("t", &ScanRange::default()).unwrap()),
+        [1, 2, 3, 7]
+    );
     let range = |from: i64, to: i64, limit: Option<usize>| ScanRange {
         from: Some(json!(from)),
         to: Some(json!(to)),
         limit,
     };
     assert_eq!(keys(txn.scan("t", &range(2, 7, None)).unwrap()), [2, 3]);
-    assert_eq!(keys(txn.scan("t", &range(0, 100, Some(3))).unwrap()), [1, 2, 3]);
+    assert_eq!(
+        keys(txn.scan("t", &range(0, 100, Some(3))).unwrap()),
+        [1, 2, 3]
+    );
     assert_eq!(keys(txn.scan("t", &range(4, 100, Some(1))).unwrap()), [7]);
 
     // DDL in the same transaction.
@@ -190,16 +218,28 @@ fn a_transaction_reads_its_own_writes() {
             primary_key: vec!["id".into()],
         })
         .unwrap();
-    txn.put("fresh", &json!({"id": "a", "v": {"x": [1, 2]}})).unwrap();
+    txn.put("fresh", &json!({"id": "a", "v": {"x": [1, 2]}}))
+        .unwrap();
     txn.add_column("fresh", col("w", ColumnType::Bool)).unwrap();
     txn.put("fresh", &json!({"id": "b", "w": true})).unwrap();
     assert_eq!(
         txn.scan("fresh", &ScanRange::default()).unwrap(),
-        [json!({"id": "a", "v": {"x": [1, 2]}, "w": null}), json!({"id": "b", "v": null, "w": true})]
+        [
+            json!({"id": "a", "v": {"x": [1, 2]}, "w": null}),
+            json!({"id": "b", "v": null, "w": true})
+        ]
     );
     txn.drop_table("gone").unwrap();
-    assert_eq!(txn.get("gone", &json!(1)).unwrap_err().kind(), ErrorKind::NotFound);
-    let names: Vec<String> = txn.tables().unwrap().iter().map(|d| d.name.clone()).collect();
+    assert_eq!(
+        txn.get("gone", &json!(1)).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let names: Vec<String> = txn
+        .tables()
+        .unwrap()
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
     assert_eq!(names, ["fresh", "t"]);
     assert_eq!(txn.table("fresh").unwrap().id, def.id);
     assert_eq!(txn.table("fresh").unwrap().schema_version, 2);
@@ -209,21 +249,36 @@ fn a_transaction_reads_its_own_writes() {
 
     // Nobody else sees any of it before the commit.
     let other = t.store.begin("acme").unwrap();
-    assert_eq!(keys(other.scan("t", &ScanRange::default()).unwrap()), [1, 3, 5, 7]);
-    assert_eq!(other.table("fresh").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        keys(other.scan("t", &ScanRange::default()).unwrap()),
+        [1, 3, 5, 7]
+    );
+    assert_eq!(
+        other.table("fresh").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     assert!(other.table("gone").is_ok());
     assert!(other.snapshots().unwrap().is_empty());
 
     let committed = txn.commit().unwrap();
     let after = t.store.begin("acme").unwrap();
     assert!(after.start_ts() >= committed.commit_ts);
-    assert_eq!(keys(after.scan("t", &ScanRange::default()).unwrap()), [1, 2, 3, 7]);
+    assert_eq!(
+        keys(after.scan("t", &ScanRange::default()).unwrap()),
+        [1, 2, 3, 7]
+    );
     assert_eq!(after.scan("fresh", &ScanRange::default()).unwrap().len(), 2);
     assert_eq!(after.table("gone").unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(after.snapshots().unwrap(), [snap]);
     // The snapshot shows the state the transaction started from.
-    let at_snap = t.store.read_at("acme", &AsOf::Snapshot("mid".into())).unwrap();
-    assert_eq!(keys(at_snap.scan("t", &ScanRange::default()).unwrap()), [1, 3, 5, 7]);
+    let at_snap = t
+        .store
+        .read_at("acme", &AsOf::Snapshot("mid".into()))
+        .unwrap();
+    assert_eq!(
+        keys(at_snap.scan("t", &ScanRange::default()).unwrap()),
+        [1, 3, 5, 7]
+    );
 }
 
 #[test]
@@ -288,7 +343,10 @@ fn concurrent_increments_lose_no_update() {
         .iter()
         .map(|r| r["n"].as_i64().unwrap())
         .sum();
-    assert_eq!(sum, total as i64, "lost updates ({conflicts} conflicts retried)");
+    assert_eq!(
+        sum, total as i64,
+        "lost updates ({conflicts} conflicts retried)"
+    );
     all_ts.sort();
     all_ts.dedup();
     assert_eq!(all_ts.len(), total, "commit timestamps are unique");
@@ -343,8 +401,15 @@ fn commit_ts_increase_strictly_and_commits_are_readable_at_once() {
         let at = t.store.read_at("acme", &AsOf::Ts(*ts)).unwrap();
         assert_eq!(at.get("t", &json!(1)).unwrap().unwrap()["n"], *n);
         let before = t.store.read_at("acme", &AsOf::Ts(ts.prev())).unwrap();
-        let expected = if j == 0 { Value::Null } else { json!(history[j - 1].1) };
-        let got = before.get("t", &json!(1)).unwrap().map_or(Value::Null, |r| r["n"].clone());
+        let expected = if j == 0 {
+            Value::Null
+        } else {
+            json!(history[j - 1].1)
+        };
+        let got = before
+            .get("t", &json!(1))
+            .unwrap()
+            .map_or(Value::Null, |r| r["n"].clone());
         assert_eq!(got, expected);
     }
 }

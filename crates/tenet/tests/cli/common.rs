@@ -27,24 +27,23 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Runs a command that must succeed; returns its stdout.
-pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = tenet(dir, args);
-    assert!(o.status.success(), "tenet {args:?} failed: {}", stderr(&o));
-    stdout(&o)
-}
-
 /// A `tenet serve` child on a random port, stopped with SIGTERM on drop.
 pub struct Server {
     pub child: Child,
     pub url: String,
-    pub dir: PathBuf,
 }
 
 impl Server {
     pub fn start(dir: &Path) -> Server {
         let child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--gc-interval", "1s", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--gc-interval",
+                "1s",
+                "--data-dir",
+            ])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -54,7 +53,7 @@ impl Server {
         loop {
             if let Some(f) = tenet_server::server::read_server_file(dir) {
                 if tenet_server::client::Client::probe(&f.url).is_some() {
-                    return Server { child, url: f.url, dir: dir.to_path_buf() };
+                    return Server { child, url: f.url };
                 }
             }
             assert!(Instant::now() < deadline, "server did not start");
@@ -78,7 +77,10 @@ impl Drop for Server {
 }
 
 pub fn terminate(child: &Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
 }
 
 /// Replaces commit timestamps, times and ids that differ between runs.

@@ -22,7 +22,12 @@ fn acknowledged_commits_survive_sigkill() {
         let mut child = Command::new(bin())
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["debug", "crash-writer", "--start", &(round * 1_000_000).to_string()])
+            .args([
+                "debug",
+                "crash-writer",
+                "--start",
+                &(round * 1_000_000).to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -46,23 +51,40 @@ fn acknowledged_commits_survive_sigkill() {
         for line in rx.try_iter() {
             let parts: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(parts[0], "ack", "unexpected line {line}");
-            acked.push((Ts(parts[1].parse().unwrap()), parts[2].parse().unwrap(), parts[3].parse().unwrap()));
+            acked.push((
+                Ts(parts[1].parse().unwrap()),
+                parts[2].parse().unwrap(),
+                parts[3].parse().unwrap(),
+            ));
         }
-        assert!(acked.len() > before, "round {round}: the writer acknowledged nothing");
+        assert!(
+            acked.len() > before,
+            "round {round}: the writer acknowledged nothing"
+        );
 
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let txn = store.read_at("crash", &AsOf::Latest).unwrap();
         for (ts, first, n) in &acked {
             for id in *first..first + n {
                 let row = txn.get("t", &json!(id)).unwrap();
-                assert_eq!(row, Some(json!({"id": id, "v": format!("row {id}")})), "commit {ts} lost row {id}");
+                assert_eq!(
+                    row,
+                    Some(json!({"id": id, "v": format!("row {id}")})),
+                    "commit {ts} lost row {id}"
+                );
             }
         }
         // The clock moved forward: a new commit is newer than every acknowledged one.
         let max = acked.iter().map(|a| a.0).max().unwrap();
         let ((), info) = store
-            .with_txn("crash", |t| t.put("t", &json!({"id": -1 - round, "v": "after"})))
+            .with_txn("crash", |t| {
+                t.put("t", &json!({"id": -1 - round, "v": "after"}))
+            })
             .unwrap();
-        assert!(info.commit_ts > max, "clock went backwards: {} <= {max}", info.commit_ts);
+        assert!(
+            info.commit_ts > max,
+            "clock went backwards: {} <= {max}",
+            info.commit_ts
+        );
     }
 }

@@ -12,11 +12,40 @@ fn script() -> Vec<(Vec<&'static str>, bool)> {
         ok(&["tenant", "create", "acme", "--history-retention", "2h"]),
         ok(&["tenant", "create", "globex"]),
         ok(&["tenant", "list"]),
-        ok(&["table", "create", "acme", "users", "--column", "id:int", "--column", "name:string", "--primary-key", "id"]),
-        ok(&["put", "acme", "users", r#"{"id":1,"name":"ada"}"#, r#"{"id":2,"name":"bob"}"#]),
+        ok(&[
+            "table",
+            "create",
+            "acme",
+            "users",
+            "--column",
+            "id:int",
+            "--column",
+            "name:string",
+            "--primary-key",
+            "id",
+        ]),
+        ok(&[
+            "put",
+            "acme",
+            "users",
+            r#"{"id":1,"name":"ada"}"#,
+            r#"{"id":2,"name":"bob"}"#,
+        ]),
         ok(&["snapshot", "create", "acme", "snap1"]),
-        ok(&["table", "alter", "acme", "users", "--add-column", "email:string"]),
-        ok(&["put", "acme", "users", r#"{"id":3,"name":"cy","email":"c@x"}"#]),
+        ok(&[
+            "table",
+            "alter",
+            "acme",
+            "users",
+            "--add-column",
+            "email:string",
+        ]),
+        ok(&[
+            "put",
+            "acme",
+            "users",
+            r#"{"id":3,"name":"cy","email":"c@x"}"#,
+        ]),
         ok(&["delete", "acme", "users", "1"]),
         ok(&["get", "acme", "users", "2"]),
         ok(&["get", "acme", "users", "1"]),
@@ -30,12 +59,30 @@ fn script() -> Vec<(Vec<&'static str>, bool)> {
         ok(&["--json", "tenant", "show", "acme"]),
         ok(&["tenant", "rename", "globex", "initech"]),
         ok(&["tenant", "set", "initech", "--state", "read_only"]),
-        bad(&["table", "create", "initech", "t", "--column", "id:int", "--primary-key", "id"]),
+        bad(&[
+            "table",
+            "create",
+            "initech",
+            "t",
+            "--column",
+            "id:int",
+            "--primary-key",
+            "id",
+        ]),
         bad(&["put", "acme", "users", "{not json"]),
         bad(&["put", "acme", "users", r#"{"id":"x"}"#]),
         bad(&["put", "nope", "users", r#"{"id":1}"#]),
         bad(&["tenant", "create", "Bad"]),
-        bad(&["table", "create", "acme", "t2", "--column", "id:decimal", "--primary-key", "id"]),
+        bad(&[
+            "table",
+            "create",
+            "acme",
+            "t2",
+            "--column",
+            "id:decimal",
+            "--primary-key",
+            "id",
+        ]),
         bad(&["--json", "get", "acme", "nope", "1"]),
         bad(&["scan", "acme", "users", "--as-of", "@missing"]),
         ok(&["snapshot", "drop", "acme", "snap1"]),
@@ -53,15 +100,30 @@ fn run_script(dir: &Path) -> Vec<String> {
     .unwrap();
     let mut outputs = Vec::new();
     let mut steps = script();
-    steps.insert(9, (vec!["txn", "acme", "--file", txn.to_str().unwrap()], true));
+    steps.insert(
+        9,
+        (vec!["txn", "acme", "--file", txn.to_str().unwrap()], true),
+    );
     let bad_file = dir.join("bad.jsonl");
     std::fs::write(&bad_file, "{\"op\":\"upsert\"}\n").unwrap();
-    steps.push((vec!["txn", "acme", "--file", bad_file.to_str().unwrap()], false));
+    steps.push((
+        vec!["txn", "acme", "--file", bad_file.to_str().unwrap()],
+        false,
+    ));
     for (args, should_succeed) in steps {
         let o = tenet(dir, &args);
-        assert_eq!(o.status.success(), should_succeed, "tenet {args:?}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.success(),
+            should_succeed,
+            "tenet {args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         if !should_succeed {
-            assert!(stderr(&o).len() > 10, "tenet {args:?} failed without a message");
+            assert!(
+                stderr(&o).len() > 10,
+                "tenet {args:?} failed without a message"
+            );
         }
         let text = format!("$ {}\n{}{}", args.join(" "), stdout(&o), stderr(&o));
         outputs.push(normalize(&text.replace(dir.to_str().unwrap(), "<dir>")));
@@ -85,7 +147,10 @@ fn embedded_and_server_modes_print_the_same() {
     assert_eq!(embedded.len(), served.len());
     // Spot-check content.
     let all = embedded.join("\n");
-    assert!(all.contains("created tenant `acme` (id 1), commit_ts <ts> (<time>)"), "{all}");
+    assert!(
+        all.contains("created tenant `acme` (id 1), commit_ts <ts> (<time>)"),
+        "{all}"
+    );
     assert!(all.contains("tenant `initech` is read_only"), "{all}");
     assert!(all.contains("is not valid JSON"), "{all}");
     assert!(all.contains("[TENANT_STATE]"), "{all}");
@@ -101,6 +166,10 @@ fn embedded_mode_refuses_a_directory_a_server_owns_when_told_to_skip_it() {
     std::fs::remove_file(&file).unwrap();
     let o = tenet(dir.path(), &["tenant", "list"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("in use by another process"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("in use by another process"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::write(&file, saved).unwrap();
 }
