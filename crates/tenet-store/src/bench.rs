@@ -41,6 +41,15 @@ impl RawDb {
         Ok(())
     }
 
+    /// The first key at or after `key`, through an iterator (what a versioned read does).
+    pub fn seek(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut it = self.db.raw_iterator();
+        it.seek(key);
+        let found = it.key().map(<[u8]>::to_vec);
+        it.status()?;
+        Ok(found)
+    }
+
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_opt(key, &ReadOptions::default())?)
     }

@@ -105,41 +105,6 @@ impl LogRecord {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_and_corruption() {
-        let rec = LogRecord {
-            tenant_id: 3,
-            commit_ts: Ts(77),
-            mutations: vec![
-                Mutation {
-                    table_id: 0,
-                    pk_enc: vec![1, 2],
-                    value: Some(vec![9; 5]),
-                },
-                Mutation {
-                    table_id: 1024,
-                    pk_enc: vec![3],
-                    value: None,
-                },
-            ],
-        };
-        let bytes = rec.encode();
-        assert_eq!(LogRecord::decode(3, &bytes).unwrap(), rec);
-        assert!(rec.has_ddl());
-        assert!(LogRecord::decode(3, &bytes[..bytes.len() - 1]).is_err());
-        let mut bad = bytes.clone();
-        bad[0] = 2;
-        assert!(LogRecord::decode(3, &bad)
-            .unwrap_err()
-            .to_string()
-            .contains("version 2"));
-    }
-}
-
 impl crate::store::Store {
     /// Up to `max` commit records of `tenant_id` with `after < commit_ts ≤ visible ts`, in
     /// commit order. Records are returned only once every commit at or below them is
@@ -180,5 +145,40 @@ impl crate::store::Store {
         }
         it.status()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let rec = LogRecord {
+            tenant_id: 3,
+            commit_ts: Ts(77),
+            mutations: vec![
+                Mutation {
+                    table_id: 0,
+                    pk_enc: vec![1, 2],
+                    value: Some(vec![9; 5]),
+                },
+                Mutation {
+                    table_id: 1024,
+                    pk_enc: vec![3],
+                    value: None,
+                },
+            ],
+        };
+        let bytes = rec.encode();
+        assert_eq!(LogRecord::decode(3, &bytes).unwrap(), rec);
+        assert!(rec.has_ddl());
+        assert!(LogRecord::decode(3, &bytes[..bytes.len() - 1]).is_err());
+        let mut bad = bytes.clone();
+        bad[0] = 2;
+        assert!(LogRecord::decode(3, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("version 2"));
     }
 }

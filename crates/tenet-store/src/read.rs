@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::gc::PinRecord;
 use crate::keys::{self, meta, VERSION_PUT};
 use crate::runtime::{CachedCatalog, TenantRuntime};
-use crate::store::{prefix_read_options, Store};
+use crate::store::{point_read_options, prefix_read_options, Store};
 use crate::ts::Ts;
 
 /// Who reads and at which ts.
@@ -113,18 +113,20 @@ impl Store {
         let mut key_prefix = Vec::with_capacity(16 + pk_enc.len() + 9);
         key_prefix.extend_from_slice(&keys::table_prefix(rd.tenant_id, table));
         key_prefix.extend_from_slice(pk_enc);
-        let mut upper = key_prefix.clone();
-        upper.extend_from_slice(&[0xFF; 9]);
-        let mut it = self.inner.db.raw_iterator_cf_opt(
-            self.cf_data(),
-            prefix_read_options(key_prefix.clone(), Some(upper)),
-        );
+        let mut it = self
+            .inner
+            .db
+            .raw_iterator_cf_opt(self.cf_data(), point_read_options());
         self.check_readable(rd)?;
         let mut seek = key_prefix;
         seek.extend_from_slice(&(!rd.ts.0).to_be_bytes());
         it.seek(&seek);
         let found = match (it.key(), it.value()) {
-            (Some(k), Some(v)) if k.len() == seek.len() => version_row(v)?.map(<[u8]>::to_vec),
+            (Some(k), Some(v))
+                if k.len() == seek.len() && k[..k.len() - 8] == seek[..seek.len() - 8] =>
+            {
+                version_row(v)?.map(<[u8]>::to_vec)
+            }
             _ => None,
         };
         it.status()?;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 
 use crate::catalog::{CATALOG_TABLE, FIRST_USER_TABLE_ID, SYSTEM_TENANT, TENANTS_TABLE};
@@ -156,9 +156,19 @@ impl Store {
             reason: e.to_string(),
         })?;
         let (db_opts, cf_opts) = rocksdb_options(opts.block_cache_bytes);
-        let cfs = [CF_DATA, CF_LOG, CF_META]
-            .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        let cfs = [CF_DATA, CF_LOG, CF_META].into_iter().map(|name| {
+            let mut opts = cf_opts.clone();
+            if name == CF_DATA {
+                // Bloom filters on `tenant | table | pk` (the key without its ts), so
+                // a point read seeks only the files that hold versions of its key.
+                opts.set_prefix_extractor(SliceTransform::create(
+                    "tenet.strip_ts",
+                    strip_ts,
+                    Some(has_ts),
+                ));
+            }
+            ColumnFamilyDescriptor::new(name, opts)
+        });
         let db = DB::open_cf_descriptors(&db_opts, path.join("db"), cfs).map_err(|e| {
             let msg = e.to_string();
             let reason = if msg.contains("lock") {
@@ -409,12 +419,19 @@ impl Store {
         conflict_check.sort();
         conflict_check.dedup();
         if req.start_ts != Ts::MAX && !conflict_check.is_empty() {
-            let mut it = inner.db.raw_iterator_cf(self.cf_data());
+            let mut it = inner
+                .db
+                .raw_iterator_cf_opt(self.cf_data(), point_read_options());
+            let mut newest = Vec::new();
             for key in &conflict_check {
                 if st.inflight.contains_key(key) {
                     return Err(conflict(req.tenant_name.as_str(), key, None));
                 }
-                it.seek(key);
+                // The newest version of `key` sorts first (its ts is stored inverted).
+                newest.clear();
+                newest.extend_from_slice(key);
+                newest.extend_from_slice(&[0; 8]);
+                it.seek(&newest);
                 if let Some(found) = it.key() {
                     if found.len() == key.len() + 8 && found.starts_with(key) {
                         let ts = keys::parse_data_key(found)?.ts;
@@ -579,9 +596,28 @@ fn read_u64(db: &DB, key: &[u8]) -> Result<Option<u64>> {
     }
 }
 
-/// Read options bounded to keys starting with `prefix`.
+/// The `data` prefix extractor: a version key without its 8-byte commit ts.
+fn strip_ts(key: &[u8]) -> &[u8] {
+    &key[..key.len() - 8]
+}
+
+fn has_ts(key: &[u8]) -> bool {
+    key.len() >= 24
+}
+
+/// Read options for seeks that stay within the versions of one key
+/// (`tenant | table | pk`); the seek key must be a full version key.
+pub(crate) fn point_read_options() -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_prefix_same_as_start(true);
+    ro
+}
+
+/// Read options bounded to `[lower, upper)`, in total order (across keys; the `data`
+/// family's prefix extractor must not restrict range scans).
 pub(crate) fn prefix_read_options(lower: Vec<u8>, upper: Option<Vec<u8>>) -> ReadOptions {
     let mut ro = ReadOptions::default();
+    ro.set_total_order_seek(true);
     ro.set_iterate_lower_bound(lower);
     if let Some(upper) = upper {
         ro.set_iterate_upper_bound(upper);

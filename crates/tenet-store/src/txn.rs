@@ -213,11 +213,9 @@ impl Txn {
     /// All tables, by name.
     pub fn tables(&self) -> Result<Vec<Arc<TableDef>>> {
         let mut tables = self.catalog()?.tables.clone();
-        for value in self.catalog_writes().map(|(_, v)| v) {
-            if let Some(bytes) = value {
-                if let CatalogEntry::Table(t) = catalog::decode_entry(bytes)? {
-                    tables.insert(t.name.clone(), Arc::new(t));
-                }
+        for bytes in self.catalog_writes().filter_map(|(_, v)| v.as_ref()) {
+            if let CatalogEntry::Table(t) = catalog::decode_entry(bytes)? {
+                tables.insert(t.name.clone(), Arc::new(t));
             }
         }
         tables.retain(|name, _| {

@@ -480,7 +480,8 @@ fn dropped_tenants_leave_nothing_behind() {
     t.store.pin("acme", t.store.visible_ts(), "test").unwrap();
     t.clock.advance(5_000);
     let mut txn = t.store.begin("acme").unwrap();
-    txn.put("t", &json!({"k": 2, "s": "after the pin"})).unwrap();
+    txn.put("t", &json!({"k": 2, "s": "after the pin"}))
+        .unwrap();
     txn.commit().unwrap();
     t.store.run_gc().unwrap();
     let reader = t.store.read_at("acme", &AsOf::Latest).unwrap();
@@ -495,7 +496,7 @@ fn dropped_tenants_leave_nothing_behind() {
     // A reader that started before the drop does not see the data afterwards.
     assert!(reader.scan("t", &ScanRange::default()).is_err());
     drop(reader);
-    assert_eq!(t.store.tenants(), [other.clone()]);
+    assert_eq!(t.store.tenants(), std::slice::from_ref(&other));
 
     let (new, _) = t
         .store

@@ -12,12 +12,11 @@
 //!   ts inside the retention window stays readable.
 
 use std::collections::BTreeMap;
-
 use std::sync::Mutex;
 
 use proptest::prelude::*;
-use proptest::test_runner::TestRunner;
 use proptest::sample::Index;
+use proptest::test_runner::TestRunner;
 use serde_json::{json, Map, Value};
 use tenet_store::{
     AsOf, Column, ColumnType, Error, ErrorKind, PinRecord, ScanRange, SnapshotDef, TenantOptions,
@@ -809,5 +808,8 @@ fn store_matches_the_model() {
     assert!(c.reads_too_old > 0, "{c:?}");
     assert!(c.reads_held_below_safe_point > 0, "{c:?}");
     assert!(c.versions_collected > 0, "{c:?}");
-    assert!(c.pins > 0 && c.reopens > 0 && c.reads_in_the_future > 0, "{c:?}");
+    assert!(
+        c.pins > 0 && c.reopens > 0 && c.reads_in_the_future > 0,
+        "{c:?}"
+    );
 }

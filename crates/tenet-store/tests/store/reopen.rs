@@ -99,7 +99,7 @@ fn everything_survives_a_reopen() {
     let before = dump(&t.store);
     let safe = before[0].safe_point;
     assert!(safe > c3, "GC moved the safe point");
-    assert_eq!(before[0].pins, [pin.clone()]);
+    assert_eq!(before[0].pins, std::slice::from_ref(&pin));
     let max_table_id = before
         .iter()
         .flat_map(|d| d.tables.iter().map(|x| x.id))
@@ -191,5 +191,9 @@ fn a_clean_reopen_keeps_commit_ts_on_the_wall_clock() {
     t.clock.advance(5);
     let c2 = put(&t.store, "acme", "t", json!({"k": 2}));
     assert!(c2 > c1);
-    assert_eq!(c2, Ts::from_millis(T0 + 5), "commit ts after a clean reopen");
+    assert_eq!(
+        c2,
+        Ts::from_millis(T0 + 5),
+        "commit ts after a clean reopen"
+    );
 }

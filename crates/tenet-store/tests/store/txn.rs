@@ -245,7 +245,7 @@ fn a_transaction_reads_its_own_writes() {
     assert_eq!(txn.table("fresh").unwrap().schema_version, 2);
     let snap = txn.create_snapshot("mid").unwrap();
     assert_eq!(snap.ts, txn.start_ts());
-    assert_eq!(txn.snapshots().unwrap(), [snap.clone()]);
+    assert_eq!(txn.snapshots().unwrap(), std::slice::from_ref(&snap));
 
     // Nobody else sees any of it before the commit.
     let other = t.store.begin("acme").unwrap();
