@@ -35,7 +35,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path) -> Server {
-        let child = Command::new(bin())
+        let mut child = Command::new(bin())
             .args([
                 "serve",
                 "--listen",
@@ -56,7 +56,11 @@ impl Server {
                     return Server { child, url: f.url };
                 }
             }
-            assert!(Instant::now() < deadline, "server did not start");
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not start within 30 s");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
