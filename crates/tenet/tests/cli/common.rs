@@ -34,6 +34,8 @@ pub struct Server {
 }
 
 impl Server {
+    // The child moves into `Server`, whose `Drop` stops and reaps it.
+    #[allow(clippy::zombie_processes)]
     pub fn start(dir: &Path) -> Server {
         let mut child = Command::new(bin())
             .args([
