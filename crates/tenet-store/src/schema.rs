@@ -257,15 +257,13 @@ impl TableDef {
     /// order, or an object naming the key columns.
     pub fn pk_from_json(&self, key: &Value) -> Result<Vec<KeyValue>> {
         let cols: Vec<&Column> = self.pk_columns().collect();
-        let names = cols
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        // Builds the message only on failure: this runs on every point read.
         let bad = |reason: String| {
+            let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
             Error::InvalidArgument(format!(
-                "invalid primary key for table `{}`: {reason}; the key is ({names})",
-                self.name
+                "invalid primary key for table `{}`: {reason}; the key is ({})",
+                self.name,
+                names.join(", ")
             ))
         };
         let parts: Vec<&Value> = match key {

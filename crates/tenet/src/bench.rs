@@ -277,20 +277,8 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
             }
             Ok(())
         })?;
-        let raw_run = drive(threads, dur, |_, _| {
-            let id = rand::rng().random_range(0..rows as i64);
-            if raw.get(&raw_key(id))?.is_none() {
-                return Err(CliError::other(format!("raw key {id} missing")));
-            }
-            Ok(())
-        })?;
-        let seek_run = drive(threads, dur, |_, _| {
-            let id = rand::rng().random_range(0..rows as i64);
-            if raw.seek(&raw_key(id))?.is_none() {
-                return Err(CliError::other(format!("raw key {id} missing")));
-            }
-            Ok(())
-        })?;
+        let raw_run = drive(threads, dur, |_, _| raw_lookup(rows, |k| raw.get(k)))?;
+        let seek_run = drive(threads, dur, |_, _| raw_lookup(rows, |k| raw.seek(k)))?;
         println!(
             "{:<8} | {:>12.0} | {:>12.0} | {:>5.2}x | {:>14.0}",
             threads,
@@ -301,6 +289,18 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// One raw lookup (get or seek) of a random row's older version.
+fn raw_lookup(
+    rows: u64,
+    lookup: impl Fn(&[u8]) -> tenet_store::Result<Option<Vec<u8>>>,
+) -> Result<(), CliError> {
+    let id = rand::rng().random_range(0..rows as i64);
+    match lookup(&raw_key(id))? {
+        Some(_) => Ok(()),
+        None => Err(CliError::other(format!("raw key {id} missing"))),
+    }
 }
 
 fn time_snapshot_ops(store: &Store, label: &str) -> Result<(), CliError> {
