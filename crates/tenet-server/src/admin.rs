@@ -31,4 +31,22 @@ pub trait Admin: Send + Sync {
     fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>>;
     fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse>;
     fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit>;
+
+    /// Starts a full backup job (runs in the background of whoever owns the store).
+    fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo>;
+    fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>>;
+    fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail>;
+    /// Deletes a backup's files, then its record.
+    fn delete_backup(&self, id: &str) -> ApiResult<BackupInfo>;
+    fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo>;
+    fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo>;
+
+    fn list_jobs(&self) -> ApiResult<Vec<JobInfo>>;
+    fn get_job(&self, id: u64) -> ApiResult<JobInfo>;
+    fn cancel_job(&self, id: u64) -> ApiResult<JobInfo>;
+    /// Continues an unfinished job (after a crash) in the background.
+    fn resume_job(&self, id: u64) -> ApiResult<JobInfo>;
+    /// Whether jobs keep running after this call returns (a server), or only while
+    /// this process lives (embedded).
+    fn jobs_run_detached(&self) -> bool;
 }

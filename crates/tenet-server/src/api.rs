@@ -280,3 +280,205 @@ pub struct SnapshotResponse {
 pub fn read_stamp(ts: Ts) -> (u64, String) {
     (ts.0, ts.to_rfc3339())
 }
+
+/// Progress of a job. Totals are 0 while unknown.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProgressInfo {
+    pub tasks_done: u64,
+    pub tasks_total: u64,
+    pub rows_done: u64,
+    pub rows_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub bytes_per_sec: u64,
+    pub eta_secs: Option<u64>,
+}
+
+/// A durable job (backup, restore, verify).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobInfo {
+    pub id: u64,
+    /// `backup_full`, `restore` or `verify`.
+    pub kind: String,
+    pub tenant: String,
+    /// `queued`, `running`, `cancelling`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// Current phase while running (e.g. `export`, `ingest`, `verify`).
+    pub phase: String,
+    pub progress: ProgressInfo,
+    pub throttle_bytes_per_sec: Option<u64>,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    /// What a succeeded job produced.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub error: Option<ErrorBody>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<tenet_jobs::JobRecord> for JobInfo {
+    fn from(r: tenet_jobs::JobRecord) -> Self {
+        let p = r.progress;
+        JobInfo {
+            id: r.id,
+            kind: r.kind,
+            tenant: r.tenant,
+            state: r.state.to_string(),
+            phase: r.phase,
+            progress: ProgressInfo {
+                tasks_done: p.tasks_done,
+                tasks_total: p.tasks_total,
+                rows_done: p.rows_done,
+                rows_total: p.rows_total,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+                bytes_per_sec: p.bytes_per_sec,
+                eta_secs: p.eta_secs,
+            },
+            throttle_bytes_per_sec: r.throttle_bytes_per_sec,
+            params: r.params,
+            result: r.result,
+            error: r.error.map(|e| ErrorBody {
+                code: e.code,
+                message: e.message,
+            }),
+            created_at: r.created_at,
+            started_at: r.started_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+impl JobInfo {
+    /// Whether the job has ended.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+}
+
+/// Start a full backup of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateBackup {
+    pub tenant: String,
+    /// Repository: a directory, `file:///path` or `s3://bucket/prefix`; default
+    /// `./tenet-backups` of the server.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// I/O limit for the job.
+    #[serde(default)]
+    pub throttle_bytes_per_sec: Option<u64>,
+}
+
+/// A finished backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupInfo {
+    pub id: String,
+    pub kind: String,
+    pub tenant_id: u64,
+    pub tenant: String,
+    pub repo: String,
+    /// F: the backup holds every commit at or before this ts.
+    pub backup_ts: u64,
+    pub backup_time: String,
+    pub tables: u64,
+    pub files: u64,
+    pub rows: u64,
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+    pub job_id: u64,
+    pub finished_at: String,
+}
+
+impl From<tenet_backup::BackupRecord> for BackupInfo {
+    fn from(r: tenet_backup::BackupRecord) -> Self {
+        BackupInfo {
+            id: r.id,
+            kind: r.kind,
+            tenant_id: r.tenant_id,
+            tenant: r.tenant_name,
+            repo: r.repo,
+            backup_ts: r.backup_ts.0,
+            backup_time: r.backup_time,
+            tables: r.tables,
+            files: r.files,
+            rows: r.rows,
+            logical_bytes: r.logical_bytes,
+            stored_bytes: r.stored_bytes,
+            job_id: r.job_id,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// One table of a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupTableInfo {
+    pub name: String,
+    pub source_table_id: u64,
+    pub rows: u64,
+    pub logical_bytes: u64,
+    pub files: u64,
+    pub stored_bytes: u64,
+    /// Logical digest (independent of ids).
+    pub digest: String,
+}
+
+/// A backup with its manifest's contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupDetail {
+    pub id: String,
+    pub tenant_id: u64,
+    pub tenant: String,
+    pub repo: String,
+    pub backup_ts: u64,
+    pub backup_time: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub tool_version: String,
+    pub rows: u64,
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+    /// Whether this store has a record of it (false when found only in the repository).
+    pub recorded: bool,
+    pub tables: Vec<BackupTableInfo>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+pub struct ListBackupsQuery {
+    /// Only backups of this tenant.
+    pub tenant: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+pub struct RepoQuery {
+    /// Look for the backup in this repository if the store has no record of it.
+    pub repo: Option<String>,
+}
+
+/// Verify a backup (download, checksums, decode, digests).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyBackup {
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub throttle_bytes_per_sec: Option<u64>,
+}
+
+/// Restore a backup into a new tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateRestore {
+    /// The tenant the backup was taken of (checked).
+    pub source: String,
+    pub backup_id: String,
+    /// Name of the new tenant; must not exist.
+    pub target: String,
+    /// Repository to find the backup in if this store has no record of it.
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub throttle_bytes_per_sec: Option<u64>,
+}

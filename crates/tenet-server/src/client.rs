@@ -197,4 +197,56 @@ impl Admin for Client {
     fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit> {
         self.delete(&["v1", "tenants", tenant, "snapshots", snapshot])
     }
+
+    fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
+        self.with_body(Method::POST, &["v1", "backups"], req)
+    }
+
+    fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>> {
+        self.get(&["v1", "backups"], q)
+    }
+
+    fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail> {
+        self.get(&["v1", "backups", id], q)
+    }
+
+    fn delete_backup(&self, id: &str) -> ApiResult<BackupInfo> {
+        self.delete(&["v1", "backups", id])
+    }
+
+    fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo> {
+        self.with_body(Method::POST, &["v1", "backups", id, "verify"], req)
+    }
+
+    fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo> {
+        self.with_body(Method::POST, &["v1", "restores"], req)
+    }
+
+    fn list_jobs(&self) -> ApiResult<Vec<JobInfo>> {
+        self.get(&["v1", "jobs"], &NONE)
+    }
+
+    fn get_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.get(&["v1", "jobs", &id.to_string()], &NONE)
+    }
+
+    fn cancel_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.with_body(
+            Method::POST,
+            &["v1", "jobs", &id.to_string(), "cancel"],
+            &NONE,
+        )
+    }
+
+    fn resume_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.with_body(
+            Method::POST,
+            &["v1", "jobs", &id.to_string(), "resume"],
+            &NONE,
+        )
+    }
+
+    fn jobs_run_detached(&self) -> bool {
+        true
+    }
 }

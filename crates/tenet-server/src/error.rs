@@ -63,6 +63,45 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<tenet_jobs::Error> for ApiError {
+    fn from(e: tenet_jobs::Error) -> Self {
+        use tenet_jobs::Error as J;
+        use StatusCode as S;
+        match e {
+            J::Store(s) => s.into(),
+            J::NotFound(_) => ApiError::new(S::NOT_FOUND, "JOB_NOT_FOUND", e.to_string()),
+            J::Conflict(_) => ApiError::new(S::CONFLICT, "JOB_CONFLICT", e.to_string()),
+            J::InvalidArgument(_) => ApiError::invalid(e.to_string()),
+            J::Cancelled => ApiError::new(S::CONFLICT, "CANCELLED", e.to_string()),
+            J::Failed(je) => ApiError::new(S::INTERNAL_SERVER_ERROR, &je.code, je.message),
+        }
+    }
+}
+
+impl From<tenet_backup::Error> for ApiError {
+    fn from(e: tenet_backup::Error) -> Self {
+        use tenet_backup::Error as B;
+        use StatusCode as S;
+        let status = match &e {
+            B::Store(_) | B::Jobs(_) => {
+                return match e {
+                    B::Store(s) => s.into(),
+                    B::Jobs(j) => j.into(),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            B::InvalidArgument(_) | B::InvalidRepo { .. } => S::BAD_REQUEST,
+            B::RepoUnavailable { .. } => S::SERVICE_UNAVAILABLE,
+            B::BackupNotFound(_) => S::NOT_FOUND,
+            B::Corrupt { .. } | B::UnsupportedVersion { .. } | B::VerifyFailed(_) => {
+                S::UNPROCESSABLE_ENTITY
+            }
+            B::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, &e.code(), e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -278,6 +278,99 @@ async fn drop_snapshot(
     run(s, move |s| s.drop_snapshot(&t, &name)).await
 }
 
+/// Accepted: the job was created and runs in the background.
+type Accepted<T> = ApiResult<(StatusCode, Json<T>)>;
+
+async fn accepted<T: Send + 'static>(
+    svc: Service,
+    f: impl FnOnce(&Service) -> ApiResult<T> + Send + 'static,
+) -> Accepted<T> {
+    run(svc, f).await.map(|j| (StatusCode::ACCEPTED, j))
+}
+
+#[utoipa::path(post, path = "/v1/backups", tag = "backups", request_body = CreateBackup,
+    responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn create_backup(
+    State(s): State<Service>,
+    ApiJson(req): ApiJson<CreateBackup>,
+) -> Accepted<JobInfo> {
+    accepted(s, move |s| s.create_backup(&req)).await
+}
+
+#[utoipa::path(get, path = "/v1/backups", tag = "backups", params(ListBackupsQuery),
+    responses((status = 200, body = Vec<BackupInfo>)))]
+async fn list_backups(
+    State(s): State<Service>,
+    ApiQuery(q): ApiQuery<ListBackupsQuery>,
+) -> R<Vec<BackupInfo>> {
+    run(s, move |s| s.list_backups(&q)).await
+}
+
+#[utoipa::path(get, path = "/v1/backups/{id}", tag = "backups", params(RepoQuery),
+    responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn get_backup(
+    State(s): State<Service>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RepoQuery>,
+) -> R<BackupDetail> {
+    run(s, move |s| s.get_backup(&id, &q)).await
+}
+
+#[utoipa::path(delete, path = "/v1/backups/{id}", tag = "backups",
+    responses((status = 200, body = BackupInfo), (status = 404, body = ErrorBody)))]
+async fn delete_backup(State(s): State<Service>, ApiPath(id): ApiPath<String>) -> R<BackupInfo> {
+    run(s, move |s| s.delete_backup(&id)).await
+}
+
+#[utoipa::path(post, path = "/v1/backups/{id}/verify", tag = "backups", request_body = VerifyBackup,
+    responses((status = 202, body = JobInfo), (status = 404, body = ErrorBody)))]
+async fn verify_backup(
+    State(s): State<Service>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<VerifyBackup>,
+) -> Accepted<JobInfo> {
+    accepted(s, move |s| s.verify_backup(&id, &req)).await
+}
+
+#[utoipa::path(post, path = "/v1/restores", tag = "restores", request_body = CreateRestore,
+    responses((status = 202, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_restore(
+    State(s): State<Service>,
+    ApiJson(req): ApiJson<CreateRestore>,
+) -> Accepted<JobInfo> {
+    accepted(s, move |s| s.create_restore(&req)).await
+}
+
+#[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores",
+    responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
+async fn get_restore(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+    run(s, move |s| s.get_job(id)).await
+}
+
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", responses((status = 200, body = Vec<JobInfo>)))]
+async fn list_jobs(State(s): State<Service>) -> R<Vec<JobInfo>> {
+    run(s, |s| s.list_jobs()).await
+}
+
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
+async fn get_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+    run(s, move |s| s.get_job(id)).await
+}
+
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+    run(s, move |s| s.cancel_job(id)).await
+}
+
+#[utoipa::path(post, path = "/v1/jobs/{id}/resume", tag = "jobs",
+    responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn resume_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+    run(s, move |s| s.resume_job(id)).await
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -304,6 +397,17 @@ async fn drop_snapshot(
         list_snapshots,
         create_snapshot,
         drop_snapshot,
+        create_backup,
+        list_backups,
+        get_backup,
+        delete_backup,
+        verify_backup,
+        create_restore,
+        get_restore,
+        list_jobs,
+        get_job,
+        cancel_job,
+        resume_job,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -365,6 +469,16 @@ pub fn router(svc: Service) -> Router {
             "/v1/tenants/{tenant}/snapshots/{snapshot}",
             axum::routing::delete(drop_snapshot),
         )
+        .route("/v1/backups", get(list_backups).post(create_backup))
+        .route("/v1/backups/{id}", get(get_backup).delete(delete_backup))
+        .route("/v1/backups/{id}/verify", post(verify_backup))
+        .route("/v1/restores", post(create_restore))
+        .route("/v1/restores/{id}", get(get_restore))
+        .route("/v1/restores/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs", get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/jobs/{id}/resume", post(resume_job))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

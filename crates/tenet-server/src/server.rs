@@ -48,6 +48,8 @@ pub struct ServeOptions {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] tenet_store::Error),
+    #[error(transparent)]
+    Jobs(#[from] tenet_jobs::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -75,7 +77,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     write_server_file(&opts.data_dir, &file)?;
     tracing::info!(url = %file.url, data_dir = %opts.data_dir.display(), "serving");
     println!("tenet: serving {} on {}", opts.data_dir.display(), file.url);
-    let result = axum::serve(listener, router(Service::new(store)))
+    let svc = Service::with_runtime(store, tokio::runtime::Handle::current());
+    let resumed = svc.jobs().resume_unfinished()?;
+    if !resumed.is_empty() {
+        tracing::info!(jobs = ?resumed, "resuming unfinished jobs");
+        println!("tenet: resuming unfinished jobs {resumed:?}");
+    }
+    let result = axum::serve(listener, router(svc))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let _ = std::fs::remove_file(opts.data_dir.join(SERVER_FILE));

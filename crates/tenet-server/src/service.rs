@@ -1,10 +1,15 @@
 //! The API's operations against a store in this process. The HTTP handlers and the
 //! embedded CLI both call this, so validation and results are the same everywhere.
 
+use std::sync::Arc;
+
 use serde_json::Value;
+use tenet_backup::{canonical_url, Backups, RestoreRequest, DEFAULT_REPO};
+use tenet_jobs::JobManager;
 use tenet_store::{
     AsOf, Column, ColumnType, ScanRange, Store, TableSpec, TenantOptions, TenantState, TenantUpdate,
 };
+use tokio::runtime::{Handle, Runtime};
 
 use crate::admin::Admin;
 use crate::api::*;
@@ -14,19 +19,66 @@ use crate::error::{ApiError, ApiResult};
 pub const DEFAULT_SCAN_LIMIT: usize = 1000;
 pub const MAX_SCAN_LIMIT: usize = 100_000;
 
-/// The store behind the API.
+/// The store behind the API, and the jobs running on it.
 #[derive(Clone, Debug)]
 pub struct Service {
     store: Store,
+    backups: Backups,
+    runtime: Handle,
+    /// Set when this service made its own runtime (embedded CLI); keeps it alive.
+    _own_runtime: Option<Arc<Runtime>>,
+    detached: bool,
 }
 
 impl Service {
-    pub fn new(store: Store) -> Self {
-        Service { store }
+    /// A service for an embedded CLI: jobs run on a runtime of its own, only while this
+    /// process lives.
+    pub fn new(store: Store) -> std::io::Result<Self> {
+        let rt = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("tenet-jobs")
+                .enable_all()
+                .build()?,
+        );
+        let mut s = Self::with_runtime(store, rt.handle().clone());
+        s._own_runtime = Some(rt);
+        s.detached = false;
+        Ok(s)
+    }
+
+    /// A service inside a server: jobs run on `runtime` in the background.
+    pub fn with_runtime(store: Store, runtime: Handle) -> Self {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        let jobs = JobManager::new(store.clone(), workers, runtime.clone());
+        Service {
+            backups: Backups::new(jobs),
+            store,
+            runtime,
+            _own_runtime: None,
+            detached: true,
+        }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn jobs(&self) -> &JobManager {
+        self.backups.jobs()
+    }
+
+    /// Starts a created job in the background and returns its record.
+    fn start(&self, job: tenet_jobs::JobRecord) -> ApiResult<JobInfo> {
+        self.jobs().start(job.id)?;
+        Ok(self.jobs().get(job.id)?.into())
+    }
+
+    fn repo_or_default(repo: &Option<String>) -> ApiResult<String> {
+        Ok(canonical_url(repo.as_deref().unwrap_or(DEFAULT_REPO))?)
     }
 }
 
@@ -311,5 +363,117 @@ impl Admin for Service {
             .store
             .with_txn(tenant, |txn| txn.drop_snapshot(snapshot))?;
         Ok(info.into())
+    }
+
+    fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
+        let repo = Self::repo_or_default(&req.repo)?;
+        let job = self.runtime.block_on(self.backups.start_full(
+            &req.tenant,
+            &repo,
+            req.throttle_bytes_per_sec,
+        ))?;
+        self.start(job)
+    }
+
+    fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>> {
+        Ok(self
+            .backups
+            .list(q.tenant.as_deref())?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail> {
+        let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let (rec, m) = self
+            .runtime
+            .block_on(self.backups.show(id, repo.as_deref()))?;
+        Ok(BackupDetail {
+            id: m.backup_id.clone(),
+            tenant_id: m.tenant_id,
+            tenant: m.tenant_name.clone(),
+            repo: rec
+                .as_ref()
+                .map(|r| r.repo.clone())
+                .or(repo)
+                .unwrap_or_default(),
+            backup_ts: m.backup_ts.0,
+            backup_time: m.backup_time.clone(),
+            started_at: m.started_at.clone(),
+            finished_at: m.finished_at.clone(),
+            tool_version: m.tool_version.clone(),
+            rows: m.rows,
+            logical_bytes: m.logical_bytes,
+            stored_bytes: m.stored_bytes,
+            recorded: rec.is_some(),
+            tables: m
+                .tables
+                .iter()
+                .map(|t| BackupTableInfo {
+                    name: t.def.name.clone(),
+                    source_table_id: t.def.id,
+                    rows: t.rows,
+                    logical_bytes: t.logical_bytes,
+                    files: t.files.len() as u64,
+                    stored_bytes: t.files.iter().map(|f| f.size).sum(),
+                    digest: t.digest.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    fn delete_backup(&self, id: &str) -> ApiResult<BackupInfo> {
+        Ok(self.runtime.block_on(self.backups.delete(id))?.into())
+    }
+
+    fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo> {
+        let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+        let job = self.runtime.block_on(self.backups.start_verify(
+            id,
+            repo.as_deref(),
+            req.throttle_bytes_per_sec,
+        ))?;
+        self.start(job)
+    }
+
+    fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo> {
+        let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+        let job = self
+            .runtime
+            .block_on(self.backups.start_restore(&RestoreRequest {
+                source: req.source.clone(),
+                backup_id: req.backup_id.clone(),
+                target: req.target.clone(),
+                repo,
+                throttle_bytes_per_sec: req.throttle_bytes_per_sec,
+            }))?;
+        self.start(job)
+    }
+
+    fn list_jobs(&self) -> ApiResult<Vec<JobInfo>> {
+        Ok(self.jobs().list()?.into_iter().map(Into::into).collect())
+    }
+
+    fn get_job(&self, id: u64) -> ApiResult<JobInfo> {
+        Ok(self.jobs().get(id)?.into())
+    }
+
+    fn cancel_job(&self, id: u64) -> ApiResult<JobInfo> {
+        let rec = self.jobs().cancel(id)?;
+        if self.jobs().subscribe(id).is_none() {
+            // Not running here (interrupted earlier): run its cleanup now.
+            self.jobs().start(id)?;
+        }
+        Ok(self.jobs().get(rec.id)?.into())
+    }
+
+    fn resume_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.jobs().start(id)?;
+        Ok(self.jobs().get(id)?.into())
+    }
+
+    fn jobs_run_detached(&self) -> bool {
+        self.detached
     }
 }

@@ -282,6 +282,8 @@ pub mod meta {
     pub const SEQ_TABLE: &[u8] = b"seq/table";
     /// Next pin id to hand out.
     pub const SEQ_PIN: &[u8] = b"seq/pin";
+    /// Next job id to hand out.
+    pub const SEQ_JOB: &[u8] = b"seq/job";
 
     /// `gc/<tenant BE>`: the tenant's GC safe point (commit ts).
     pub fn gc_safe_point(tenant: u64) -> Vec<u8> {

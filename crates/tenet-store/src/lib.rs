@@ -9,10 +9,13 @@
 //! Where things live: `keys.rs` (key encoding and layouts), `clock.rs` + `ts.rs` (time),
 //! `schema.rs` + `row.rs` (tables and rows), `catalog.rs`, `tenant.rs` (registry and
 //! tenant lifecycle), `store.rs` (open + commit pipeline), `read.rs` (MVCC reads),
-//! `txn.rs` (transactions), `commit_log.rs`, `gc.rs` (GC, pins), `bench.rs` (raw
+//! `txn.rs` (transactions), `commit_log.rs`, `gc.rs` (GC, pins), `bulk.rs` (the narrow
+//! interface of backup and restore: scans at a ts, split points, SST ingestion, system
+//! tables), `bench.rs` (raw
 //! RocksDB baseline for benchmarks).
 
 pub mod bench;
+pub mod bulk;
 pub mod catalog;
 pub mod clock;
 mod codec;
@@ -29,7 +32,8 @@ pub mod tenant;
 pub mod ts;
 mod txn;
 
-pub use catalog::SnapshotDef;
+pub use bulk::{SstInfo, BACKUPS_TABLE, JOBS_TABLE};
+pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit_log::{LogRecord, Mutation};
 pub use error::{Error, ErrorKind, Result};

@@ -133,7 +133,7 @@ impl Store {
         Ok(found)
     }
 
-    /// Calls `f(pk_enc, row)` for every row of `table` visible at `rd.ts` with
+    /// Calls `f(pk_enc, commit_ts, row)` for every row of `table` visible at `rd.ts` with
     /// `from ≤ pk_enc < to`, in key order, until `f` returns false.
     pub(crate) fn scan_raw(
         &self,
@@ -141,7 +141,7 @@ impl Store {
         table: u64,
         from: Option<&[u8]>,
         to: Option<&[u8]>,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        mut f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let prefix = keys::table_prefix(rd.tenant_id, table);
         let with_prefix = |pk: &[u8]| [prefix.as_slice(), pk].concat();
@@ -166,7 +166,7 @@ impl Store {
             }
             let pk_len = dk.pk_enc.len();
             if let Some(row) = version_row(it.value().unwrap_or_default())? {
-                if !f(dk.pk_enc, row)? {
+                if !f(dk.pk_enc, dk.ts, row)? {
                     return Ok(());
                 }
             }
@@ -197,7 +197,7 @@ impl Store {
             }
         }
         let mut entries = Vec::new();
-        self.scan_raw(rd, CATALOG_TABLE, None, None, |_, v| {
+        self.scan_raw(rd, CATALOG_TABLE, None, None, |_, _, v| {
             entries.push(decode_entry(v)?);
             Ok(true)
         })?;

@@ -95,6 +95,8 @@ impl std::fmt::Debug for Store {
 
 pub(crate) struct Inner {
     pub db: DB,
+    /// Options of the `data` family (for building SST files to ingest).
+    pub data_opts: Options,
     pub clock: Arc<dyn Clock>,
     pub sync: bool,
     pub path: PathBuf,
@@ -156,17 +158,13 @@ impl Store {
             reason: e.to_string(),
         })?;
         let (db_opts, cf_opts) = rocksdb_options(opts.block_cache_bytes);
+        let data_opts = data_cf_options(&cf_opts);
         let cfs = [CF_DATA, CF_LOG, CF_META].into_iter().map(|name| {
-            let mut opts = cf_opts.clone();
-            if name == CF_DATA {
-                // Bloom filters on `tenant | table | pk` (the key without its ts), so
-                // a point read seeks only the files that hold versions of its key.
-                opts.set_prefix_extractor(SliceTransform::create(
-                    "tenet.strip_ts",
-                    strip_ts,
-                    Some(has_ts),
-                ));
-            }
+            let opts = if name == CF_DATA {
+                data_opts.clone()
+            } else {
+                cf_opts.clone()
+            };
             ColumnFamilyDescriptor::new(name, opts)
         });
         let db = DB::open_cf_descriptors(&db_opts, path.join("db"), cfs).map_err(|e| {
@@ -189,6 +187,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 db,
+                data_opts,
                 clock: opts.clock,
                 sync: opts.sync_writes,
                 path,
@@ -237,7 +236,7 @@ impl Store {
             ts: Ts::MAX,
             check: false,
         };
-        self.scan_raw(&rd, TENANTS_TABLE, None, None, |_, row| {
+        self.scan_raw(&rd, TENANTS_TABLE, None, None, |_, _, row| {
             records.push(decode_record(row)?);
             Ok(true)
         })?;
@@ -594,6 +593,19 @@ fn read_u64(db: &DB, key: &[u8]) -> Result<Option<u64>> {
             )?)))
         }
     }
+}
+
+/// Options of the `data` family: the shared ones plus bloom filters on
+/// `tenant | table | pk` (the key without its ts), so a point read seeks only the files
+/// that hold versions of its key. SST files built for ingestion use them too.
+fn data_cf_options(shared: &Options) -> Options {
+    let mut opts = shared.clone();
+    opts.set_prefix_extractor(SliceTransform::create(
+        "tenet.strip_ts",
+        strip_ts,
+        Some(has_ts),
+    ));
+    opts
 }
 
 /// The `data` prefix extractor: a version key without its 8-byte commit ts.

@@ -304,7 +304,7 @@ impl Txn {
             def.id,
             from.as_deref(),
             to.as_deref(),
-            |pk, row| {
+            |pk, _, row| {
                 merged.insert(pk.to_vec(), row.to_vec());
                 Ok(merged.len() < want)
             },

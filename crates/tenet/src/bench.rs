@@ -6,6 +6,7 @@
 //! * `read`: time-travel point reads (as of an older ts, with a newer version present)
 //!   vs raw RocksDB gets of the same number of keys.
 //! * `snapshot`: snapshot create/list/drop latency at 1 row and at `--rows` rows.
+//! * `backup`: see `bench_backup.rs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -40,11 +41,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
     },
+    /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
+    Backup {
+        /// Size of the generated tenant in MiB of 1 KiB rows.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        #[arg(long, default_value_t = 8)]
+        tables: usize,
+    },
 }
 
 const ROW_BYTES: usize = 1024;
 
-fn payloads() -> Vec<String> {
+pub(crate) fn payloads() -> Vec<String> {
     let mut rng = rand::rng();
     (0..16)
         .map(|_| {
@@ -56,8 +65,13 @@ fn payloads() -> Vec<String> {
 }
 
 fn bench_table() -> TableSpec {
+    bench_table_named("bench")
+}
+
+/// `id int` (primary key), `payload string`.
+pub(crate) fn bench_table_named(name: &str) -> TableSpec {
     TableSpec {
-        name: "bench".into(),
+        name: name.into(),
         columns: vec![
             Column {
                 name: "id".into(),
@@ -72,7 +86,7 @@ fn bench_table() -> TableSpec {
     }
 }
 
-fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, CliError> {
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, CliError> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir()
@@ -363,5 +377,11 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
         BenchCmd::Write { seconds } => write_bench(seconds),
         BenchCmd::Read { rows, seconds } => read_bench(rows, seconds),
         BenchCmd::Snapshot { rows } => snapshot_bench(rows),
+        BenchCmd::Backup { mib, tables } => {
+            if mib == 0 || tables == 0 {
+                return Err(CliError::invalid("--mib and --tables must be at least 1"));
+            }
+            crate::bench_backup::run(mib, tables)
+        }
     }
 }

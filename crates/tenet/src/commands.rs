@@ -513,7 +513,14 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 );
             }
         },
-        Command::Serve { .. } | Command::Demo | Command::Bench(_) | Command::Debug(_) => {
+        Command::Serve { .. }
+        | Command::Demo
+        | Command::Bench(_)
+        | Command::Debug(_)
+        | Command::Backup(_)
+        | Command::Backups(_)
+        | Command::Restore { .. }
+        | Command::Jobs(_) => {
             unreachable!("handled in main")
         }
     }

@@ -28,5 +28,5 @@ pub fn connect(g: &Global) -> Result<Box<dyn Admin>, CliError> {
 
 pub fn open_embedded(g: &Global) -> Result<Service, CliError> {
     let store = Store::open(&g.data_dir, StoreOptions::default())?;
-    Ok(Service::new(store))
+    Service::new(store).map_err(CliError::other)
 }

@@ -2,11 +2,13 @@
 //! running server over HTTP or open the data directory embedded (see `connect.rs`).
 
 mod bench;
+mod bench_backup;
 mod commands;
 mod connect;
 mod debug;
 mod demo;
 mod duration;
+mod jobs_cli;
 mod output;
 
 use std::path::PathBuf;
@@ -112,6 +114,28 @@ enum Command {
     /// Named snapshots: create, list, drop.
     #[command(subcommand)]
     Snapshot(commands::SnapshotCmd),
+    /// Backups: `backup full <tenant>`.
+    #[command(subcommand)]
+    Backup(jobs_cli::BackupCmd),
+    /// Backups taken: list, show, delete, verify.
+    #[command(subcommand)]
+    Backups(jobs_cli::BackupsCmd),
+    /// Restore a backup into a new tenant.
+    Restore {
+        /// The tenant the backup was taken of (it may have been dropped since).
+        source: String,
+        /// The backup to restore (see `tenet backups list`).
+        #[arg(long)]
+        backup: String,
+        /// Name of the new tenant; must not exist.
+        #[arg(long)]
+        into: String,
+        #[command(flatten)]
+        opts: jobs_cli::JobOpts,
+    },
+    /// Jobs: list, show, cancel, resume.
+    #[command(subcommand)]
+    Jobs(jobs_cli::JobsCmd),
     /// A short guided story on a fresh data directory.
     Demo,
     /// Benchmarks that print figures.
@@ -160,6 +184,22 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Demo => demo::run(&g),
         Command::Bench(cmd) => bench::run(cmd, &g),
         Command::Debug(cmd) => debug::run(cmd, &g),
+        Command::Backup(cmd) => jobs_cli::backup(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Backups(cmd) => jobs_cli::backups(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Restore {
+            source,
+            backup,
+            into,
+            opts,
+        } => jobs_cli::restore(
+            source,
+            backup,
+            into,
+            opts,
+            connect::connect(&g)?.as_ref(),
+            &g,
+        ),
         other => {
             let admin = connect::connect(&g)?;
             commands::run(other, admin.as_ref(), &g)

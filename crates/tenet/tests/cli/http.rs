@@ -319,6 +319,81 @@ fn api_round_trip_and_bad_input() {
         "{doc}"
     );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    for (path, method) in [
+        ("/v1/backups", "post"),
+        ("/v1/backups/{id}", "delete"),
+        ("/v1/backups/{id}/verify", "post"),
+        ("/v1/restores", "post"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}/cancel", "post"),
+        ("/v1/jobs/{id}/resume", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["components"]["schemas"]["JobInfo"].is_object());
+
+    // Jobs and backups: bad input gets coded errors.
+    let (s, e) = call(&c, "GET", &format!("{base}/jobs/999999"), None);
+    assert_eq!((s, e["code"].as_str()), (404, Some("JOB_NOT_FOUND")), "{e}");
+    let (s, e) = call(&c, "GET", &format!("{base}/jobs/abc"), None);
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("INVALID_ARGUMENT")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &c,
+        "POST",
+        &format!("{base}/backups"),
+        Some(json!({"tenant": "nobody"})),
+    );
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (404, Some("TENANT_NOT_FOUND")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &c,
+        "POST",
+        &format!("{base}/backups"),
+        Some(json!({"tenant": "acme", "repo": "ftp://x/y"})),
+    );
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("INVALID_REPOSITORY")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &c,
+        "POST",
+        &format!("{base}/restores"),
+        Some(json!({"backup_id": "x"})),
+    );
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("MALFORMED_JSON")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &c,
+        "POST",
+        &format!("{base}/restores"),
+        Some(json!({"source": "acme", "backup_id": "nope", "target": "n"})),
+    );
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (404, Some("BACKUP_NOT_FOUND")),
+        "{e}"
+    );
+    let (s, e) = call(&c, "GET", &format!("{base}/backups/nope"), None);
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (404, Some("BACKUP_NOT_FOUND")),
+        "{e}"
+    );
 
     // Still up; graceful shutdown removes the discovery file.
     assert_eq!(

@@ -4,4 +4,5 @@
 mod common;
 mod crash;
 mod http;
+mod jobs;
 mod modes;

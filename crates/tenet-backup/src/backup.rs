@@ -1,0 +1,389 @@
+//! The full backup job (`backup_full`).
+//!
+//! 1. **plan** (persisted in the checkpoint, so a resumed job reuses it): pick
+//!    F = the visible ts, pin the tenant at F (GC keeps F readable while writes go on),
+//!    read the catalog at F, split every table into shards at split points taken from
+//!    the SST files (about [`SHARD_BYTES`] each), name the backup.
+//! 2. **export**: one task per shard, in parallel on the worker pool: scan the shard at
+//!    F, encode a data file (zstd blocks), compute its blake3 and logical digest,
+//!    upload it. A task's output (path, size, checksum, rows, digest) lands in the
+//!    checkpoint; finished shards are not redone after a restart.
+//! 3. **commit**: write the manifest (the commit point; reused if a previous run wrote
+//!    it), the backup record, release the pin.
+//!
+//! Cleanup (cancel or failure): delete the manifest first, then every object under the
+//! backup's directory, the record if any, and release the pin.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use tenet_jobs::{BoxFuture, CancelToken, JobContext, JobKind, Task};
+use tenet_store::catalog::{decode_entry, CATALOG_TABLE};
+use tenet_store::{CatalogEntry, Store, TableDef, TenantState, Ts};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    decode_manifest, encode_manifest, DataFileWriter, Digest, FileEntry, Manifest, TableEntry,
+};
+use crate::records::{self, BackupRecord};
+use crate::repo::{backup_dir, manifest_key, Repo};
+use crate::util::{blocking, from_hex, now, params, to_hex};
+
+/// Target on-disk size of one shard.
+pub const SHARD_BYTES: u64 = 32 << 20;
+pub const KIND: &str = "backup_full";
+
+/// Parameters of a full backup job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BackupParams {
+    pub tenant_id: u64,
+    pub tenant: String,
+    pub repo: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Plan {
+    backup_id: String,
+    backup_ts: Ts,
+    pin_id: u64,
+    started_at: String,
+    history_retention_secs: u64,
+    snapshots: Vec<Value>,
+    tables: Vec<PlannedTable>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PlannedTable {
+    def: TableDef,
+    catalog_ts: Ts,
+    /// Shard bounds as hex `pk_enc`s; shard i covers `[bounds[i-1], bounds[i])`.
+    bounds: Vec<String>,
+}
+
+impl PlannedTable {
+    fn shards(&self) -> usize {
+        self.bounds.len() + 1
+    }
+
+    fn shard_range(&self, i: usize) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let from = i.checked_sub(1).map(|j| from_hex(&self.bounds[j]));
+        let to = self.bounds.get(i).map(|b| from_hex(b));
+        (from, to)
+    }
+}
+
+/// Runs full backups.
+#[derive(Debug, Default)]
+pub struct FullBackup;
+
+impl JobKind for FullBackup {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<Value>> {
+        Box::pin(async move { run(ctx).await.map_err(Into::into) })
+    }
+
+    fn cleanup(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<()>> {
+        Box::pin(async move { cleanup(ctx).await.map_err(Into::into) })
+    }
+}
+
+async fn run(ctx: JobContext) -> Result<Value> {
+    let p: BackupParams = params(&ctx)?;
+    let repo = Repo::open(&p.repo)?;
+    let store = ctx.store().clone();
+    repo.check(&now(&store)).await?;
+    ctx.set_phase("plan")?;
+    let plan: Plan = match ctx.checkpoint("plan") {
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| Error::Internal(format!("job checkpoint does not decode: {e}")))?,
+        None => {
+            let plan = make_plan(&store, &p, ctx.id())?;
+            ctx.set_checkpoint(
+                "plan",
+                serde_json::to_value(&plan).expect("plans serialize"),
+            )?;
+            plan
+        }
+    };
+    let started = Instant::now();
+
+    let plan = Arc::new(plan);
+    let mut tasks = Vec::new();
+    for (ti, t) in plan.tables.iter().enumerate() {
+        for shard in 0..t.shards() {
+            let (plan, repo, p) = (plan.clone(), repo.clone(), p.clone());
+            tasks.push(Task::new(
+                format!("{}-{shard:04}", t.def.id),
+                move |ctx| async move { Ok(export_shard(ctx, &p, &plan, &repo, ti, shard).await?) },
+            ));
+        }
+    }
+    let outputs = ctx.run_tasks("export", tasks).await?;
+
+    ctx.set_phase("commit")?;
+    let mkey = manifest_key(p.tenant_id, &plan.backup_id);
+    let manifest = match repo.get_opt(&mkey).await? {
+        Some(existing) => decode_manifest(&repo.describe(&mkey), &existing)?,
+        None => {
+            let m = build_manifest(&p, &plan, &outputs, now(&store))?;
+            repo.put(&mkey, Bytes::from(encode_manifest(&m))).await?;
+            m
+        }
+    };
+    let rec = BackupRecord::from_manifest(&manifest, repo.url(), ctx.id());
+    records::put(&store, &rec)?;
+    store.unpin(p.tenant_id, plan.pin_id)?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(json!({
+        "backup_id": manifest.backup_id,
+        "tenant": manifest.tenant_name,
+        "backup_ts": manifest.backup_ts,
+        "backup_time": manifest.backup_time,
+        "repo": repo.url(),
+        "tables": manifest.tables.len(),
+        "files": rec.files,
+        "rows": manifest.rows,
+        "logical_bytes": manifest.logical_bytes,
+        "stored_bytes": manifest.stored_bytes,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+    }))
+}
+
+fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
+    let rec = store
+        .tenant_by_id(p.tenant_id)
+        .ok_or_else(|| tenet_store::Error::TenantNotFound(p.tenant.clone()))?;
+    if !rec.state.readable() || rec.state == TenantState::Dropping {
+        return Err(Error::InvalidArgument(format!(
+            "tenant `{}` is {}; only a readable tenant can be backed up",
+            rec.name, rec.state
+        )));
+    }
+    // A crash between pinning and persisting the plan leaves a pin of this job.
+    release_pins(store, &rec.name, job_id)?;
+    let f = store.visible_ts();
+    let pin = store.pin(&rec.name, f, &pin_owner(job_id))?;
+    let mut tables = Vec::new();
+    let mut snapshots = Vec::new();
+    store.scan_at(p.tenant_id, CATALOG_TABLE, f, None, None, |_, ts, v| {
+        match decode_entry(v)? {
+            CatalogEntry::Table(def) => tables.push((def, ts)),
+            CatalogEntry::Snapshot(s) => snapshots.push(json!({"name": s.name, "ts": s.ts})),
+        }
+        Ok(true)
+    })?;
+    let mut planned = Vec::new();
+    for (def, catalog_ts) in tables {
+        let bounds = store
+            .split_points(p.tenant_id, def.id, SHARD_BYTES)?
+            .iter()
+            .map(|b| to_hex(b))
+            .collect();
+        planned.push(PlannedTable {
+            def,
+            catalog_ts,
+            bounds,
+        });
+    }
+    let time = f.to_rfc3339();
+    let compact: String = time
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(17)
+        .collect();
+    Ok(Plan {
+        backup_id: format!(
+            "{}-{}T{}-j{job_id}",
+            rec.name,
+            &compact[..8],
+            &compact[8..14]
+        ),
+        backup_ts: f,
+        pin_id: pin.id,
+        started_at: now(store),
+        history_retention_secs: rec.history_retention_secs,
+        snapshots,
+        tables: planned,
+    })
+}
+
+fn data_key(p: &BackupParams, plan: &Plan, table_id: u64, shard: usize) -> (String, String) {
+    let rel = format!("data/{table_id}-{shard:04}.tdf");
+    let key = format!("{}/{rel}", backup_dir(p.tenant_id, &plan.backup_id));
+    (rel, key)
+}
+
+async fn export_shard(
+    ctx: JobContext,
+    p: &BackupParams,
+    plan: &Plan,
+    repo: &Repo,
+    table: usize,
+    shard: usize,
+) -> Result<Value> {
+    let t = &plan.tables[table];
+    let (from, to) = t.shard_range(shard);
+    let (rel, key) = data_key(p, plan, t.def.id, shard);
+    let store = ctx.store().clone();
+    let (tenant_id, table_id, ts) = (p.tenant_id, t.def.id, plan.backup_ts);
+    let name = t.def.name.clone();
+    let cancel: CancelToken = ctx.cancel_token().clone();
+    let pctx = ctx.clone();
+    let (bytes, rows, logical, digest) = blocking(move || {
+        let mut w = DataFileWriter::new();
+        let mut digest = Digest::default();
+        let (mut logical, mut pending_rows, mut pending_bytes) = (0u64, 0u64, 0u64);
+        let mut failure = None;
+        store.scan_at(
+            tenant_id,
+            table_id,
+            ts,
+            from.as_deref(),
+            to.as_deref(),
+            |pk, vts, row| {
+                if let Err(e) = w.add(pk, vts, row) {
+                    failure = Some(e);
+                    return Ok(false);
+                }
+                digest.add_row(&name, pk, row);
+                let n = (pk.len() + row.len()) as u64;
+                logical += n;
+                pending_rows += 1;
+                pending_bytes += n;
+                if pending_rows == 1024 {
+                    pctx.add_progress(pending_rows, pending_bytes);
+                    (pending_rows, pending_bytes) = (0, 0);
+                    if cancel.is_cancelled() {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        cancel.check()?;
+        pctx.add_progress(pending_rows, pending_bytes);
+        let rows = w.records();
+        Ok((w.finish()?, rows, logical, digest))
+    })
+    .await?;
+    ctx.throttle(bytes.len() as u64).await?;
+    let size = bytes.len() as u64;
+    let sum = blake3::hash(&bytes).to_hex().to_string();
+    repo.put(&key, Bytes::from(bytes)).await?;
+    Ok(serde_json::to_value(FileEntry {
+        path: rel,
+        size,
+        blake3: sum,
+        rows,
+        logical_bytes: logical,
+        digest: digest.to_hex(),
+    })
+    .map(|mut v| {
+        // `rows`/`bytes` feed the job's progress when it resumes.
+        v["bytes"] = json!(logical);
+        v
+    })
+    .expect("file entries serialize"))
+}
+
+fn build_manifest(
+    p: &BackupParams,
+    plan: &Plan,
+    outputs: &[Value],
+    finished_at: String,
+) -> Result<Manifest> {
+    let mut outs = outputs.iter();
+    let mut tables = Vec::new();
+    for t in &plan.tables {
+        let mut files = Vec::new();
+        let mut digest = Digest::default();
+        for _ in 0..t.shards() {
+            let out = outs
+                .next()
+                .ok_or_else(|| Error::Internal("missing shard output".into()))?;
+            let f: FileEntry = serde_json::from_value(out.clone())
+                .map_err(|e| Error::Internal(format!("shard output does not decode: {e}")))?;
+            digest.combine(
+                &Digest::from_hex(&f.digest)
+                    .ok_or_else(|| Error::Internal("bad digest in shard output".into()))?,
+            );
+            files.push(f);
+        }
+        tables.push(TableEntry {
+            def: t.def.clone(),
+            catalog_ts: t.catalog_ts,
+            rows: files.iter().map(|f| f.rows).sum(),
+            logical_bytes: files.iter().map(|f| f.logical_bytes).sum(),
+            digest: digest.to_hex(),
+            files,
+        });
+    }
+    Ok(Manifest {
+        backup_id: plan.backup_id.clone(),
+        kind: "full".into(),
+        tenant_id: p.tenant_id,
+        tenant_name: p.tenant.clone(),
+        history_retention_secs: plan.history_retention_secs,
+        backup_ts: plan.backup_ts,
+        backup_time: plan.backup_ts.to_rfc3339(),
+        started_at: plan.started_at.clone(),
+        finished_at,
+        parent: None,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        snapshots: plan.snapshots.clone(),
+        rows: tables.iter().map(|t| t.rows).sum(),
+        logical_bytes: tables.iter().map(|t| t.logical_bytes).sum(),
+        stored_bytes: tables.iter().flat_map(|t| &t.files).map(|f| f.size).sum(),
+        tables,
+    })
+}
+
+fn pin_owner(job_id: u64) -> String {
+    format!("backup job {job_id}")
+}
+
+/// Releases every pin this job holds on the tenant.
+fn release_pins(store: &Store, tenant: &str, job_id: u64) -> Result<()> {
+    let owner = pin_owner(job_id);
+    for pin in store.pins(tenant)? {
+        if pin.owner == owner {
+            store.unpin(pin.tenant_id, pin.id)?;
+        }
+    }
+    Ok(())
+}
+
+async fn cleanup(ctx: JobContext) -> Result<()> {
+    let p: BackupParams = params(&ctx)?;
+    if let Ok(t) = ctx.store().tenant(&p.tenant) {
+        if t.id == p.tenant_id {
+            release_pins(ctx.store(), &t.name, ctx.id())?;
+        }
+    }
+    let Some(plan) = ctx.checkpoint("plan") else {
+        return Ok(());
+    };
+    let plan: Plan = serde_json::from_value(plan)
+        .map_err(|e| Error::Internal(format!("job checkpoint does not decode: {e}")))?;
+    let store = ctx.store().clone();
+    let repo = Repo::open(&p.repo)?;
+    repo.delete(&manifest_key(p.tenant_id, &plan.backup_id))
+        .await?;
+    repo.delete_prefix(&format!("{}/", backup_dir(p.tenant_id, &plan.backup_id)))
+        .await?;
+    if records::get(&store, &plan.backup_id)?.is_some_and(|r| r.job_id == ctx.id()) {
+        records::remove(&store, &plan.backup_id)?;
+    }
+    store.unpin(p.tenant_id, plan.pin_id)?;
+    Ok(())
+}

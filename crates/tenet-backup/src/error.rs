@@ -1,0 +1,75 @@
+//! Errors of backup and restore, each with a stable code (listed in `docs/api.md`).
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A repository URL that cannot be used.
+    #[error("invalid repository `{url}`: {reason}")]
+    InvalidRepo { url: String, reason: String },
+    /// The repository did not answer or refused access.
+    #[error("repository `{url}` is unreachable: {reason}")]
+    RepoUnavailable { url: String, reason: String },
+    #[error("backup `{0}` not found")]
+    BackupNotFound(String),
+    /// An object failed its checksum or does not decode.
+    #[error("corrupt repository object {object}: {reason}")]
+    Corrupt { object: String, reason: String },
+    #[error(
+        "repository object {object} has format version {found}; this build reads version {supported}"
+    )]
+    UnsupportedVersion {
+        object: String,
+        found: String,
+        supported: String,
+    },
+    /// Restored or re-read data does not match the manifest.
+    #[error("verification failed: {0}")]
+    VerifyFailed(String),
+    #[error(transparent)]
+    Store(#[from] tenet_store::Error),
+    #[error(transparent)]
+    Jobs(#[from] tenet_jobs::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable code of this error.
+    pub fn code(&self) -> String {
+        match self {
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::InvalidRepo { .. } => "INVALID_REPOSITORY",
+            Error::RepoUnavailable { .. } => "REPOSITORY_UNAVAILABLE",
+            Error::BackupNotFound(_) => "BACKUP_NOT_FOUND",
+            Error::Corrupt { .. } => "BACKUP_CORRUPT",
+            Error::UnsupportedVersion { .. } => "UNSUPPORTED_FORMAT_VERSION",
+            Error::VerifyFailed(_) => "VERIFY_FAILED",
+            Error::Jobs(tenet_jobs::Error::Conflict(_)) => "JOB_CONFLICT",
+            Error::Jobs(tenet_jobs::Error::NotFound(_)) => "JOB_NOT_FOUND",
+            Error::Jobs(tenet_jobs::Error::Cancelled) => "CANCELLED",
+            Error::Jobs(tenet_jobs::Error::Failed(e)) => return e.code.clone(),
+            Error::Store(e) if e.kind() == tenet_store::ErrorKind::NotFound => "NOT_FOUND",
+            Error::Store(e) if e.kind() == tenet_store::ErrorKind::AlreadyExists => {
+                "ALREADY_EXISTS"
+            }
+            Error::Store(_) | Error::Jobs(_) | Error::Internal(_) => "INTERNAL",
+        }
+        .to_string()
+    }
+}
+
+impl From<Error> for tenet_jobs::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Jobs(j) => j,
+            Error::Store(s) => tenet_jobs::Error::Store(s),
+            other => tenet_jobs::Error::Failed(tenet_jobs::JobError {
+                code: other.code(),
+                message: other.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Backup records: one row per finished backup in the system tenant (table
+//! [`tenet_store::BACKUPS_TABLE`]), so backups can be listed without reading the
+//! repository, and outlive the tenant they came from.
+
+use serde::{Deserialize, Serialize};
+
+use tenet_store::keys::{pk_bytes, KeyValue};
+use tenet_store::{Store, Ts, BACKUPS_TABLE};
+
+use crate::error::{Error, Result};
+use crate::format::Manifest;
+
+const RECORD_FORMAT_V1: u8 = 1;
+
+/// A backup as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub id: String,
+    pub kind: String,
+    pub tenant_id: u64,
+    pub tenant_name: String,
+    /// Canonical URL of the repository holding it.
+    pub repo: String,
+    pub backup_ts: Ts,
+    pub backup_time: String,
+    pub tables: u64,
+    pub files: u64,
+    pub rows: u64,
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+    pub job_id: u64,
+    pub finished_at: String,
+}
+
+impl BackupRecord {
+    pub fn from_manifest(m: &Manifest, repo: &str, job_id: u64) -> Self {
+        BackupRecord {
+            id: m.backup_id.clone(),
+            kind: m.kind.clone(),
+            tenant_id: m.tenant_id,
+            tenant_name: m.tenant_name.clone(),
+            repo: repo.to_string(),
+            backup_ts: m.backup_ts,
+            backup_time: m.backup_time.clone(),
+            tables: m.tables.len() as u64,
+            files: m.tables.iter().map(|t| t.files.len() as u64).sum(),
+            rows: m.rows,
+            logical_bytes: m.logical_bytes,
+            stored_bytes: m.stored_bytes,
+            job_id,
+            finished_at: m.finished_at.clone(),
+        }
+    }
+}
+
+fn key(id: &str) -> Vec<u8> {
+    pk_bytes(&[KeyValue::Str(id.to_string())])
+}
+
+pub fn put(store: &Store, rec: &BackupRecord) -> Result<()> {
+    let mut v = vec![RECORD_FORMAT_V1];
+    serde_json::to_writer(&mut v, rec).expect("backup records serialize");
+    store.system_put(BACKUPS_TABLE, &key(&rec.id), Some(&v))?;
+    Ok(())
+}
+
+pub fn remove(store: &Store, id: &str) -> Result<()> {
+    store.system_put(BACKUPS_TABLE, &key(id), None)?;
+    Ok(())
+}
+
+fn decode(bytes: &[u8]) -> Result<BackupRecord> {
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT_V1, json)) => serde_json::from_slice(json)
+            .map_err(|e| Error::Store(tenet_store::Error::Corrupt(format!("backup record: {e}")))),
+        _ => Err(Error::Store(tenet_store::Error::Corrupt(
+            "backup record with an unknown version".into(),
+        ))),
+    }
+}
+
+pub fn get(store: &Store, id: &str) -> Result<Option<BackupRecord>> {
+    store
+        .system_get(BACKUPS_TABLE, &key(id))?
+        .map(|b| decode(&b))
+        .transpose()
+}
+
+/// Every backup, by id.
+pub fn list(store: &Store) -> Result<Vec<BackupRecord>> {
+    store
+        .system_scan(BACKUPS_TABLE)?
+        .into_iter()
+        .map(|(_, v)| decode(&v))
+        .collect()
+}

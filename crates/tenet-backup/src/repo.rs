@@ -1,0 +1,299 @@
+//! A repository: where backups live, over the `object_store` crate.
+//!
+//! URLs: a plain path or `file:///abs/path` (a local directory, created on first use),
+//! or `s3://bucket[/prefix]` (S3-compatible storage; endpoint, region and credentials
+//! from the usual `AWS_*` environment variables: `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`,
+//! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`).
+//! S3 requests use path-style addressing unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` is
+//! set.
+//!
+//! Layout under the repository root (see `docs/format.md`):
+//!
+//! ```text
+//! tenet-repo.json                                      repository marker
+//! tenants/<tenant_id>/backups/<backup_id>/manifest.json commit point, written last
+//! tenants/<tenant_id>/backups/<backup_id>/data/<table_id>-<shard>.tdf
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjPath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+
+use crate::error::{Error, Result};
+use crate::format::{decode_repo_marker, RepoMarker, REPO_FORMAT, REPO_VERSION};
+
+/// The default repository: `./tenet-backups`.
+pub const DEFAULT_REPO: &str = "./tenet-backups";
+const MARKER: &str = "tenet-repo.json";
+
+/// An open repository.
+#[derive(Clone)]
+pub struct Repo {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Option<ObjPath>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").field("url", &self.url).finish()
+    }
+}
+
+/// Turns a user's repository argument into a canonical URL: paths become absolute
+/// `file://` URLs (so a server resolves them the same way as the CLI that sent them).
+pub fn canonical_url(arg: &str) -> Result<String> {
+    let invalid = |reason: &str| Error::InvalidRepo {
+        url: arg.to_string(),
+        reason: reason.to_string(),
+    };
+    if arg.is_empty() {
+        return Err(invalid(
+            "empty; give a directory, file:///path or s3://bucket/prefix",
+        ));
+    }
+    if let Some((scheme, rest)) = arg.split_once("://") {
+        return match scheme {
+            "file" => {
+                if !rest.starts_with('/') {
+                    return Err(invalid("a file:// URL needs an absolute path (file:///dir)"));
+                }
+                Ok(format!("file://{}", rest.trim_end_matches('/')))
+            }
+            "s3" => {
+                let bucket = rest.split('/').next().unwrap_or("");
+                if bucket.is_empty() {
+                    return Err(invalid("an s3:// URL needs a bucket (s3://bucket/prefix)"));
+                }
+                Ok(format!("s3://{}", rest.trim_end_matches('/')))
+            }
+            other => Err(invalid(&format!(
+                "unknown scheme `{other}`; supported are file:// and s3:// (or a plain directory path)"
+            ))),
+        };
+    }
+    let path = std::path::Path::new(arg);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| invalid(&format!("cannot resolve relative path: {e}")))?
+            .join(path)
+    };
+    let s = abs.to_string_lossy();
+    let s = s.trim_end_matches('/');
+    Ok(format!("file://{}", s.replace("/./", "/")))
+}
+
+impl Repo {
+    /// Opens the repository at `url` (see [`canonical_url`]). Creates a local directory
+    /// if needed; does not touch the network yet.
+    pub fn open(url: &str) -> Result<Repo> {
+        let url = canonical_url(url)?;
+        let unavailable = |reason: String| Error::RepoUnavailable {
+            url: url.clone(),
+            reason,
+        };
+        if let Some(dir) = url.strip_prefix("file://") {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unavailable(format!("cannot create directory {dir}: {e}")))?;
+            let fs = LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| unavailable(e.to_string()))?
+                .with_automatic_cleanup(true);
+            return Ok(Repo {
+                url: url.clone(),
+                store: Arc::new(fs),
+                prefix: None,
+            });
+        }
+        let rest = url
+            .strip_prefix("s3://")
+            .expect("canonical URLs are file or s3");
+        let (bucket, prefix) = match rest.split_once('/') {
+            Some((b, p)) => (b, Some(ObjPath::from(p))),
+            None => (rest, None),
+        };
+        let virtual_hosted = std::env::var("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+            .is_ok_and(|v| v == "true" || v == "1");
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(virtual_hosted)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(20),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(120)),
+            );
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder.with_endpoint(endpoint.clone());
+            if endpoint.starts_with("http://") {
+                builder = builder.with_allow_http(true);
+            }
+        }
+        let s3 = builder.build().map_err(|e| Error::InvalidRepo {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Repo {
+            url: url.clone(),
+            store: Arc::new(s3),
+            prefix,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> ObjPath {
+        match &self.prefix {
+            Some(p) => ObjPath::from(format!("{p}/{key}")),
+            None => ObjPath::from(key),
+        }
+    }
+
+    fn err(&self, key: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::Corrupt {
+                object: self.describe(key),
+                reason: "missing".into(),
+            },
+            other => Error::RepoUnavailable {
+                url: self.url.clone(),
+                reason: format!("{} failed: {other}", self.describe(key)),
+            },
+        }
+    }
+
+    /// `url/key`, for messages.
+    pub fn describe(&self, key: &str) -> String {
+        format!("{}/{key}", self.url)
+    }
+
+    /// Checks the repository marker, writing it if the repository is new.
+    pub async fn check(&self, now: &str) -> Result<RepoMarker> {
+        match self.get_opt(MARKER).await? {
+            Some(bytes) => decode_repo_marker(&self.describe(MARKER), &bytes),
+            None => {
+                let marker = RepoMarker {
+                    format: REPO_FORMAT.into(),
+                    version: REPO_VERSION,
+                    repo_id: blake3::hash(format!("{}{now}", self.url).as_bytes()).to_hex()[..16]
+                        .to_string(),
+                    created_at: now.to_string(),
+                };
+                let bytes = serde_json::to_vec_pretty(&marker).expect("markers serialize");
+                self.put(MARKER, Bytes::from(bytes)).await?;
+                Ok(marker)
+            }
+        }
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.path(key), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| self.err(key, e))?;
+        Ok(())
+    }
+
+    /// The object's bytes; a missing object is an error naming it.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let r = self
+            .store
+            .get(&self.path(key))
+            .await
+            .map_err(|e| self.err(key, e))?;
+        r.bytes().await.map_err(|e| self.err(key, e))
+    }
+
+    /// The object's bytes, or `None` if it does not exist.
+    pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.path(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| self.err(key, e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Keys (relative to the repository root) under `prefix`, with sizes.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let p = self.path(prefix);
+        let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|e| self.err(prefix, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let full = m.location.to_string();
+                let key = match &strip {
+                    Some(s) => full.strip_prefix(s.as_str()).unwrap_or(&full).to_string(),
+                    None => full,
+                };
+                (key, m.size)
+            })
+            .collect())
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Deletes every object under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let keys = self.list(prefix).await?;
+        for (k, _) in &keys {
+            self.delete(k).await?;
+        }
+        Ok(keys.len() as u64)
+    }
+}
+
+/// Repository keys of a backup.
+pub fn backup_dir(tenant_id: u64, backup_id: &str) -> String {
+    format!("tenants/{tenant_id}/backups/{backup_id}")
+}
+
+pub fn manifest_key(tenant_id: u64, backup_id: &str) -> String {
+    format!("{}/manifest.json", backup_dir(tenant_id, backup_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(canonical_url("/tmp/x/").unwrap(), "file:///tmp/x");
+        assert_eq!(canonical_url("file:///tmp/x").unwrap(), "file:///tmp/x");
+        assert_eq!(canonical_url("s3://b/p/").unwrap(), "s3://b/p");
+        let e = canonical_url("ftp://host/x").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown scheme `ftp`") && e.contains("s3://"),
+            "{e}"
+        );
+        assert!(canonical_url("s3://").is_err());
+        assert!(canonical_url("file://rel").is_err());
+        assert!(canonical_url("rel/dir").unwrap().ends_with("/rel/dir"));
+    }
+}

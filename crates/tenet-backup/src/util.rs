@@ -1,0 +1,39 @@
+//! Small helpers shared by the job kinds.
+
+use serde::de::DeserializeOwned;
+
+use tenet_jobs::JobContext;
+use tenet_store::{Store, Ts};
+
+use crate::error::{Error, Result};
+
+/// The job's parameters, decoded.
+pub(crate) fn params<T: DeserializeOwned>(ctx: &JobContext) -> Result<T> {
+    serde_json::from_value(ctx.params())
+        .map_err(|e| Error::Internal(format!("job {} parameters do not decode: {e}", ctx.id())))
+}
+
+/// The store clock's time, RFC 3339.
+pub(crate) fn now(store: &Store) -> String {
+    Ts::from_millis(store.clock().now_millis()).to_rfc3339()
+}
+
+/// Runs blocking work (RocksDB scans, compression) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task panicked: {e}")))?
+}
+
+pub(crate) fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Decodes hex written by [`to_hex`] (job checkpoints only; never user input).
+pub(crate) fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect()
+}

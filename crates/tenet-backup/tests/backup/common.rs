@@ -1,0 +1,272 @@
+//! Shared helpers: a real store and repository in temporary directories, a job
+//! manager on a tokio runtime, random tenants, and full dumps to compare.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tenet_backup::{Backups, RestoreRequest};
+use tenet_jobs::{JobManager, JobRecord, JobState};
+use tenet_store::{AsOf, Column, ColumnType, ScanRange, Store, StoreOptions, TableSpec, Ts};
+
+pub struct Env {
+    pub store: Store,
+    pub backups: Backups,
+    pub rt: tokio::runtime::Runtime,
+    pub repo: String,
+    pub repo_dir: TempDir,
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let repo_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreOptions {
+                sync_writes: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let jobs = JobManager::new(store.clone(), 2, rt.handle().clone());
+        let backups = Backups::new(jobs);
+        let repo = format!("file://{}", repo_dir.path().display());
+        Env {
+            store,
+            backups,
+            rt,
+            repo,
+            repo_dir,
+            dir,
+        }
+    }
+
+    pub fn jobs(&self) -> &JobManager {
+        self.backups.jobs()
+    }
+
+    /// Runs a created job to its end.
+    pub fn run(&self, job: JobRecord) -> JobRecord {
+        self.rt.block_on(self.jobs().run(job.id)).unwrap()
+    }
+
+    pub fn start_backup(&self, tenant: &str) -> tenet_backup::Result<JobRecord> {
+        self.rt
+            .block_on(self.backups.start_full(tenant, &self.repo, None))
+    }
+
+    /// A full backup that must succeed; returns (backup id, F).
+    pub fn backup(&self, tenant: &str) -> (String, Ts) {
+        let job = self.run(self.start_backup(tenant).unwrap());
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        let r = job.result.unwrap();
+        (
+            r["backup_id"].as_str().unwrap().to_string(),
+            Ts(r["backup_ts"].as_u64().unwrap()),
+        )
+    }
+
+    pub fn start_restore(
+        &self,
+        source: &str,
+        id: &str,
+        target: &str,
+    ) -> tenet_backup::Result<JobRecord> {
+        self.rt
+            .block_on(self.backups.start_restore(&RestoreRequest {
+                source: source.into(),
+                backup_id: id.into(),
+                target: target.into(),
+                ..Default::default()
+            }))
+    }
+
+    pub fn restore(&self, source: &str, id: &str, target: &str) -> JobRecord {
+        self.run(self.start_restore(source, id, target).unwrap())
+    }
+
+    pub fn verify(&self, id: &str) -> JobRecord {
+        let job = self
+            .rt
+            .block_on(self.backups.start_verify(id, None, None))
+            .unwrap();
+        self.run(job)
+    }
+
+    /// Keys of every object in the repository.
+    pub fn objects(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in walk(self.repo_dir.path()) {
+            out.push(
+                e.strip_prefix(self.repo_dir.path())
+                    .unwrap()
+                    .display()
+                    .to_string(),
+            );
+        }
+        out.sort();
+        out
+    }
+
+    /// Waits until `f` holds for the job's live record.
+    pub fn wait_for(&self, id: u64, f: impl Fn(&JobRecord) -> bool) -> JobRecord {
+        for _ in 0..600 {
+            let j = self.jobs().get(id).unwrap();
+            if f(&j) {
+                return j;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("job {id} never reached the expected state");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn col(name: &str, ty: ColumnType) -> Column {
+    Column {
+        name: name.into(),
+        ty,
+    }
+}
+
+/// A table with every column type; the key is (`k` int, `s` string).
+pub fn all_types(name: &str) -> TableSpec {
+    TableSpec {
+        name: name.into(),
+        columns: vec![
+            col("k", ColumnType::Int),
+            col("s", ColumnType::String),
+            col("f", ColumnType::Float),
+            col("b", ColumnType::Bool),
+            col("y", ColumnType::Bytes),
+            col("j", ColumnType::Json),
+            col("pad", ColumnType::String),
+        ],
+        primary_key: vec!["k".into(), "s".into()],
+    }
+}
+
+pub fn random_row(rng: &mut StdRng, k: i64, pad: usize) -> Value {
+    let bytes: Vec<u8> = (0..rng.random_range(0..12)).map(|_| rng.random()).collect();
+    let b64 = base64_encode(&bytes);
+    json!({
+        "k": k,
+        "s": format!("key-{}", k % 7),
+        "f": rng.random_range(-1e6..1e6f64).round() / 8.0,
+        "b": rng.random::<bool>(),
+        "y": b64,
+        "j": {"n": rng.random_range(0..100), "tags": ["a", "b"]},
+        "pad": "x".repeat(pad),
+    })
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Fills a tenant with random tables and rows: several tables of every column type,
+/// updates and deletes, an added column, and a dropped table — all before the backup.
+pub fn populate(store: &Store, tenant: &str, seed: u64, rows: i64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tables = ["alpha", "beta", "gamma", "doomed"];
+    for t in tables {
+        let mut txn = store.begin(tenant).unwrap();
+        txn.create_table(&all_types(t)).unwrap();
+        txn.commit().unwrap();
+    }
+    for batch in 0..4 {
+        let mut txn = store.begin(tenant).unwrap();
+        for t in tables {
+            for _ in 0..rows / 4 {
+                let k = rng.random_range(0..rows);
+                let pad = rng.random_range(0..200);
+                let row = random_row(&mut rng, k, pad);
+                txn.put(t, &row).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        if batch == 1 {
+            let mut txn = store.begin(tenant).unwrap();
+            txn.add_column("beta", col("extra", ColumnType::String))
+                .unwrap();
+            txn.commit().unwrap();
+        }
+    }
+    let mut txn = store.begin(tenant).unwrap();
+    for t in ["alpha", "gamma"] {
+        for _ in 0..rows / 5 {
+            let k = rng.random_range(0..rows);
+            txn.delete(t, &json!([k, format!("key-{}", k % 7)]))
+                .unwrap();
+        }
+    }
+    txn.put(
+        "beta",
+        &json!({"k": -1, "s": "", "f": 0.5, "b": true, "y": "", "j": null, "pad": "", "extra": "new"}),
+    )
+    .unwrap();
+    txn.commit().unwrap();
+    let mut txn = store.begin(tenant).unwrap();
+    txn.drop_table("doomed").unwrap();
+    txn.commit().unwrap();
+}
+
+/// Every table and row of a tenant as of `as_of`, by table name.
+pub fn dump(store: &Store, tenant: &str, as_of: &AsOf) -> BTreeMap<String, Vec<Value>> {
+    let txn = store.read_at(tenant, as_of).unwrap();
+    let mut out = BTreeMap::new();
+    for t in txn.tables().unwrap() {
+        let rows = txn.scan(&t.name, &ScanRange::default()).unwrap();
+        let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        let mut all = vec![json!(cols)];
+        all.extend(rows);
+        out.insert(t.name.clone(), all);
+    }
+    out
+}
+
+/// Table ids of a tenant now, by name.
+pub fn table_ids(store: &Store, tenant: &str) -> BTreeMap<String, u64> {
+    let txn = store.read_at(tenant, &AsOf::Latest).unwrap();
+    txn.tables()
+        .unwrap()
+        .iter()
+        .map(|t| (t.name.clone(), t.id))
+        .collect()
+}

@@ -1,0 +1,10 @@
+//! Integration tests of backup, restore and verify against a real RocksDB store, a
+//! local repository and a real S3-protocol server (s3s-fs, in process).
+
+mod bad_input;
+mod cancel;
+mod common;
+mod corruption;
+mod fixtures;
+mod roundtrip;
+mod s3;

@@ -1,0 +1,171 @@
+//! Backup → restore into a new tenant → identical rows at F.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::json;
+use tenet_jobs::JobState;
+use tenet_store::{AsOf, TenantOptions, TenantState};
+
+use crate::common::{dump, populate, random_row, table_ids, Env};
+
+#[test]
+fn random_tenants_round_trip() {
+    let env = Env::new();
+    for seed in 0..3u64 {
+        let src = format!("src{seed}");
+        env.store
+            .create_tenant(&src, TenantOptions::default())
+            .unwrap();
+        populate(&env.store, &src, seed, 400);
+        // A neighbour whose rows must not leak into the backup.
+        let other = format!("other{seed}");
+        env.store
+            .create_tenant(&other, TenantOptions::default())
+            .unwrap();
+        populate(&env.store, &other, seed + 100, 50);
+
+        let (id, f) = env.backup(&src);
+        let at_f = dump(&env.store, &src, &AsOf::Ts(f));
+        let latest_before = dump(&env.store, &src, &AsOf::Latest);
+        assert!(
+            !at_f.contains_key("doomed"),
+            "the dropped table is not in the backup"
+        );
+        assert!(at_f["alpha"].len() > 100);
+
+        let target = format!("copy{seed}");
+        let job = env.restore(&src, &id, &target);
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        let t = env.store.tenant(&target).unwrap();
+        assert_eq!(t.state, TenantState::Active);
+
+        // Identical rows (full scan) at F, different ids.
+        assert_eq!(dump(&env.store, &target, &AsOf::Latest), at_f);
+        let (a, b) = (table_ids(&env.store, &src), table_ids(&env.store, &target));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (name, id) in &a {
+            assert_ne!(*id, b[name], "table {name} kept its id");
+        }
+        assert_ne!(t.id, env.store.tenant(&src).unwrap().id);
+        // The source is untouched.
+        assert_eq!(dump(&env.store, &src, &AsOf::Latest), latest_before);
+        // The restored tenant's history starts at F and it is writable.
+        let e = env
+            .store
+            .read_at(&target, &AsOf::Ts(tenet_store::Ts(f.0 - 1)))
+            .and_then(|t| t.scan("alpha", &Default::default()))
+            .unwrap_err();
+        assert!(e.to_string().contains("older than the history"), "{e}");
+        let mut txn = env.store.begin(&target).unwrap();
+        txn.put(
+            "alpha",
+            &json!({"k": 99999, "s": "new", "f": 1.0, "b": false, "y": "", "j": 1, "pad": ""}),
+        )
+        .unwrap();
+        txn.commit().unwrap();
+        // Digest check by the verify job too.
+        let v = env.verify(&id);
+        assert_eq!(v.state, JobState::Succeeded, "{:?}", v.error);
+    }
+    // The backups outlive their tenant: drop the source, restore again.
+    env.store.drop_tenant("src0").unwrap();
+    let list = env.backups.list(Some("src0")).unwrap();
+    assert_eq!(list.len(), 1);
+    let job = env.restore("src0", &list[0].id, "again");
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        dump(&env.store, "again", &AsOf::Latest),
+        dump(&env.store, "copy0", &AsOf::Ts(env.store.visible_ts()))
+            .into_iter()
+            .map(|(k, mut v)| {
+                if k == "alpha" {
+                    v.retain(|r| r.get("k") != Some(&json!(99999)));
+                }
+                (k, v)
+            })
+            .collect()
+    );
+}
+
+#[test]
+fn backup_while_a_writer_commits() {
+    let env = Env::new();
+    env.store
+        .create_tenant("busy", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "busy", 7, 2000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (env.store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let mut txn = store.begin("busy").unwrap();
+                for i in 0..20 {
+                    let row = random_row(&mut rng, (n * 20 + i) % 3000, 100);
+                    txn.put("alpha", &row).unwrap();
+                }
+                let _ = txn.delete("gamma", &json!([n % 2000, format!("key-{}", n % 7)]));
+                if txn.commit().is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (id, f) = env.backup("busy");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let commits = writer.join().unwrap();
+    assert!(commits > 5, "the writer committed {commits} times");
+    assert!(env.store.visible_ts() > f, "writes went on past F");
+    let job = env.restore("busy", &id, "busy_copy");
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        dump(&env.store, "busy_copy", &AsOf::Latest),
+        dump(&env.store, "busy", &AsOf::Ts(f))
+    );
+    assert_ne!(
+        dump(&env.store, "busy", &AsOf::Latest),
+        dump(&env.store, "busy", &AsOf::Ts(f))
+    );
+    // The backup's pin is gone.
+    assert!(env.store.pins("busy").unwrap().is_empty());
+}
+
+#[test]
+fn two_backups_of_one_tenant_do_not_run_at_once() {
+    let env = Env::new();
+    env.store
+        .create_tenant("t", TenantOptions::default())
+        .unwrap();
+    env.store
+        .create_tenant("u", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "t", 1, 40);
+    populate(&env.store, "u", 2, 40);
+    let first = env.start_backup("t").unwrap();
+    let e = env.start_backup("t").unwrap_err();
+    assert_eq!(e.code(), "JOB_CONFLICT", "{e}");
+    assert!(
+        e.to_string().contains(&format!("job {}", first.id)) && e.to_string().contains("cancel"),
+        "{e}"
+    );
+    // Another tenant's backup runs concurrently.
+    let other = env.start_backup("u").unwrap();
+    env.jobs().start(first.id).unwrap();
+    env.jobs().start(other.id).unwrap();
+    let a = env.wait_for(first.id, |j| j.state.is_final());
+    let b = env.wait_for(other.id, |j| j.state.is_final());
+    assert_eq!(
+        (a.state, b.state),
+        (JobState::Succeeded, JobState::Succeeded)
+    );
+    // Once finished, the next backup of `t` is accepted.
+    let (id2, _) = env.backup("t");
+    assert_eq!(env.backups.list(Some("t")).unwrap().len(), 2);
+    assert!(env.backups.list(None).unwrap().iter().any(|b| b.id == id2));
+}

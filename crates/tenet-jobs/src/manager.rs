@@ -1,0 +1,687 @@
+//! The job manager: creates, runs, cancels and resumes jobs; the context a running job
+//! sees; the phase/task executor.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+
+use tenet_store::{Store, Ts, JOBS_TABLE};
+
+use crate::record::{decode, encode, job_key, JobError, JobRecord, JobState, Progress};
+use crate::throttle::{CancelToken, Throttle};
+use crate::{Error, Result};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How often progress is persisted while tasks run (task ends always persist).
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+
+/// The code of a kind of job.
+pub trait JobKind: Send + Sync + 'static {
+    /// The `kind` of records this runs, e.g. `backup_full`.
+    fn kind(&self) -> &'static str;
+    /// Runs the job, or resumes it from `ctx`'s checkpoint; returns its result.
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<Value>>;
+    /// Removes what a cancelled or failed job made. Must be idempotent.
+    fn cleanup(&self, ctx: JobContext) -> BoxFuture<'static, Result<()>>;
+}
+
+/// The work of one task: gets the job context, returns the task's output (stored in
+/// the checkpoint). An output object may carry `rows` and `bytes` done by the task.
+pub type TaskFn = Box<dyn FnOnce(JobContext) -> BoxFuture<'static, Result<Value>> + Send>;
+
+/// One task of a phase.
+pub struct Task {
+    /// Unique within its phase; the checkpoint key.
+    pub id: String,
+    pub run: TaskFn,
+}
+
+impl Task {
+    /// A task `id` that runs `f`.
+    pub fn new<F, Fut>(id: impl Into<String>, f: F) -> Task
+    where
+        F: FnOnce(JobContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        Task {
+            id: id.into(),
+            run: Box::new(move |ctx| Box::pin(f(ctx))),
+        }
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task").field("id", &self.id).finish()
+    }
+}
+
+/// Runs jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct JobManager {
+    inner: Arc<ManagerInner>,
+}
+
+impl std::fmt::Debug for JobManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobManager").finish()
+    }
+}
+
+struct ManagerInner {
+    store: Store,
+    runtime: tokio::runtime::Handle,
+    kinds: Mutex<HashMap<&'static str, Arc<dyn JobKind>>>,
+    live: Mutex<HashMap<u64, JobContext>>,
+    workers: Arc<Semaphore>,
+    create: Mutex<()>,
+}
+
+impl JobManager {
+    /// A manager whose tasks share `workers` slots; background jobs run on `runtime`.
+    pub fn new(store: Store, workers: usize, runtime: tokio::runtime::Handle) -> Self {
+        JobManager {
+            inner: Arc::new(ManagerInner {
+                store,
+                runtime,
+                kinds: Mutex::new(HashMap::new()),
+                live: Mutex::new(HashMap::new()),
+                workers: Arc::new(Semaphore::new(workers.max(1))),
+                create: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn register(&self, kind: Arc<dyn JobKind>) {
+        self.inner.kinds.lock().insert(kind.kind(), kind);
+    }
+
+    /// Persists a new `queued` job. With `lock`, refuses while an unfinished job holds
+    /// the same lock (e.g. one backup per tenant at a time).
+    pub fn create(
+        &self,
+        kind: &str,
+        tenant: &str,
+        params: Value,
+        throttle_bytes_per_sec: Option<u64>,
+        lock: Option<String>,
+    ) -> Result<JobRecord> {
+        if !self.inner.kinds.lock().contains_key(kind) {
+            return Err(Error::InvalidArgument(format!("unknown job kind `{kind}`")));
+        }
+        if throttle_bytes_per_sec == Some(0) {
+            return Err(Error::InvalidArgument(
+                "a throttle of 0 bytes/s would never finish; give a positive rate or none".into(),
+            ));
+        }
+        let _guard = self.inner.create.lock();
+        if let Some(lock) = &lock {
+            if let Some(other) = self
+                .list()?
+                .into_iter()
+                .find(|j| !j.state.is_final() && j.params.get("lock") == Some(&json!(lock)))
+            {
+                return Err(Error::Conflict(format!(
+                    "job {} ({} of tenant `{}`) is {}; wait for it to finish or cancel it with \
+                     `tenet jobs cancel {}`",
+                    other.id, other.kind, other.tenant, other.state, other.id
+                )));
+            }
+        }
+        let mut params = params;
+        if let (Some(lock), Some(obj)) = (&lock, params.as_object_mut()) {
+            obj.insert("lock".into(), json!(lock));
+        }
+        let now = self.now();
+        let rec = JobRecord {
+            id: self.inner.store.next_job_id()?,
+            kind: kind.to_string(),
+            tenant: tenant.to_string(),
+            params,
+            state: JobState::Queued,
+            phase: String::new(),
+            progress: Progress::default(),
+            throttle_bytes_per_sec,
+            result: None,
+            error: None,
+            checkpoint: json!({}),
+            created_at: now.clone(),
+            started_at: None,
+            updated_at: now,
+            finished_at: None,
+        };
+        self.put(&rec)?;
+        Ok(rec)
+    }
+
+    fn now(&self) -> String {
+        Ts::from_millis(self.inner.store.clock().now_millis()).to_rfc3339()
+    }
+
+    fn put(&self, rec: &JobRecord) -> Result<()> {
+        self.inner
+            .store
+            .system_put(JOBS_TABLE, &job_key(rec.id), Some(&encode(rec)))?;
+        Ok(())
+    }
+
+    /// The job, with live progress if it runs in this process.
+    pub fn get(&self, id: u64) -> Result<JobRecord> {
+        if let Some(ctx) = self.inner.live.lock().get(&id) {
+            return Ok(ctx.record());
+        }
+        let bytes = self
+            .inner
+            .store
+            .system_get(JOBS_TABLE, &job_key(id))?
+            .ok_or(Error::NotFound(id))?;
+        decode(&bytes)
+    }
+
+    /// Every job, oldest first, with live progress for those running here.
+    pub fn list(&self) -> Result<Vec<JobRecord>> {
+        let live = self.inner.live.lock();
+        self.inner
+            .store
+            .system_scan(JOBS_TABLE)?
+            .into_iter()
+            .map(|(_, v)| {
+                let rec = decode(&v)?;
+                Ok(live.get(&rec.id).map(|c| c.record()).unwrap_or(rec))
+            })
+            .collect()
+    }
+
+    /// Replaces the checkpoint of a job that does not run here (set up at submission).
+    pub fn set_checkpoint_of(&self, id: u64, checkpoint: Value) -> Result<()> {
+        if self.inner.live.lock().contains_key(&id) {
+            return Err(Error::Conflict(format!("job {id} is running")));
+        }
+        let mut rec = self.get(id)?;
+        rec.checkpoint = checkpoint;
+        rec.updated_at = self.now();
+        self.put(&rec)
+    }
+
+    /// Updates to the job while it runs in this process.
+    pub fn subscribe(&self, id: u64) -> Option<watch::Receiver<JobRecord>> {
+        self.inner
+            .live
+            .lock()
+            .get(&id)
+            .map(|c| c.inner.watch.subscribe())
+    }
+
+    /// Starts (or resumes) an unfinished job in the background of the current tokio
+    /// runtime. Returns at once; a job already running here is left alone.
+    pub fn start(&self, id: u64) -> Result<watch::Receiver<JobRecord>> {
+        let (ctx, kind, fresh) = self.prepare(id)?;
+        let rx = ctx.inner.watch.subscribe();
+        if fresh {
+            let this = self.clone();
+            self.inner
+                .runtime
+                .spawn(async move { this.drive(ctx, kind).await });
+        }
+        Ok(rx)
+    }
+
+    /// Runs (or resumes) an unfinished job to its end in the caller's task; returns
+    /// the final record.
+    pub async fn run(&self, id: u64) -> Result<JobRecord> {
+        let (ctx, kind, fresh) = self.prepare(id)?;
+        if !fresh {
+            return Err(Error::Conflict(format!("job {id} is already running")));
+        }
+        Ok(self.drive(ctx, kind).await)
+    }
+
+    fn prepare(&self, id: u64) -> Result<(JobContext, Arc<dyn JobKind>, bool)> {
+        let mut live = self.inner.live.lock();
+        if let Some(ctx) = live.get(&id) {
+            let kind = self.kind_of(&ctx.record())?;
+            return Ok((ctx.clone(), kind, false));
+        }
+        let bytes = self
+            .inner
+            .store
+            .system_get(JOBS_TABLE, &job_key(id))?
+            .ok_or(Error::NotFound(id))?;
+        let rec = decode(&bytes)?;
+        if rec.state.is_final() {
+            return Err(Error::Conflict(format!(
+                "job {id} has already ended ({}); nothing to resume",
+                rec.state
+            )));
+        }
+        let kind = self.kind_of(&rec)?;
+        let ctx = JobContext::new(self.clone(), rec);
+        live.insert(id, ctx.clone());
+        Ok((ctx, kind, true))
+    }
+
+    fn kind_of(&self, rec: &JobRecord) -> Result<Arc<dyn JobKind>> {
+        self.inner
+            .kinds
+            .lock()
+            .get(rec.kind.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "job {} is of kind `{}`, which this build cannot run",
+                    rec.id, rec.kind
+                ))
+            })
+    }
+
+    /// Runs a job through its states; never fails (failures end in the record).
+    async fn drive(&self, ctx: JobContext, kind: Arc<dyn JobKind>) -> JobRecord {
+        let id = ctx.id();
+        let cancelling = ctx.record().state == JobState::Cancelling;
+        let outcome = if cancelling {
+            ctx.trip_cancel();
+            Err(Error::Cancelled)
+        } else {
+            let started = ctx.update(|r| {
+                r.state = JobState::Running;
+                if r.started_at.is_none() {
+                    r.started_at = Some(self.now());
+                }
+            });
+            match started {
+                Ok(()) => kind.run(ctx.clone()).await,
+                Err(e) => Err(e),
+            }
+        };
+        let end = match outcome {
+            Ok(result) => ctx.update(|r| {
+                r.state = JobState::Succeeded;
+                r.result = Some(result);
+                r.progress.eta_secs = Some(0);
+            }),
+            Err(err) => {
+                let cancelled = ctx.inner.cancel.is_cancelled();
+                if cancelled {
+                    let _ = ctx.update(|r| r.state = JobState::Cancelling);
+                }
+                ctx.set_phase_quiet("cleanup");
+                let cleanup = kind.cleanup(ctx.clone()).await;
+                ctx.update(|r| {
+                    r.progress.eta_secs = None;
+                    match (&cleanup, cancelled) {
+                        (Ok(()), true) => r.state = JobState::Cancelled,
+                        (Err(ce), true) => {
+                            r.state = JobState::Failed;
+                            r.error = Some(job_error(ce, "cleanup after cancel failed: "));
+                        }
+                        (_, false) => {
+                            r.state = JobState::Failed;
+                            let mut e = job_error(&err, "");
+                            if let Err(ce) = &cleanup {
+                                e.message.push_str(&format!("; cleanup also failed: {ce}"));
+                            }
+                            r.error = Some(e);
+                        }
+                    }
+                })
+            }
+        };
+        if let Err(e) = end {
+            tracing::error!(job = id, error = %e, "could not persist the end of a job");
+        }
+        let _ = ctx.update(|r| r.finished_at = Some(self.now()));
+        self.inner.live.lock().remove(&id);
+        ctx.record()
+    }
+
+    /// Asks a job to stop. A job running here is stopped promptly and cleaned up; an
+    /// unfinished job not running here is marked `cancelling` and cleaned up by
+    /// [`JobManager::start`]/[`JobManager::run`] (which the caller should call).
+    pub fn cancel(&self, id: u64) -> Result<JobRecord> {
+        if let Some(ctx) = self.inner.live.lock().get(&id).cloned() {
+            ctx.update(|r| {
+                if !r.state.is_final() {
+                    r.state = JobState::Cancelling;
+                }
+            })?;
+            ctx.trip_cancel();
+            return Ok(ctx.record());
+        }
+        let mut rec = self.get(id)?;
+        if rec.state.is_final() {
+            return Err(Error::Conflict(format!(
+                "job {id} has already ended ({}); there is nothing to cancel",
+                rec.state
+            )));
+        }
+        rec.state = JobState::Cancelling;
+        rec.updated_at = self.now();
+        self.put(&rec)?;
+        Ok(rec)
+    }
+
+    /// Starts every unfinished job (after a restart); returns their ids.
+    pub fn resume_unfinished(&self) -> Result<Vec<u64>> {
+        let ids: Vec<u64> = self
+            .list()?
+            .into_iter()
+            .filter(|j| !j.state.is_final())
+            .map(|j| j.id)
+            .collect();
+        for &id in &ids {
+            if let Err(e) = self.start(id) {
+                tracing::error!(job = id, error = %e, "could not resume job");
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// A coded error for the record.
+pub(crate) fn job_error(err: &Error, prefix: &str) -> JobError {
+    let (code, message) = match err {
+        Error::Failed(e) => (e.code.clone(), e.message.clone()),
+        Error::Cancelled => ("CANCELLED".into(), err.to_string()),
+        Error::Store(e) => (
+            match e.kind() {
+                tenet_store::ErrorKind::NotFound => "NOT_FOUND",
+                tenet_store::ErrorKind::Corrupt => "CORRUPT",
+                tenet_store::ErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
+                tenet_store::ErrorKind::InvalidInput => "INVALID_ARGUMENT",
+                _ => "INTERNAL",
+            }
+            .into(),
+            e.to_string(),
+        ),
+        Error::NotFound(_) => ("JOB_NOT_FOUND".into(), err.to_string()),
+        Error::Conflict(_) => ("JOB_CONFLICT".into(), err.to_string()),
+        Error::InvalidArgument(_) => ("INVALID_ARGUMENT".into(), err.to_string()),
+    };
+    JobError {
+        code,
+        message: format!("{prefix}{message}"),
+    }
+}
+
+/// What a running job sees. Cheap to clone; shared by its tasks.
+#[derive(Clone)]
+pub struct JobContext {
+    inner: Arc<CtxInner>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+struct CtxInner {
+    manager: JobManager,
+    record: Mutex<JobRecord>,
+    watch: watch::Sender<JobRecord>,
+    /// Tripped when someone asks to cancel the job.
+    cancel: CancelToken,
+    /// Tripped on cancel and when a task fails: tells every task to stop.
+    stop: CancelToken,
+    throttle: Throttle,
+    last_persist: Mutex<Instant>,
+    /// Rate measurement: when and at how many bytes the current phase started here.
+    rate_base: Mutex<(Instant, u64)>,
+}
+
+impl JobContext {
+    fn new(manager: JobManager, rec: JobRecord) -> Self {
+        let (watch, _) = watch::channel(rec.clone());
+        JobContext {
+            inner: Arc::new(CtxInner {
+                manager,
+                throttle: Throttle::new(rec.throttle_bytes_per_sec),
+                rate_base: Mutex::new((Instant::now(), rec.progress.bytes_done)),
+                record: Mutex::new(rec),
+                watch,
+                cancel: CancelToken::new(),
+                stop: CancelToken::new(),
+                last_persist: Mutex::new(Instant::now()),
+            }),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.record.lock().id
+    }
+
+    pub fn store(&self) -> &Store {
+        self.inner.manager.store()
+    }
+
+    /// The manager running this job.
+    pub fn jobs(&self) -> &JobManager {
+        &self.inner.manager
+    }
+
+    /// A copy of the record as it is now.
+    pub fn record(&self) -> JobRecord {
+        self.inner.record.lock().clone()
+    }
+
+    pub fn params(&self) -> Value {
+        self.inner.record.lock().params.clone()
+    }
+
+    /// Tripped when the job must stop (cancelled, or another task failed).
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.inner.stop
+    }
+
+    /// `Err(Cancelled)` once the job must stop.
+    pub fn check_cancelled(&self) -> Result<()> {
+        self.inner.stop.check()
+    }
+
+    fn trip_cancel(&self) {
+        self.inner.cancel.cancel();
+        self.inner.stop.cancel();
+    }
+
+    /// Waits until `bytes` more may be moved under the job's throttle.
+    pub async fn throttle(&self, bytes: u64) -> Result<()> {
+        self.inner.throttle.acquire(bytes, &self.inner.stop).await
+    }
+
+    /// A value the job stored with [`JobContext::set_checkpoint`].
+    pub fn checkpoint(&self, key: &str) -> Option<Value> {
+        self.inner.record.lock().checkpoint.get(key).cloned()
+    }
+
+    /// Stores `value` under `key` in the checkpoint and persists it at once.
+    pub fn set_checkpoint(&self, key: &str, value: Value) -> Result<()> {
+        self.update(|r| {
+            if let Some(obj) = r.checkpoint.as_object_mut() {
+                obj.insert(key.to_string(), value);
+            }
+        })
+    }
+
+    /// Enters a phase (persisted).
+    pub fn set_phase(&self, phase: &str) -> Result<()> {
+        self.update(|r| r.phase = phase.to_string())
+    }
+
+    fn set_phase_quiet(&self, phase: &str) {
+        if let Err(e) = self.set_phase(phase) {
+            tracing::warn!(job = self.id(), error = %e, "could not persist phase");
+        }
+    }
+
+    /// Sets the totals of the current phase (0 = unknown).
+    pub fn set_totals(&self, tasks: u64, rows: u64, bytes: u64) -> Result<()> {
+        self.update(|r| {
+            r.progress.tasks_total = tasks;
+            r.progress.rows_total = rows;
+            r.progress.bytes_total = bytes;
+        })
+    }
+
+    /// Counts work done; persisted at most once a second.
+    pub fn add_progress(&self, rows: u64, bytes: u64) {
+        {
+            let mut r = self.inner.record.lock();
+            r.progress.rows_done += rows;
+            r.progress.bytes_done += bytes;
+            self.estimate(&mut r.progress);
+            self.inner.watch.send_replace(r.clone());
+        }
+        let due = {
+            let mut last = self.inner.last_persist.lock();
+            let due = last.elapsed() >= PERSIST_EVERY;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due {
+            if let Err(e) = self.update(|_| {}) {
+                tracing::warn!(job = self.id(), error = %e, "could not persist progress");
+            }
+        }
+    }
+
+    fn estimate(&self, p: &mut Progress) {
+        let (since, base) = *self.inner.rate_base.lock();
+        let secs = since.elapsed().as_secs_f64();
+        if secs < 0.2 {
+            return;
+        }
+        let moved = p.bytes_done.saturating_sub(base);
+        let rate = moved as f64 / secs;
+        p.bytes_per_sec = rate as u64;
+        p.eta_secs = if p.bytes_total > 0 && rate > 0.0 {
+            Some((p.bytes_total.saturating_sub(p.bytes_done) as f64 / rate).ceil() as u64)
+        } else {
+            None
+        };
+    }
+
+    /// Changes the record, persists it and tells watchers.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut JobRecord)) -> Result<()> {
+        let rec = {
+            let mut r = self.inner.record.lock();
+            f(&mut r);
+            r.updated_at = self.inner.manager.now();
+            r.clone()
+        };
+        self.inner.watch.send_replace(rec.clone());
+        self.inner.manager.put(&rec)
+    }
+
+    /// Runs the tasks of phase `phase` on the worker pool, skipping those the
+    /// checkpoint records as done, and returns every task's output in task order.
+    /// Stops at the first error (other tasks see the cancel token only if the job was
+    /// cancelled; on error they finish their current step and are dropped).
+    pub async fn run_tasks(&self, phase: &str, tasks: Vec<Task>) -> Result<Vec<Value>> {
+        self.set_phase(phase)?;
+        let done: HashMap<String, Value> = self
+            .checkpoint("tasks")
+            .and_then(|t| t.get(phase).cloned())
+            .and_then(|p| serde_json::from_value(p).ok())
+            .unwrap_or_default();
+        let count = |key: &str| -> u64 {
+            done.values()
+                .map(|o| o.get(key).and_then(Value::as_u64).unwrap_or(0))
+                .sum()
+        };
+        let (rows, bytes) = (count("rows"), count("bytes"));
+        let total = tasks.len() as u64;
+        self.update(|r| {
+            r.progress.tasks_total = total;
+            r.progress.tasks_done = done.len() as u64;
+            r.progress.rows_done = rows;
+            r.progress.bytes_done = bytes;
+        })?;
+        *self.inner.rate_base.lock() = (Instant::now(), bytes);
+
+        let ids: Vec<String> = tasks.iter().map(|t| t.id.clone()).collect();
+        let mut set = tokio::task::JoinSet::new();
+        for task in tasks {
+            if done.contains_key(&task.id) {
+                continue;
+            }
+            let ctx = self.clone();
+            let workers = self.inner.manager.inner.workers.clone();
+            let phase = phase.to_string();
+            set.spawn(async move {
+                let _permit = tokio::select! {
+                    p = workers.acquire_owned() => p.expect("worker pool is never closed"),
+                    _ = ctx.inner.stop.cancelled() => return Err(Error::Cancelled),
+                };
+                ctx.check_cancelled()?;
+                let out = (task.run)(ctx.clone()).await?;
+                ctx.finish_task(&phase, &task.id, out.clone())?;
+                Ok::<_, Error>((task.id, out))
+            });
+        }
+        // Wait for every task. After the first failure the others are told to stop
+        // (and are waited for, so none still works when the job cleans up).
+        let mut outputs = done;
+        let mut first_err: Option<Error> = None;
+        while let Some(joined) = set.join_next().await {
+            let err = match joined {
+                Ok(Ok((id, out))) => {
+                    outputs.insert(id, out);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(join) => Error::Failed(JobError {
+                    code: "INTERNAL".into(),
+                    message: format!("a task of phase {phase} panicked: {join}"),
+                }),
+            };
+            self.inner.stop.cancel();
+            // A task that stopped because another failed is not the cause.
+            let replace = match &first_err {
+                None => true,
+                Some(Error::Cancelled) => !matches!(err, Error::Cancelled),
+                Some(_) => false,
+            };
+            if replace {
+                first_err = Some(err);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        Ok(ids
+            .iter()
+            .map(|id| outputs.remove(id).unwrap_or(Value::Null))
+            .collect())
+    }
+
+    fn finish_task(&self, phase: &str, id: &str, out: Value) -> Result<()> {
+        *self.inner.last_persist.lock() = Instant::now();
+        self.update(|r| {
+            r.progress.tasks_done += 1;
+            let tasks = r
+                .checkpoint
+                .as_object_mut()
+                .map(|c| c.entry("tasks").or_insert_with(|| json!({})));
+            if let Some(Value::Object(tasks)) = tasks {
+                if let Value::Object(p) = tasks.entry(phase).or_insert_with(|| json!({})) {
+                    p.insert(id.to_string(), out);
+                }
+            }
+        })
+    }
+}

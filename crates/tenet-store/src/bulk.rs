@@ -1,0 +1,301 @@
+//! The narrow interface backup and restore use (ARCHITECTURE §3): read a tenant at a
+//! ts, find split points for shards, allocate ids, bulk-ingest versions as SST files,
+//! and the system tables that hold jobs and backup records.
+//!
+//! Everything here works on tenant and table *ids* and raw encodings (`pk_enc`, row
+//! bytes), so another engine could implement the same operations.
+//!
+//! # Ingestion
+//! A restore builds one SST file per data file with [`Store::build_sst`] (keys in
+//! ascending order, one version per key, each with its original commit ts) and hands
+//! them to [`Store::ingest`], which only accepts tenants in the `restoring` state — the
+//! only tenants nobody else reads or writes. Ingesting the same versions twice is
+//! harmless (same keys, same values), which makes a resumed restore simple.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rocksdb::{IngestExternalFileOptions, SstFileWriter, WriteOptions};
+
+use crate::catalog::{Catalog, CATALOG_TABLE, SYSTEM_TENANT, TENANTS_TABLE};
+use crate::commit_log::Mutation;
+use crate::error::{Error, Result};
+use crate::keys::{self, meta, VERSION_DELETE, VERSION_PUT};
+use crate::read::ReadAt;
+use crate::store::{CommitInfo, CommitRequest, Store};
+use crate::tenant::TenantState;
+use crate::ts::Ts;
+
+/// System table of job records (system tenant), keyed by job id.
+pub const JOBS_TABLE: u64 = 2;
+/// System table of backup records (system tenant), keyed by backup id.
+pub const BACKUPS_TABLE: u64 = 3;
+
+/// What [`Store::build_sst`] wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SstInfo {
+    pub path: PathBuf,
+    pub entries: u64,
+    /// Newest commit ts among the versions.
+    pub max_ts: Ts,
+}
+
+impl Store {
+    /// Calls `f(pk_enc, commit_ts, row)` for every row of table `table_id` of tenant
+    /// `tenant_id` visible at `ts` with `from ≤ pk_enc < to`, in key order, until `f`
+    /// returns false. Refuses a `ts` that GC has collected (pin it first). Works on
+    /// tenants in any state (restore verifies its target while it is `restoring`).
+    pub fn scan_at(
+        &self,
+        tenant_id: u64,
+        table_id: u64,
+        ts: Ts,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let name = self.tenant_label(tenant_id);
+        let rd = ReadAt {
+            tenant_id,
+            tenant_name: &name,
+            ts,
+            check: true,
+        };
+        self.scan_raw(&rd, table_id, from, to, f)
+    }
+
+    /// The catalog of a tenant at `ts` (any state).
+    pub fn catalog_at_ts(&self, tenant_id: u64, ts: Ts) -> Result<Arc<Catalog>> {
+        let name = self.tenant_label(tenant_id);
+        self.catalog_at(&ReadAt {
+            tenant_id,
+            tenant_name: &name,
+            ts,
+            check: true,
+        })
+    }
+
+    fn tenant_label(&self, tenant_id: u64) -> String {
+        self.tenant_by_id(tenant_id)
+            .map(|t| t.name)
+            .unwrap_or_else(|| format!("#{tenant_id}"))
+    }
+
+    /// Boundaries (`pk_enc`s, ascending) that split a table into pieces of roughly
+    /// `target_bytes` on disk, taken from the first keys of the table's SST files. Data
+    /// still in memtables is not counted, so a small or fresh table gets no boundary.
+    pub fn split_points(
+        &self,
+        tenant_id: u64,
+        table_id: u64,
+        target_bytes: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let prefix = keys::table_prefix(tenant_id, table_id);
+        let mut starts: Vec<(Vec<u8>, u64)> = Vec::new();
+        for f in self.inner.db.live_files()? {
+            if f.column_family_name != crate::store::CF_DATA {
+                continue;
+            }
+            let Some(start) = f.start_key.as_deref() else {
+                continue;
+            };
+            let in_table = start.starts_with(&prefix)
+                || f.end_key.as_deref().is_some_and(|e| e.starts_with(&prefix));
+            if !in_table {
+                continue;
+            }
+            let pk = if start.starts_with(&prefix) && start.len() >= 24 {
+                start[16..start.len() - 8].to_vec()
+            } else {
+                Vec::new()
+            };
+            starts.push((pk, f.size as u64));
+        }
+        starts.sort();
+        // Walk the files in key order; cut before a file once enough bytes precede it.
+        let mut points = Vec::new();
+        let mut acc = 0u64;
+        for (pk, size) in starts {
+            if acc >= target_bytes && !pk.is_empty() && points.last() != Some(&pk) {
+                points.push(pk);
+                acc = 0;
+            }
+            acc += size;
+        }
+        Ok(points)
+    }
+
+    /// Allocates `n` new, never used table ids; returns the first.
+    pub fn allocate_table_ids(&self, n: u64) -> Result<u64> {
+        self.next_seq(meta::SEQ_TABLE, n)
+    }
+
+    /// A new, never used job id.
+    pub fn next_job_id(&self) -> Result<u64> {
+        self.next_seq(meta::SEQ_JOB, 1)
+    }
+
+    /// Writes versions of one table of one tenant into a new SST file at `path` for
+    /// [`Store::ingest`]. `fill` calls the given emitter once per version, in ascending
+    /// `pk_enc` order; `None` as row writes a deletion.
+    pub fn build_sst(
+        &self,
+        path: &Path,
+        tenant_id: u64,
+        table_id: u64,
+        fill: impl FnOnce(&mut dyn FnMut(&[u8], Ts, Option<&[u8]>) -> Result<()>) -> Result<()>,
+    ) -> Result<SstInfo> {
+        let mut writer = SstFileWriter::create(&self.inner.data_opts);
+        writer.open(path)?;
+        let mut info = SstInfo {
+            path: path.to_path_buf(),
+            ..SstInfo::default()
+        };
+        let mut last: Option<Vec<u8>> = None;
+        let mut value = Vec::new();
+        fill(&mut |pk_enc, ts, row| {
+            let key = keys::data_key(tenant_id, table_id, pk_enc, ts);
+            if last.as_ref().is_some_and(|l| *l >= key) {
+                return Err(Error::Corrupt(format!(
+                    "versions for table id {table_id} are not in ascending key order"
+                )));
+            }
+            value.clear();
+            match row {
+                Some(r) => {
+                    value.push(VERSION_PUT);
+                    value.extend_from_slice(r);
+                }
+                None => value.push(VERSION_DELETE),
+            }
+            writer.put(&key, &value)?;
+            info.entries += 1;
+            info.max_ts = info.max_ts.max(ts);
+            last = Some(key);
+            Ok(())
+        })?;
+        if info.entries > 0 {
+            writer.finish()?;
+        }
+        Ok(info)
+    }
+
+    /// Ingests SST files built by [`Store::build_sst`] into a tenant that is
+    /// `restoring` (RocksDB moves the files into the database). Files with no entries
+    /// are skipped. If catalog versions were ingested, the tenant's catalog is reloaded.
+    pub fn ingest(&self, tenant_id: u64, files: &[SstInfo]) -> Result<()> {
+        let rec = self
+            .tenant_by_id(tenant_id)
+            .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
+        if rec.state != TenantState::Restoring {
+            return Err(Error::TenantState {
+                tenant: rec.name,
+                state: rec.state.to_string(),
+                action: "bulk ingestion".into(),
+                hint: "; only a tenant being restored accepts it".into(),
+            });
+        }
+        let paths: Vec<&Path> = files
+            .iter()
+            .filter(|f| f.entries > 0)
+            .map(|f| f.path.as_path())
+            .collect();
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut opts = IngestExternalFileOptions::default();
+        opts.set_move_files(true);
+        self.inner
+            .db
+            .ingest_external_file_cf_opts(self.cf_data(), &opts, paths)?;
+        Ok(())
+    }
+
+    /// After catalog versions were ingested: makes the tenant's catalog cache see them.
+    pub fn reload_catalog(&self, tenant_id: u64, ddl_ts: Ts) -> Result<()> {
+        let rt = self.runtime(tenant_id)?;
+        rt.last_ddl_ts.fetch_max(ddl_ts.0, Ordering::AcqRel);
+        *rt.catalog.write() = None;
+        Ok(())
+    }
+
+    /// Makes `ts` the oldest readable time of a tenant (a restored tenant has no
+    /// history before its backup).
+    pub fn set_history_start(&self, tenant_id: u64, ts: Ts) -> Result<()> {
+        let rt = self.runtime(tenant_id)?;
+        let _gc = rt.gc_lock.lock();
+        let ts = ts.max(rt.safe_point());
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.inner.db.put_cf_opt(
+            self.cf_meta(),
+            meta::gc_safe_point(tenant_id),
+            ts.0.to_be_bytes(),
+            &wo,
+        )?;
+        rt.safe_point.store(ts.0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes (`Some`) or deletes (`None`) the row `key` of system table `table`.
+    pub fn system_put(&self, table: u64, key: &[u8], value: Option<&[u8]>) -> Result<CommitInfo> {
+        check_system_table(table)?;
+        self.commit(CommitRequest {
+            tenant_id: SYSTEM_TENANT,
+            tenant_name: String::new(),
+            start_ts: Ts::MAX,
+            mutations: vec![Mutation {
+                table_id: table,
+                pk_enc: key.to_vec(),
+                value: value.map(<[u8]>::to_vec),
+            }],
+            conflict_keys: Vec::new(),
+            registry: None,
+        })
+    }
+
+    /// The row `key` of system table `table`.
+    pub fn system_get(&self, table: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_system_table(table)?;
+        self.get_raw(&system_read(self.visible_ts()), table, key)
+    }
+
+    /// Every row of system table `table`, in key order.
+    pub fn system_scan(&self, table: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        check_system_table(table)?;
+        let mut rows = Vec::new();
+        self.scan_raw(
+            &system_read(self.visible_ts()),
+            table,
+            None,
+            None,
+            |k, _, v| {
+                rows.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            },
+        )?;
+        Ok(rows)
+    }
+}
+
+fn system_read(ts: Ts) -> ReadAt<'static> {
+    ReadAt {
+        tenant_id: SYSTEM_TENANT,
+        tenant_name: "(system)",
+        ts,
+        check: false,
+    }
+}
+
+fn check_system_table(table: u64) -> Result<()> {
+    if table == CATALOG_TABLE
+        || table == TENANTS_TABLE
+        || table >= crate::catalog::FIRST_USER_TABLE_ID
+    {
+        return Err(Error::invalid(format!(
+            "{table} is not a general system table; use {JOBS_TABLE} (jobs) or {BACKUPS_TABLE} (backups)"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,560 @@
+//! Backup, restore and job commands. Jobs run inside the server when one owns the data
+//! directory, else in this process; either way the command follows the job's progress
+//! (a progress bar on a terminal) until it ends, unless `--detach` is given.
+//!
+//! Ctrl-C while following: embedded, the job is cancelled (and cleaned up); with a
+//! server, the command stops following and the job goes on. A second Ctrl-C exits at
+//! once.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tenet_server::admin::Admin;
+use tenet_server::api::*;
+
+use crate::output::{print_json, print_table, CliError};
+use crate::Global;
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// Full backup of one tenant (online; writes continue).
+    Full {
+        tenant: String,
+        #[command(flatten)]
+        opts: JobOpts,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct JobOpts {
+    /// Repository: a directory, file:///path or s3://bucket/prefix (S3 settings from
+    /// AWS_* environment variables). Default ./tenet-backups.
+    #[arg(long, env = "TENET_REPO")]
+    pub repo: Option<String>,
+    /// Limit the job's I/O, e.g. 50MiB (per second).
+    #[arg(long, value_parser = parse_size)]
+    pub throttle: Option<u64>,
+    /// Print the job id and return at once (needs a running server).
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupsCmd {
+    /// List backups (of one tenant).
+    List { tenant: Option<String> },
+    /// Show a backup and its tables.
+    Show {
+        id: String,
+        /// Look in this repository if this store has no record of the backup.
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Delete a backup: its files, then its record.
+    Delete { id: String },
+    /// Download a backup and check checksums, records and digests.
+    Verify {
+        id: String,
+        #[command(flatten)]
+        opts: JobOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCmd {
+    /// List jobs.
+    List,
+    /// Show one job with its progress.
+    Show { id: u64 },
+    /// Cancel a job; what it made is cleaned up.
+    Cancel { id: u64 },
+    /// Continue an unfinished job (after a crash) and follow it.
+    Resume {
+        id: u64,
+        #[arg(long)]
+        detach: bool,
+    },
+}
+
+/// Parses `1048576`, `64KiB`, `50MiB`, `1GiB`, `10MB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 50MiB, 10MB or 1048576"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}`; use B, KB, KiB, MB, MiB, GB or GiB"
+            ))
+        }
+    };
+    let v = (n * mult).round();
+    if v < 1.0 {
+        return Err(format!("`{s}` must be at least 1 byte"));
+    }
+    Ok(v as u64)
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+fn check_detach(admin: &dyn Admin, detach: bool) -> Result<(), CliError> {
+    if detach && !admin.jobs_run_detached() {
+        return Err(CliError::invalid(
+            "--detach needs a running server (`tenet serve`): without one, jobs run inside \
+             this command and stop with it",
+        ));
+    }
+    Ok(())
+}
+
+pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let BackupCmd::Full { tenant, opts } = cmd;
+    check_detach(admin, opts.detach)?;
+    let job = admin.create_backup(&CreateBackup {
+        tenant,
+        repo: Some(repo_url(&opts.repo)?),
+        throttle_bytes_per_sec: opts.throttle,
+    })?;
+    follow(admin, job, opts.detach, g.json)
+}
+
+fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
+    tenet_backup::canonical_url(repo.as_deref().unwrap_or(tenet_backup::DEFAULT_REPO))
+        .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))
+}
+
+pub fn restore(
+    source: String,
+    backup_id: String,
+    into: String,
+    opts: JobOpts,
+    admin: &dyn Admin,
+    g: &Global,
+) -> Result<(), CliError> {
+    check_detach(admin, opts.detach)?;
+    let repo = opts
+        .repo
+        .as_ref()
+        .map(|_| repo_url(&opts.repo))
+        .transpose()?;
+    let job = admin.create_restore(&CreateRestore {
+        source,
+        backup_id,
+        target: into,
+        repo,
+        throttle_bytes_per_sec: opts.throttle,
+    })?;
+    follow(admin, job, opts.detach, g.json)
+}
+
+pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    match cmd {
+        BackupsCmd::List { tenant } => {
+            let list = admin.list_backups(&ListBackupsQuery { tenant })?;
+            if g.json {
+                print_json(&list);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.id.clone(),
+                            b.tenant.clone(),
+                            b.kind.clone(),
+                            b.backup_time.clone(),
+                            b.rows.to_string(),
+                            mib(b.logical_bytes),
+                            mib(b.stored_bytes),
+                            b.repo.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "ID",
+                        "TENANT",
+                        "KIND",
+                        "BACKUP TIME",
+                        "ROWS",
+                        "LOGICAL",
+                        "STORED",
+                        "REPO",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        BackupsCmd::Show { id, repo } => {
+            let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+            let b = admin.get_backup(&id, &RepoQuery { repo })?;
+            if g.json {
+                print_json(&b);
+            } else {
+                println!(
+                    "backup {} of tenant `{}` (id {})",
+                    b.id, b.tenant, b.tenant_id
+                );
+                println!("  state as of   {} (ts {})", b.backup_time, b.backup_ts);
+                println!("  repository    {}", b.repo);
+                println!("  taken         {} → {}", b.started_at, b.finished_at);
+                println!(
+                    "  size          {} rows, {} logical, {} stored",
+                    b.rows,
+                    mib(b.logical_bytes),
+                    mib(b.stored_bytes)
+                );
+                let rows: Vec<Vec<String>> = b
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.rows.to_string(),
+                            t.files.to_string(),
+                            mib(t.logical_bytes),
+                            t.digest[..16].to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["TABLE", "ROWS", "FILES", "LOGICAL", "DIGEST"], &rows);
+            }
+        }
+        BackupsCmd::Delete { id } => {
+            let b = admin.delete_backup(&id)?;
+            if g.json {
+                print_json(&b);
+            } else {
+                println!(
+                    "deleted backup {} ({} files) from {}",
+                    b.id, b.files, b.repo
+                );
+            }
+        }
+        BackupsCmd::Verify { id, opts } => {
+            check_detach(admin, opts.detach)?;
+            let repo = opts
+                .repo
+                .as_ref()
+                .map(|_| repo_url(&opts.repo))
+                .transpose()?;
+            let job = admin.verify_backup(
+                &id,
+                &VerifyBackup {
+                    repo,
+                    throttle_bytes_per_sec: opts.throttle,
+                },
+            )?;
+            follow(admin, job, opts.detach, g.json)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn jobs(cmd: JobsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    match cmd {
+        JobsCmd::List => {
+            let jobs = admin.list_jobs()?;
+            if g.json {
+                print_json(&jobs);
+            } else {
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.id.to_string(),
+                            j.kind.clone(),
+                            j.tenant.clone(),
+                            j.state.clone(),
+                            j.phase.clone(),
+                            progress_cell(j),
+                            j.created_at.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "ID", "KIND", "TENANT", "STATE", "PHASE", "PROGRESS", "CREATED",
+                    ],
+                    &rows,
+                );
+                if !admin.jobs_run_detached()
+                    && jobs
+                        .iter()
+                        .any(|j| matches!(j.state.as_str(), "running" | "queued"))
+                {
+                    println!(
+                        "note: no server is running, so nothing runs the unfinished jobs; \
+                         continue one with `tenet jobs resume <id>` or start `tenet serve`"
+                    );
+                }
+            }
+        }
+        JobsCmd::Show { id } => {
+            let j = admin.get_job(id)?;
+            if g.json {
+                print_json(&j);
+            } else {
+                print_job(&j);
+            }
+        }
+        JobsCmd::Cancel { id } => {
+            let j = admin.cancel_job(id)?;
+            let j = if admin.jobs_run_detached() {
+                j
+            } else {
+                // Embedded: the cleanup runs here; wait for it.
+                wait_final(admin, j.id)?
+            };
+            if g.json {
+                print_json(&j);
+            } else {
+                println!("job {} is {}", j.id, j.state);
+            }
+        }
+        JobsCmd::Resume { id, detach } => {
+            check_detach(admin, detach)?;
+            let j = admin.resume_job(id)?;
+            follow(admin, j, detach, g.json)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn wait_final(admin: &dyn Admin, id: u64) -> Result<JobInfo, CliError> {
+    loop {
+        let j = admin.get_job(id)?;
+        if j.is_final() {
+            return Ok(j);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn progress_cell(j: &JobInfo) -> String {
+    let p = &j.progress;
+    if p.bytes_total > 0 {
+        format!(
+            "{:.0}% of {}",
+            100.0 * p.bytes_done as f64 / p.bytes_total as f64,
+            mib(p.bytes_total)
+        )
+    } else if p.tasks_total > 0 {
+        format!(
+            "{}/{} tasks, {}",
+            p.tasks_done,
+            p.tasks_total,
+            mib(p.bytes_done)
+        )
+    } else {
+        String::new()
+    }
+}
+
+fn print_job(j: &JobInfo) {
+    println!(
+        "job {} ({} of tenant `{}`): {}",
+        j.id, j.kind, j.tenant, j.state
+    );
+    if !j.phase.is_empty() {
+        println!("  phase     {}", j.phase);
+    }
+    let p = &j.progress;
+    println!(
+        "  progress  {}/{} tasks, {}/{} rows, {}/{}",
+        p.tasks_done,
+        p.tasks_total,
+        p.rows_done,
+        p.rows_total,
+        mib(p.bytes_done),
+        mib(p.bytes_total)
+    );
+    if let Some(eta) = p.eta_secs.filter(|_| !j.is_final()) {
+        println!("  eta       {eta} s at {}/s", mib(p.bytes_per_sec));
+    }
+    println!("  created   {}", j.created_at);
+    if let Some(f) = &j.finished_at {
+        println!("  finished  {f}");
+    }
+    if let Some(e) = &j.error {
+        println!("  error     {} [{}]", e.message, e.code);
+    }
+    if let Some(r) = &j.result {
+        println!("  result    {r}");
+    }
+}
+
+/// Ctrl-C presses seen while following a job.
+fn watch_ctrl_c() -> Arc<AtomicU8> {
+    let presses = Arc::new(AtomicU8::new(0));
+    let p = presses.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            loop {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+                if p.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    eprintln!("interrupted");
+                    std::process::exit(130);
+                }
+            }
+        });
+    });
+    presses
+}
+
+/// Follows a job to its end (or returns at once with `detach`), then prints it.
+fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Result<(), CliError> {
+    if detach {
+        if json {
+            print_json(&job);
+        } else {
+            println!(
+                "job {} ({}) started; follow it with `tenet jobs show {}`",
+                job.id, job.kind, job.id
+            );
+        }
+        return Ok(());
+    }
+    let presses = watch_ctrl_c();
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if json {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} job {prefix} {msg:12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {}", job.id, job.kind));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut cancel_sent = false;
+    let last = loop {
+        let j = admin.get_job(job.id)?;
+        if j.progress.bytes_total > 0 {
+            bar.set_length(j.progress.bytes_total);
+        }
+        bar.set_position(j.progress.bytes_done);
+        bar.set_message(j.phase.clone());
+        if j.is_final() {
+            break j;
+        }
+        if presses.load(Ordering::SeqCst) > 0 && !cancel_sent {
+            cancel_sent = true;
+            if admin.jobs_run_detached() {
+                bar.finish_and_clear();
+                eprintln!(
+                    "stopped following; job {} goes on in the server (cancel it with `tenet jobs cancel {}`)",
+                    j.id, j.id
+                );
+                return Ok(());
+            }
+            bar.println("cancelling… (Ctrl-C again to exit at once; the job can be resumed)");
+            admin.cancel_job(j.id)?;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    };
+    bar.finish_and_clear();
+    if json {
+        print_json(&last);
+    } else {
+        print_outcome(&last);
+    }
+    match (last.state.as_str(), &last.error) {
+        ("succeeded", _) => Ok(()),
+        (_, Some(e)) => Err(CliError {
+            code: e.code.clone(),
+            message: format!("job {} failed: {}", last.id, e.message),
+        }),
+        (state, None) => Err(CliError {
+            code: "CANCELLED".into(),
+            message: format!("job {} was {state}", last.id),
+        }),
+    }
+}
+
+fn print_outcome(j: &JobInfo) {
+    let Some(r) = j.result.as_ref() else {
+        return;
+    };
+    let u = |k: &str| r[k].as_u64().unwrap_or(0);
+    let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+    match j.kind.as_str() {
+        "backup_full" => println!(
+            "backup {} of tenant `{}` as of {}: {} rows in {} tables, {} logical, {} stored in {} files ({:.1} s, job {})",
+            s("backup_id"),
+            s("tenant"),
+            s("backup_time"),
+            u("rows"),
+            u("tables"),
+            mib(u("logical_bytes")),
+            mib(u("stored_bytes")),
+            u("files"),
+            r["seconds"].as_f64().unwrap_or(0.0),
+            j.id
+        ),
+        "restore" => println!(
+            "restored backup {} of `{}` (as of {}) into tenant `{}` (id {}): {} rows in {} tables, verified (job {})",
+            s("backup_id"),
+            s("source_tenant"),
+            s("backup_time"),
+            s("tenant"),
+            u("tenant_id"),
+            u("rows"),
+            u("tables"),
+            j.id
+        ),
+        "verify" => println!(
+            "backup {} is intact: {} files, {} rows, {} stored; checksums, records and digests match (job {})",
+            s("backup_id"),
+            u("files"),
+            u("rows"),
+            mib(u("stored_bytes")),
+            j.id
+        ),
+        _ => println!("job {} {}: {r}", j.id, j.state),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1048576));
+        assert_eq!(parse_size("50MiB"), Ok(50 << 20));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert!(parse_size("5 parsecs")
+            .unwrap_err()
+            .contains("unknown size unit"));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("x").is_err());
+    }
+}

@@ -1,0 +1,323 @@
+//! Backup and restore jobs through the real binary: SIGKILL at random moments during a
+//! backup and a restore, then resume; a server that is killed resumes its jobs when it
+//! starts again; progress and errors as the CLI shows them.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{json, Value};
+use tenet_store::{
+    AsOf, Column, ColumnType, ScanRange, Store, StoreOptions, TableSpec, TenantOptions,
+};
+
+use crate::common::{bin, stderr, stdout, tenet, Server};
+
+const TABLES: usize = 6;
+
+/// A tenant of TABLES tables × `rows` rows of ~1 KiB that compress poorly.
+fn populate(dir: &Path, tenant: &str, rows: i64) {
+    let store = Store::open(dir, StoreOptions::default()).unwrap();
+    store
+        .create_tenant(tenant, TenantOptions::default())
+        .unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for t in 0..TABLES {
+        let name = format!("t{t}");
+        store
+            .with_txn(tenant, |txn| {
+                txn.create_table(&TableSpec {
+                    name: name.clone(),
+                    columns: vec![
+                        Column {
+                            name: "id".into(),
+                            ty: ColumnType::Int,
+                        },
+                        Column {
+                            name: "v".into(),
+                            ty: ColumnType::String,
+                        },
+                    ],
+                    primary_key: vec!["id".into()],
+                })
+            })
+            .unwrap();
+        for chunk in 0..rows / 500 {
+            store
+                .with_txn(tenant, |txn| {
+                    for i in chunk * 500..(chunk + 1) * 500 {
+                        let mut v = String::with_capacity(1024);
+                        while v.len() < 1000 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            v.push_str(&format!("{x:016x}"));
+                        }
+                        txn.put(&name, &json!({"id": i, "v": v}))?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+}
+
+/// Every row of every table of a tenant (opening the store in this process).
+fn dump(dir: &Path, tenant: &str) -> Vec<Vec<Value>> {
+    let store = Store::open(dir, StoreOptions::default()).unwrap();
+    let txn = store.read_at(tenant, &AsOf::Latest).unwrap();
+    (0..TABLES)
+        .map(|t| txn.scan(&format!("t{t}"), &ScanRange::default()).unwrap())
+        .collect()
+}
+
+fn json_out(o: &std::process::Output) -> Value {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// Starts a CLI job command in the background, SIGKILLs it after a random delay, and
+/// returns the id of the job it left behind (unfinished) or None if it finished.
+fn kill_midway(dir: &Path, args: &[&str], rng: &mut impl Rng) -> Option<u64> {
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(rng.random_range(300..2500)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let jobs = json_out(&tenet(dir, &["--json", "jobs", "list"]));
+    let last = jobs.as_array().unwrap().last().unwrap().clone();
+    match last["state"].as_str().unwrap() {
+        "succeeded" => None,
+        "running" | "queued" => Some(last["id"].as_u64().unwrap()),
+        other => panic!("job left {other}: {last}"),
+    }
+}
+
+/// No manifest without all its files.
+fn check_repo(repo: &Path) {
+    let tenants = repo.join("tenants");
+    let Ok(entries) = std::fs::read_dir(&tenants) else {
+        return;
+    };
+    for t in entries {
+        let backups = t.unwrap().path().join("backups");
+        for b in std::fs::read_dir(backups).unwrap() {
+            let b = b.unwrap().path();
+            let Ok(text) = std::fs::read_to_string(b.join("manifest.json")) else {
+                continue;
+            };
+            let m = tenet_backup::format::decode_manifest("m", text.as_bytes()).unwrap();
+            for t in &m.tables {
+                for f in &t.files {
+                    let len = std::fs::metadata(b.join(&f.path)).map(|m| m.len());
+                    assert_eq!(len.ok(), Some(f.size), "{} of a committed backup", f.path);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_backup_and_restore_then_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().display().to_string();
+    populate(dir.path(), "src", 1500);
+    let mut rng = rand::rng();
+
+    // Backup: kill it twice at random moments, check the repository, resume.
+    let mut backup_id = None;
+    for _ in 0..2 {
+        let args = [
+            "backup",
+            "full",
+            "src",
+            "--repo",
+            &repo_arg,
+            "--throttle",
+            "3MiB",
+        ];
+        let left = kill_midway(dir.path(), &args, &mut rng);
+        check_repo(repo.path());
+        let job = match left {
+            Some(id) => {
+                let out = json_out(&tenet(
+                    dir.path(),
+                    &["--json", "jobs", "resume", &id.to_string()],
+                ));
+                assert_eq!(out["state"], "succeeded", "{out}");
+                out
+            }
+            None => json_out(&tenet(dir.path(), &["--json", "jobs", "list"]))
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .clone(),
+        };
+        check_repo(repo.path());
+        backup_id = Some(job["result"]["backup_id"].as_str().unwrap().to_string());
+    }
+    let backup_id = backup_id.unwrap();
+    let v = json_out(&tenet(
+        dir.path(),
+        &["--json", "backups", "verify", &backup_id],
+    ));
+    assert_eq!(v["state"], "succeeded", "{v}");
+
+    // An uninterrupted restore for reference.
+    let r = json_out(&tenet(
+        dir.path(),
+        &[
+            "--json",
+            "restore",
+            "src",
+            "--backup",
+            &backup_id,
+            "--into",
+            "reference",
+        ],
+    ));
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let reference = dump(dir.path(), "reference");
+    assert_eq!(reference, dump(dir.path(), "src"));
+
+    // Restores killed at random moments, then resumed: the same rows.
+    for round in 0..2 {
+        let target = format!("killed{round}");
+        let args = [
+            "restore",
+            "src",
+            "--backup",
+            &backup_id,
+            "--into",
+            &target,
+            "--throttle",
+            "3MiB",
+        ];
+        match kill_midway(dir.path(), &args, &mut rng) {
+            Some(id) => {
+                let t = json_out(&tenet(dir.path(), &["--json", "tenant", "show", &target]));
+                assert_eq!(t["state"], "restoring", "{t}");
+                let o = tenet(dir.path(), &["scan", &target, "t0"]);
+                assert!(!o.status.success(), "a restoring tenant is not readable");
+                let out = json_out(&tenet(
+                    dir.path(),
+                    &["--json", "jobs", "resume", &id.to_string()],
+                ));
+                assert_eq!(out["state"], "succeeded", "{out}");
+            }
+            None => {
+                // Killed before the job existed, or after it finished.
+                if !tenet(dir.path(), &["tenant", "show", &target])
+                    .status
+                    .success()
+                {
+                    let out = json_out(&tenet(
+                        dir.path(),
+                        &[
+                            "--json", "restore", "src", "--backup", &backup_id, "--into", &target,
+                        ],
+                    ));
+                    assert_eq!(out["state"], "succeeded", "{out}");
+                }
+            }
+        }
+        assert_eq!(dump(dir.path(), &target), reference, "round {round}");
+    }
+}
+
+#[test]
+fn server_runs_jobs_and_resumes_them_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().display().to_string();
+    populate(dir.path(), "s", 1000);
+    let mut server = Server::start(dir.path());
+    let o = tenet(
+        dir.path(),
+        &[
+            "--json",
+            "backup",
+            "full",
+            "s",
+            "--repo",
+            &repo_arg,
+            "--throttle",
+            "2MiB",
+            "--detach",
+        ],
+    );
+    let job = json_out(&o);
+    let id = job["id"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let shown = json_out(&tenet(
+        dir.path(),
+        &["--json", "jobs", "show", &id.to_string()],
+    ));
+    assert_eq!(shown["state"], "running", "{shown}");
+    assert!(shown["progress"]["tasks_total"].as_u64().unwrap() >= TABLES as u64);
+
+    // SIGKILL the server mid-backup; a new one resumes the job on start.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _server = Server::start(dir.path());
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = json_out(&tenet(
+            dir.path(),
+            &["--json", "jobs", "show", &id.to_string()],
+        ));
+        if last["state"] != "running" && last["state"] != "queued" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last["state"], "succeeded", "{last}");
+    check_repo(repo.path());
+    let bid = last["result"]["backup_id"].as_str().unwrap().to_string();
+
+    // Restore through the server, then errors as the CLI prints them.
+    let r = json_out(&tenet(
+        dir.path(),
+        &["--json", "restore", "s", "--backup", &bid, "--into", "s2"],
+    ));
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let o = tenet(
+        dir.path(),
+        &["restore", "s", "--backup", &bid, "--into", "s2"],
+    );
+    assert!(
+        stderr(&o).contains("`s2` already exists") && stderr(&o).contains("[TENANT_EXISTS]"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tenet(
+        dir.path(),
+        &["restore", "s", "--backup", "nope", "--into", "s3"],
+    );
+    assert!(stderr(&o).contains("[BACKUP_NOT_FOUND]"), "{}", stderr(&o));
+    let o = tenet(dir.path(), &["backup", "full", "s", "--repo", "gopher://x"]);
+    assert!(
+        stderr(&o).contains("unknown scheme `gopher`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tenet(dir.path(), &["jobs", "cancel", &id.to_string()]);
+    assert!(stderr(&o).contains("already ended"), "{}", stderr(&o));
+    let list = stdout(&tenet(dir.path(), &["backups", "list", "s"]));
+    assert!(list.contains(&bid), "{list}");
+    let show = stdout(&tenet(dir.path(), &["backups", "show", &bid]));
+    assert!(show.contains("t5") && show.contains("1000"), "{show}");
+    let del = tenet(dir.path(), &["backups", "delete", &bid]);
+    assert!(del.status.success(), "{}", stderr(&del));
+    let o = tenet(dir.path(), &["backups", "show", &bid]);
+    assert!(stderr(&o).contains("[BACKUP_NOT_FOUND]"), "{}", stderr(&o));
+}
