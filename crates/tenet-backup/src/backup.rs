@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_jobs::{BoxFuture, CancelToken, JobContext, JobKind, Task};
+use tenet_jobs::{CancelToken, JobContext, Task};
 use tenet_store::catalog::{decode_entry, CATALOG_TABLE};
 use tenet_store::{CatalogEntry, Store, TableDef, TenantState, Ts};
 
@@ -31,7 +31,7 @@ use crate::format::{
 };
 use crate::records::{self, BackupRecord};
 use crate::repo::{backup_dir, manifest_key, Repo};
-use crate::util::{blocking, from_hex, now, params, to_hex};
+use crate::util::{blocking, from_hex, job_kind, now, params, to_hex};
 
 /// Target on-disk size of one shard.
 pub const SHARD_BYTES: u64 = 32 << 20;
@@ -76,23 +76,11 @@ impl PlannedTable {
     }
 }
 
-/// Runs full backups.
-#[derive(Debug, Default)]
-pub struct FullBackup;
-
-impl JobKind for FullBackup {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<Value>> {
-        Box::pin(async move { run(ctx).await.map_err(Into::into) })
-    }
-
-    fn cleanup(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<()>> {
-        Box::pin(async move { cleanup(ctx).await.map_err(Into::into) })
-    }
-}
+job_kind!(
+    /// Runs full backups.
+    FullBackup,
+    KIND
+);
 
 async fn run(ctx: JobContext) -> Result<Value> {
     let p: BackupParams = params(&ctx)?;
@@ -133,6 +121,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         Some(existing) => decode_manifest(&repo.describe(&mkey), &existing)?,
         None => {
             let m = build_manifest(&p, &plan, &outputs, now(&store))?;
+            check_files(&repo, &backup_dir(p.tenant_id, &plan.backup_id), &m).await?;
             repo.put(&mkey, Bytes::from(encode_manifest(&m))).await?;
             m
         }
@@ -296,6 +285,29 @@ async fn export_shard(
     .expect("file entries serialize"))
 }
 
+/// The commit point's precondition: every file the manifest lists is in the
+/// repository with its size.
+async fn check_files(repo: &Repo, dir: &str, m: &Manifest) -> Result<()> {
+    let present: std::collections::HashMap<String, u64> = repo
+        .list(&format!("{dir}/data/"))
+        .await?
+        .into_iter()
+        .collect();
+    for f in m.tables.iter().flat_map(|t| &t.files) {
+        let key = format!("{dir}/{}", f.path);
+        if present.get(&key) != Some(&f.size) {
+            return Err(Error::Corrupt {
+                object: repo.describe(&key),
+                reason: format!(
+                    "missing or not {} bytes before the manifest was written",
+                    f.size
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn build_manifest(
     p: &BackupParams,
     plan: &Plan,
@@ -381,6 +393,7 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
         .await?;
     repo.delete_prefix(&format!("{}/", backup_dir(p.tenant_id, &plan.backup_id)))
         .await?;
+    repo.remove_local_dir(&backup_dir(p.tenant_id, &plan.backup_id))?;
     if records::get(&store, &plan.backup_id)?.is_some_and(|r| r.job_id == ctx.id()) {
         records::remove(&store, &plan.backup_id)?;
     }

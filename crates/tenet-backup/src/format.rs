@@ -113,6 +113,13 @@ impl DataFileWriter {
     }
 
     pub fn add(&mut self, pk: &[u8], ts: Ts, row: &[u8]) -> Result<()> {
+        if pk.len() + row.len() + 32 > MAX_BLOCK - BLOCK_TARGET {
+            return Err(Error::InvalidArgument(format!(
+                "a row of {} bytes is larger than backups support ({} bytes)",
+                pk.len() + row.len(),
+                MAX_BLOCK - BLOCK_TARGET - 32
+            )));
+        }
         put_varint(&mut self.block, pk.len() as u64);
         self.block.extend_from_slice(pk);
         self.block.extend_from_slice(&ts.0.to_le_bytes());
@@ -402,7 +409,25 @@ pub fn decode_manifest(object: &str, bytes: &[u8]) -> Result<Manifest> {
             sum.blake3
         )));
     }
-    serde_json::from_slice(body).map_err(|e| corrupt(format!("body does not decode: {e}")))
+    let m: Manifest =
+        serde_json::from_slice(body).map_err(|e| corrupt(format!("body does not decode: {e}")))?;
+    for t in &m.tables {
+        let digests = std::iter::once(&t.digest).chain(t.files.iter().map(|f| &f.digest));
+        if let Some(bad) = digests.into_iter().find(|d| Digest::from_hex(d).is_none()) {
+            return Err(corrupt(format!(
+                "table `{}` has a malformed digest `{bad}`",
+                t.def.name
+            )));
+        }
+        if let Some(f) = t
+            .files
+            .iter()
+            .find(|f| f.blake3.len() != 64 || f.path.contains("..") || f.path.starts_with('/'))
+        {
+            return Err(corrupt(format!("file entry `{}` is malformed", f.path)));
+        }
+    }
+    Ok(m)
 }
 
 /// `tenet-repo.json`: marks a directory or bucket prefix as a Tenet repository.

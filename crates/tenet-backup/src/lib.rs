@@ -265,9 +265,19 @@ impl Backups {
         let rec = records::get(store, id)?.ok_or_else(|| {
             Error::BackupNotFound(format!("{id} (list backups with `tenet backups list`)"))
         })?;
-        if let Some(j) = self.jobs.list()?.into_iter().find(|j| {
-            !j.state.is_final() && j.params.get("backup_id").and_then(|v| v.as_str()) == Some(id)
-        }) {
+        let uses = |j: &JobRecord| {
+            j.params.get("backup_id").and_then(|v| v.as_str()) == Some(id)
+                || j.checkpoint
+                    .pointer("/plan/backup_id")
+                    .and_then(|v| v.as_str())
+                    == Some(id)
+        };
+        if let Some(j) = self
+            .jobs
+            .list()?
+            .into_iter()
+            .find(|j| !j.state.is_final() && uses(j))
+        {
             return Err(Error::Jobs(tenet_jobs::Error::Conflict(format!(
                 "backup {id} is in use by job {} ({}); wait for it or cancel it first",
                 j.id, j.kind
@@ -277,6 +287,7 @@ impl Backups {
         repo.delete(&repo::manifest_key(rec.tenant_id, id)).await?;
         repo.delete_prefix(&format!("{}/", repo::backup_dir(rec.tenant_id, id)))
             .await?;
+        repo.remove_local_dir(&repo::backup_dir(rec.tenant_id, id))?;
         records::remove(store, id)?;
         Ok(rec)
     }

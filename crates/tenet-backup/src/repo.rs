@@ -40,6 +40,8 @@ pub struct Repo {
     url: String,
     store: Arc<dyn ObjectStore>,
     prefix: Option<ObjPath>,
+    /// The directory of a `file://` repository.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -105,13 +107,17 @@ impl Repo {
         if let Some(dir) = url.strip_prefix("file://") {
             std::fs::create_dir_all(dir)
                 .map_err(|e| unavailable(format!("cannot create directory {dir}: {e}")))?;
+            // fsync: a shard counts as done, and a manifest as the commit point, only
+            // once their bytes are on disk.
             let fs = LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| unavailable(e.to_string()))?
-                .with_automatic_cleanup(true);
+                .with_automatic_cleanup(true)
+                .with_fsync(true);
             return Ok(Repo {
                 url: url.clone(),
                 store: Arc::new(fs),
                 prefix: None,
+                local_root: Some(std::path::PathBuf::from(dir)),
             });
         }
         let rest = url
@@ -137,10 +143,13 @@ impl Repo {
                     .with_timeout(Duration::from_secs(120)),
             );
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-            builder = builder.with_endpoint(endpoint.clone());
-            if endpoint.starts_with("http://") {
-                builder = builder.with_allow_http(true);
-            }
+            builder = builder.with_endpoint(endpoint);
+        }
+        let plain_http = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|e| e.starts_with("http://")));
+        if plain_http {
+            builder = builder.with_allow_http(true);
         }
         let s3 = builder.build().map_err(|e| Error::InvalidRepo {
             url: url.clone(),
@@ -150,6 +159,7 @@ impl Repo {
             url: url.clone(),
             store: Arc::new(s3),
             prefix,
+            local_root: None,
         })
     }
 
@@ -164,16 +174,22 @@ impl Repo {
         }
     }
 
+    /// A failed read: a missing object is damage to the repository.
     fn err(&self, key: &str, e: object_store::Error) -> Error {
         match e {
             object_store::Error::NotFound { .. } => Error::Corrupt {
                 object: self.describe(key),
                 reason: "missing".into(),
             },
-            other => Error::RepoUnavailable {
-                url: self.url.clone(),
-                reason: format!("{} failed: {other}", self.describe(key)),
-            },
+            other => self.unavailable(key, other),
+        }
+    }
+
+    /// A failed write or listing (e.g. a missing bucket): the repository is unusable.
+    fn unavailable(&self, key: &str, e: object_store::Error) -> Error {
+        Error::RepoUnavailable {
+            url: self.url.clone(),
+            reason: format!("{} failed: {e}", self.describe(key)),
         }
     }
 
@@ -205,7 +221,7 @@ impl Repo {
         self.store
             .put(&self.path(key), PutPayload::from_bytes(bytes))
             .await
-            .map_err(|e| self.err(key, e))?;
+            .map_err(|e| self.unavailable(key, e))?;
         Ok(())
     }
 
@@ -237,7 +253,7 @@ impl Repo {
             .list(Some(&p))
             .try_collect()
             .await
-            .map_err(|e| self.err(prefix, e))?;
+            .map_err(|e| self.unavailable(prefix, e))?;
         Ok(metas
             .into_iter()
             .map(|m| {
@@ -256,6 +272,22 @@ impl Repo {
         match self.store.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// In a `file://` repository, removes the directory `dir` with whatever is left in
+    /// it (partial uploads that listings do not show). No-op for other repositories.
+    pub fn remove_local_dir(&self, dir: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        match std::fs::remove_dir_all(root.join(dir)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::RepoUnavailable {
+                url: self.url.clone(),
+                reason: format!("cannot remove {}: {e}", self.describe(dir)),
+            }),
         }
     }
 

@@ -26,14 +26,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_jobs::{BoxFuture, JobContext, JobKind, Task};
+use tenet_jobs::{JobContext, Task};
 use tenet_store::catalog::{encode_entry, table_key, CATALOG_TABLE};
 use tenet_store::{CatalogEntry, Store, TenantState, TenantUpdate};
 
 use crate::error::{Error, Result};
 use crate::format::{decode_manifest, read_data_file, Digest, FileEntry, Manifest};
 use crate::repo::{backup_dir, manifest_key, Repo};
-use crate::util::{blocking, params};
+use crate::util::{blocking, job_kind, params};
 
 pub const KIND: &str = "restore";
 
@@ -47,23 +47,11 @@ pub struct RestoreParams {
     pub target: String,
 }
 
-/// Runs restores.
-#[derive(Debug, Default)]
-pub struct Restore;
-
-impl JobKind for Restore {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<Value>> {
-        Box::pin(async move { run(ctx).await.map_err(Into::into) })
-    }
-
-    fn cleanup(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<()>> {
-        Box::pin(async move { cleanup(ctx).await.map_err(Into::into) })
-    }
-}
+job_kind!(
+    /// Runs restores.
+    Restore,
+    KIND
+);
 
 /// Downloads a data file and checks its size and checksum against the manifest.
 pub(crate) async fn fetch_file(
@@ -125,12 +113,19 @@ fn tmp_dir(store: &Store, job: u64) -> PathBuf {
 async fn run(ctx: JobContext) -> Result<Value> {
     let p: RestoreParams = params(&ctx)?;
     let store = ctx.store().clone();
-    let target_id = target_of(&ctx, &p)?
-        .ok_or_else(|| Error::Internal(format!("the target tenant `{}` is gone", p.target)))?;
-    let target = store
-        .tenant_by_id(target_id)
-        .ok_or_else(|| Error::Internal(format!("target tenant #{target_id} is gone")))?;
-    if target.state != TenantState::Restoring {
+    let target_id = target_of(&ctx, &p)?.ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "the restore was interrupted before its target tenant `{}` existed, or the \
+             target was dropped; start the restore again",
+            p.target
+        ))
+    })?;
+    let target = store.tenant_by_id(target_id).ok_or_else(|| {
+        Error::InvalidArgument(format!("the target tenant #{target_id} was dropped"))
+    })?;
+    let activated = ctx.checkpoint("activated").is_some();
+    let done = activated && target.state == TenantState::Active;
+    if target.state != TenantState::Restoring && !done {
         return Err(Error::InvalidArgument(format!(
             "target tenant `{}` is {}, not restoring",
             target.name, target.state
@@ -155,53 +150,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
             map
         }
     };
-    let tmp = tmp_dir(&store, ctx.id());
-    std::fs::create_dir_all(&tmp).map_err(|e| {
-        Error::Internal(format!(
-            "cannot create temporary directory {}: {e}",
-            tmp.display()
-        ))
-    })?;
-    let files: u64 = m.tables.iter().map(|t| t.files.len() as u64).sum();
-    ctx.set_totals(files + 1, m.rows, m.logical_bytes)?;
-
-    // Ingest: the catalog, then every data file.
-    let mut tasks = Vec::new();
-    {
-        let (m, mapping, tmp) = (m.clone(), mapping.clone(), tmp.clone());
-        tasks.push(Task::new("catalog", move |ctx| async move {
-            Ok(ingest_catalog(&ctx, &m, &mapping, target_id, &tmp).await?)
-        }));
-    }
-    let dir = backup_dir(p.source_tenant_id, &p.backup_id);
-    for t in &m.tables {
-        let new_id = mapping[&t.def.id];
-        for (i, f) in t.files.iter().enumerate() {
-            let (repo, dir, f, tmp) = (repo.clone(), dir.clone(), f.clone(), tmp.clone());
-            tasks.push(Task::new(f.path.clone(), move |ctx| async move {
-                let sst = tmp.join(format!("{new_id}-{i:04}.sst"));
-                Ok(ingest_file(&ctx, &repo, &dir, &f, target_id, new_id, sst).await?)
-            }));
-        }
-    }
-    let outs = ctx.run_tasks("ingest", tasks).await?;
-    let ddl_ts = outs[0].get("ddl_ts").and_then(Value::as_u64).unwrap_or(0);
-    store.reload_catalog(target_id, tenet_store::Ts(ddl_ts))?;
-
-    ctx.set_phase("verify")?;
-    verify_restored(&ctx, &m, &mapping, target_id).await?;
-
-    ctx.set_phase("activate")?;
-    store.set_history_start(target_id, m.backup_ts)?;
-    store.alter_tenant(
-        &target.name,
-        TenantUpdate {
-            state: Some(TenantState::Active),
-            ..TenantUpdate::default()
-        },
-    )?;
-    let _ = std::fs::remove_dir_all(&tmp);
-    Ok(json!({
+    let result = json!({
         "tenant": target.name,
         "tenant_id": target_id,
         "backup_id": m.backup_id,
@@ -212,7 +161,71 @@ async fn run(ctx: JobContext) -> Result<Value> {
         "rows": m.rows,
         "logical_bytes": m.logical_bytes,
         "table_ids": mapping,
-    }))
+    });
+    let tmp = tmp_dir(&store, ctx.id());
+    if done {
+        // Killed after activation, before the job recorded its success.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(result);
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| {
+        Error::Internal(format!(
+            "cannot create temporary directory {}: {e}",
+            tmp.display()
+        ))
+    })?;
+
+    // The catalog first, on its own, so the tenant's tables exist before their rows.
+    {
+        let (m, mapping, tmp) = (m.clone(), mapping.clone(), tmp.clone());
+        let task = Task::new("catalog", move |ctx| async move {
+            Ok(ingest_catalog(&ctx, &m, &mapping, target_id, &tmp).await?)
+        });
+        let outs = ctx.run_tasks("catalog", vec![task]).await?;
+        let ddl_ts = outs[0].get("ddl_ts").and_then(Value::as_u64).unwrap_or(0);
+        store.reload_catalog(target_id, tenet_store::Ts(ddl_ts))?;
+    }
+
+    let files: u64 = m.tables.iter().map(|t| t.files.len() as u64).sum();
+    let dir = backup_dir(p.source_tenant_id, &p.backup_id);
+    let mut tasks = Vec::new();
+    for t in &m.tables {
+        let new_id = mapping[&t.def.id];
+        for (i, f) in t.files.iter().enumerate() {
+            let (repo, dir, f, tmp) = (repo.clone(), dir.clone(), f.clone(), tmp.clone());
+            tasks.push(Task::new(f.path.clone(), move |ctx| async move {
+                let sst = tmp.join(format!("{new_id}-{i:04}.sst"));
+                Ok(ingest_file(&ctx, &repo, &dir, &f, target_id, new_id, sst).await?)
+            }));
+        }
+    }
+    ctx.set_totals(files, m.rows, m.logical_bytes)?;
+    ctx.run_tasks("ingest", tasks).await?;
+
+    ctx.set_phase("verify")?;
+    verify_restored(&ctx, &m, &mapping, target_id).await?;
+
+    ctx.set_phase("activate")?;
+    ctx.check_cancelled()?;
+    store.advance_clock(m.backup_ts)?;
+    store.set_history_start(target_id, m.backup_ts)?;
+    ctx.set_checkpoint("activated", json!(true))?;
+    // By id: the name is what it is now.
+    let name = store
+        .tenant_by_id(target_id)
+        .map(|t| t.name)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("the target tenant #{target_id} was dropped"))
+        })?;
+    store.alter_tenant(
+        &name,
+        TenantUpdate {
+            state: Some(TenantState::Active),
+            ..TenantUpdate::default()
+        },
+    )?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(result)
 }
 
 async fn ingest_catalog(
@@ -317,6 +330,7 @@ async fn verify_restored(
     let store = ctx.store().clone();
     let m = m.clone();
     let mapping = mapping.clone();
+    let cancel = ctx.cancel_token().clone();
     blocking(move || {
         for t in &m.tables {
             let mut d = Digest::default();
@@ -324,8 +338,10 @@ async fn verify_restored(
             store.scan_at(target_id, mapping[&t.def.id], m.backup_ts, None, None, |pk, _, row| {
                 d.add_row(&t.def.name, pk, row);
                 rows += 1;
-                Ok(true)
+                // Stop a cancelled job promptly (the rows are checked again on resume).
+                Ok(rows % 4096 != 0 || !cancel.is_cancelled())
             })?;
+            cancel.check()?;
             if rows != t.rows || d.to_hex() != t.digest {
                 return Err(Error::VerifyFailed(format!(
                     "table `{}` restored {rows} rows with digest {}, the backup has {} rows with digest {}",

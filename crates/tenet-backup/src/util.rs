@@ -37,3 +37,34 @@ pub(crate) fn from_hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0))
         .collect()
 }
+
+/// Declares a unit struct that runs a job kind with the async `run` and `cleanup`
+/// functions of the module it is used in.
+macro_rules! job_kind {
+    ($(#[$meta:meta])* $name:ident, $kind:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        pub struct $name;
+
+        impl tenet_jobs::JobKind for $name {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn run(
+                &self,
+                ctx: tenet_jobs::JobContext,
+            ) -> tenet_jobs::BoxFuture<'static, tenet_jobs::Result<serde_json::Value>> {
+                Box::pin(async move { run(ctx).await.map_err(Into::into) })
+            }
+
+            fn cleanup(
+                &self,
+                ctx: tenet_jobs::JobContext,
+            ) -> tenet_jobs::BoxFuture<'static, tenet_jobs::Result<()>> {
+                Box::pin(async move { cleanup(ctx).await.map_err(Into::into) })
+            }
+        }
+    };
+}
+pub(crate) use job_kind;

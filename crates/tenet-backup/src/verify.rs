@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_jobs::{BoxFuture, JobContext, JobKind, Task};
+use tenet_jobs::{JobContext, Task};
 use tenet_store::keys::decode_pk;
 use tenet_store::row::decode_row;
 
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::{read_data_file, Digest, FileEntry};
 use crate::repo::{backup_dir, Repo};
 use crate::restore::{fetch_file, load_manifest};
-use crate::util::{blocking, params};
+use crate::util::{blocking, job_kind, params};
 
 pub const KIND: &str = "verify";
 
@@ -26,22 +26,11 @@ pub struct VerifyParams {
     pub tenant_id: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct Verify;
-
-impl JobKind for Verify {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<Value>> {
-        Box::pin(async move { run(ctx).await.map_err(Into::into) })
-    }
-
-    fn cleanup(&self, _ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-}
+job_kind!(
+    /// Runs verifications.
+    Verify,
+    KIND
+);
 
 async fn run(ctx: JobContext) -> Result<Value> {
     let p: VerifyParams = params(&ctx)?;
@@ -92,6 +81,11 @@ async fn run(ctx: JobContext) -> Result<Value> {
         "logical_bytes": m.logical_bytes,
         "stored_bytes": m.stored_bytes,
     }))
+}
+
+/// Verification makes nothing, so there is nothing to clean up.
+async fn cleanup(_ctx: JobContext) -> Result<()> {
+    Ok(())
 }
 
 async fn check_file(

@@ -214,6 +214,11 @@ impl JobManager {
         self.put(&rec)
     }
 
+    /// Whether the job runs in this process now.
+    pub fn is_live(&self, id: u64) -> bool {
+        self.inner.live.lock().contains_key(&id)
+    }
+
     /// Updates to the job while it runs in this process.
     pub fn subscribe(&self, id: u64) -> Option<watch::Receiver<JobRecord>> {
         self.inner
@@ -286,22 +291,34 @@ impl JobManager {
     }
 
     /// Runs a job through its states; never fails (failures end in the record).
+    ///
+    /// A job found `cancelling` or `failing` (a restart during cleanup) only finishes
+    /// its cleanup. The cleanup's outcome is persisted before the final state; if the
+    /// cleanup itself fails, the job stays `cancelling`/`failing` with the error, so
+    /// `resume` (or the next server start) retries it.
     async fn drive(&self, ctx: JobContext, kind: Arc<dyn JobKind>) -> JobRecord {
         let id = ctx.id();
-        let cancelling = ctx.record().state == JobState::Cancelling;
-        let outcome = if cancelling {
-            ctx.trip_cancel();
-            Err(Error::Cancelled)
-        } else {
-            let started = ctx.update(|r| {
-                r.state = JobState::Running;
-                if r.started_at.is_none() {
-                    r.started_at = Some(self.now());
+        let state = ctx.record().state;
+        let outcome = match state {
+            JobState::Cancelling => {
+                ctx.trip_cancel();
+                Err(Error::Cancelled)
+            }
+            JobState::Failing => Err(Error::Failed(ctx.record().error.unwrap_or(JobError {
+                code: "INTERNAL".into(),
+                message: "the job failed".into(),
+            }))),
+            _ => {
+                let started = ctx.update(|r| {
+                    r.state = JobState::Running;
+                    if r.started_at.is_none() {
+                        r.started_at = Some(self.now());
+                    }
+                });
+                match started {
+                    Ok(()) => kind.run(ctx.clone()).await,
+                    Err(e) => Err(e),
                 }
-            });
-            match started {
-                Ok(()) => kind.run(ctx.clone()).await,
-                Err(e) => Err(e),
             }
         };
         let end = match outcome {
@@ -309,40 +326,55 @@ impl JobManager {
                 r.state = JobState::Succeeded;
                 r.result = Some(result);
                 r.progress.eta_secs = Some(0);
+                r.finished_at = Some(self.now());
             }),
-            Err(err) => {
-                let cancelled = ctx.inner.cancel.is_cancelled();
-                if cancelled {
-                    let _ = ctx.update(|r| r.state = JobState::Cancelling);
-                }
-                ctx.set_phase_quiet("cleanup");
-                let cleanup = kind.cleanup(ctx.clone()).await;
-                ctx.update(|r| {
-                    r.progress.eta_secs = None;
-                    match (&cleanup, cancelled) {
-                        (Ok(()), true) => r.state = JobState::Cancelled,
-                        (Err(ce), true) => {
-                            r.state = JobState::Failed;
-                            r.error = Some(job_error(ce, "cleanup after cancel failed: "));
-                        }
-                        (_, false) => {
-                            r.state = JobState::Failed;
-                            let mut e = job_error(&err, "");
-                            if let Err(ce) = &cleanup {
-                                e.message.push_str(&format!("; cleanup also failed: {ce}"));
-                            }
-                            r.error = Some(e);
-                        }
-                    }
-                })
-            }
+            Err(err) => self.clean_up(&ctx, &kind, err).await,
         };
         if let Err(e) = end {
             tracing::error!(job = id, error = %e, "could not persist the end of a job");
         }
-        let _ = ctx.update(|r| r.finished_at = Some(self.now()));
         self.inner.live.lock().remove(&id);
         ctx.record()
+    }
+
+    /// Records why the job stops, runs the kind's cleanup, and ends the job.
+    async fn clean_up(&self, ctx: &JobContext, kind: &Arc<dyn JobKind>, err: Error) -> Result<()> {
+        let cancelled = ctx.inner.cancel.is_cancelled();
+        ctx.inner.stop.cancel();
+        ctx.update(|r| {
+            r.progress.eta_secs = None;
+            r.phase = "cleanup".into();
+            if cancelled {
+                r.state = JobState::Cancelling;
+            } else {
+                r.state = JobState::Failing;
+                if r.error.is_none() {
+                    r.error = Some(job_error(&err, ""));
+                }
+            }
+        })?;
+        match kind.cleanup(ctx.clone()).await {
+            Ok(()) => ctx.update(|r| {
+                r.state = if cancelled {
+                    JobState::Cancelled
+                } else {
+                    JobState::Failed
+                };
+                r.finished_at = Some(self.now());
+            }),
+            Err(ce) => {
+                tracing::error!(job = ctx.id(), error = %ce, "job cleanup failed");
+                ctx.update(|r| {
+                    let mut e = r.error.clone().unwrap_or_else(|| job_error(&err, ""));
+                    e.message = format!(
+                        "{}; cleanup failed and will be retried by `tenet jobs resume {}` or \
+                         the next server start: {ce}",
+                        e.message, r.id
+                    );
+                    r.error = Some(e);
+                })
+            }
+        }
     }
 
     /// Asks a job to stop. A job running here is stopped promptly and cleaned up; an
@@ -432,6 +464,8 @@ struct CtxInner {
     manager: JobManager,
     record: Mutex<JobRecord>,
     watch: watch::Sender<JobRecord>,
+    /// Held across changing and writing the record, so writes land in change order.
+    persist: Mutex<()>,
     /// Tripped when someone asks to cancel the job.
     cancel: CancelToken,
     /// Tripped on cancel and when a task fails: tells every task to stop.
@@ -452,6 +486,7 @@ impl JobContext {
                 rate_base: Mutex::new((Instant::now(), rec.progress.bytes_done)),
                 record: Mutex::new(rec),
                 watch,
+                persist: Mutex::new(()),
                 cancel: CancelToken::new(),
                 stop: CancelToken::new(),
                 last_persist: Mutex::new(Instant::now()),
@@ -570,6 +605,10 @@ impl JobContext {
         p.bytes_per_sec = rate as u64;
         p.eta_secs = if p.bytes_total > 0 && rate > 0.0 {
             Some((p.bytes_total.saturating_sub(p.bytes_done) as f64 / rate).ceil() as u64)
+        } else if p.tasks_total > 0 && p.tasks_done > 0 {
+            // Sizes unknown up front (a backup): estimate from finished tasks.
+            let per_task = secs / p.tasks_done as f64;
+            Some((per_task * p.tasks_total.saturating_sub(p.tasks_done) as f64).ceil() as u64)
         } else {
             None
         };
@@ -577,6 +616,7 @@ impl JobContext {
 
     /// Changes the record, persists it and tells watchers.
     pub(crate) fn update(&self, f: impl FnOnce(&mut JobRecord)) -> Result<()> {
+        let _order = self.inner.persist.lock();
         let rec = {
             let mut r = self.inner.record.lock();
             f(&mut r);

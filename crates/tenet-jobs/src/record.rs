@@ -15,7 +15,10 @@ const JOB_FORMAT_V1: u8 = 1;
 pub enum JobState {
     Queued,
     Running,
+    /// Cancel was asked for; cleanup runs (again after a restart) before `cancelled`.
     Cancelling,
+    /// The job failed (see `error`); cleanup runs (again after a restart) before `failed`.
+    Failing,
     Succeeded,
     Failed,
     Cancelled,
@@ -27,6 +30,7 @@ impl JobState {
             JobState::Queued => "queued",
             JobState::Running => "running",
             JobState::Cancelling => "cancelling",
+            JobState::Failing => "failing",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",

@@ -301,7 +301,7 @@ pub struct JobInfo {
     /// `backup_full`, `restore` or `verify`.
     pub kind: String,
     pub tenant: String,
-    /// `queued`, `running`, `cancelling`, `succeeded`, `failed` or `cancelled`.
+    /// `queued`, `running`, `cancelling`, `failing`, `succeeded`, `failed` or `cancelled`.
     pub state: String,
     /// Current phase while running (e.g. `export`, `ingest`, `verify`).
     pub phase: String,
@@ -317,6 +317,10 @@ pub struct JobInfo {
     pub started_at: Option<String>,
     pub updated_at: String,
     pub finished_at: Option<String>,
+    /// Whether the process answering runs the job now (false for an interrupted job
+    /// that waits for `resume`).
+    #[serde(default)]
+    pub live: bool,
 }
 
 impl From<tenet_jobs::JobRecord> for JobInfo {
@@ -349,6 +353,7 @@ impl From<tenet_jobs::JobRecord> for JobInfo {
             started_at: r.started_at,
             updated_at: r.updated_at,
             finished_at: r.finished_at,
+            live: false,
         }
     }
 }

@@ -74,7 +74,43 @@ impl Service {
     /// Starts a created job in the background and returns its record.
     fn start(&self, job: tenet_jobs::JobRecord) -> ApiResult<JobInfo> {
         self.jobs().start(job.id)?;
-        Ok(self.jobs().get(job.id)?.into())
+        self.job_info(job.id)
+    }
+
+    /// Refuses to touch a tenant an unfinished restore is building (its job owns it;
+    /// cancelling the job drops it).
+    fn check_not_restoring(&self, tenant: &str, action: &str) -> ApiResult<()> {
+        let t = self.store.tenant(tenant)?;
+        if t.state != TenantState::Restoring {
+            return Ok(());
+        }
+        let owner = self.jobs().list()?.into_iter().find(|j| {
+            !j.state.is_final()
+                && j.checkpoint.get("target_id").and_then(Value::as_u64) == Some(t.id)
+        });
+        match owner {
+            Some(j) => Err(tenet_store::Error::TenantState {
+                tenant: t.name,
+                state: t.state.to_string(),
+                action: action.into(),
+                hint: format!(
+                    "; restore job {} is building it: cancel it with `tenet jobs cancel {}` \
+                     (that drops the tenant)",
+                    j.id, j.id
+                ),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    fn info(&self, r: tenet_jobs::JobRecord) -> JobInfo {
+        let live = self.jobs().is_live(r.id);
+        JobInfo { live, ..r.into() }
+    }
+
+    fn job_info(&self, id: u64) -> ApiResult<JobInfo> {
+        Ok(self.info(self.jobs().get(id)?))
     }
 
     fn repo_or_default(repo: &Option<String>) -> ApiResult<String> {
@@ -153,6 +189,7 @@ impl Admin for Service {
                 "nothing to change: give a new name, a state (active, read_only) or history_retention_secs",
             ));
         }
+        self.check_not_restoring(tenant, "changing")?;
         let current = self.store.tenant(tenant)?;
         if state.is_some() && !matches!(current.state, TenantState::Active | TenantState::ReadOnly)
         {
@@ -179,6 +216,7 @@ impl Admin for Service {
     }
 
     fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit> {
+        self.check_not_restoring(tenant, "dropping")?;
         Ok(self.store.drop_tenant(tenant)?.into())
     }
 
@@ -452,25 +490,34 @@ impl Admin for Service {
     }
 
     fn list_jobs(&self) -> ApiResult<Vec<JobInfo>> {
-        Ok(self.jobs().list()?.into_iter().map(Into::into).collect())
+        Ok(self
+            .jobs()
+            .list()?
+            .into_iter()
+            .map(|r| self.info(r))
+            .collect())
     }
 
     fn get_job(&self, id: u64) -> ApiResult<JobInfo> {
-        Ok(self.jobs().get(id)?.into())
+        self.job_info(id)
     }
 
     fn cancel_job(&self, id: u64) -> ApiResult<JobInfo> {
-        let rec = self.jobs().cancel(id)?;
-        if self.jobs().subscribe(id).is_none() {
-            // Not running here (interrupted earlier): run its cleanup now.
-            self.jobs().start(id)?;
+        self.jobs().cancel(id)?;
+        if !self.jobs().is_live(id) {
+            // Not running here (interrupted earlier): run its cleanup now. It may also
+            // have ended on its own just now, which is fine.
+            match self.jobs().start(id) {
+                Ok(_) | Err(tenet_jobs::Error::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(self.jobs().get(rec.id)?.into())
+        self.job_info(id)
     }
 
     fn resume_job(&self, id: u64) -> ApiResult<JobInfo> {
         self.jobs().start(id)?;
-        Ok(self.jobs().get(id)?.into())
+        self.job_info(id)
     }
 
     fn jobs_run_detached(&self) -> bool {

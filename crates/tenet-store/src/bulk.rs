@@ -220,6 +220,18 @@ impl Store {
         Ok(())
     }
 
+    /// Makes every later commit ts larger than `ts` and reads at "latest" see it: used
+    /// before activating a restore whose versions came from a store whose clock ran
+    /// ahead of this one.
+    pub fn advance_clock(&self, ts: Ts) -> Result<()> {
+        let st = &mut *self.inner.commit.lock();
+        if let Some(lease) = st.hlc.observe(ts) {
+            self.persist_lease(lease)?;
+        }
+        self.publish_visible(st);
+        Ok(())
+    }
+
     /// Makes `ts` the oldest readable time of a tenant (a restored tenant has no
     /// history before its backup).
     pub fn set_history_start(&self, tenant_id: u64, ts: Ts) -> Result<()> {

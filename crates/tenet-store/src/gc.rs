@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, meta, VERSION_DELETE};
 use crate::read::ReadAt;
 use crate::store::{prefix_read_options, Store};
-use crate::tenant::DEFAULT_HISTORY_RETENTION_SECS;
+use crate::tenant::{TenantState, DEFAULT_HISTORY_RETENTION_SECS};
 use crate::ts::Ts;
 
 /// Deletions per write batch.
@@ -154,7 +154,9 @@ impl Store {
         Ok(self.runtime(rec.id)?.safe_point())
     }
 
-    /// One GC round over every tenant, the system tenant included.
+    /// One GC round over every tenant, the system tenant included. Tenants being
+    /// restored or dropped are skipped: a restore ingests versions older than the
+    /// retention window and reads them back at their backup's ts.
     pub fn run_gc(&self) -> Result<GcStats> {
         let mut total = GcStats::default();
         let mut ids: Vec<u64> = self.tenants().iter().map(|t| t.id).collect();
@@ -207,6 +209,9 @@ impl Store {
             let rec = self
                 .tenant_by_id(tenant_id)
                 .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
+            if matches!(rec.state, TenantState::Restoring | TenantState::Dropping) {
+                return Ok(GcStats::default());
+            }
             (rec.name, rec.history_retention_secs)
         };
         let rt = self.runtime(tenant_id)?;

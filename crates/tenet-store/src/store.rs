@@ -347,7 +347,7 @@ impl Store {
         Ok(ts)
     }
 
-    fn persist_lease(&self, lease: u64) -> Result<()> {
+    pub(crate) fn persist_lease(&self, lease: u64) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.inner
@@ -356,7 +356,7 @@ impl Store {
         Ok(())
     }
 
-    fn publish_visible(&self, st: &CommitState) {
+    pub(crate) fn publish_visible(&self, st: &CommitState) {
         let v = st
             .pending
             .first()

@@ -114,6 +114,21 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
+/// Prints `items` as JSON, or as a table with one row each.
+fn print_list<T: serde::Serialize>(
+    json: bool,
+    items: &[T],
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) {
+    if json {
+        print_json(&items);
+    } else {
+        let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+        print_table(header, &rows);
+    }
+}
+
 fn check_detach(admin: &dyn Admin, detach: bool) -> Result<(), CliError> {
     if detach && !admin.jobs_run_detached() {
         return Err(CliError::invalid(
@@ -168,38 +183,32 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
     match cmd {
         BackupsCmd::List { tenant } => {
             let list = admin.list_backups(&ListBackupsQuery { tenant })?;
-            if g.json {
-                print_json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|b| {
-                        vec![
-                            b.id.clone(),
-                            b.tenant.clone(),
-                            b.kind.clone(),
-                            b.backup_time.clone(),
-                            b.rows.to_string(),
-                            mib(b.logical_bytes),
-                            mib(b.stored_bytes),
-                            b.repo.clone(),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &[
-                        "ID",
-                        "TENANT",
-                        "KIND",
-                        "BACKUP TIME",
-                        "ROWS",
-                        "LOGICAL",
-                        "STORED",
-                        "REPO",
-                    ],
-                    &rows,
-                );
-            }
+            print_list(
+                g.json,
+                &list,
+                &[
+                    "ID",
+                    "TENANT",
+                    "KIND",
+                    "BACKUP TIME",
+                    "ROWS",
+                    "LOGICAL",
+                    "STORED",
+                    "REPO",
+                ],
+                |b| {
+                    vec![
+                        b.id.clone(),
+                        b.tenant.clone(),
+                        b.kind.clone(),
+                        b.backup_time.clone(),
+                        b.rows.to_string(),
+                        mib(b.logical_bytes),
+                        mib(b.stored_bytes),
+                        b.repo.clone(),
+                    ]
+                },
+            );
         }
         BackupsCmd::Show { id, repo } => {
             let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
@@ -229,7 +238,7 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                             t.rows.to_string(),
                             t.files.to_string(),
                             mib(t.logical_bytes),
-                            t.digest[..16].to_string(),
+                            t.digest.get(..16).unwrap_or(&t.digest).to_string(),
                         ]
                     })
                     .collect();
@@ -271,39 +280,38 @@ pub fn jobs(cmd: JobsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
     match cmd {
         JobsCmd::List => {
             let jobs = admin.list_jobs()?;
-            if g.json {
-                print_json(&jobs);
-            } else {
-                let rows: Vec<Vec<String>> = jobs
-                    .iter()
-                    .map(|j| {
-                        vec![
-                            j.id.to_string(),
-                            j.kind.clone(),
-                            j.tenant.clone(),
-                            j.state.clone(),
-                            j.phase.clone(),
-                            progress_cell(j),
-                            j.created_at.clone(),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &[
-                        "ID", "KIND", "TENANT", "STATE", "PHASE", "PROGRESS", "CREATED",
-                    ],
-                    &rows,
+            print_list(
+                g.json,
+                &jobs,
+                &[
+                    "ID", "KIND", "TENANT", "STATE", "PHASE", "PROGRESS", "CREATED",
+                ],
+                |j| {
+                    vec![
+                        j.id.to_string(),
+                        j.kind.clone(),
+                        j.tenant.clone(),
+                        if j.is_final() || j.live {
+                            j.state.clone()
+                        } else {
+                            format!("{} (interrupted)", j.state)
+                        },
+                        j.phase.clone(),
+                        progress_cell(j),
+                        j.created_at.clone(),
+                    ]
+                },
+            );
+            if !g.json && jobs.iter().any(|j| !j.is_final() && !j.live) {
+                println!(
+                    "note: nothing runs the interrupted jobs; continue one with \
+                     `tenet jobs resume <id>`{}",
+                    if admin.jobs_run_detached() {
+                        ""
+                    } else {
+                        " or start `tenet serve`"
+                    }
                 );
-                if !admin.jobs_run_detached()
-                    && jobs
-                        .iter()
-                        .any(|j| matches!(j.state.as_str(), "running" | "queued"))
-                {
-                    println!(
-                        "note: no server is running, so nothing runs the unfinished jobs; \
-                         continue one with `tenet jobs resume <id>` or start `tenet serve`"
-                    );
-                }
             }
         }
         JobsCmd::Show { id } => {
@@ -337,10 +345,11 @@ pub fn jobs(cmd: JobsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
     Ok(())
 }
 
+/// Waits until the job ended or stopped running.
 pub(crate) fn wait_final(admin: &dyn Admin, id: u64) -> Result<JobInfo, CliError> {
     loop {
         let j = admin.get_job(id)?;
-        if j.is_final() {
+        if j.is_final() || !j.live {
             return Ok(j);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -453,15 +462,27 @@ fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Result<(
     );
     bar.set_prefix(format!("{} {}", job.id, job.kind));
     bar.enable_steady_tick(Duration::from_millis(200));
+    // Without a byte total (a backup does not know its size up front) show tasks.
+    let open_ended =
+        ProgressStyle::with_template("{spinner} job {prefix} {msg:24} {bytes} {bytes_per_sec}")
+            .expect("valid template");
     let mut cancel_sent = false;
     let last = loop {
         let j = admin.get_job(job.id)?;
-        if j.progress.bytes_total > 0 {
-            bar.set_length(j.progress.bytes_total);
+        let p = &j.progress;
+        if p.bytes_total > 0 {
+            bar.set_length(p.bytes_total);
+            bar.set_message(j.phase.clone());
+        } else {
+            bar.set_style(open_ended.clone());
+            bar.set_message(format!(
+                "{} {}/{} tasks",
+                j.phase, p.tasks_done, p.tasks_total
+            ));
         }
-        bar.set_position(j.progress.bytes_done);
-        bar.set_message(j.phase.clone());
-        if j.is_final() {
+        bar.set_position(p.bytes_done);
+        // Ended, or stopped without ending (its cleanup failed; it waits for resume).
+        if j.is_final() || !j.live {
             break j;
         }
         if presses.load(Ordering::SeqCst) > 0 && !cancel_sent {
@@ -474,7 +495,9 @@ fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Result<(
                 );
                 return Ok(());
             }
-            bar.println("cancelling… (Ctrl-C again to exit at once; the job can be resumed)");
+            bar.println(
+                "cancelling… (Ctrl-C again to exit at once; `tenet jobs resume` then finishes the cleanup)",
+            );
             admin.cancel_job(j.id)?;
         }
         std::thread::sleep(Duration::from_millis(150));

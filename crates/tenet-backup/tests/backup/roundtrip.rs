@@ -169,3 +169,31 @@ fn two_backups_of_one_tenant_do_not_run_at_once() {
     assert_eq!(env.backups.list(Some("t")).unwrap().len(), 2);
     assert!(env.backups.list(None).unwrap().iter().any(|b| b.id == id2));
 }
+
+#[test]
+fn restore_of_a_backup_older_than_the_retention_survives_gc() {
+    let env = Env::new();
+    let _gc = env.store.spawn_gc(std::time::Duration::from_millis(10));
+    env.store
+        .create_tenant(
+            "old",
+            TenantOptions {
+                history_retention_secs: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    populate(&env.store, "old", 4, 300);
+    let (id, f) = env.backup("old");
+    let at_f = dump(&env.store, "old", &AsOf::Ts(f));
+    // Change everything, then let F fall out of the source's retention window.
+    let mut txn = env.store.begin("old").unwrap();
+    txn.drop_table("alpha").unwrap();
+    txn.commit().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The restored tenant inherits the 1 s retention; GC runs all along.
+    let job = env.restore("old", &id, "old_copy");
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(dump(&env.store, "old_copy", &AsOf::Latest), at_f);
+}

@@ -325,3 +325,58 @@ fn server_runs_jobs_and_resumes_them_after_a_kill() {
     let o = tenet(dir.path(), &["backups", "show", &bid]);
     assert!(stderr(&o).contains("[BACKUP_NOT_FOUND]"), "{}", stderr(&o));
 }
+
+#[test]
+fn ctrl_c_cancels_an_embedded_job_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().display().to_string();
+    populate(dir.path(), "c", 1000);
+    let child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "backup",
+            "full",
+            "c",
+            "--repo",
+            &repo_arg,
+            "--throttle",
+            "256KiB",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("[CANCELLED]"), "{}", stderr(&out));
+    let jobs = json_out(&tenet(dir.path(), &["--json", "jobs", "list"]));
+    assert_eq!(jobs[0]["state"], "cancelled", "{jobs}");
+    // Only the repository marker is left.
+    let mut left = Vec::new();
+    for e in walkdir(repo.path()) {
+        left.push(e);
+    }
+    assert_eq!(left, vec!["tenet-repo.json".to_string()]);
+}
+
+fn walkdir(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
