@@ -248,8 +248,10 @@ async fn export_shard(
                 pending_bytes += n;
                 if pending_rows == 1024 {
                     pctx.add_progress(pending_rows, pending_bytes);
+                    // The throttle of a backup counts bytes read, as they are read.
+                    let throttled = pctx.throttle_blocking(pending_bytes);
                     (pending_rows, pending_bytes) = (0, 0);
-                    if cancel.is_cancelled() {
+                    if throttled.is_err() || cancel.is_cancelled() {
                         return Ok(false);
                     }
                 }
@@ -261,11 +263,12 @@ async fn export_shard(
         }
         cancel.check()?;
         pctx.add_progress(pending_rows, pending_bytes);
+        pctx.throttle_blocking(pending_bytes)?;
         let rows = w.records();
         Ok((w.finish()?, rows, logical, digest))
     })
     .await?;
-    ctx.throttle(bytes.len() as u64).await?;
+    ctx.check_cancelled()?;
     let size = bytes.len() as u64;
     let sum = blake3::hash(&bytes).to_hex().to_string();
     repo.put(&key, Bytes::from(bytes)).await?;

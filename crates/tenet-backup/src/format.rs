@@ -377,7 +377,7 @@ pub fn decode_manifest(object: &str, bytes: &[u8]) -> Result<Manifest> {
             head.format
         )));
     }
-    if head.version != Value::from(MANIFEST_VERSION) {
+    if head.version != MANIFEST_VERSION {
         return Err(Error::UnsupportedVersion {
             object: object.to_string(),
             found: head.version.to_string(),

@@ -339,7 +339,7 @@ async fn verify_restored(
                 d.add_row(&t.def.name, pk, row);
                 rows += 1;
                 // Stop a cancelled job promptly (the rows are checked again on resume).
-                Ok(rows % 4096 != 0 || !cancel.is_cancelled())
+                Ok(!rows.is_multiple_of(4096) || !cancel.is_cancelled())
             })?;
             cancel.check()?;
             if rows != t.rows || d.to_hex() != t.digest {

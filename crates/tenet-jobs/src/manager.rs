@@ -531,6 +531,13 @@ impl JobContext {
         self.inner.stop.cancel();
     }
 
+    /// [`JobContext::throttle`] for blocking threads.
+    pub fn throttle_blocking(&self, bytes: u64) -> Result<()> {
+        self.inner
+            .throttle
+            .acquire_blocking(bytes, &self.inner.stop)
+    }
+
     /// Waits until `bytes` more may be moved under the job's throttle.
     pub async fn throttle(&self, bytes: u64) -> Result<()> {
         self.inner.throttle.acquire(bytes, &self.inner.stop).await
@@ -553,12 +560,6 @@ impl JobContext {
     /// Enters a phase (persisted).
     pub fn set_phase(&self, phase: &str) -> Result<()> {
         self.update(|r| r.phase = phase.to_string())
-    }
-
-    fn set_phase_quiet(&self, phase: &str) {
-        if let Err(e) = self.set_phase(phase) {
-            tracing::warn!(job = self.id(), error = %e, "could not persist phase");
-        }
     }
 
     /// Sets the totals of the current phase (0 = unknown).

@@ -74,28 +74,45 @@ impl Throttle {
         }
     }
 
-    /// Takes `bytes` from the bucket, waiting (cancellably) until they are available.
-    pub async fn acquire(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
+    /// Takes `bytes` from the bucket; returns how long to wait before using them.
+    fn take(&self, bytes: u64) -> Duration {
         let Some(rate) = self.rate else {
-            return cancel.check();
+            return Duration::ZERO;
         };
-        let wait = {
-            let mut st = self.state.lock();
-            let now = Instant::now();
-            let refill = now.duration_since(st.1).as_secs_f64() * rate as f64;
-            st.0 = (st.0 + refill).min(rate as f64);
-            st.1 = now;
-            st.0 -= bytes as f64;
-            if st.0 >= 0.0 {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(-st.0 / rate as f64)
-            }
-        };
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let refill = now.duration_since(st.1).as_secs_f64() * rate as f64;
+        st.0 = (st.0 + refill).min(rate as f64);
+        st.1 = now;
+        st.0 -= bytes as f64;
+        if st.0 >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-st.0 / rate as f64)
+        }
+    }
+
+    /// Takes `bytes`, waiting (cancellably) until they are available.
+    pub async fn acquire(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
+        let wait = self.take(bytes);
         if wait.is_zero() {
             cancel.check()
         } else {
             cancel.sleep(wait).await
+        }
+    }
+
+    /// [`Throttle::acquire`] for blocking threads (scans): sleeps in short steps,
+    /// checking `cancel`.
+    pub fn acquire_blocking(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
+        let deadline = Instant::now() + self.take(bytes);
+        loop {
+            cancel.check()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     }
 }

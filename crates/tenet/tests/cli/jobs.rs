@@ -143,7 +143,7 @@ fn sigkill_during_backup_and_restore_then_resume() {
             "--repo",
             &repo_arg,
             "--throttle",
-            "1MiB",
+            "2MiB",
         ];
         let left = kill_midway(dir.path(), &args, &mut rng);
         check_repo(repo.path());
@@ -255,7 +255,7 @@ fn server_runs_jobs_and_resumes_them_after_a_kill() {
             "--repo",
             &repo_arg,
             "--throttle",
-            "512KiB",
+            "1MiB",
             "--detach",
         ],
     );
