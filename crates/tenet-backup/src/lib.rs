@@ -15,6 +15,7 @@
 mod backup;
 pub mod error;
 pub mod format;
+pub mod planner;
 pub mod records;
 pub mod repo;
 mod restore;
