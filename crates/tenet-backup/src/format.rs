@@ -137,15 +137,7 @@ impl DataFileWriter {
         if self.block.is_empty() {
             return Ok(());
         }
-        let compressed = zstd::bulk::compress(&self.block, ZSTD_LEVEL)
-            .map_err(|e| Error::Internal(format!("zstd compression failed: {e}")))?;
-        self.out
-            .extend_from_slice(&(self.block.len() as u32).to_le_bytes());
-        self.out
-            .extend_from_slice(&(compressed.len() as u32).to_le_bytes());
-        self.out
-            .extend_from_slice(&self.block_records.to_le_bytes());
-        self.out.extend_from_slice(&compressed);
+        put_block(&mut self.out, &self.block, self.block_records)?;
         self.raw_bytes += self.block.len() as u64;
         self.blocks += 1;
         self.block.clear();
@@ -203,9 +195,50 @@ pub fn read_data_file(
     let records = u64::from_le_bytes(footer[8..16].try_into().expect("8"));
     let raw_total = u64::from_le_bytes(footer[16..24].try_into().expect("8"));
     let body = &bytes[TDF_HEADER_LEN..bytes.len() - TDF_FOOTER_LEN];
-    let mut pos = 0;
-    let mut seen_records = 0u64;
-    let mut seen_raw = 0u64;
+    let (seen_records, seen_raw) = for_each_block(object, body, blocks, |b, raw, n| {
+        let mut p = 0;
+        for r in 0..n {
+            let rec = parse_record(raw, &mut p)
+                .ok_or_else(|| corrupt(format!("record {r} of block {b} is malformed")))?;
+            f(rec.0, rec.1, rec.2)?;
+        }
+        if p != raw.len() {
+            return Err(corrupt(format!("block {b} has trailing bytes")));
+        }
+        Ok(())
+    })?;
+    if seen_records != records || seen_raw != raw_total {
+        return Err(corrupt(format!(
+            "footer counts {records} records / {raw_total} bytes, blocks hold {seen_records} / {seen_raw}"
+        )));
+    }
+    Ok(records)
+}
+
+/// Appends one block: `raw_len u32 · compressed_len u32 · records u32 · zstd frame`.
+pub(crate) fn put_block(out: &mut Vec<u8>, raw: &[u8], records: u32) -> Result<()> {
+    let compressed = zstd::bulk::compress(raw, ZSTD_LEVEL)
+        .map_err(|e| Error::Internal(format!("zstd compression failed: {e}")))?;
+    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
+    out.extend_from_slice(&records.to_le_bytes());
+    out.extend_from_slice(&compressed);
+    Ok(())
+}
+
+/// Decompresses the `blocks` blocks that make up `body` exactly, calling
+/// `f(block index, raw bytes, records)` for each; returns (records, raw bytes) seen.
+pub(crate) fn for_each_block(
+    object: &str,
+    body: &[u8],
+    blocks: u32,
+    mut f: impl FnMut(u32, &[u8], u32) -> Result<()>,
+) -> Result<(u64, u64)> {
+    let corrupt = |what: String| Error::Corrupt {
+        object: object.to_string(),
+        reason: what,
+    };
+    let (mut pos, mut records, mut raw_total) = (0usize, 0u64, 0u64);
     for b in 0..blocks {
         let hdr = body
             .get(pos..pos + BLOCK_HEADER_LEN)
@@ -229,29 +262,16 @@ pub fn read_data_file(
                 raw.len()
             )));
         }
-        let mut p = 0;
-        for r in 0..n {
-            let rec = parse_record(&raw, &mut p)
-                .ok_or_else(|| corrupt(format!("record {r} of block {b} is malformed")))?;
-            f(rec.0, rec.1, rec.2)?;
-        }
-        if p != raw.len() {
-            return Err(corrupt(format!("block {b} has trailing bytes")));
-        }
-        seen_records += u64::from(n);
-        seen_raw += raw_len as u64;
+        f(b, &raw, n)?;
+        records += u64::from(n);
+        raw_total += raw_len as u64;
     }
     if pos != body.len() {
         return Err(corrupt(
             "bytes between the last block and the footer".into(),
         ));
     }
-    if seen_records != records || seen_raw != raw_total {
-        return Err(corrupt(format!(
-            "footer counts {records} records / {raw_total} bytes, blocks hold {seen_records} / {seen_raw}"
-        )));
-    }
-    Ok(records)
+    Ok((records, raw_total))
 }
 
 fn parse_record<'a>(raw: &'a [u8], p: &mut usize) -> Option<(&'a [u8], Ts, &'a [u8])> {
@@ -266,7 +286,7 @@ fn parse_record<'a>(raw: &'a [u8], p: &mut usize) -> Option<(&'a [u8], Ts, &'a [
     Some((pk, Ts(ts), row))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -274,7 +294,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(input: &[u8], pos: &mut usize) -> Option<u64> {
+pub(crate) fn get_varint(input: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *input.get(*pos)?;

@@ -19,6 +19,7 @@ pub mod planner;
 pub mod records;
 pub mod repo;
 mod restore;
+pub mod segment;
 mod util;
 mod verify;
 
