@@ -12,6 +12,7 @@
 //! creates the job and returns its record; the caller then runs or starts the job with
 //! the [`JobManager`].
 
+pub mod archiver;
 mod backup;
 pub mod error;
 pub mod format;

@@ -31,6 +31,8 @@ use crate::ts::Ts;
 pub const JOBS_TABLE: u64 = 2;
 /// System table of backup records (system tenant), keyed by backup id.
 pub const BACKUPS_TABLE: u64 = 3;
+/// System table of log archivers (system tenant), keyed by tenant id.
+pub const ARCHIVES_TABLE: u64 = 4;
 
 /// What [`Store::build_sst`] wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -306,7 +308,7 @@ fn check_system_table(table: u64) -> Result<()> {
         || table >= crate::catalog::FIRST_USER_TABLE_ID
     {
         return Err(Error::invalid(format!(
-            "{table} is not a general system table; use {JOBS_TABLE} (jobs) or {BACKUPS_TABLE} (backups)"
+            "{table} is not a general system table; use {JOBS_TABLE} (jobs), {BACKUPS_TABLE} (backups) or {ARCHIVES_TABLE} (archivers)"
         )));
     }
     Ok(())

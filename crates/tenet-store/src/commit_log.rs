@@ -115,9 +115,22 @@ impl crate::store::Store {
         after: Ts,
         max: usize,
     ) -> crate::error::Result<Vec<LogRecord>> {
+        Ok(self.read_log_covered(tenant_id, after, max)?.0)
+    }
+
+    /// [`Store::read_log`], plus the ts the answer is complete up to: every commit of
+    /// the tenant with `after < ts ≤ covered` is in the records (the visible ts when
+    /// fewer than `max` came back, else the last record's ts). An archiver that cuts a
+    /// segment `(after, covered]` therefore never misses a commit.
+    pub fn read_log_covered(
+        &self,
+        tenant_id: u64,
+        after: Ts,
+        max: usize,
+    ) -> crate::error::Result<(Vec<LogRecord>, Ts)> {
         let upto = self.visible_ts();
         if after >= upto {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), after));
         }
         let lower = crate::keys::log_key(tenant_id, after.next());
         let upper = crate::keys::log_key(tenant_id, upto.next());
@@ -144,7 +157,12 @@ impl crate::store::Store {
             it.next();
         }
         it.status()?;
-        Ok(out)
+        let covered = if out.len() >= max {
+            out.last().map_or(after, |r| r.commit_ts)
+        } else {
+            upto
+        };
+        Ok((out, covered))
     }
 }
 

@@ -32,7 +32,7 @@ pub mod tenant;
 pub mod ts;
 mod txn;
 
-pub use bulk::{SstInfo, BACKUPS_TABLE, JOBS_TABLE};
+pub use bulk::{SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, JOBS_TABLE};
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit_log::{LogRecord, Mutation};

@@ -1,6 +1,7 @@
 //! Integration tests of backup, restore and verify against a real RocksDB store, a
 //! local repository and a real S3-protocol server (s3s-fs, in process).
 
+mod archive;
 mod bad_input;
 mod cancel;
 mod common;

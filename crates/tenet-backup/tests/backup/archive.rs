@@ -1,0 +1,117 @@
+//! The log archiver: contiguous segments that hold exactly the tenant's commits, a
+//! pin that follows the checkpoint, stop, and `broken` after its budget.
+
+use std::time::{Duration, Instant};
+
+use tenet_backup::archiver::{list_segments, ArchiveOptions, ArchiveStatus, Archivers};
+use tenet_backup::segment::read_segment;
+use tenet_backup::Repo;
+use tenet_store::TenantOptions;
+
+use crate::common::{populate, Env};
+
+fn fast() -> ArchiveOptions {
+    ArchiveOptions {
+        interval_ms: 20,
+        segment_max_bytes: 256 << 10,
+        budget_secs: 3600,
+    }
+}
+
+#[test]
+fn archiver_ships_every_commit_once_in_order() {
+    let env = Env::new();
+    env.store
+        .create_tenant("a", TenantOptions::default())
+        .unwrap();
+    env.store
+        .create_tenant("quiet", TenantOptions::default())
+        .unwrap();
+    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
+    let st = env
+        .rt
+        .block_on(archivers.start("a", &env.repo, fast()))
+        .unwrap();
+    let start = st.checkpoint;
+    populate(&env.store, "a", 21, 400);
+    let last = env.store.visible_ts();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, lag) = archivers.status("a").unwrap();
+        if s.checkpoint >= last {
+            assert!(lag < 20_000);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "archiver stuck at {}",
+            s.checkpoint
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The pin follows the checkpoint; the quiet neighbour is never pinned.
+    let pins = env.store.pins("a").unwrap();
+    assert_eq!(pins.len(), 1);
+    assert!(pins[0].ts >= last);
+    assert!(env.store.pins("quiet").unwrap().is_empty());
+
+    let stopped = archivers.stop("a").unwrap();
+    assert_eq!(stopped.status, ArchiveStatus::Stopped);
+    assert!(env.store.pins("a").unwrap().is_empty());
+
+    // Segments are contiguous from the start and hold exactly the log.
+    let repo = Repo::open(&env.repo).unwrap();
+    let tid = env.store.tenant("a").unwrap().id;
+    let segs = env.rt.block_on(list_segments(&repo, tid)).unwrap();
+    assert!(segs.len() >= 2, "{} segments", segs.len());
+    let mut at = start;
+    let mut archived = Vec::new();
+    for s in &segs {
+        assert_eq!(s.start, at, "gap or overlap at {at}");
+        at = s.end;
+        let bytes = env.rt.block_on(repo.get(&s.key)).unwrap();
+        let (info, recs) = read_segment(&s.key, tid, &bytes).unwrap();
+        assert_eq!((info.start, info.end), (s.start, s.end));
+        archived.extend(recs);
+    }
+    assert!(at >= last);
+    let log = env.store.read_log(tid, start, usize::MAX).unwrap();
+    let log: Vec<_> = log.into_iter().filter(|r| r.commit_ts <= at).collect();
+    assert_eq!(archived, log);
+    assert!(archived.len() > 10);
+}
+
+#[test]
+fn an_archiver_that_cannot_upload_breaks_and_releases_its_pin() {
+    let env = Env::new();
+    env.store
+        .create_tenant("b", TenantOptions::default())
+        .unwrap();
+    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
+    let opts = ArchiveOptions {
+        budget_secs: 0,
+        ..fast()
+    };
+    env.rt
+        .block_on(archivers.start("b", &env.repo, opts))
+        .unwrap();
+    // Make the repository unwritable: `tenants` becomes a file.
+    let tenants = env.repo_dir.path().join("tenants");
+    let _ = std::fs::remove_dir_all(&tenants);
+    std::fs::write(&tenants, b"not a directory").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    populate(&env.store, "b", 3, 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, _) = archivers.status("b").unwrap();
+        if s.status == ArchiveStatus::Broken {
+            assert!(s.error.is_some());
+            break;
+        }
+        assert!(Instant::now() < deadline, "never broke: {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(env.store.pins("b").unwrap().is_empty());
+    let e = archivers.status("nobody").unwrap_err();
+    assert!(e.to_string().contains("nobody"), "{e}");
+}
