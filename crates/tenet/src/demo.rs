@@ -215,8 +215,12 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let r = job.result.clone().unwrap_or_default();
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
     println!(
-        "backup {backup_id} (job {}): {} rows as of {}, {} files, {} bytes stored in {repo}",
-        job.id, r["rows"], r["backup_time"], r["files"], r["stored_bytes"]
+        "backup {backup_id} (job {}): {} rows as of {}, {} file(s), {} bytes stored in {repo}",
+        job.id,
+        r["rows"],
+        r["backup_time"].as_str().unwrap_or_default(),
+        r["files"],
+        r["stored_bytes"]
     );
 
     step(
