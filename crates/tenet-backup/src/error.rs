@@ -25,6 +25,9 @@ pub enum Error {
         found: String,
         supported: String,
     },
+    /// The requested point in time cannot be restored (the message says what can).
+    #[error("{0}")]
+    NotRestorable(String),
     /// Restored or re-read data does not match the manifest.
     #[error("verification failed: {0}")]
     VerifyFailed(String),
@@ -47,6 +50,7 @@ impl Error {
             Error::Corrupt { .. } => "BACKUP_CORRUPT",
             Error::UnsupportedVersion { .. } => "UNSUPPORTED_FORMAT_VERSION",
             Error::VerifyFailed(_) => "VERIFY_FAILED",
+            Error::NotRestorable(_) => "NOT_RESTORABLE",
             Error::Jobs(tenet_jobs::Error::Conflict(_)) => "JOB_CONFLICT",
             Error::Jobs(tenet_jobs::Error::NotFound(_)) => "JOB_NOT_FOUND",
             Error::Jobs(tenet_jobs::Error::Cancelled) => "CANCELLED",

@@ -161,13 +161,7 @@ impl Backups {
     /// Creates a restore job: checks the backup and the target name, then creates the
     /// target tenant in the `restoring` state.
     pub async fn start_restore(&self, req: &RestoreRequest) -> Result<JobRecord> {
-        let store = self.jobs.store();
-        tenet_store::schema::validate_name("tenant", &req.target)?;
-        if store.tenant(&req.target).is_ok() {
-            return Err(Error::Store(tenet_store::Error::TenantExists(
-                req.target.clone(),
-            )));
-        }
+        self.check_target(&req.target)?;
         let loc = self.locate(&req.backup_id, req.repo.as_deref()).await?;
         let m = restore::load_manifest(&loc.repo, loc.tenant_id, &req.backup_id).await?;
         if !req.source.is_empty() && req.source != m.tenant_name {
@@ -182,18 +176,44 @@ impl Backups {
             source_tenant_id: m.tenant_id,
             source_tenant: m.tenant_name.clone(),
             target: req.target.clone(),
+            target_ts: None,
+            logs: Vec::new(),
         };
+        self.create_restore(params, m.history_retention_secs, req.throttle_bytes_per_sec)
+            .await
+    }
+
+    fn check_target(&self, target: &str) -> Result<()> {
+        tenet_store::schema::validate_name("tenant", target)?;
+        if self.jobs.store().tenant(target).is_ok() {
+            return Err(Error::Store(tenet_store::Error::TenantExists(
+                target.to_string(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the restore job, then its target tenant in the `restoring` state.
+    async fn create_restore(
+        &self,
+        params: RestoreParams,
+        retention_secs: u64,
+        throttle_bytes_per_sec: Option<u64>,
+    ) -> Result<JobRecord> {
+        let store = self.jobs.store();
+        let target_name = params.target.clone();
+        let source = params.source_tenant.clone();
         let job = self.jobs.create(
             KIND_RESTORE,
-            &m.tenant_name,
+            &source,
             serde_json::to_value(params).expect("params serialize"),
-            req.throttle_bytes_per_sec,
-            Some(format!("restore-target:{}", req.target)),
+            throttle_bytes_per_sec,
+            Some(format!("restore-target:{target_name}")),
         )?;
         let created = store.create_tenant(
-            &req.target,
+            &target_name,
             TenantOptions {
-                history_retention_secs: Some(m.history_retention_secs),
+                history_retention_secs: Some(retention_secs),
                 state: Some(TenantState::Restoring),
             },
         );
@@ -206,11 +226,114 @@ impl Backups {
                 return Err(e.into());
             }
         };
-        let ctx_job = self.jobs.get(job.id)?;
-        let mut checkpoint = ctx_job.checkpoint.clone();
+        let mut checkpoint = self.jobs.get(job.id)?.checkpoint;
         checkpoint["target_id"] = json!(target.id);
         self.jobs.set_checkpoint_of(job.id, checkpoint)?;
         Ok(self.jobs.get(job.id)?)
+    }
+
+    /// What can be restored of a tenant (by name; it may have been dropped): its full
+    /// backups and archived log in `repo` (default: where its archiver or its newest
+    /// backup writes).
+    pub async fn restore_inputs(
+        &self,
+        tenant: &str,
+        repo: Option<&str>,
+    ) -> Result<(
+        u64,
+        Repo,
+        Vec<planner::FullPoint>,
+        Vec<planner::LogRange>,
+        Vec<Manifest>,
+    )> {
+        let store = self.jobs.store();
+        let recs: Vec<BackupRecord> = records::list(store)?
+            .into_iter()
+            .filter(|r| r.tenant_name == tenant)
+            .collect();
+        let tenant_id = match store.tenant(tenant) {
+            Ok(t) => t.id,
+            Err(_) => recs.iter().map(|r| r.tenant_id).max().ok_or_else(|| {
+                Error::Store(tenet_store::Error::TenantNotFound(tenant.to_string()))
+            })?,
+        };
+        let repo_url = match repo {
+            Some(r) => r.to_string(),
+            None => archiver::load(store, tenant_id)?
+                .map(|a| a.repo)
+                .or_else(|| {
+                    recs.iter()
+                        .max_by_key(|r| r.backup_ts)
+                        .map(|r| r.repo.clone())
+                })
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "tenant `{tenant}` has no backups or archive; give --repo"
+                    ))
+                })?,
+        };
+        let repo = Repo::open(&repo_url)?;
+        let prefix = format!("tenants/{tenant_id}/backups/");
+        let mut manifests = Vec::new();
+        for (key, _) in repo.list(&prefix).await? {
+            let Some(id) = key
+                .strip_prefix(&prefix)
+                .and_then(|k| k.strip_suffix("/manifest.json"))
+            else {
+                continue;
+            };
+            manifests.push(restore::load_manifest(&repo, tenant_id, id).await?);
+        }
+        let fulls = manifests
+            .iter()
+            .map(|m| planner::FullPoint {
+                backup_id: m.backup_id.clone(),
+                ts: m.backup_ts,
+            })
+            .collect();
+        let logs = archiver::list_segments(&repo, tenant_id).await?;
+        Ok((tenant_id, repo, fulls, logs, manifests))
+    }
+
+    /// The restorable ranges of a tenant.
+    pub async fn restore_points(
+        &self,
+        tenant: &str,
+        repo: Option<&str>,
+    ) -> Result<Vec<planner::Restorable>> {
+        let (_, _, fulls, logs, _) = self.restore_inputs(tenant, repo).await?;
+        Ok(planner::restore_points(&fulls, &logs))
+    }
+
+    /// Creates a point-in-time restore of `source` into a new tenant: the planner
+    /// picks a full backup and the archived log up to the target.
+    pub async fn start_restore_to(
+        &self,
+        source: &str,
+        target: &planner::Target,
+        into: &str,
+        repo: Option<&str>,
+        throttle_bytes_per_sec: Option<u64>,
+    ) -> Result<JobRecord> {
+        self.check_target(into)?;
+        let (tenant_id, repo, fulls, logs, manifests) = self.restore_inputs(source, repo).await?;
+        let plan = planner::plan(&fulls, &logs, target, self.jobs.store().now_ts())
+            .map_err(|e| Error::NotRestorable(format!("tenant `{source}`: {e}")))?;
+        let m = manifests
+            .iter()
+            .find(|m| m.backup_id == plan.full.backup_id)
+            .expect("planned fulls come from manifests");
+        let params = RestoreParams {
+            backup_id: m.backup_id.clone(),
+            repo: repo.url().to_string(),
+            source_tenant_id: tenant_id,
+            source_tenant: m.tenant_name.clone(),
+            target: into.to_string(),
+            target_ts: Some(plan.target),
+            logs: plan.logs,
+        };
+        self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
+            .await
     }
 
     /// Creates a verify job for a backup.

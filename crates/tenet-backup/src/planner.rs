@@ -9,7 +9,7 @@
 //! ranges that cover (F, T], in order, preferring the range that reaches furthest at
 //! each step (ranges may overlap: an archiver that resumed re-uploads a little).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use tenet_store::Ts;
 
@@ -21,7 +21,7 @@ pub struct FullPoint {
 }
 
 /// A log range `(start, end]` and the object holding it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRange {
     pub key: String,
     pub start: Ts,

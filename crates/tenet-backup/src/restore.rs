@@ -32,7 +32,9 @@ use tenet_store::{CatalogEntry, Store, TenantState, TenantUpdate};
 
 use crate::error::{Error, Result};
 use crate::format::{decode_manifest, read_data_file, Digest, FileEntry, Manifest};
+use crate::planner::LogRange;
 use crate::repo::{backup_dir, manifest_key, Repo};
+use crate::segment::read_segment;
 use crate::util::{blocking, job_kind, params};
 
 pub const KIND: &str = "restore";
@@ -45,6 +47,12 @@ pub struct RestoreParams {
     pub source_tenant_id: u64,
     pub source_tenant: String,
     pub target: String,
+    /// Restore to this ts by replaying `logs` after the full backup (None: its F).
+    #[serde(default)]
+    pub target_ts: Option<tenet_store::Ts>,
+    /// Log ranges covering (F, target_ts], in order (from the planner).
+    #[serde(default)]
+    pub logs: Vec<LogRange>,
 }
 
 job_kind!(
@@ -135,7 +143,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
     ctx.set_phase("prepare")?;
     let repo = Repo::open(&p.repo)?;
     let m = load_manifest(&repo, p.source_tenant_id, &p.backup_id).await?;
-    let mapping: BTreeMap<u64, u64> = match ctx.checkpoint("mapping") {
+    let mut mapping: BTreeMap<u64, u64> = match ctx.checkpoint("mapping") {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| Error::Internal(format!("table id mapping does not decode: {e}")))?,
         None => {
@@ -150,23 +158,33 @@ async fn run(ctx: JobContext) -> Result<Value> {
             map
         }
     };
-    let result = json!({
-        "tenant": target.name,
-        "tenant_id": target_id,
-        "backup_id": m.backup_id,
-        "source_tenant": m.tenant_name,
-        "backup_ts": m.backup_ts,
-        "backup_time": m.backup_time,
-        "tables": m.tables.len(),
-        "rows": m.rows,
-        "logical_bytes": m.logical_bytes,
-        "table_ids": mapping,
-    });
+    let target_ts = p.target_ts.unwrap_or(m.backup_ts).max(m.backup_ts);
+    let result = |mapping: &BTreeMap<u64, u64>, replayed: u64| {
+        json!({
+            "tenant": target.name,
+            "tenant_id": target_id,
+            "backup_id": m.backup_id,
+            "source_tenant": m.tenant_name,
+            "backup_ts": m.backup_ts,
+            "backup_time": m.backup_time,
+            "tables": m.tables.len(),
+            "rows": m.rows,
+            "logical_bytes": m.logical_bytes,
+            "restored_ts": target_ts,
+            "restored_time": target_ts.to_rfc3339(),
+            "replayed_records": replayed,
+            "table_ids": mapping,
+        })
+    };
     let tmp = tmp_dir(&store, ctx.id());
     if done {
         // Killed after activation, before the job recorded its success.
         let _ = std::fs::remove_dir_all(&tmp);
-        return Ok(result);
+        let replayed = ctx
+            .checkpoint("replayed")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        return Ok(result(&mapping, replayed));
     }
     std::fs::create_dir_all(&tmp).map_err(|e| {
         Error::Internal(format!(
@@ -202,12 +220,28 @@ async fn run(ctx: JobContext) -> Result<Value> {
     ctx.set_totals(files, m.rows, m.logical_bytes)?;
     ctx.run_tasks("ingest", tasks).await?;
 
+    // The full backup's state at F is checked by digest, whatever comes after it.
     ctx.set_phase("verify")?;
     verify_restored(&ctx, &m, &mapping, target_id).await?;
 
+    let replayed = if target_ts > m.backup_ts {
+        replay(
+            &ctx,
+            &p,
+            &repo,
+            &mut mapping,
+            target_id,
+            m.backup_ts,
+            target_ts,
+        )
+        .await?
+    } else {
+        0
+    };
+
     ctx.set_phase("activate")?;
     ctx.check_cancelled()?;
-    store.advance_clock(m.backup_ts)?;
+    store.advance_clock(target_ts)?;
     store.set_history_start(target_id, m.backup_ts)?;
     ctx.set_checkpoint("activated", json!(true))?;
     // By id: the name is what it is now.
@@ -225,7 +259,133 @@ async fn run(ctx: JobContext) -> Result<Value> {
         },
     )?;
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(result)
+    Ok(result(&mapping, replayed))
+}
+
+/// How many segments are downloaded and decoded ahead of the applier.
+const REPLAY_AHEAD: usize = 4;
+
+/// Replays the log ranges in commit order up to and including `to`: segments are
+/// downloaded and decoded [`REPLAY_AHEAD`] at a time, in parallel, and handed in order
+/// (a bounded reorder buffer) to one applier, which rewrites tenant and table ids and
+/// writes each segment's records in one batch. The last applied ts is persisted after
+/// every segment; a resumed replay continues after it. Returns the records applied.
+async fn replay(
+    ctx: &JobContext,
+    p: &RestoreParams,
+    repo: &Repo,
+    mapping: &mut BTreeMap<u64, u64>,
+    target_id: u64,
+    from: tenet_store::Ts,
+    to: tenet_store::Ts,
+) -> Result<u64> {
+    use futures::StreamExt;
+    ctx.set_phase("replay")?;
+    let ts_of = |key: &str| ctx.checkpoint(key).and_then(|v| v.as_u64());
+    let mut applied = ts_of("applied_ts").map(tenet_store::Ts).unwrap_or(from);
+    let mut replayed = ts_of("replayed").unwrap_or(0);
+    let pending: Vec<LogRange> = p.logs.iter().filter(|l| l.end > applied).cloned().collect();
+    ctx.set_totals(pending.len() as u64, 0, 0)?;
+    let source = p.source_tenant_id;
+    let mut segments = futures::stream::iter(pending.into_iter().map(|l| {
+        let (repo, ctx) = (repo.clone(), ctx.clone());
+        async move {
+            ctx.check_cancelled()?;
+            let bytes = repo.get(&l.key).await?;
+            ctx.throttle(bytes.len() as u64).await?;
+            let object = repo.describe(&l.key);
+            let size = bytes.len() as u64;
+            let (info, recs) = blocking(move || read_segment(&object, source, &bytes)).await?;
+            if (info.start, info.end) != (l.start, l.end) {
+                return Err(Error::Corrupt {
+                    object: repo.describe(&l.key),
+                    reason: format!(
+                        "holds ({}, {}], its name says ({}, {}]",
+                        info.start, info.end, l.start, l.end
+                    ),
+                });
+            }
+            Ok::<_, Error>((l, size, recs))
+        }
+    }))
+    .buffered(REPLAY_AHEAD);
+    let store = ctx.store().clone();
+    while let Some(next) = segments.next().await {
+        let (l, size, recs) = next?;
+        ctx.check_cancelled()?;
+        if l.start > applied {
+            return Err(Error::NotRestorable(format!(
+                "the log has a gap between {applied} and {}",
+                l.start
+            )));
+        }
+        let mut batch = Vec::new();
+        for r in recs {
+            if r.commit_ts > applied && r.commit_ts <= to {
+                batch.push(rewrite(ctx, r, mapping, target_id)?);
+            }
+        }
+        let n = batch.len() as u64;
+        let s2 = store.clone();
+        blocking(move || Ok(s2.apply_log(target_id, &batch)?)).await?;
+        applied = l.end.min(to);
+        replayed += n;
+        ctx.set_checkpoint("replayed", json!(replayed))?;
+        ctx.set_checkpoint("applied_ts", json!(applied))?;
+        ctx.add_progress(n, size);
+        ctx.finish_step();
+    }
+    if applied < to {
+        return Err(Error::NotRestorable(format!(
+            "the archived log ends at {applied}, before the target {to}"
+        )));
+    }
+    Ok(replayed)
+}
+
+/// Rewrites a source commit record for the target: tenant id, table ids (a table the
+/// log creates gets a new id, persisted before it is used), and drops named snapshots
+/// (a restore does not bring them back).
+fn rewrite(
+    ctx: &JobContext,
+    mut r: tenet_store::LogRecord,
+    mapping: &mut BTreeMap<u64, u64>,
+    target_id: u64,
+) -> Result<tenet_store::LogRecord> {
+    use tenet_store::catalog::{decode_entry, is_snapshot_key};
+    r.tenant_id = target_id;
+    let mut out = Vec::with_capacity(r.mutations.len());
+    for mut m in std::mem::take(&mut r.mutations) {
+        if m.table_id == CATALOG_TABLE {
+            if is_snapshot_key(&m.pk_enc) {
+                continue;
+            }
+            if let Some(v) = &m.value {
+                if let CatalogEntry::Table(mut def) = decode_entry(v)? {
+                    def.id = match mapping.get(&def.id) {
+                        Some(id) => *id,
+                        None => {
+                            let id = ctx.store().allocate_table_ids(1)?;
+                            mapping.insert(def.id, id);
+                            ctx.set_checkpoint("mapping", json!(mapping))?;
+                            id
+                        }
+                    };
+                    m.value = Some(encode_entry(&CatalogEntry::Table(def)));
+                }
+            }
+        } else {
+            m.table_id = *mapping.get(&m.table_id).ok_or_else(|| {
+                Error::Internal(format!(
+                    "the log at {} writes table id {} that neither the backup nor the log defines",
+                    r.commit_ts, m.table_id
+                ))
+            })?;
+        }
+        out.push(m);
+    }
+    r.mutations = out;
+    Ok(r)
 }
 
 async fn ingest_catalog(

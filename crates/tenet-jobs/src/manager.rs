@@ -571,6 +571,13 @@ impl JobContext {
         })
     }
 
+    /// Counts one step of a phase that runs outside [`JobContext::run_tasks`] as done.
+    pub fn finish_step(&self) {
+        let mut r = self.inner.record.lock();
+        r.progress.tasks_done += 1;
+        self.inner.watch.send_replace(r.clone());
+    }
+
     /// Counts work done; persisted at most once a second.
     pub fn add_progress(&self, rows: u64, bytes: u64) {
         {

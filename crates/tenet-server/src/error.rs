@@ -91,6 +91,7 @@ impl From<tenet_backup::Error> for ApiError {
                 }
             }
             B::InvalidArgument(_) | B::InvalidRepo { .. } => S::BAD_REQUEST,
+            B::NotRestorable(_) => S::CONFLICT,
             B::RepoUnavailable { .. } => S::SERVICE_UNAVAILABLE,
             B::BackupNotFound(_) => S::NOT_FOUND,
             B::Corrupt { .. } | B::UnsupportedVersion { .. } | B::VerifyFailed(_) => {

@@ -214,6 +214,67 @@ impl Store {
         Ok(())
     }
 
+    /// Replays commit records (already rewritten to `tenant_id` and its table ids)
+    /// into a `restoring` tenant: their versions at their original commit ts, and the
+    /// records themselves into the tenant's log, in one write batch. Catalog changes
+    /// take effect for reads at once. Re-applying a record is harmless.
+    pub fn apply_log(
+        &self,
+        tenant_id: u64,
+        records: &[crate::commit_log::LogRecord],
+    ) -> Result<()> {
+        let rec = self
+            .tenant_by_id(tenant_id)
+            .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
+        if rec.state != TenantState::Restoring {
+            return Err(Error::TenantState {
+                tenant: rec.name,
+                state: rec.state.to_string(),
+                action: "log replay".into(),
+                hint: "; only a tenant being restored accepts it".into(),
+            });
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut value = Vec::new();
+        let mut ddl = Ts::ZERO;
+        for r in records {
+            if r.tenant_id != tenant_id {
+                return Err(Error::invalid(format!(
+                    "a record of tenant #{} cannot be replayed into #{tenant_id}",
+                    r.tenant_id
+                )));
+            }
+            for m in &r.mutations {
+                value.clear();
+                match &m.value {
+                    Some(row) => {
+                        value.push(VERSION_PUT);
+                        value.extend_from_slice(row);
+                    }
+                    None => value.push(VERSION_DELETE),
+                }
+                batch.put_cf(
+                    self.cf_data(),
+                    keys::data_key(tenant_id, m.table_id, &m.pk_enc, r.commit_ts),
+                    &value,
+                );
+            }
+            batch.put_cf(
+                self.cf_log(),
+                keys::log_key(tenant_id, r.commit_ts),
+                r.encode(),
+            );
+            if r.has_ddl() {
+                ddl = ddl.max(r.commit_ts);
+            }
+        }
+        self.inner.db.write_opt(batch, &self.write_options())?;
+        if ddl > Ts::ZERO {
+            self.reload_catalog(tenant_id, ddl)?;
+        }
+        Ok(())
+    }
+
     /// After catalog versions were ingested: makes the tenant's catalog cache see them.
     pub fn reload_catalog(&self, tenant_id: u64, ddl_ts: Ts) -> Result<()> {
         let rt = self.runtime(tenant_id)?;

@@ -7,5 +7,6 @@ mod cancel;
 mod common;
 mod corruption;
 mod fixtures;
+mod pitr;
 mod roundtrip;
 mod s3;

@@ -1,0 +1,149 @@
+//! Point-in-time restore: a full backup plus the archived log, replayed to T.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use tenet_backup::archiver::{ArchiveOptions, Archivers};
+use tenet_backup::planner::Target;
+use tenet_jobs::JobState;
+use tenet_store::{AsOf, ColumnType, TenantOptions, Ts};
+
+use crate::common::{all_types, dump, populate, random_row, Env};
+
+#[test]
+fn restore_to_many_points_in_time_equals_the_source_then() {
+    let env = Env::new();
+    env.store
+        .create_tenant("p", TenantOptions::default())
+        .unwrap();
+    env.store
+        .create_tenant("neighbour", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "neighbour", 8, 50);
+    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
+    let opts = ArchiveOptions {
+        interval_ms: 20,
+        ..Default::default()
+    };
+    env.rt
+        .block_on(archivers.start("p", &env.repo, opts))
+        .unwrap();
+    populate(&env.store, "p", 5, 200);
+    let (_, f) = env.backup("p");
+
+    // A workload after F with DDL: new table, new column, dropped table, deletes.
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut commits = Vec::new();
+    for i in 0..40 {
+        let mut txn = env.store.begin("p").unwrap();
+        match i {
+            5 => {
+                txn.create_table(&all_types("late")).unwrap();
+            }
+            12 => {
+                txn.add_column(
+                    "gamma",
+                    tenet_store::Column {
+                        name: "later".into(),
+                        ty: ColumnType::Int,
+                    },
+                )
+                .unwrap();
+            }
+            20 => txn.drop_table("beta").unwrap(),
+            25 => {
+                txn.create_snapshot("snap").unwrap();
+            }
+            _ => {}
+        }
+        for _ in 0..rng.random_range(1..6) {
+            let k = rng.random_range(0..250);
+            let row = random_row(&mut rng, k, 10);
+            txn.put("alpha", &row).unwrap();
+            if i > 5 {
+                txn.put("late", &row).unwrap();
+            }
+        }
+        if i % 3 == 0 {
+            let k = rng.random_range(0..250);
+            txn.delete("alpha", &json!([k, format!("key-{}", k % 7)]))
+                .unwrap();
+        }
+        commits.push(txn.commit().unwrap().commit_ts);
+    }
+    let last = *commits.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while archivers.status("p").unwrap().0.checkpoint < last {
+        assert!(Instant::now() < deadline, "archiver did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let points = env
+        .rt
+        .block_on(env.backups.restore_points("p", None))
+        .unwrap();
+    assert_eq!(points.len(), 1);
+    assert!(points[0].from == f && points[0].to >= last, "{points:?}");
+
+    // Exactly at commits, between commits, just before a commit, at F, the latest.
+    let mut targets = vec![
+        Target::At(f),
+        Target::At(commits[4]),
+        Target::At(commits[5]),
+        Target::BeforeCommit(commits[20]),
+        Target::At(commits[20]),
+        Target::At(Ts(commits[30].0 + 1)),
+        Target::Latest,
+    ];
+    for _ in 0..3 {
+        targets.push(Target::At(commits[rng.random_range(0..commits.len())]));
+    }
+    for (n, target) in targets.iter().enumerate() {
+        let into = format!("p_at_{n}");
+        let job = env
+            .rt
+            .block_on(env.backups.start_restore_to("p", target, &into, None, None))
+            .unwrap();
+        let job = env.run(job);
+        assert_eq!(
+            job.state,
+            JobState::Succeeded,
+            "{target:?}: {:?}",
+            job.error
+        );
+        let t = Ts(job.result.unwrap()["restored_ts"].as_u64().unwrap());
+        assert_eq!(
+            dump(&env.store, &into, &AsOf::Latest),
+            dump(&env.store, "p", &AsOf::Ts(t)),
+            "{target:?}"
+        );
+    }
+    // The neighbour was never touched; the source still archives.
+    assert!(env.store.pins("neighbour").unwrap().is_empty());
+
+    // Refusals that say what is available.
+    let e = env
+        .rt
+        .block_on(
+            env.backups
+                .start_restore_to("p", &Target::At(Ts(f.0 - 1)), "x", None, None),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "NOT_RESTORABLE", "{e}");
+    assert!(
+        e.to_string().contains("before the first full backup"),
+        "{e}"
+    );
+    let future = Ts::from_millis(env.store.clock().now_millis() + 3_600_000);
+    let e = env
+        .rt
+        .block_on(
+            env.backups
+                .start_restore_to("p", &Target::At(future), "x", None, None),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("in the future"), "{e}");
+    assert!(env.store.tenant("x").is_err());
+}
