@@ -46,6 +46,11 @@ pub trait Admin: Send + Sync {
     fn cancel_job(&self, id: u64) -> ApiResult<JobInfo>;
     /// Continues an unfinished job (after a crash) in the background.
     fn resume_job(&self, id: u64) -> ApiResult<JobInfo>;
+    fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo>;
+    fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo>;
+    fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo>;
+    fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>>;
+
     /// Whether jobs keep running after this call returns (a server), or only while
     /// this process lives (embedded).
     fn jobs_run_detached(&self) -> bool;

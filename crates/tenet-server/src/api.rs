@@ -476,9 +476,21 @@ pub struct VerifyBackup {
 /// Restore a backup into a new tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateRestore {
-    /// The tenant the backup was taken of (checked).
+    /// The tenant to restore (for `backup_id`: the tenant the backup was taken of).
     pub source: String,
-    pub backup_id: String,
+    /// Restore exactly this backup (its F). Or give one of `to`, `before_commit`,
+    /// `latest` for a point-in-time restore from full backups and the archived log.
+    #[serde(default)]
+    pub backup_id: Option<String>,
+    /// The state at this time: RFC 3339 or a commit ts (every commit ≤ it).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The state just before the commit with this ts.
+    #[serde(default)]
+    pub before_commit: Option<u64>,
+    /// The newest restorable state.
+    #[serde(default)]
+    pub latest: bool,
     /// Name of the new tenant; must not exist.
     pub target: String,
     /// Repository to find the backup in if this store has no record of it.
@@ -486,4 +498,52 @@ pub struct CreateRestore {
     pub repo: Option<String>,
     #[serde(default)]
     pub throttle_bytes_per_sec: Option<u64>,
+}
+
+/// Start a tenant's log archiver.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveStart {
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// How often a segment is cut (default 1000 ms).
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    /// A segment is cut early at this size (default 64 MiB).
+    #[serde(default)]
+    pub segment_max_bytes: Option<u64>,
+    /// How long uploads may fail before the archiver gives up its pin (default 1 h).
+    #[serde(default)]
+    pub budget_secs: Option<u64>,
+}
+
+/// A tenant's log archiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveInfo {
+    pub tenant: String,
+    pub tenant_id: u64,
+    /// `running`, `stopped` or `broken`.
+    pub status: String,
+    /// Whether it runs in the process answering.
+    pub running: bool,
+    pub repo: String,
+    /// Every commit at or before this is archived.
+    pub checkpoint_ts: u64,
+    pub checkpoint_time: String,
+    /// The RPO now: current time minus the checkpoint's time.
+    pub lag_ms: u64,
+    pub segments: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub interval_ms: u64,
+    pub error: Option<String>,
+    pub started_at: String,
+}
+
+/// A range of restorable times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RestorePoint {
+    pub from_ts: u64,
+    pub from_time: String,
+    pub to_ts: u64,
+    pub to_time: String,
 }

@@ -249,4 +249,20 @@ impl Admin for Client {
     fn jobs_run_detached(&self) -> bool {
         true
     }
+
+    fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "archive"], req)
+    }
+
+    fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        self.delete(&["v1", "tenants", tenant, "archive"])
+    }
+
+    fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        self.get(&["v1", "tenants", tenant, "archive"], &NONE)
+    }
+
+    fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>> {
+        self.get(&["v1", "tenants", tenant, "restore-points"], q)
+    }
 }

@@ -371,6 +371,38 @@ async fn resume_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<Jo
     run(s, move |s| s.resume_job(id)).await
 }
 
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/archive", tag = "archive", request_body = ArchiveStart,
+    responses((status = 200, body = ArchiveInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn archive_start(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<ArchiveStart>,
+) -> R<ArchiveInfo> {
+    run(s, move |s| s.archive_start(&t, &req)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/archive", tag = "archive",
+    responses((status = 200, body = ArchiveInfo), (status = 400, body = ErrorBody)))]
+async fn archive_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
+    run(s, move |s| s.archive_status(&t)).await
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/archive", tag = "archive",
+    responses((status = 200, body = ArchiveInfo), (status = 400, body = ErrorBody)))]
+async fn archive_stop(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
+    run(s, move |s| s.archive_stop(&t)).await
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/restore-points", tag = "restores", params(RepoQuery),
+    responses((status = 200, body = Vec<RestorePoint>), (status = 404, body = ErrorBody)))]
+async fn restore_points(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RepoQuery>,
+) -> R<Vec<RestorePoint>> {
+    run(s, move |s| s.restore_points(&t, &q)).await
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -408,6 +440,10 @@ async fn resume_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<Jo
         get_job,
         cancel_job,
         resume_job,
+        archive_start,
+        archive_status,
+        archive_stop,
+        restore_points,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -469,6 +505,11 @@ pub fn router(svc: Service) -> Router {
             "/v1/tenants/{tenant}/snapshots/{snapshot}",
             axum::routing::delete(drop_snapshot),
         )
+        .route(
+            "/v1/tenants/{tenant}/archive",
+            get(archive_status).post(archive_start).delete(archive_stop),
+        )
+        .route("/v1/tenants/{tenant}/restore-points", get(restore_points))
         .route("/v1/backups", get(list_backups).post(create_backup))
         .route("/v1/backups/{id}", get(get_backup).delete(delete_backup))
         .route("/v1/backups/{id}/verify", post(verify_backup))

@@ -78,6 +78,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!(url = %file.url, data_dir = %opts.data_dir.display(), "serving");
     println!("tenet: serving {} on {}", opts.data_dir.display(), file.url);
     let svc = Service::with_runtime(store, tokio::runtime::Handle::current());
+    let archiving = svc
+        .archivers()
+        .resume_all()
+        .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+    if !archiving.is_empty() {
+        println!("tenet: archiving the log of tenants {archiving:?}");
+    }
     let resumed = svc.jobs().resume_unfinished()?;
     if !resumed.is_empty() {
         tracing::info!(jobs = ?resumed, "resuming unfinished jobs");

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use tenet_backup::archiver::{ArchiveOptions, Archivers};
+use tenet_backup::planner::Target;
 use tenet_backup::{canonical_url, Backups, RestoreRequest, DEFAULT_REPO};
 use tenet_jobs::JobManager;
 use tenet_store::{
@@ -24,6 +26,7 @@ pub const MAX_SCAN_LIMIT: usize = 100_000;
 pub struct Service {
     store: Store,
     backups: Backups,
+    archivers: Archivers,
     runtime: Handle,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
@@ -56,6 +59,7 @@ impl Service {
         let jobs = JobManager::new(store.clone(), workers, runtime.clone());
         Service {
             backups: Backups::new(jobs),
+            archivers: Archivers::new(store.clone(), runtime.clone()),
             store,
             runtime,
             _own_runtime: None,
@@ -69,6 +73,10 @@ impl Service {
 
     pub fn jobs(&self) -> &JobManager {
         self.backups.jobs()
+    }
+
+    pub fn archivers(&self) -> &Archivers {
+        &self.archivers
     }
 
     /// Starts a created job in the background and returns its record.
@@ -477,16 +485,112 @@ impl Admin for Service {
 
     fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo> {
         let repo = req.repo.as_deref().map(canonical_url).transpose()?;
-        let job = self
-            .runtime
-            .block_on(self.backups.start_restore(&RestoreRequest {
-                source: req.source.clone(),
-                backup_id: req.backup_id.clone(),
-                target: req.target.clone(),
-                repo,
-                throttle_bytes_per_sec: req.throttle_bytes_per_sec,
-            }))?;
+        let mut targets = Vec::new();
+        if let Some(to) = &req.to {
+            match AsOf::parse(to)? {
+                AsOf::Ts(ts) => targets.push(Target::At(ts)),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "`{to}` is not a time; give an RFC 3339 time or a commit ts"
+                    )))
+                }
+            }
+        }
+        if let Some(ts) = req.before_commit {
+            targets.push(Target::BeforeCommit(tenet_store::Ts(ts)));
+        }
+        if req.latest {
+            targets.push(Target::Latest);
+        }
+        let job =
+            match (&req.backup_id, targets.as_slice()) {
+                (Some(id), []) => {
+                    self.runtime
+                        .block_on(self.backups.start_restore(&RestoreRequest {
+                            source: req.source.clone(),
+                            backup_id: id.clone(),
+                            target: req.target.clone(),
+                            repo,
+                            throttle_bytes_per_sec: req.throttle_bytes_per_sec,
+                        }))?
+                }
+                (None, [t]) => self.runtime.block_on(self.backups.start_restore_to(
+                    &req.source,
+                    t,
+                    &req.target,
+                    repo.as_deref(),
+                    req.throttle_bytes_per_sec,
+                ))?,
+                _ => return Err(ApiError::invalid(
+                    "say what to restore with exactly one of: backup_id, to, before_commit, latest",
+                )),
+            };
         self.start(job)
+    }
+
+    fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
+        if !self.detached {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "SERVER_REQUIRED",
+                "the log archiver runs inside `tenet serve`; start a server on this data \
+                 directory (`tenet serve --data-dir …`) and run this again",
+            ));
+        }
+        let d = ArchiveOptions::default();
+        let opts = ArchiveOptions {
+            interval_ms: req.interval_ms.unwrap_or(d.interval_ms),
+            segment_max_bytes: req.segment_max_bytes.unwrap_or(d.segment_max_bytes),
+            budget_secs: req.budget_secs.unwrap_or(d.budget_secs),
+        };
+        let repo = Self::repo_or_default(&req.repo)?;
+        self.runtime
+            .block_on(self.archivers.start(tenant, &repo, opts))?;
+        self.archive_status(tenant)
+    }
+
+    fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        self.archivers.stop(tenant)?;
+        self.archive_status(tenant)
+    }
+
+    fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        let (st, lag) = self.archivers.status(tenant)?;
+        Ok(ArchiveInfo {
+            running: self.archivers.is_running(st.tenant_id),
+            tenant: st.tenant,
+            tenant_id: st.tenant_id,
+            status: serde_json::to_value(st.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            repo: st.repo,
+            checkpoint_ts: st.checkpoint.0,
+            checkpoint_time: st.checkpoint.to_rfc3339(),
+            lag_ms: lag,
+            segments: st.segments,
+            records: st.records,
+            bytes: st.bytes,
+            interval_ms: st.options.interval_ms,
+            error: st.error,
+            started_at: st.started_at,
+        })
+    }
+
+    fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>> {
+        let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let points = self
+            .runtime
+            .block_on(self.backups.restore_points(tenant, repo.as_deref()))?;
+        Ok(points
+            .into_iter()
+            .map(|r| RestorePoint {
+                from_ts: r.from.0,
+                from_time: r.from.to_rfc3339(),
+                to_ts: r.to.0,
+                to_time: r.to.to_rfc3339(),
+            })
+            .collect())
     }
 
     fn list_jobs(&self) -> ApiResult<Vec<JobInfo>> {

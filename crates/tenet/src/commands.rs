@@ -520,6 +520,8 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Backup(_)
         | Command::Backups(_)
         | Command::Restore { .. }
+        | Command::RestorePoints { .. }
+        | Command::Archive(_)
         | Command::Jobs(_) => {
             unreachable!("handled in main")
         }

@@ -229,7 +229,10 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     );
     let job = admin.create_restore(&CreateRestore {
         source: "acme".into(),
-        backup_id: backup_id.clone(),
+        backup_id: Some(backup_id.clone()),
+        to: None,
+        before_commit: None,
+        latest: false,
         target: "acme_copy".into(),
         repo: None,
         throttle_bytes_per_sec: None,

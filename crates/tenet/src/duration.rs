@@ -1,4 +1,4 @@
-//! Durations on the command line: `90`, `90s`, `15m`, `1h`, `7d`.
+//! Durations on the command line: `250ms`, `90`, `90s`, `15m`, `1h`, `7d`.
 
 use std::time::Duration;
 
@@ -10,11 +10,12 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a duration; write e.g. 90s, 15m, 1h or 7d"))?;
     let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
-        _ => return Err(format!("unknown unit in `{s}`; use s, m, h or d")),
+        _ => return Err(format!("unknown unit in `{s}`; use ms, s, m, h or d")),
     };
     Ok(Duration::from_secs(secs))
 }
@@ -26,6 +27,7 @@ mod tests {
         assert_eq!(super::parse("90").unwrap().as_secs(), 90);
         assert_eq!(super::parse("15m").unwrap().as_secs(), 900);
         assert_eq!(super::parse("1h").unwrap().as_secs(), 3600);
+        assert_eq!(super::parse("250ms").unwrap().as_millis(), 250);
         assert!(super::parse("1y").is_err());
         assert!(super::parse("h").is_err());
     }

@@ -155,15 +155,36 @@ fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
         .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))
 }
 
+/// What a restore brings back (exactly one).
+#[derive(Debug, Default)]
+pub struct RestoreWhat {
+    pub backup: Option<String>,
+    pub to: Option<String>,
+    pub before_commit: Option<u64>,
+    pub latest: bool,
+}
+
 pub fn restore(
     source: String,
-    backup_id: String,
     into: String,
+    what: RestoreWhat,
     opts: JobOpts,
     admin: &dyn Admin,
     g: &Global,
 ) -> Result<(), CliError> {
     check_detach(admin, opts.detach)?;
+    let given = [
+        what.backup.is_some(),
+        what.to.is_some(),
+        what.before_commit.is_some(),
+        what.latest,
+    ];
+    if given.iter().filter(|b| **b).count() != 1 {
+        return Err(CliError::invalid(
+            "say what to restore with exactly one of --backup <id>, --to <time|ts>, \
+             --before-commit <ts> or --latest",
+        ));
+    }
     let repo = opts
         .repo
         .as_ref()
@@ -171,12 +192,109 @@ pub fn restore(
         .transpose()?;
     let job = admin.create_restore(&CreateRestore {
         source,
-        backup_id,
+        backup_id: what.backup,
+        to: what.to,
+        before_commit: what.before_commit,
+        latest: what.latest,
         target: into,
         repo,
         throttle_bytes_per_sec: opts.throttle,
     })?;
     follow(admin, job, opts.detach, g.json)
+}
+
+pub fn restore_points(
+    tenant: &str,
+    repo: Option<String>,
+    admin: &dyn Admin,
+    g: &Global,
+) -> Result<(), CliError> {
+    let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+    let points = admin.restore_points(tenant, &RepoQuery { repo })?;
+    print_list(g.json, &points, &["FROM", "TO", "FROM TS", "TO TS"], |p| {
+        vec![
+            p.from_time.clone(),
+            p.to_time.clone(),
+            p.from_ts.to_string(),
+            p.to_ts.to_string(),
+        ]
+    });
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCmd {
+    /// Start shipping the tenant's commit log to a repository (needs `tenet serve`).
+    Start {
+        tenant: String,
+        #[arg(long, env = "TENET_REPO")]
+        repo: Option<String>,
+        /// How often a segment is cut.
+        #[arg(long, default_value = "1s", value_parser = crate::duration::parse)]
+        interval: Duration,
+        /// Cut a segment early at this size.
+        #[arg(long, value_parser = parse_size)]
+        segment_max: Option<u64>,
+        /// Give up (`broken`, pin released) after uploads fail this long.
+        #[arg(long, value_parser = crate::duration::parse)]
+        budget: Option<Duration>,
+    },
+    /// Stop the archiver; what is archived stays.
+    Stop { tenant: String },
+    /// Last archived commit time and the lag (RPO).
+    Status { tenant: String },
+}
+
+pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let info = match cmd {
+        ArchiveCmd::Start {
+            tenant,
+            repo,
+            interval,
+            segment_max,
+            budget,
+        } => admin.archive_start(
+            &tenant,
+            &ArchiveStart {
+                repo: Some(repo_url(&repo)?),
+                interval_ms: Some(interval.as_millis().max(1) as u64),
+                segment_max_bytes: segment_max,
+                budget_secs: budget.map(|b| b.as_secs()),
+            },
+        )?,
+        ArchiveCmd::Stop { tenant } => admin.archive_stop(&tenant)?,
+        ArchiveCmd::Status { tenant } => admin.archive_status(&tenant)?,
+    };
+    if g.json {
+        print_json(&info);
+    } else {
+        println!(
+            "archiver of tenant `{}`: {}{}",
+            info.tenant,
+            info.status,
+            if info.status == "running" && !info.running {
+                " (not running in this process)"
+            } else {
+                ""
+            }
+        );
+        println!("  repository       {}", info.repo);
+        println!(
+            "  archived up to   {} (ts {})",
+            info.checkpoint_time, info.checkpoint_ts
+        );
+        println!("  lag (RPO)        {:.1} s", info.lag_ms as f64 / 1000.0);
+        println!(
+            "  shipped          {} segments, {} commits, {}",
+            info.segments,
+            info.records,
+            mib(info.bytes)
+        );
+        if let Some(e) = &info.error {
+            println!("  last error       {e}");
+        }
+    }
+    Ok(())
 }
 
 pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {

@@ -121,18 +121,41 @@ enum Command {
     #[command(subcommand)]
     Backups(jobs_cli::BackupsCmd),
     /// Restore a backup into a new tenant.
+    ///
+    /// Give exactly one of --backup (that backup's state), --to (a time or commit ts),
+    /// --before-commit (the state just before that commit) or --latest; the last three
+    /// replay the archived log after the newest suitable full backup.
     Restore {
-        /// The tenant the backup was taken of (it may have been dropped since).
+        /// The tenant to restore (it may have been dropped since).
         source: String,
-        /// The backup to restore (see `tenet backups list`).
-        #[arg(long)]
-        backup: String,
         /// Name of the new tenant; must not exist.
         #[arg(long)]
         into: String,
+        /// The backup to restore (see `tenet backups list`).
+        #[arg(long)]
+        backup: Option<String>,
+        /// RFC 3339 time or commit ts: the state with every commit at or before it.
+        #[arg(long)]
+        to: Option<String>,
+        /// Commit ts: the state just before that commit.
+        #[arg(long)]
+        before_commit: Option<u64>,
+        /// The newest restorable state.
+        #[arg(long)]
+        latest: bool,
         #[command(flatten)]
         opts: jobs_cli::JobOpts,
     },
+    /// The times a tenant can be restored to.
+    RestorePoints {
+        tenant: String,
+        /// Repository (default: where its archiver or newest backup writes).
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Continuous log archiving of a tenant: start, stop, status.
+    #[command(subcommand)]
+    Archive(jobs_cli::ArchiveCmd),
     /// Jobs: list, show, cancel, resume.
     #[command(subcommand)]
     Jobs(jobs_cli::JobsCmd),
@@ -189,17 +212,25 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g)?.as_ref(), &g),
         Command::Restore {
             source,
-            backup,
             into,
-            opts,
-        } => jobs_cli::restore(
-            source,
             backup,
-            into,
+            to,
+            before_commit,
+            latest,
             opts,
-            connect::connect(&g)?.as_ref(),
-            &g,
-        ),
+        } => {
+            let what = jobs_cli::RestoreWhat {
+                backup,
+                to,
+                before_commit,
+                latest,
+            };
+            jobs_cli::restore(source, into, what, opts, connect::connect(&g)?.as_ref(), &g)
+        }
+        Command::RestorePoints { tenant, repo } => {
+            jobs_cli::restore_points(&tenant, repo, connect::connect(&g)?.as_ref(), &g)
+        }
+        Command::Archive(cmd) => jobs_cli::archive(cmd, connect::connect(&g)?.as_ref(), &g),
         other => {
             let admin = connect::connect(&g)?;
             commands::run(other, admin.as_ref(), &g)

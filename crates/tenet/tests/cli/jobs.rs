@@ -380,3 +380,92 @@ fn walkdir(root: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn archive_and_point_in_time_restore_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().display().to_string();
+    populate(dir.path(), "pt", 500);
+    // Embedded: the archiver needs a server, and says so.
+    let o = tenet(dir.path(), &["archive", "start", "pt", "--repo", &repo_arg]);
+    assert!(stderr(&o).contains("[SERVER_REQUIRED]"), "{}", stderr(&o));
+
+    let _server = Server::start(dir.path());
+    let a = json_out(&tenet(
+        dir.path(),
+        &[
+            "--json",
+            "archive",
+            "start",
+            "pt",
+            "--repo",
+            &repo_arg,
+            "--interval",
+            "100ms",
+        ],
+    ));
+    assert_eq!(a["status"], "running", "{a}");
+    let b = json_out(&tenet(
+        dir.path(),
+        &["--json", "backup", "full", "pt", "--repo", &repo_arg],
+    ));
+    assert_eq!(b["state"], "succeeded", "{b}");
+    // An "accident" after the backup: delete rows, remember the commit.
+    let del = json_out(&tenet(
+        dir.path(),
+        &["--json", "delete", "pt", "t0", "1", "2", "3"],
+    ));
+    let accident = del["commit_ts"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let st = json_out(&tenet(dir.path(), &["--json", "archive", "status", "pt"]));
+    assert!(st["checkpoint_ts"].as_u64().unwrap() >= accident, "{st}");
+    assert!(st["lag_ms"].as_u64().unwrap() < 5_000, "{st}");
+    let points = json_out(&tenet(dir.path(), &["--json", "restore-points", "pt"]));
+    assert!(points[0]["to_ts"].as_u64().unwrap() >= accident, "{points}");
+
+    let r = json_out(&tenet(
+        dir.path(),
+        &[
+            "--json",
+            "restore",
+            "pt",
+            "--before-commit",
+            &accident.to_string(),
+            "--into",
+            "pt_before",
+        ],
+    ));
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let before = tenet(dir.path(), &["--json", "get", "pt_before", "t0", "2"]);
+    assert!(stdout(&before).contains("\"id\": 2"), "{}", stdout(&before));
+    let r = json_out(&tenet(
+        dir.path(),
+        &["--json", "restore", "pt", "--latest", "--into", "pt_now"],
+    ));
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let now = json_out(&tenet(dir.path(), &["--json", "get", "pt_now", "t0", "2"]));
+    assert!(now["row"].is_null(), "{now}");
+
+    let o = tenet(dir.path(), &["restore", "pt", "--into", "x"]);
+    assert!(stderr(&o).contains("exactly one of"), "{}", stderr(&o));
+    let o = tenet(
+        dir.path(),
+        &[
+            "restore",
+            "pt",
+            "--to",
+            "2001-01-01T00:00:00Z",
+            "--into",
+            "x",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("[NOT_RESTORABLE]")
+            && stderr(&o).contains("before the first full backup"),
+        "{}",
+        stderr(&o)
+    );
+    let stopped = json_out(&tenet(dir.path(), &["--json", "archive", "stop", "pt"]));
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+}
