@@ -360,6 +360,8 @@ fn build_manifest(
         logical_bytes: tables.iter().map(|t| t.logical_bytes).sum(),
         stored_bytes: tables.iter().flat_map(|t| &t.files).map(|f| f.size).sum(),
         tables,
+        start_ts: None,
+        segments: Vec::new(),
     })
 }
 

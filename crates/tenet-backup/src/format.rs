@@ -340,7 +340,7 @@ pub struct TableEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub backup_id: String,
-    /// `full` (incrementals come later).
+    /// `full` or `incr`.
     pub kind: String,
     pub tenant_id: u64,
     pub tenant_name: String,
@@ -359,6 +359,24 @@ pub struct Manifest {
     pub rows: u64,
     pub logical_bytes: u64,
     pub stored_bytes: u64,
+    /// Incremental backups: the log range `(start_ts, backup_ts]` they hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ts: Option<Ts>,
+    /// Incremental backups: their log segments, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentEntry>,
+}
+
+/// One log segment of an incremental backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    /// Path relative to the backup's directory, e.g. `log/<start>-<end>.tls`.
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+    pub start: Ts,
+    pub end: Ts,
+    pub records: u64,
 }
 
 /// Encodes a manifest: `{format, version, blake3, body}`, where `blake3` is the hash of

@@ -16,6 +16,7 @@ pub mod archiver;
 mod backup;
 pub mod error;
 pub mod format;
+mod incr;
 pub mod planner;
 pub mod records;
 pub mod repo;
@@ -34,6 +35,7 @@ use tenet_store::{TenantOptions, TenantState};
 pub use backup::{BackupParams, SHARD_BYTES};
 pub use error::{Error, Result};
 pub use format::Manifest;
+pub use incr::IncrParams;
 pub use records::BackupRecord;
 pub use repo::{canonical_url, Repo, DEFAULT_REPO};
 pub use restore::RestoreParams;
@@ -43,6 +45,7 @@ pub use verify::VerifyParams;
 pub const KIND_BACKUP_FULL: &str = backup::KIND;
 pub const KIND_RESTORE: &str = restore::KIND;
 pub const KIND_VERIFY: &str = verify::KIND;
+pub const KIND_BACKUP_INCR: &str = incr::KIND;
 
 /// A restore request.
 #[derive(Clone, Debug, Default)]
@@ -77,6 +80,7 @@ impl Backups {
         jobs.register(Arc::new(backup::FullBackup));
         jobs.register(Arc::new(restore::Restore));
         jobs.register(Arc::new(verify::Verify));
+        jobs.register(Arc::new(incr::IncrBackup));
         Backups { jobs }
     }
 
@@ -109,6 +113,48 @@ impl Backups {
         };
         Ok(self.jobs.create(
             KIND_BACKUP_FULL,
+            tenant,
+            serde_json::to_value(params).expect("params serialize"),
+            throttle_bytes_per_sec,
+            Some(format!("backup:{}", rec.id)),
+        )?)
+    }
+
+    /// Creates an incremental backup job of `tenant`: the log since the newest backup
+    /// of the tenant in `repo` (default: that backup's repository).
+    pub async fn start_incr(
+        &self,
+        tenant: &str,
+        repo: Option<&str>,
+        throttle_bytes_per_sec: Option<u64>,
+    ) -> Result<JobRecord> {
+        let store = self.jobs.store();
+        let rec = store.tenant(tenant)?;
+        let want = repo.map(canonical_url).transpose()?;
+        let parent = records::list(store)?
+            .into_iter()
+            .filter(|r| r.tenant_id == rec.id && want.as_ref().is_none_or(|w| *w == r.repo))
+            .max_by_key(|r| r.backup_ts)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "tenant `{tenant}` has no backup to continue{}; take a full backup first \
+                     (`tenet backup full {tenant}`)",
+                    want.as_ref()
+                        .map(|w| format!(" in {w}"))
+                        .unwrap_or_default()
+                ))
+            })?;
+        let repo = Repo::open(&parent.repo)?;
+        repo.check(&util::now(store)).await?;
+        let params = IncrParams {
+            tenant_id: rec.id,
+            tenant: rec.name.clone(),
+            repo: repo.url().to_string(),
+            parent: parent.id.clone(),
+            start: parent.backup_ts,
+        };
+        Ok(self.jobs.create(
+            KIND_BACKUP_INCR,
             tenant,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
@@ -286,12 +332,22 @@ impl Backups {
         }
         let fulls = manifests
             .iter()
+            .filter(|m| m.kind == "full")
             .map(|m| planner::FullPoint {
                 backup_id: m.backup_id.clone(),
                 ts: m.backup_ts,
             })
             .collect();
-        let logs = archiver::list_segments(&repo, tenant_id).await?;
+        // The archive's segments and the incremental backups' segments.
+        let mut logs = archiver::list_segments(&repo, tenant_id).await?;
+        for m in manifests.iter().filter(|m| m.kind == "incr") {
+            let dir = repo::backup_dir(tenant_id, &m.backup_id);
+            logs.extend(m.segments.iter().map(|s| planner::LogRange {
+                key: format!("{dir}/{}", s.path),
+                start: s.start,
+                end: s.end,
+            }));
+        }
         Ok((tenant_id, repo, fulls, logs, manifests))
     }
 

@@ -365,10 +365,13 @@ impl JobInfo {
     }
 }
 
-/// Start a full backup of a tenant.
+/// Start a backup of a tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateBackup {
     pub tenant: String,
+    /// `full` (default) or `incr`: the commit log since the tenant's newest backup.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// Repository: a directory, `file:///path` or `s3://bucket/prefix`; default
     /// `./tenet-backups` of the server.
     #[serde(default)]

@@ -412,12 +412,29 @@ impl Admin for Service {
     }
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
-        let repo = Self::repo_or_default(&req.repo)?;
-        let job = self.runtime.block_on(self.backups.start_full(
-            &req.tenant,
-            &repo,
-            req.throttle_bytes_per_sec,
-        ))?;
+        let job = match req.kind.as_deref().unwrap_or("full") {
+            "full" => {
+                let repo = Self::repo_or_default(&req.repo)?;
+                self.runtime.block_on(self.backups.start_full(
+                    &req.tenant,
+                    &repo,
+                    req.throttle_bytes_per_sec,
+                ))?
+            }
+            "incr" => {
+                let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+                self.runtime.block_on(self.backups.start_incr(
+                    &req.tenant,
+                    repo.as_deref(),
+                    req.throttle_bytes_per_sec,
+                ))?
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown backup kind `{other}`; kinds are full and incr"
+                )))
+            }
+        };
         self.start(job)
     }
 

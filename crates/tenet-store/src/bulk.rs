@@ -133,6 +133,20 @@ impl Store {
         self.next_seq(meta::SEQ_TABLE, n)
     }
 
+    /// GC has deleted no commit record of the tenant newer than this ts, so the log
+    /// after it is complete (GC raises the safe point before it deletes, so a caller
+    /// that checks before and after reading knows nothing it read past was missing).
+    pub fn log_complete_after(&self, tenant_id: u64) -> Result<Ts> {
+        let rt = self.runtime(tenant_id)?;
+        let floor = rt
+            .pins
+            .lock()
+            .values()
+            .map(|p| p.ts)
+            .fold(rt.safe_point(), Ts::min);
+        Ok(floor)
+    }
+
     /// A new, never used job id.
     pub fn next_job_id(&self) -> Result<u64> {
         self.next_seq(meta::SEQ_JOB, 1)

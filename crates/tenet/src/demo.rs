@@ -208,6 +208,7 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let repo = format!("{}-backups", dir.display());
     let job = admin.create_backup(&CreateBackup {
         tenant: "acme".into(),
+        kind: None,
         repo: Some(repo.clone()),
         throttle_bytes_per_sec: None,
     })?;

@@ -26,6 +26,13 @@ pub enum BackupCmd {
         #[command(flatten)]
         opts: JobOpts,
     },
+    /// Incremental backup: the commit log since the tenant's newest backup (in the
+    /// same repository), chained to it.
+    Incr {
+        tenant: String,
+        #[command(flatten)]
+        opts: JobOpts,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -140,11 +147,20 @@ fn check_detach(admin: &dyn Admin, detach: bool) -> Result<(), CliError> {
 }
 
 pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
-    let BackupCmd::Full { tenant, opts } = cmd;
+    let (kind, tenant, opts) = match cmd {
+        BackupCmd::Full { tenant, opts } => ("full", tenant, opts),
+        BackupCmd::Incr { tenant, opts } => ("incr", tenant, opts),
+    };
     check_detach(admin, opts.detach)?;
+    // A full backup goes to ./tenet-backups by default; an incremental follows its chain.
+    let repo = match (kind, &opts.repo) {
+        ("incr", None) => None,
+        _ => Some(repo_url(&opts.repo)?),
+    };
     let job = admin.create_backup(&CreateBackup {
         tenant,
-        repo: Some(repo_url(&opts.repo)?),
+        kind: Some(kind.into()),
+        repo,
         throttle_bytes_per_sec: opts.throttle,
     })?;
     follow(admin, job, opts.detach, g.json)
@@ -646,6 +662,17 @@ fn print_outcome(j: &JobInfo) {
     let u = |k: &str| r[k].as_u64().unwrap_or(0);
     let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
     match j.kind.as_str() {
+        "backup_incr" => println!(
+            "incremental backup {} of tenant `{}` after {}: {} commits up to {}, {} stored in {} segment(s) (job {})",
+            s("backup_id"),
+            s("tenant"),
+            s("parent"),
+            u("commits"),
+            s("backup_time"),
+            mib(u("stored_bytes")),
+            u("files"),
+            j.id
+        ),
         "backup_full" => println!(
             "backup {} of tenant `{}` as of {}: {} rows in {} tables, {} logical, {} stored in {} files ({:.1} s, job {})",
             s("backup_id"),

@@ -147,3 +147,77 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
     assert!(e.to_string().contains("in the future"), "{e}");
     assert!(env.store.tenant("x").is_err());
 }
+
+#[test]
+fn chains_of_incremental_backups_restore_without_an_archiver() {
+    let env = Env::new();
+    env.store
+        .create_tenant("c", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "c", 6, 100);
+    let e = env
+        .rt
+        .block_on(env.backups.start_incr("c", None, None))
+        .unwrap_err();
+    assert!(e.to_string().contains("take a full backup first"), "{e}");
+    let (full, f) = env.backup("c");
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut points = vec![f];
+    let mut incrs = Vec::new();
+    for round in 0..3 {
+        for _ in 0..5 {
+            let mut txn = env.store.begin("c").unwrap();
+            let k = rng.random_range(0..150);
+            let row = random_row(&mut rng, k, 20);
+            txn.put("gamma", &row).unwrap();
+            if round == 1 {
+                txn.delete("alpha", &json!([3, "key-3"])).unwrap();
+            }
+            points.push(txn.commit().unwrap().commit_ts);
+        }
+        let job = env
+            .rt
+            .block_on(env.backups.start_incr("c", None, None))
+            .unwrap();
+        let job = env.run(job);
+        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+        let r = job.result.unwrap();
+        assert_eq!(
+            r["parent"],
+            json!(incrs.last().cloned().unwrap_or(full.clone()))
+        );
+        incrs.push(r["backup_id"].as_str().unwrap().to_string());
+        points.push(Ts(r["backup_ts"].as_u64().unwrap()));
+    }
+    // Every commit point and every incremental's end is restorable from the chain.
+    for (n, t) in points.iter().enumerate().step_by(3) {
+        let into = format!("c_{n}");
+        let job = env
+            .rt
+            .block_on(
+                env.backups
+                    .start_restore_to("c", &Target::At(*t), &into, None, None),
+            )
+            .unwrap();
+        let job = env.run(job);
+        assert_eq!(job.state, JobState::Succeeded, "{t}: {:?}", job.error);
+        assert_eq!(
+            dump(&env.store, &into, &AsOf::Latest),
+            dump(&env.store, "c", &AsOf::Ts(*t))
+        );
+    }
+    let v = env.verify(incrs.last().unwrap());
+    assert_eq!(v.state, JobState::Succeeded, "{:?}", v.error);
+    // Past the chain's end (nothing archived since), restoring is refused.
+    let mut txn = env.store.begin("c").unwrap();
+    txn.put("gamma", &random_row(&mut rng, 1, 1)).unwrap();
+    let after = txn.commit().unwrap().commit_ts;
+    let e = env
+        .rt
+        .block_on(
+            env.backups
+                .start_restore_to("c", &Target::At(after), "late", None, None),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("gap"), "{e}");
+}
