@@ -3,6 +3,7 @@
 
 mod archive;
 mod bad_input;
+mod bank;
 mod cancel;
 mod common;
 mod corruption;
