@@ -79,6 +79,11 @@ impl Service {
         &self.archivers
     }
 
+    /// The runtime jobs and archivers run on.
+    pub fn runtime(&self) -> &Handle {
+        &self.runtime
+    }
+
     /// Starts a created job in the background and returns its record.
     fn start(&self, job: tenet_jobs::JobRecord) -> ApiResult<JobInfo> {
         self.jobs().start(job.id)?;
