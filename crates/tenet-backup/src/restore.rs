@@ -224,7 +224,8 @@ async fn run(ctx: JobContext) -> Result<Value> {
     ctx.set_phase("verify")?;
     verify_restored(&ctx, &m, &mapping, target_id).await?;
 
-    let replayed = if target_ts > m.backup_ts {
+    let replay_started = std::time::Instant::now();
+    let (replayed, replayed_bytes) = if target_ts > m.backup_ts {
         replay(
             &ctx,
             &p,
@@ -236,8 +237,9 @@ async fn run(ctx: JobContext) -> Result<Value> {
         )
         .await?
     } else {
-        0
+        (0, 0)
     };
+    let replay_secs = replay_started.elapsed().as_secs_f64();
 
     ctx.set_phase("activate")?;
     ctx.check_cancelled()?;
@@ -259,7 +261,10 @@ async fn run(ctx: JobContext) -> Result<Value> {
         },
     )?;
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(result(&mapping, replayed))
+    let mut out = result(&mapping, replayed);
+    out["replayed_bytes"] = json!(replayed_bytes);
+    out["replay_seconds"] = json!((replay_secs * 1000.0).round() / 1000.0);
+    Ok(out)
 }
 
 /// How many segments are downloaded and decoded ahead of the applier.
@@ -269,7 +274,8 @@ const REPLAY_AHEAD: usize = 4;
 /// downloaded and decoded [`REPLAY_AHEAD`] at a time, in parallel, and handed in order
 /// (a bounded reorder buffer) to one applier, which rewrites tenant and table ids and
 /// writes each segment's records in one batch. The last applied ts is persisted after
-/// every segment; a resumed replay continues after it. Returns the records applied.
+/// every segment; a resumed replay continues after it. Returns the records applied and
+/// their logical bytes (keys and rows).
 async fn replay(
     ctx: &JobContext,
     p: &RestoreParams,
@@ -278,12 +284,13 @@ async fn replay(
     target_id: u64,
     from: tenet_store::Ts,
     to: tenet_store::Ts,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     use futures::StreamExt;
     ctx.set_phase("replay")?;
     let ts_of = |key: &str| ctx.checkpoint(key).and_then(|v| v.as_u64());
     let mut applied = ts_of("applied_ts").map(tenet_store::Ts).unwrap_or(from);
     let mut replayed = ts_of("replayed").unwrap_or(0);
+    let mut replayed_bytes = 0u64;
     let pending: Vec<LogRange> = p.logs.iter().filter(|l| l.end > applied).cloned().collect();
     ctx.set_totals(pending.len() as u64, 0, 0)?;
     let source = p.source_tenant_id;
@@ -326,6 +333,11 @@ async fn replay(
             }
         }
         let n = batch.len() as u64;
+        replayed_bytes += batch
+            .iter()
+            .flat_map(|r| &r.mutations)
+            .map(|m| (m.pk_enc.len() + m.value.as_ref().map_or(0, Vec::len)) as u64)
+            .sum::<u64>();
         let s2 = store.clone();
         blocking(move || Ok(s2.apply_log(target_id, &batch)?)).await?;
         applied = l.end.min(to);
@@ -340,7 +352,7 @@ async fn replay(
             "the archived log ends at {applied}, before the target {to}"
         )));
     }
-    Ok(replayed)
+    Ok((replayed, replayed_bytes))
 }
 
 /// Rewrites a source commit record for the target: tenant id, table ids (a table the

@@ -6,7 +6,7 @@
 //! * `read`: time-travel point reads (as of an older ts, with a newer version present)
 //!   vs raw RocksDB gets of the same number of keys.
 //! * `snapshot`: snapshot create/list/drop latency at 1 row and at `--rows` rows.
-//! * `backup`: see `bench_backup.rs`.
+//! * `backup`: see `bench_backup.rs`; `pitr`: see `bench_pitr.rs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -40,6 +40,16 @@ pub enum BenchCmd {
     Snapshot {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
+    },
+    /// Commit throughput with the archiver / a backup running, archive RPO, incremental
+    /// vs full backup time, log replay MiB/s.
+    Pitr {
+        /// Seconds of foreground load per configuration.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Size of the tenant for the full/incremental comparison, in MiB.
+        #[arg(long, default_value_t = 256)]
+        mib: u64,
     },
     /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
     Backup {
@@ -377,6 +387,12 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
         BenchCmd::Write { seconds } => write_bench(seconds),
         BenchCmd::Read { rows, seconds } => read_bench(rows, seconds),
         BenchCmd::Snapshot { rows } => snapshot_bench(rows),
+        BenchCmd::Pitr { seconds, mib } => {
+            if seconds == 0 || mib == 0 {
+                return Err(CliError::invalid("--seconds and --mib must be at least 1"));
+            }
+            crate::bench_pitr::run(seconds, mib)
+        }
         BenchCmd::Backup { mib, tables } => {
             if mib == 0 || tables == 0 {
                 return Err(CliError::invalid("--mib and --tables must be at least 1"));

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_backup;
+mod bench_pitr;
 mod commands;
 mod connect;
 mod debug;
