@@ -373,7 +373,11 @@ impl Backups {
     ) -> Result<JobRecord> {
         self.check_target(into)?;
         let (tenant_id, repo, fulls, logs, manifests) = self.restore_inputs(source, repo).await?;
-        let plan = planner::plan(&fulls, &logs, target, self.jobs.store().now_ts())
+        // After a crash the clock may run ahead of the wall clock: commits up to the
+        // visible ts are not "in the future".
+        let store = self.jobs.store();
+        let now = store.now_ts().max(store.visible_ts());
+        let plan = planner::plan(&fulls, &logs, target, now)
             .map_err(|e| Error::NotRestorable(format!("tenant `{source}`: {e}")))?;
         let m = manifests
             .iter()

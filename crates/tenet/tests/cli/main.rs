@@ -6,3 +6,4 @@ mod crash;
 mod http;
 mod jobs;
 mod modes;
+mod pitr;
