@@ -221,3 +221,135 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
         .unwrap_err();
     assert!(e.to_string().contains("gap"), "{e}");
 }
+
+/// Random workloads with DDL over two tenants, both archived, with full and
+/// incremental backups of each at random moments; restores of one tenant to random
+/// times (at commits, just before them, between them) equal that tenant's own state
+/// then, read by time travel, and the other tenant is untouched.
+#[test]
+fn random_workloads_with_backups_at_random_moments() {
+    for seed in 0..3u64 {
+        let env = Env::new();
+        let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
+        let tenants = ["ta", "tb"];
+        for t in tenants {
+            env.store
+                .create_tenant(t, TenantOptions::default())
+                .unwrap();
+            let opts = ArchiveOptions {
+                interval_ms: 10,
+                ..Default::default()
+            };
+            env.rt
+                .block_on(archivers.start(t, &env.repo, opts))
+                .unwrap();
+            let mut txn = env.store.begin(t).unwrap();
+            txn.create_table(&all_types("base")).unwrap();
+            txn.commit().unwrap();
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut commits = Vec::new();
+        let mut tables = vec!["base".to_string()];
+        // A first full backup of `ta` early, so most commits are restorable.
+        if seed % 2 == 0 {
+            env.backup("ta");
+        }
+        let mut had_full = seed % 2 == 0;
+        for step in 0..80 {
+            let t = tenants[rng.random_range(0..2)];
+            match rng.random_range(0..20) {
+                0 if t == "ta" => {
+                    let name = format!("tbl{step}");
+                    let mut txn = env.store.begin(t).unwrap();
+                    txn.create_table(&all_types(&name)).unwrap();
+                    commits.push(txn.commit().unwrap().commit_ts);
+                    tables.push(name);
+                }
+                1 if t == "ta" && tables.len() > 1 => {
+                    let name = tables.remove(rng.random_range(1..tables.len()));
+                    let mut txn = env.store.begin(t).unwrap();
+                    txn.drop_table(&name).unwrap();
+                    commits.push(txn.commit().unwrap().commit_ts);
+                }
+                2 => {
+                    env.backup(t);
+                    had_full |= t == "ta";
+                }
+                3 if had_full || t == "tb" => {
+                    if let Ok(job) = env.rt.block_on(env.backups.start_incr(t, None, None)) {
+                        assert_eq!(env.run(job).state, JobState::Succeeded);
+                    }
+                }
+                _ => {
+                    let mut txn = env.store.begin(t).unwrap();
+                    let table = if t == "ta" {
+                        tables[rng.random_range(0..tables.len())].clone()
+                    } else {
+                        "base".to_string()
+                    };
+                    for _ in 0..rng.random_range(1..8) {
+                        let k = rng.random_range(0..40);
+                        if rng.random_bool(0.2) {
+                            txn.delete(&table, &json!([k, format!("key-{}", k % 7)]))
+                                .unwrap();
+                        } else {
+                            let pad = rng.random_range(0..50);
+                            txn.put(&table, &random_row(&mut rng, k, pad)).unwrap();
+                        }
+                    }
+                    let ts = txn.commit().unwrap().commit_ts;
+                    if t == "ta" {
+                        commits.push(ts);
+                    }
+                }
+            }
+        }
+        if !had_full {
+            env.backup("ta");
+        }
+        // The archiver of `ta` cuts segments when `ta` commits (and every 30 s when
+        // idle), so it catches up with `ta`'s last commit, not the store's.
+        let last = *commits.iter().max().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while archivers.status("ta").unwrap().0.checkpoint < last {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let points = env
+            .rt
+            .block_on(env.backups.restore_points("ta", None))
+            .unwrap();
+        let (from, to) = (points[0].from, points.last().unwrap().to);
+        let tb_before = dump(&env.store, "tb", &AsOf::Latest);
+        let candidates: Vec<Ts> = commits
+            .iter()
+            .flat_map(|c| [*c, c.prev(), Ts(c.0 + 7)])
+            .chain([from, to])
+            .filter(|t| *t >= from && *t <= to)
+            .collect();
+        for n in 0..6 {
+            let t = candidates[rng.random_range(0..candidates.len())];
+            let into = format!("r{n}");
+            let job = env
+                .rt
+                .block_on(
+                    env.backups
+                        .start_restore_to("ta", &Target::At(t), &into, None, None),
+                )
+                .unwrap();
+            let job = env.run(job);
+            assert_eq!(
+                job.state,
+                JobState::Succeeded,
+                "seed {seed} T {t}: {:?}",
+                job.error
+            );
+            assert_eq!(
+                dump(&env.store, &into, &AsOf::Latest),
+                dump(&env.store, "ta", &AsOf::Ts(t)),
+                "seed {seed} T {t}"
+            );
+        }
+        assert_eq!(dump(&env.store, "tb", &AsOf::Latest), tb_before);
+    }
+}
