@@ -33,8 +33,9 @@ use crate::records::{self, BackupRecord};
 use crate::repo::{backup_dir, manifest_key, Repo};
 use crate::util::{blocking, from_hex, job_kind, now, params, to_hex};
 
-/// Target on-disk size of one shard.
-pub const SHARD_BYTES: u64 = 32 << 20;
+/// Target on-disk size of one shard (a data file is built in memory before upload, so
+/// this bounds the memory of each export task).
+pub const SHARD_BYTES: u64 = 16 << 20;
 pub const KIND: &str = "backup_full";
 
 /// Parameters of a full backup job.

@@ -48,6 +48,7 @@ impl Store {
     /// `tenant_id` visible at `ts` with `from ≤ pk_enc < to`, in key order, until `f`
     /// returns false. Refuses a `ts` that GC has collected (pin it first). Works on
     /// tenants in any state (restore verifies its target while it is `restoring`).
+    /// Blocks read do not enter the block cache.
     pub fn scan_at(
         &self,
         tenant_id: u64,
@@ -64,7 +65,8 @@ impl Store {
             ts,
             check: true,
         };
-        self.scan_raw(&rd, table_id, from, to, f)
+        // Bulk reads bypass the block cache, leaving the foreground's working set alone.
+        self.scan_raw_with(&rd, table_id, from, to, false, f)
     }
 
     /// The catalog of a tenant at `ts` (any state).

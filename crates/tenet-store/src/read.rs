@@ -141,16 +141,29 @@ impl Store {
         table: u64,
         from: Option<&[u8]>,
         to: Option<&[u8]>,
+        f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.scan_raw_with(rd, table, from, to, true, f)
+    }
+
+    /// [`Store::scan_raw`]; with `fill_cache` false the blocks read do not enter the
+    /// block cache (bulk scans must not evict the foreground's working set).
+    pub(crate) fn scan_raw_with(
+        &self,
+        rd: &ReadAt<'_>,
+        table: u64,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        fill_cache: bool,
         mut f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let prefix = keys::table_prefix(rd.tenant_id, table);
         let with_prefix = |pk: &[u8]| [prefix.as_slice(), pk].concat();
         let lower = from.map_or_else(|| prefix.to_vec(), with_prefix);
         let upper = to.map_or_else(|| keys::prefix_end(&prefix), |pk| Some(with_prefix(pk)));
-        let mut it = self
-            .inner
-            .db
-            .raw_iterator_cf_opt(self.cf_data(), prefix_read_options(lower.clone(), upper));
+        let mut ro = prefix_read_options(lower.clone(), upper);
+        ro.fill_cache(fill_cache);
+        let mut it = self.inner.db.raw_iterator_cf_opt(self.cf_data(), ro);
         self.check_readable(rd)?;
         it.seek(&lower);
         let mut seek = Vec::new();

@@ -13,21 +13,31 @@ use tenet_backup::{Backups, RestoreRequest};
 use tenet_jobs::{JobManager, JobState};
 use tenet_store::{Store, StoreOptions, TenantOptions};
 
-use crate::bench::{bench_table_named, payloads, temp_dir};
+use crate::bench::{bench_table_named, temp_dir};
 use crate::output::CliError;
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// Payload characters per row (plus key and encoding: about 1 KiB a row).
+const ROW_TEXT: usize = 1000;
 
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -49,7 +59,19 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let per_table = rows_total / tables as u64;
     println!("generating tenant `big`: {tables} tables × {per_table} rows of 1 KiB (≈{mib} MiB)…");
     store.create_tenant("big", TenantOptions::default())?;
-    let payloads = payloads();
+    // Every row its own text (lowercase letters from a xorshift generator): about as
+    // compressible as natural-language text, unlike a few repeated payloads.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut text = move || -> String {
+        (0..ROW_TEXT)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect()
+    };
     let started = Instant::now();
     for t in 0..tables {
         let name = format!("t{t}");
@@ -57,8 +79,7 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
         for chunk in 0..per_table.div_ceil(1000) {
             store.with_txn("big", |txn| {
                 for i in chunk * 1000..((chunk + 1) * 1000).min(per_table) {
-                    let p = &payloads[(i as usize) % payloads.len()];
-                    txn.put(&name, &json!({"id": i, "payload": p}))?;
+                    txn.put(&name, &json!({"id": i, "payload": text()}))?;
                 }
                 Ok(())
             })?;
@@ -80,6 +101,7 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let err = |e: tenet_backup::Error| CliError::other(e);
 
     reset_peak_rss();
+    let backup_base = rss_mib();
     let t0 = Instant::now();
     let job = rt
         .block_on(backups.start_full("big", &repo, None))
@@ -98,6 +120,7 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
 
     reset_peak_rss();
+    let restore_base = rss_mib();
     let t0 = Instant::now();
     let job = rt
         .block_on(backups.start_restore(&RestoreRequest {
@@ -134,16 +157,18 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
         r["files"]
     );
     println!(
-        "full backup       {:>10.1} MiB/s  ({:.1} s, peak RSS {:.0} MiB)",
+        "full backup       {:>10.1} MiB/s  ({:.1} s, peak RSS {:.0} MiB, {:.0} MiB at its start)",
         logical / MIB / backup_secs,
         backup_secs,
-        backup_rss
+        backup_rss,
+        backup_base
     );
     println!(
-        "restore           {:>10.1} MiB/s  ({:.1} s incl. verify, peak RSS {:.0} MiB)",
+        "restore           {:>10.1} MiB/s  ({:.1} s incl. verify, peak RSS {:.0} MiB, {:.0} MiB at its start)",
         logical / MIB / restore_secs,
         restore_secs,
-        restore_rss
+        restore_rss,
+        restore_base
     );
     println!(
         "zstd -1 ceiling   {:>10.1} MiB/s  (one core, {:.0} MiB of the same bytes)",
