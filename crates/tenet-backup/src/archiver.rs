@@ -307,9 +307,14 @@ impl Archivers {
 /// The archiver loop of one tenant.
 async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, cancel: &CancelToken) -> Result<()> {
     let interval = Duration::from_millis(st.options.interval_ms);
+    // Fixed-rate ticks: a slow step does not push the next cut later.
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
     loop {
-        if cancel.sleep(interval).await.is_err() {
-            return Ok(());
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = cancel.cancelled() => return Ok(()),
         }
         match step(store, &mut st, repo).await {
             Ok(()) => {}
@@ -342,9 +347,9 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo) -> Result<()> {
         let mut w = SegmentWriter::new(from);
         let mut at = from;
         loop {
-            let (recs, covered) = s2.read_log_covered(tenant_id, at, READ_BATCH)?;
-            for r in &recs {
-                w.add(r)?;
+            let (recs, covered) = s2.read_log_raw_covered(tenant_id, at, READ_BATCH)?;
+            for (ts, bytes) in &recs {
+                w.add_encoded(*ts, bytes)?;
             }
             at = covered;
             if recs.len() < READ_BATCH || w.raw_len() as u64 >= max_bytes {

@@ -197,9 +197,9 @@ async fn write_log(
         let mut w = SegmentWriter::new(at);
         loop {
             cancel.check()?;
-            let (recs, covered) = s2.read_log_covered(tenant_id, at, READ_BATCH)?;
-            for r in recs.iter().filter(|r| r.commit_ts <= end) {
-                w.add(r)?;
+            let (recs, covered) = s2.read_log_raw_covered(tenant_id, at, READ_BATCH)?;
+            for (ts, bytes) in recs.iter().filter(|r| r.0 <= end) {
+                w.add_encoded(*ts, bytes)?;
             }
             let covered = covered.min(end);
             let done = covered >= end || recs.is_empty() && covered <= at;

@@ -68,25 +68,28 @@ impl SegmentWriter {
 
     /// Adds the next record; commit ts must increase and be past `start`.
     pub fn add(&mut self, rec: &LogRecord) -> Result<()> {
+        self.add_encoded(rec.commit_ts, &rec.encode())
+    }
+
+    /// Adds the next record given as its encoding (as the store keeps it).
+    pub fn add_encoded(&mut self, ts: Ts, bytes: &[u8]) -> Result<()> {
         let floor = if self.info.records == 0 {
             self.info.start
         } else {
             self.info.last
         };
-        if rec.commit_ts <= floor {
+        if ts <= floor {
             return Err(Error::Internal(format!(
-                "log record {} after {floor} is out of order",
-                rec.commit_ts
+                "log record {ts} after {floor} is out of order"
             )));
         }
-        let bytes = rec.encode();
         put_varint(&mut self.block, bytes.len() as u64);
-        self.block.extend_from_slice(&bytes);
+        self.block.extend_from_slice(bytes);
         self.block_records += 1;
         if self.info.records == 0 {
-            self.info.first = rec.commit_ts;
+            self.info.first = ts;
         }
-        self.info.last = rec.commit_ts;
+        self.info.last = ts;
         self.info.records += 1;
         if self.block.len() >= BLOCK_TARGET {
             self.flush()?;

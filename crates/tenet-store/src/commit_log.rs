@@ -118,6 +118,43 @@ impl crate::store::Store {
         Ok(self.read_log_covered(tenant_id, after, max)?.0)
     }
 
+    /// [`Store::read_log_covered`] without decoding: each record's commit ts and its
+    /// encoded bytes (as stored; `LogRecord::decode` reads them). For archivers, which
+    /// ship records as they are.
+    pub fn read_log_raw_covered(
+        &self,
+        tenant_id: u64,
+        after: Ts,
+        max: usize,
+    ) -> crate::error::Result<(Vec<(Ts, Vec<u8>)>, Ts)> {
+        let upto = self.visible_ts();
+        if after >= upto || max == 0 {
+            return Ok((Vec::new(), after));
+        }
+        let lower = crate::keys::log_key(tenant_id, after.next());
+        let upper = crate::keys::log_key(tenant_id, upto.next());
+        let mut ro = crate::store::prefix_read_options(lower.to_vec(), Some(upper.to_vec()));
+        ro.fill_cache(false);
+        let mut it = self.inner.db.raw_iterator_cf_opt(self.cf_log(), ro);
+        it.seek(lower);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if out.len() >= max {
+                break;
+            }
+            let (_, ts) = crate::keys::parse_log_key(k)?;
+            out.push((ts, v.to_vec()));
+            it.next();
+        }
+        it.status()?;
+        let covered = if out.len() >= max {
+            out.last().map_or(after, |r| r.0)
+        } else {
+            upto
+        };
+        Ok((out, covered))
+    }
+
     /// [`Store::read_log`], plus the ts the answer is complete up to: every commit of
     /// the tenant with `after < ts ≤ covered` is in the records (the visible ts when
     /// fewer than `max` came back, else the last record's ts). An archiver that cuts a

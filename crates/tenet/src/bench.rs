@@ -63,6 +63,22 @@ pub enum BenchCmd {
 
 const ROW_BYTES: usize = 1024;
 
+/// A generator of 1000-character lowercase texts, a new one each call (xorshift): about
+/// as compressible as natural-language text, unlike a few repeated payloads.
+pub(crate) fn texts() -> impl FnMut() -> String {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    move || {
+        (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect()
+    }
+}
+
 pub(crate) fn payloads() -> Vec<String> {
     let mut rng = rand::rng();
     (0..16)

@@ -17,8 +17,6 @@ use crate::bench::{bench_table_named, temp_dir};
 use crate::output::CliError;
 
 const MIB: f64 = 1024.0 * 1024.0;
-/// Payload characters per row (plus key and encoding: about 1 KiB a row).
-const ROW_TEXT: usize = 1000;
 
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -59,19 +57,7 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let per_table = rows_total / tables as u64;
     println!("generating tenant `big`: {tables} tables × {per_table} rows of 1 KiB (≈{mib} MiB)…");
     store.create_tenant("big", TenantOptions::default())?;
-    // Every row its own text (lowercase letters from a xorshift generator): about as
-    // compressible as natural-language text, unlike a few repeated payloads.
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut text = move || -> String {
-        (0..ROW_TEXT)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                char::from(b'a' + (x % 26) as u8)
-            })
-            .collect()
-    };
+    let mut text = crate::bench::texts();
     let started = Instant::now();
     for t in 0..tables {
         let name = format!("t{t}");
