@@ -18,6 +18,9 @@ use crate::ts::Ts;
 
 const LOG_FORMAT_V1: u8 = 1;
 
+/// A commit record as stored: its commit ts and its encoding.
+pub type RawRecord = (Ts, Vec<u8>);
+
 /// One row version written by a transaction: `value` is `None` for a delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mutation {
@@ -126,7 +129,7 @@ impl crate::store::Store {
         tenant_id: u64,
         after: Ts,
         max: usize,
-    ) -> crate::error::Result<(Vec<(Ts, Vec<u8>)>, Ts)> {
+    ) -> crate::error::Result<(Vec<RawRecord>, Ts)> {
         let upto = self.visible_ts();
         if after >= upto || max == 0 {
             return Ok((Vec::new(), after));
