@@ -216,6 +216,18 @@ impl Backups {
                 m.backup_id, m.tenant_name, req.source
             )));
         }
+        if m.kind == "incr" {
+            // An incremental backup's state is its chain's full plus the log to its end.
+            return self
+                .start_restore_to(
+                    &m.tenant_name,
+                    &planner::Target::At(m.backup_ts),
+                    &req.target,
+                    Some(loc.repo.url()),
+                    req.throttle_bytes_per_sec,
+                )
+                .await;
+        }
         let params = RestoreParams {
             backup_id: m.backup_id.clone(),
             repo: loc.repo.url().to_string(),

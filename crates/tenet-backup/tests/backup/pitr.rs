@@ -208,6 +208,13 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
     }
     let v = env.verify(incrs.last().unwrap());
     assert_eq!(v.state, JobState::Succeeded, "{:?}", v.error);
+    // Restoring an incremental backup by id gives the state at its end.
+    let job = env.restore("c", incrs.last().unwrap(), "c_by_id");
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        dump(&env.store, "c_by_id", &AsOf::Latest),
+        dump(&env.store, "c", &AsOf::Ts(*points.last().unwrap()))
+    );
     // Past the chain's end (nothing archived since), restoring is refused.
     let mut txn = env.store.begin("c").unwrap();
     txn.put("gamma", &random_row(&mut rng, 1, 1)).unwrap();
@@ -220,6 +227,21 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("gap"), "{e}");
+    // The source tenant may be dropped: its backups still restore it, by name.
+    let expected = dump(&env.store, "c", &AsOf::Ts(points[4]));
+    env.store.drop_tenant("c").unwrap();
+    let job = env
+        .rt
+        .block_on(env.backups.start_restore_to(
+            "c",
+            &Target::At(points[4]),
+            "c_revived",
+            None,
+            None,
+        ))
+        .unwrap();
+    assert_eq!(env.run(job).state, JobState::Succeeded);
+    assert_eq!(dump(&env.store, "c_revived", &AsOf::Latest), expected);
 }
 
 /// Random workloads with DDL over two tenants, both archived, with full and
