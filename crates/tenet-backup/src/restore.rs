@@ -342,8 +342,11 @@ async fn replay(
         blocking(move || Ok(s2.apply_log(target_id, &batch)?)).await?;
         applied = l.end.min(to);
         replayed += n;
-        ctx.set_checkpoint("replayed", json!(replayed))?;
-        ctx.set_checkpoint("applied_ts", json!(applied))?;
+        // One synced write records the progress and makes the batch above durable.
+        ctx.set_checkpoints(&[
+            ("replayed", json!(replayed)),
+            ("applied_ts", json!(applied)),
+        ])?;
         ctx.add_progress(n, size);
         ctx.finish_step();
     }

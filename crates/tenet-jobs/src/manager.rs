@@ -557,6 +557,17 @@ impl JobContext {
         })
     }
 
+    /// Stores several checkpoint values in one write.
+    pub fn set_checkpoints(&self, values: &[(&str, Value)]) -> Result<()> {
+        self.update(|r| {
+            if let Some(obj) = r.checkpoint.as_object_mut() {
+                for (k, v) in values {
+                    obj.insert((*k).to_string(), v.clone());
+                }
+            }
+        })
+    }
+
     /// Enters a phase (persisted).
     pub fn set_phase(&self, phase: &str) -> Result<()> {
         self.update(|r| r.phase = phase.to_string())

@@ -233,7 +233,9 @@ impl Store {
     /// Replays commit records (already rewritten to `tenant_id` and its table ids)
     /// into a `restoring` tenant: their versions at their original commit ts, and the
     /// records themselves into the tenant's log, in one write batch. Catalog changes
-    /// take effect for reads at once. Re-applying a record is harmless.
+    /// take effect for reads at once. Re-applying a record is harmless. The batch is
+    /// not fsynced: it is durable once any later write is (the caller's progress
+    /// record, written with sync, does that).
     pub fn apply_log(
         &self,
         tenant_id: u64,
@@ -284,7 +286,9 @@ impl Store {
                 ddl = ddl.max(r.commit_ts);
             }
         }
-        self.inner.db.write_opt(batch, &self.write_options())?;
+        // Not fsynced here: the caller persists its progress afterwards with a synced
+        // write, and a synced WAL write makes every earlier one durable too.
+        self.inner.db.write(batch)?;
         if ddl > Ts::ZERO {
             self.reload_catalog(tenant_id, ddl)?;
         }

@@ -121,11 +121,24 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     store.create_tenant("big", TenantOptions::default())?;
     fill(&store, "big", "t", mib * 1024)?;
 
-    // 1 + 2. Foreground throughput: baseline, archiver on (with RPO samples), backup running.
-    let base = write_load(&store, "fg", secs, &payloads);
+    // 1 + 2. Foreground throughput with and without the archiver / a backup, in
+    // alternating rounds (off on on off, twice) so that compaction debt building up
+    // during the run weighs on both sides alike.
+    let abba = |switch: &mut dyn FnMut(bool)| -> (f64, f64) {
+        let (mut off, mut on) = (0.0, 0.0);
+        for c in [false, true, true, false, false, true, true, false] {
+            switch(c);
+            let r = write_load(&store, "fg", secs / 4.0, &payloads);
+            if c {
+                on += r / 4.0;
+            } else {
+                off += r / 4.0;
+            }
+        }
+        switch(false);
+        (off, on)
+    };
     let opts = ArchiveOptions::default();
-    rt.block_on(archivers.start("fg", &repo, opts.clone()))
-        .map_err(err)?;
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (archivers, sampling, store) = (archivers.clone(), sampling.clone(), store.clone());
@@ -133,48 +146,89 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
             while sampling.load(Ordering::Relaxed) {
                 if let Ok((st, _)) = archivers.status("fg") {
-                    let lag = store
-                        .clock()
-                        .now_millis()
-                        .saturating_sub(st.checkpoint.millis());
-                    let _ = h.record(lag);
+                    // Only while it runs, after its first cut.
+                    if archivers.is_running(st.tenant_id) && st.segments > 0 {
+                        let now = store.clock().now_millis();
+                        let _ = h.record(now.saturating_sub(st.checkpoint.millis()));
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
             h
         })
     };
-    std::thread::sleep(Duration::from_millis(1500));
-    let archiving = write_load(&store, "fg", secs, &payloads);
+    let mut archive_switch = |on: bool| {
+        if on && !archivers.is_running(store.tenant("fg").map(|t| t.id).unwrap_or(0)) {
+            let _ = rt.block_on(archivers.start("fg", &repo, opts.clone()));
+        } else if !on {
+            let _ = archivers.stop("fg");
+        }
+    };
+    let (base, archiving) = abba(&mut archive_switch);
     sampling.store(false, Ordering::Relaxed);
     let rpo = sampler
         .join()
         .map_err(|_| CliError::other("sampler panicked"))?;
-    let loop_backups = |throttle: Option<u64>| -> (f64, usize) {
-        let backing_up = Arc::new(AtomicBool::new(true));
-        let looper = {
-            let (backups, flag) = (backups.clone(), backing_up.clone());
-            let repo = repo.clone();
-            let handle = rt.handle().clone();
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while flag.load(Ordering::Relaxed) {
-                    if let Ok(job) = handle.block_on(backups.start_full("big", &repo, throttle)) {
-                        let _ = handle.block_on(backups.jobs().run(job.id));
-                        n += 1;
+
+    // Full backups of `big`, back to back while "on".
+    let run_backups = Arc::new(AtomicBool::new(false));
+    let quit = Arc::new(AtomicBool::new(false));
+    let throttle_now = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let looper = {
+        let (backups, run, quit, throttle_now, done) = (
+            backups.clone(),
+            run_backups.clone(),
+            quit.clone(),
+            throttle_now.clone(),
+            done.clone(),
+        );
+        let repo = repo.clone();
+        let handle = rt.handle().clone();
+        std::thread::spawn(move || {
+            while !quit.load(Ordering::Relaxed) {
+                if !run.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let t = throttle_now.load(Ordering::Relaxed);
+                let throttle = (t > 0).then_some(t);
+                if let Ok(job) = handle.block_on(backups.start_full("big", &repo, throttle)) {
+                    let _ = backups.jobs().start(job.id);
+                    // Stop promptly when the round ends.
+                    while backups.jobs().is_live(job.id) {
+                        if !run.load(Ordering::Relaxed) {
+                            let _ = backups.jobs().cancel(job.id);
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    if backups
+                        .jobs()
+                        .get(job.id)
+                        .map(|j| j.state == JobState::Succeeded)
+                        .unwrap_or(false)
+                    {
+                        done.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                n
-            })
-        };
-        std::thread::sleep(Duration::from_millis(300));
-        let rate = write_load(&store, "fg", secs, &payloads);
-        backing_up.store(false, Ordering::Relaxed);
-        (rate, looper.join().unwrap_or(0))
+            }
+        })
     };
-    let (with_backup, backups_done) = loop_backups(None);
+    let mut backup_switch = |on: bool| {
+        run_backups.store(on, Ordering::Relaxed);
+        if !on {
+            // Let a cancelled backup finish its cleanup before the next round.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let (base_b, with_backup) = abba(&mut backup_switch);
+    let backups_done = done.swap(0, Ordering::Relaxed);
     let throttle = 16u64 << 20;
-    let (with_throttled, throttled_done) = loop_backups(Some(throttle));
+    throttle_now.store(throttle, Ordering::Relaxed);
+    let (base_t, with_throttled) = abba(&mut backup_switch);
+    let throttled_done = done.swap(0, Ordering::Relaxed);
+    quit.store(true, Ordering::Relaxed);
+    let _ = looper.join();
 
     // 3. Incremental after changing 1% vs full.
     let t0 = Instant::now();
@@ -207,7 +261,9 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     )?;
     let incr_secs = t0.elapsed().as_secs_f64();
 
-    // 4. Replay: restore `fg` to its latest state (a small full + the archived load).
+    // 4. Replay: restore `fg` to its latest state (a full backup + the archived load).
+    rt.block_on(archivers.start("fg", &repo, opts.clone()))
+        .map_err(err)?;
     let fg_full = run_job(
         &rt,
         &backups,
@@ -241,21 +297,22 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     let replay_secs = r["replay_seconds"].as_f64().unwrap_or(f64::NAN);
     let replayed = r["replayed_records"].clone();
 
-    let drop = |x: f64| 100.0 * (1.0 - x / base);
+    let drop = |base: f64, x: f64| 100.0 * (1.0 - x / base);
     println!();
-    println!("foreground commits/s (4 writers, 10 × 1 KiB rows, fsync):");
-    println!("  baseline              {base:>9.0}");
     println!(
-        "  archiver on           {archiving:>9.0}  ({:+.1}% drop)",
-        drop(archiving)
+        "foreground commits/s (4 writers, 10 × 1 KiB rows, fsync; off/on alternating, {secs} s each side):"
     );
     println!(
-        "  full backups running  {with_backup:>9.0}  ({:+.1}% drop; back to back, unthrottled: {backups_done} backups of {mib} MiB)",
-        drop(with_backup)
+        "  archiver               off {base:>6.0}  on {archiving:>6.0}  ({:+.1}% drop)",
+        drop(base, archiving)
     );
     println!(
-        "  … with --throttle 16MiB {with_throttled:>7.0}  ({:+.1}% drop; {throttled_done} backup(s) ran)",
-        drop(with_throttled)
+        "  full backups, unthrottled  off {base_b:>6.0}  on {with_backup:>6.0}  ({:+.1}% drop; {backups_done} backups of {mib} MiB finished)",
+        drop(base_b, with_backup)
+    );
+    println!(
+        "  full backups, 16 MiB/s     off {base_t:>6.0}  on {with_throttled:>6.0}  ({:+.1}% drop; {throttled_done} finished)",
+        drop(base_t, with_throttled)
     );
     println!(
         "archive RPO under that load: p50 {} ms, p99 {} ms, max {} ms ({} samples, interval {} ms)",
