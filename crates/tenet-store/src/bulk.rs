@@ -34,6 +34,9 @@ pub const BACKUPS_TABLE: u64 = 3;
 /// System table of log archivers (system tenant), keyed by tenant id.
 pub const ARCHIVES_TABLE: u64 = 4;
 
+/// Names temporary replay SST files uniquely within the process.
+static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// What [`Store::build_sst`] wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SstInfo {
@@ -252,9 +255,12 @@ impl Store {
                 hint: "; only a tenant being restored accepts it".into(),
             });
         }
-        let mut batch = rocksdb::WriteBatch::default();
-        let mut value = Vec::new();
+        // Large batches go in as SST files (no WAL, no memtable); small ones as a
+        // write batch.
+        let mut data: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut log: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut ddl = Ts::ZERO;
+        let mut bytes = 0usize;
         for r in records {
             if r.tenant_id != tenant_id {
                 return Err(Error::invalid(format!(
@@ -263,7 +269,7 @@ impl Store {
                 )));
             }
             for m in &r.mutations {
-                value.clear();
+                let mut value = Vec::with_capacity(1 + m.value.as_ref().map_or(0, Vec::len));
                 match &m.value {
                     Some(row) => {
                         value.push(VERSION_PUT);
@@ -271,26 +277,69 @@ impl Store {
                     }
                     None => value.push(VERSION_DELETE),
                 }
-                batch.put_cf(
-                    self.cf_data(),
-                    keys::data_key(tenant_id, m.table_id, &m.pk_enc, r.commit_ts),
-                    &value,
-                );
+                let key = keys::data_key(tenant_id, m.table_id, &m.pk_enc, r.commit_ts);
+                bytes += key.len() + value.len();
+                data.push((key, value));
             }
-            batch.put_cf(
-                self.cf_log(),
-                keys::log_key(tenant_id, r.commit_ts),
-                r.encode(),
-            );
+            let enc = r.encode();
+            bytes += enc.len();
+            log.push((keys::log_key(tenant_id, r.commit_ts).to_vec(), enc));
             if r.has_ddl() {
                 ddl = ddl.max(r.commit_ts);
             }
         }
-        // Not fsynced here: the caller persists its progress afterwards with a synced
-        // write, and a synced WAL write makes every earlier one durable too.
-        self.inner.db.write(batch)?;
+        if bytes >= self.inner.replay_ingest_min_bytes {
+            self.ingest_sorted(tenant_id, data, log)?;
+        } else {
+            let mut batch = rocksdb::WriteBatch::default();
+            for (k, v) in &data {
+                batch.put_cf(self.cf_data(), k, v);
+            }
+            for (k, v) in &log {
+                batch.put_cf(self.cf_log(), k, v);
+            }
+            // Not fsynced here: the caller persists its progress afterwards with a
+            // synced write, and a synced WAL write makes every earlier one durable too.
+            self.inner.db.write(batch)?;
+        }
         if ddl > Ts::ZERO {
             self.reload_catalog(tenant_id, ddl)?;
+        }
+        Ok(())
+    }
+
+    /// Writes sorted copies of `data` and `log` entries as SST files and ingests them
+    /// (files are fsynced by RocksDB when ingested).
+    fn ingest_sorted(
+        &self,
+        tenant_id: u64,
+        mut data: Vec<(Vec<u8>, Vec<u8>)>,
+        mut log: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<()> {
+        let dir = self.path().join("tmp");
+        std::fs::create_dir_all(&dir)?;
+        let n = INGEST_SEQ.fetch_add(1, Ordering::Relaxed);
+        for (rows, cf, opts, name) in [
+            (&mut data, self.cf_data(), &self.inner.data_opts, "data"),
+            (&mut log, self.cf_log(), &self.inner.log_opts, "log"),
+        ] {
+            if rows.is_empty() {
+                continue;
+            }
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            rows.dedup_by(|a, b| a.0 == b.0);
+            let path = dir.join(format!("replay-{tenant_id}-{n}-{name}.sst"));
+            let mut w = SstFileWriter::create(opts);
+            w.open(&path)?;
+            for (k, v) in rows.iter() {
+                w.put(k, v)?;
+            }
+            w.finish()?;
+            let mut io = IngestExternalFileOptions::default();
+            io.set_move_files(true);
+            self.inner
+                .db
+                .ingest_external_file_cf_opts(cf, &io, vec![&path])?;
         }
         Ok(())
     }

@@ -55,6 +55,9 @@ pub struct StoreOptions {
     pub sync_writes: bool,
     /// RocksDB block cache size.
     pub block_cache_bytes: usize,
+    /// Log replay batches (restores) at least this large are ingested as SST files
+    /// instead of written through the WAL and memtable.
+    pub replay_ingest_min_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -63,6 +66,7 @@ impl Default for StoreOptions {
             clock: Arc::new(SystemClock),
             sync_writes: true,
             block_cache_bytes: 128 << 20,
+            replay_ingest_min_bytes: 4 << 20,
         }
     }
 }
@@ -97,8 +101,11 @@ pub(crate) struct Inner {
     pub db: DB,
     /// Options of the `data` family (for building SST files to ingest).
     pub data_opts: Options,
+    /// Options of the `log` family (for building SST files to ingest).
+    pub log_opts: Options,
     pub clock: Arc<dyn Clock>,
     pub sync: bool,
+    pub replay_ingest_min_bytes: usize,
     pub path: PathBuf,
     pub commit: Mutex<CommitState>,
     pub committed: Condvar,
@@ -188,8 +195,10 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 data_opts,
+                log_opts: cf_opts.clone(),
                 clock: opts.clock,
                 sync: opts.sync_writes,
+                replay_ingest_min_bytes: opts.replay_ingest_min_bytes,
                 path,
                 commit: Mutex::new(CommitState {
                     hlc,

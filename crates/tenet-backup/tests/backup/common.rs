@@ -23,16 +23,16 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_options(StoreOptions {
+            sync_writes: false,
+            ..Default::default()
+        })
+    }
+
+    pub fn with_options(opts: StoreOptions) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let repo_dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            dir.path(),
-            StoreOptions {
-                sync_writes: false,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let store = Store::open(dir.path(), opts).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
