@@ -395,14 +395,7 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
         .map_err(|e| Error::Internal(format!("job checkpoint does not decode: {e}")))?;
     let store = ctx.store().clone();
     let repo = Repo::open(&p.repo)?;
-    repo.delete(&manifest_key(p.tenant_id, &plan.backup_id))
-        .await?;
-    repo.delete_prefix(&format!("{}/", backup_dir(p.tenant_id, &plan.backup_id)))
-        .await?;
-    repo.remove_local_dir(&backup_dir(p.tenant_id, &plan.backup_id))?;
-    if records::get(&store, &plan.backup_id)?.is_some_and(|r| r.job_id == ctx.id()) {
-        records::remove(&store, &plan.backup_id)?;
-    }
+    records::remove_backup(&store, &repo, p.tenant_id, &plan.backup_id, Some(ctx.id())).await?;
     store.unpin(p.tenant_id, plan.pin_id)?;
     Ok(())
 }

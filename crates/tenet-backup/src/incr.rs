@@ -260,15 +260,14 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
     };
     let plan: Plan = serde_json::from_value(plan)
         .map_err(|e| Error::Internal(format!("job checkpoint does not decode: {e}")))?;
-    let store = ctx.store().clone();
     let repo = Repo::open(&p.repo)?;
-    let dir = backup_dir(p.tenant_id, &plan.backup_id);
-    repo.delete(&manifest_key(p.tenant_id, &plan.backup_id))
-        .await?;
-    repo.delete_prefix(&format!("{dir}/")).await?;
-    repo.remove_local_dir(&dir)?;
-    if records::get(&store, &plan.backup_id)?.is_some_and(|r| r.job_id == ctx.id()) {
-        records::remove(&store, &plan.backup_id)?;
-    }
+    records::remove_backup(
+        ctx.store(),
+        &repo,
+        p.tenant_id,
+        &plan.backup_id,
+        Some(ctx.id()),
+    )
+    .await?;
     Ok(())
 }

@@ -482,11 +482,8 @@ impl Backups {
             ))));
         }
         let repo = Repo::open(&rec.repo)?;
-        repo.delete(&repo::manifest_key(rec.tenant_id, id)).await?;
-        repo.delete_prefix(&format!("{}/", repo::backup_dir(rec.tenant_id, id)))
-            .await?;
-        repo.remove_local_dir(&repo::backup_dir(rec.tenant_id, id))?;
-        records::remove(store, id)?;
+        records::remove_backup(store, &repo, rec.tenant_id, id, None).await?;
+
         Ok(rec)
     }
 }

@@ -94,3 +94,24 @@ pub fn list(store: &Store) -> Result<Vec<BackupRecord>> {
         .map(|(_, v)| decode(&v))
         .collect()
 }
+
+/// Removes a backup from its repository — the manifest first (so it stops existing),
+/// then its files and whatever partial uploads a local directory still holds — and
+/// then its record, if this store has one (only the one `job_id` wrote, if given).
+pub async fn remove_backup(
+    store: &Store,
+    repo: &crate::repo::Repo,
+    tenant_id: u64,
+    id: &str,
+    job_id: Option<u64>,
+) -> Result<()> {
+    let dir = crate::repo::backup_dir(tenant_id, id);
+    repo.delete(&crate::repo::manifest_key(tenant_id, id))
+        .await?;
+    repo.delete_prefix(&format!("{dir}/")).await?;
+    repo.remove_local_dir(&dir)?;
+    if get(store, id)?.is_some_and(|r| job_id.is_none_or(|j| r.job_id == j)) {
+        remove(store, id)?;
+    }
+    Ok(())
+}

@@ -206,17 +206,7 @@ impl Store {
     /// `restoring` (RocksDB moves the files into the database). Files with no entries
     /// are skipped. If catalog versions were ingested, the tenant's catalog is reloaded.
     pub fn ingest(&self, tenant_id: u64, files: &[SstInfo]) -> Result<()> {
-        let rec = self
-            .tenant_by_id(tenant_id)
-            .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
-        if rec.state != TenantState::Restoring {
-            return Err(Error::TenantState {
-                tenant: rec.name,
-                state: rec.state.to_string(),
-                action: "bulk ingestion".into(),
-                hint: "; only a tenant being restored accepts it".into(),
-            });
-        }
+        self.check_restoring(tenant_id, "bulk ingestion")?;
         let paths: Vec<&Path> = files
             .iter()
             .filter(|f| f.entries > 0)
@@ -244,17 +234,7 @@ impl Store {
         tenant_id: u64,
         records: &[crate::commit_log::LogRecord],
     ) -> Result<()> {
-        let rec = self
-            .tenant_by_id(tenant_id)
-            .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
-        if rec.state != TenantState::Restoring {
-            return Err(Error::TenantState {
-                tenant: rec.name,
-                state: rec.state.to_string(),
-                action: "log replay".into(),
-                hint: "; only a tenant being restored accepts it".into(),
-            });
-        }
+        self.check_restoring(tenant_id, "log replay")?;
         // Large batches go in as SST files (no WAL, no memtable); small ones as a
         // write batch.
         let mut data: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -304,6 +284,22 @@ impl Store {
         }
         if ddl > Ts::ZERO {
             self.reload_catalog(tenant_id, ddl)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses `action` unless the tenant is `restoring`.
+    fn check_restoring(&self, tenant_id: u64, action: &str) -> Result<()> {
+        let rec = self
+            .tenant_by_id(tenant_id)
+            .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
+        if rec.state != TenantState::Restoring {
+            return Err(Error::TenantState {
+                tenant: rec.name,
+                state: rec.state.to_string(),
+                action: action.into(),
+                hint: "; only a tenant being restored accepts it".into(),
+            });
         }
         Ok(())
     }
