@@ -9,8 +9,11 @@
 //! C = U. A segment is cut early at `segment_max_bytes`.
 //!
 //! The pin holds the tenant's log after C against GC; no other tenant is touched. A
-//! crash between upload and checkpoint re-uploads the same range (same name, same
-//! records), so nothing is skipped or changed. If the archiver cannot upload for
+//! crash between upload and checkpoint re-reads from C, so the next segment overlaps
+//! the last one (the planner handles overlaps); nothing is skipped. The state naming a
+//! new pin is saved before the old pin is released. If GC ever removed log after C
+//! (`log_complete_after`, checked before and after reading), the archiver marks
+//! itself `broken` instead of shipping a segment with a hole. If the archiver cannot upload for
 //! longer than its budget, it marks itself `broken`, releases its pin (the log is then
 //! GC'd by the tenant's retention) and stops; a new full backup restarts the chain.
 //!
@@ -151,12 +154,25 @@ pub async fn list_segments(repo: &Repo, tenant_id: u64) -> Result<Vec<LogRange>>
     Ok(out)
 }
 
+/// One archiver task of this process.
+#[derive(Clone)]
+struct Running {
+    cancel: CancelToken,
+    /// Held while the task moves its pin and saves its state, and by `stop`, so a
+    /// stop never races a step.
+    lock: Arc<Mutex<()>>,
+    /// Tells this task's entry from a later one for the same tenant.
+    generation: u64,
+}
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The archivers running in this process.
 #[derive(Clone)]
 pub struct Archivers {
     store: Store,
     runtime: tokio::runtime::Handle,
-    running: Arc<Mutex<HashMap<u64, CancelToken>>>,
+    running: Arc<Mutex<HashMap<u64, Running>>>,
 }
 
 impl std::fmt::Debug for Archivers {
@@ -225,8 +241,9 @@ impl Archivers {
         Ok(st)
     }
 
-    fn spawn(&self, st: ArchiveState, repo: Repo) {
-        // A crash between taking a new pin and recording it leaves a stale one.
+    fn spawn(&self, mut st: ArchiveState, repo: Repo) {
+        // The state is saved before an old pin is released, so a pin of ours that the
+        // state does not name is one a crash left behind.
         let owner = pin_owner(st.tenant_id);
         if let Ok(pins) = self.store.pins(&st.tenant) {
             for p in pins {
@@ -235,26 +252,38 @@ impl Archivers {
                 }
             }
         }
-        let cancel = CancelToken::new();
-        self.running.lock().insert(st.tenant_id, cancel.clone());
+        // Time the process was down does not count against the upload budget.
+        st.last_upload_millis = self.store.clock().now_millis();
+        let me = Running {
+            cancel: CancelToken::new(),
+            lock: Arc::new(Mutex::new(())),
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        };
+        self.running.lock().insert(st.tenant_id, me.clone());
         let (store, running) = (self.store.clone(), self.running.clone());
         self.runtime.spawn(async move {
             let id = st.tenant_id;
-            if let Err(e) = run(&store, st, &repo, &cancel).await {
+            if let Err(e) = run(&store, st, &repo, &me).await {
                 tracing::error!(tenant_id = id, error = %e, "archiver stopped");
             }
-            running.lock().remove(&id);
+            let mut map = running.lock();
+            if map.get(&id).is_some_and(|r| r.generation == me.generation) {
+                map.remove(&id);
+            }
         });
     }
 
     /// Stops a tenant's archiver and releases its pin; what is archived stays.
     pub fn stop(&self, tenant: &str) -> Result<ArchiveState> {
         let rec = self.store.tenant(tenant)?;
+        let task = self.running.lock().remove(&rec.id);
+        let _guard = task.as_ref().map(|t| {
+            t.cancel.cancel();
+            t.lock.lock()
+        });
+        // Read the state after the task's last step (it may have moved the pin).
         let mut st = load(&self.store, rec.id)?
             .ok_or_else(|| Error::InvalidArgument(format!("tenant `{tenant}` has no archiver")))?;
-        if let Some(c) = self.running.lock().remove(&rec.id) {
-            c.cancel();
-        }
         if let Some(p) = st.pin_id.take() {
             self.store.unpin(rec.id, p)?;
         }
@@ -305,7 +334,7 @@ impl Archivers {
 }
 
 /// The archiver loop of one tenant.
-async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, cancel: &CancelToken) -> Result<()> {
+async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, me: &Running) -> Result<()> {
     let interval = Duration::from_millis(st.options.interval_ms);
     // Fixed-rate ticks: a slow step does not push the next cut later.
     let mut ticks = tokio::time::interval(interval);
@@ -314,34 +343,51 @@ async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, cancel: &CancelTo
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            _ = cancel.cancelled() => return Ok(()),
+            _ = me.cancel.cancelled() => return Ok(()),
         }
-        match step(store, &mut st, repo).await {
-            Ok(()) => {}
-            Err(e) => {
-                let now_ms = store.clock().now_millis();
-                st.error = Some(e.to_string());
-                if now_ms.saturating_sub(st.last_upload_millis) > st.options.budget_secs * 1000 {
-                    st.status = ArchiveStatus::Broken;
-                    if let Some(p) = st.pin_id.take() {
-                        let _ = store.unpin(st.tenant_id, p);
-                    }
-                    save(store, &st)?;
-                    tracing::error!(tenant = %st.tenant, "archiver broken: {e}");
-                    return Ok(());
-                }
-                save(store, &st)?;
-            }
-        }
-        if cancel.is_cancelled() {
+        let Err(e) = step(store, &mut st, repo, me).await else {
+            continue;
+        };
+        let _guard = me.lock.lock();
+        if me.cancel.is_cancelled() {
             return Ok(());
         }
+        let now_ms = store.clock().now_millis();
+        st.error = Some(e.to_string());
+        // A hole in the log can never be archived: give up at once.
+        let hole = matches!(e, Error::NotRestorable(_));
+        if hole || now_ms.saturating_sub(st.last_upload_millis) > st.options.budget_secs * 1000 {
+            st.status = ArchiveStatus::Broken;
+            let pin = st.pin_id.take();
+            save(store, &st)?;
+            if let Some(p) = pin {
+                let _ = store.unpin(st.tenant_id, p);
+            }
+            tracing::error!(tenant = %st.tenant, "archiver broken: {e}");
+            return Ok(());
+        }
+        save(store, &st)?;
     }
 }
 
+fn check_log(store: &Store, st: &ArchiveState) -> Result<()> {
+    let floor = store.log_complete_after(st.tenant_id)?;
+    if floor > st.checkpoint {
+        return Err(Error::NotRestorable(format!(
+            "the log of tenant `{}` after the archive's checkpoint {} was garbage-collected \
+             (complete only after {}); restart the archiver and take a full backup",
+            st.tenant,
+            st.checkpoint.to_rfc3339(),
+            floor.to_rfc3339()
+        )));
+    }
+    Ok(())
+}
+
 /// Archives what is new, if anything; persists the new checkpoint.
-async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo) -> Result<()> {
+async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo, me: &Running) -> Result<()> {
     let (tenant_id, from, max_bytes) = (st.tenant_id, st.checkpoint, st.options.segment_max_bytes);
+    check_log(store, st)?;
     let s2 = store.clone();
     let (seg, info) = blocking(move || {
         let mut w = SegmentWriter::new(from);
@@ -360,6 +406,8 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo) -> Result<()> {
         Ok((w.finish(at)?, recs))
     })
     .await?;
+    // Nothing the reads returned can have been missing (GC only deletes below the cut).
+    check_log(store, st)?;
     let ((bytes, seg_info), records) = (seg, info);
     let idle_due = store
         .clock()
@@ -372,10 +420,19 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo) -> Result<()> {
     let key = segment_key(tenant_id, seg_info.start, seg_info.end);
     let size = bytes.len() as u64;
     repo.put(&key, Bytes::from(bytes)).await?;
-    // Move the pin forward, then record the checkpoint.
-    let pin = store.pin(&st.tenant, seg_info.end, &pin_owner(tenant_id))?;
-    if let Some(old) = st.pin_id.replace(pin.id) {
-        store.unpin(tenant_id, old)?;
+
+    let _guard = me.lock.lock();
+    if me.cancel.is_cancelled() {
+        return Ok(());
+    }
+    // Pin the new checkpoint, save the state naming it, then release the old pin. If
+    // the new ts is already below the safe point (the archiver lagged past the
+    // retention), the old pin keeps holding the log and is kept.
+    let old = st.pin_id;
+    match store.pin(&st.tenant, seg_info.end, &pin_owner(tenant_id)) {
+        Ok(pin) => st.pin_id = Some(pin.id),
+        Err(tenet_store::Error::TooOld { .. }) if old.is_some() => {}
+        Err(e) => return Err(e.into()),
     }
     st.checkpoint = seg_info.end;
     st.segments += 1;
@@ -384,5 +441,8 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo) -> Result<()> {
     st.last_upload_millis = store.clock().now_millis();
     st.error = None;
     save(store, st)?;
+    if let Some(old) = old.filter(|o| Some(*o) != st.pin_id) {
+        store.unpin(tenant_id, old)?;
+    }
     Ok(())
 }

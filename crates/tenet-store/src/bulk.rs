@@ -139,17 +139,13 @@ impl Store {
     }
 
     /// GC has deleted no commit record of the tenant newer than this ts, so the log
-    /// after it is complete (GC raises the safe point before it deletes, so a caller
-    /// that checks before and after reading knows nothing it read past was missing).
+    /// after it is complete. GC records this point before it deletes, so a caller that
+    /// checks before and after reading knows nothing it read past was missing.
     pub fn log_complete_after(&self, tenant_id: u64) -> Result<Ts> {
-        let rt = self.runtime(tenant_id)?;
-        let floor = rt
-            .pins
-            .lock()
-            .values()
-            .map(|p| p.ts)
-            .fold(rt.safe_point(), Ts::min);
-        Ok(floor)
+        self.runtime(tenant_id)?;
+        Ok(Ts(self
+            .get_meta_u64(&meta::log_cut(tenant_id))?
+            .unwrap_or(0)))
     }
 
     /// A new, never used job id.

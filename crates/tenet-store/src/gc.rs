@@ -268,6 +268,16 @@ impl Store {
 
         // Log: below the safe point and below every explicit pin.
         let log_cutoff = explicit.iter().copied().fold(safe, Ts::min);
+        // Record how far the log is deleted before deleting (never moving back), so
+        // `log_complete_after` is exact whatever pins come and go later.
+        let previous = Ts(self.get_meta_u64(&meta::log_cut(tenant_id))?.unwrap_or(0));
+        if log_cutoff > previous {
+            self.inner.db.put_cf(
+                self.cf_meta(),
+                meta::log_cut(tenant_id),
+                log_cutoff.0.to_be_bytes(),
+            )?;
+        }
         stats.log_records_deleted = self.delete_log_through(tenant_id, log_cutoff)?;
         Ok(stats)
     }

@@ -292,6 +292,14 @@ pub mod meta {
         k
     }
 
+    /// `logcut/<tenant BE>`: GC has deleted the tenant's commit records through this
+    /// ts, and none after it.
+    pub fn log_cut(tenant: u64) -> Vec<u8> {
+        let mut k = b"logcut/".to_vec();
+        k.extend_from_slice(&tenant.to_be_bytes());
+        k
+    }
+
     /// `pin/<tenant BE>/`: prefix of the tenant's pins.
     pub fn pin_prefix(tenant: u64) -> Vec<u8> {
         let mut k = b"pin/".to_vec();

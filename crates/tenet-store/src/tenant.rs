@@ -304,6 +304,7 @@ impl Store {
         let pins_end = keys::prefix_end(&pins).expect("pin prefix is not all 0xFF");
         db.delete_range_cf(self.cf_meta(), &pins, &pins_end)?;
         db.delete_cf(self.cf_meta(), meta::gc_safe_point(id))?;
+        db.delete_cf(self.cf_meta(), meta::log_cut(id))?;
         let info = self.commit_registry(RegistryChange::Remove(id), false)?;
         self.inner.runtimes.write().remove(&id);
         Ok(info)

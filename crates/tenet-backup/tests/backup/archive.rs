@@ -115,3 +115,45 @@ fn an_archiver_that_cannot_upload_breaks_and_releases_its_pin() {
     let e = archivers.status("nobody").unwrap_err();
     assert!(e.to_string().contains("nobody"), "{e}");
 }
+
+#[test]
+fn an_archiver_whose_log_was_collected_breaks_instead_of_shipping_a_hole() {
+    let env = Env::new();
+    let opts = TenantOptions {
+        history_retention_secs: Some(1),
+        ..Default::default()
+    };
+    env.store.create_tenant("h", opts).unwrap();
+    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
+    let slow = ArchiveOptions {
+        interval_ms: 2500,
+        ..fast()
+    };
+    env.rt
+        .block_on(archivers.start("h", &env.repo, slow))
+        .unwrap();
+    // Lose the archiver's pin (as a crash at the wrong moment could), commit, and let
+    // GC remove the log before the archiver's next cut.
+    for p in env.store.pins("h").unwrap() {
+        env.store.unpin(p.tenant_id, p.id).unwrap();
+    }
+    populate(&env.store, "h", 2, 20);
+    std::thread::sleep(Duration::from_millis(1200));
+    env.store.run_gc().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, _) = archivers.status("h").unwrap();
+        if s.status == ArchiveStatus::Broken {
+            let e = s.error.unwrap();
+            assert!(e.contains("garbage-collected"), "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never broke: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing with a hole was shipped.
+    let repo = Repo::open(&env.repo).unwrap();
+    let tid = env.store.tenant("h").unwrap().id;
+    let segs = env.rt.block_on(list_segments(&repo, tid)).unwrap();
+    assert!(segs.is_empty(), "{segs:?}");
+}
