@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use tenet_jobs::CancelToken;
 use tenet_store::keys::{pk_bytes, KeyValue};
-use tenet_store::{Store, Ts, ARCHIVES_TABLE};
+use tenet_store::{decode_system_row, encode_system_row, Store, Ts, ARCHIVES_TABLE};
 
 use crate::error::{Error, Result};
 use crate::planner::LogRange;
@@ -40,7 +40,6 @@ use crate::util::{blocking, now};
 /// An idle tenant still gets a (record-less) segment this often, so its restorable
 /// range keeps up with the clock.
 pub const IDLE_CUT: Duration = Duration::from_secs(30);
-const FORMAT_V1: u8 = 1;
 /// Records read from the log per step.
 const READ_BATCH: usize = 4096;
 
@@ -102,20 +101,16 @@ fn key(tenant_id: u64) -> Vec<u8> {
 }
 
 fn save(store: &Store, st: &ArchiveState) -> Result<()> {
-    let mut v = vec![FORMAT_V1];
-    serde_json::to_writer(&mut v, st).expect("archive states serialize");
-    store.system_put(ARCHIVES_TABLE, &key(st.tenant_id), Some(&v))?;
+    store.system_put(
+        ARCHIVES_TABLE,
+        &key(st.tenant_id),
+        Some(&encode_system_row(st)),
+    )?;
     Ok(())
 }
 
 fn decode(bytes: &[u8]) -> Result<ArchiveState> {
-    match bytes.split_first() {
-        Some((&FORMAT_V1, json)) => serde_json::from_slice(json)
-            .map_err(|e| Error::Store(tenet_store::Error::Corrupt(format!("archiver state: {e}")))),
-        _ => Err(Error::Store(tenet_store::Error::Corrupt(
-            "archiver state with an unknown version".into(),
-        ))),
-    }
+    Ok(decode_system_row("archiver state", bytes)?)
 }
 
 /// The archiver state of a tenant, if it ever had one.

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_jobs::{CancelToken, JobContext, Task};
+use tenet_jobs::{JobContext, RowCounter, Task};
 use tenet_store::catalog::{decode_entry, CATALOG_TABLE};
 use tenet_store::{CatalogEntry, Store, TableDef, TenantState, Ts};
 
@@ -224,12 +224,11 @@ async fn export_shard(
     let store = ctx.store().clone();
     let (tenant_id, table_id, ts) = (p.tenant_id, t.def.id, plan.backup_ts);
     let name = t.def.name.clone();
-    let cancel: CancelToken = ctx.cancel_token().clone();
-    let pctx = ctx.clone();
+    // The throttle of a backup counts bytes read, as they are read.
+    let mut counter = RowCounter::new(&ctx, true);
     let (bytes, rows, logical, digest) = blocking(move || {
         let mut w = DataFileWriter::new();
         let mut digest = Digest::default();
-        let (mut logical, mut pending_rows, mut pending_bytes) = (0u64, 0u64, 0u64);
         let mut failure = None;
         store.scan_at(
             tenant_id,
@@ -238,35 +237,23 @@ async fn export_shard(
             from.as_deref(),
             to.as_deref(),
             |pk, vts, row| {
-                if let Err(e) = w.add(pk, vts, row) {
+                let step = w
+                    .add(pk, vts, row)
+                    .and_then(|()| Ok(counter.add((pk.len() + row.len()) as u64)?));
+                if let Err(e) = step {
                     failure = Some(e);
                     return Ok(false);
                 }
                 digest.add_row(&name, pk, row);
-                let n = (pk.len() + row.len()) as u64;
-                logical += n;
-                pending_rows += 1;
-                pending_bytes += n;
-                if pending_rows == 1024 {
-                    pctx.add_progress(pending_rows, pending_bytes);
-                    // The throttle of a backup counts bytes read, as they are read.
-                    let throttled = pctx.throttle_blocking(pending_bytes);
-                    (pending_rows, pending_bytes) = (0, 0);
-                    if throttled.is_err() || cancel.is_cancelled() {
-                        return Ok(false);
-                    }
-                }
                 Ok(true)
             },
         )?;
         if let Some(e) = failure {
             return Err(e);
         }
-        cancel.check()?;
-        pctx.add_progress(pending_rows, pending_bytes);
-        pctx.throttle_blocking(pending_bytes)?;
+        counter.flush()?;
         let rows = w.records();
-        Ok((w.finish()?, rows, logical, digest))
+        Ok((w.finish()?, rows, counter.bytes, digest))
     })
     .await?;
     ctx.check_cancelled()?;

@@ -5,12 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use tenet_store::keys::{pk_bytes, KeyValue};
-use tenet_store::{Store, Ts, BACKUPS_TABLE};
+use tenet_store::{decode_system_row, encode_system_row, Store, Ts, BACKUPS_TABLE};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::Manifest;
-
-const RECORD_FORMAT_V1: u8 = 1;
 
 /// A backup as listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,9 +56,7 @@ fn key(id: &str) -> Vec<u8> {
 }
 
 pub fn put(store: &Store, rec: &BackupRecord) -> Result<()> {
-    let mut v = vec![RECORD_FORMAT_V1];
-    serde_json::to_writer(&mut v, rec).expect("backup records serialize");
-    store.system_put(BACKUPS_TABLE, &key(&rec.id), Some(&v))?;
+    store.system_put(BACKUPS_TABLE, &key(&rec.id), Some(&encode_system_row(rec)))?;
     Ok(())
 }
 
@@ -70,13 +66,7 @@ pub fn remove(store: &Store, id: &str) -> Result<()> {
 }
 
 fn decode(bytes: &[u8]) -> Result<BackupRecord> {
-    match bytes.split_first() {
-        Some((&RECORD_FORMAT_V1, json)) => serde_json::from_slice(json)
-            .map_err(|e| Error::Store(tenet_store::Error::Corrupt(format!("backup record: {e}")))),
-        _ => Err(Error::Store(tenet_store::Error::Corrupt(
-            "backup record with an unknown version".into(),
-        ))),
-    }
+    Ok(decode_system_row("backup record", bytes)?)
 }
 
 pub fn get(store: &Store, id: &str) -> Result<Option<BackupRecord>> {

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_jobs::{JobContext, Task};
+use tenet_jobs::{JobContext, RowCounter, Task};
 use tenet_store::catalog::{encode_entry, table_key, CATALOG_TABLE};
 use tenet_store::{CatalogEntry, Store, TenantState, TenantUpdate};
 
@@ -451,25 +451,13 @@ async fn ingest_file(
 ) -> Result<Value> {
     let (object, bytes) = fetch_file(ctx, repo, dir, f).await?;
     let store = ctx.store().clone();
-    let pctx = ctx.clone();
-    let cancel = ctx.cancel_token().clone();
+    let mut counter = RowCounter::new(ctx, false);
     let (rows, logical) = blocking(move || {
-        let (mut rows, mut logical, mut pr, mut pb) = (0u64, 0u64, 0u64, 0u64);
         let mut failure = None;
         let built = store.build_sst(&sst, target_id, table_id, |emit| {
             let read = read_data_file(&object, &bytes, |pk, ts, row| {
                 emit(pk, ts, Some(row))?;
-                let n = (pk.len() + row.len()) as u64;
-                rows += 1;
-                logical += n;
-                pr += 1;
-                pb += n;
-                if pr == 1024 {
-                    pctx.add_progress(pr, pb);
-                    (pr, pb) = (0, 0);
-                    cancel.check()?;
-                }
-                Ok(())
+                Ok(counter.add((pk.len() + row.len()) as u64)?)
             });
             read.map(|_| ()).map_err(|e| {
                 failure = Some(e);
@@ -480,10 +468,9 @@ async fn ingest_file(
             return Err(e);
         }
         let info = built?;
-        pctx.add_progress(pr, pb);
-        cancel.check()?;
+        counter.flush()?;
         store.ingest(target_id, std::slice::from_ref(&info))?;
-        Ok((rows, logical))
+        Ok((counter.rows, counter.bytes))
     })
     .await?;
     if rows != f.rows {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_jobs::{JobContext, Task};
+use tenet_jobs::{JobContext, RowCounter, Task};
 use tenet_store::keys::decode_pk;
 use tenet_store::row::decode_row;
 
@@ -127,37 +127,28 @@ async fn check_file(
     def: tenet_store::TableDef,
 ) -> Result<Value> {
     let (object, bytes) = fetch_file(ctx, repo, dir, f).await?;
-    let pctx = ctx.clone();
     let f2 = f.clone();
+    let mut counter = RowCounter::new(ctx, false);
     blocking(move || {
         let mut d = Digest::default();
-        let (mut rows, mut logical, mut pr, mut pb) = (0u64, 0u64, 0u64, 0u64);
         let mut last: Option<Vec<u8>> = None;
         read_data_file(&object, &bytes, |pk, _ts, row| {
+            let n = counter.rows;
             let bad = |reason: String| Error::Corrupt {
                 object: object.clone(),
                 reason,
             };
             if last.as_deref().is_some_and(|l| l >= pk) {
-                return Err(bad(format!("record {rows}: keys out of order")));
+                return Err(bad(format!("record {n}: keys out of order")));
             }
-            decode_pk(pk).map_err(|e| bad(format!("record {rows}: key: {e}")))?;
-            decode_row(&def, row).map_err(|e| bad(format!("record {rows}: row: {e}")))?;
+            decode_pk(pk).map_err(|e| bad(format!("record {n}: key: {e}")))?;
+            decode_row(&def, row).map_err(|e| bad(format!("record {n}: row: {e}")))?;
             d.add_row(&def.name, pk, row);
             last = Some(pk.to_vec());
-            rows += 1;
-            let n = (pk.len() + row.len()) as u64;
-            logical += n;
-            pr += 1;
-            pb += n;
-            if pr == 1024 {
-                pctx.add_progress(pr, pb);
-                (pr, pb) = (0, 0);
-                pctx.check_cancelled()?;
-            }
-            Ok(())
+            Ok(counter.add((pk.len() + row.len()) as u64)?)
         })?;
-        pctx.add_progress(pr, pb);
+        counter.flush()?;
+        let (rows, logical) = (counter.rows, counter.bytes);
         if rows != f2.rows || d.to_hex() != f2.digest || logical != f2.logical_bytes {
             return Err(Error::VerifyFailed(format!(
                 "{object}: {rows} rows / digest {} decoded, the manifest says {} rows / digest {}",

@@ -24,10 +24,12 @@
 //! `running` again from its checkpoint, and finishes the cleanup of jobs left
 //! `cancelling`.
 
+mod counter;
 mod manager;
 mod record;
 mod throttle;
 
+pub use counter::RowCounter;
 pub use manager::{BoxFuture, JobContext, JobKind, JobManager, Task, TaskFn};
 pub use record::{JobError, JobRecord, JobState, Progress};
 pub use throttle::{CancelToken, Throttle};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 use tenet_store::{Store, Ts, JOBS_TABLE};
 
@@ -219,27 +219,17 @@ impl JobManager {
         self.inner.live.lock().contains_key(&id)
     }
 
-    /// Updates to the job while it runs in this process.
-    pub fn subscribe(&self, id: u64) -> Option<watch::Receiver<JobRecord>> {
-        self.inner
-            .live
-            .lock()
-            .get(&id)
-            .map(|c| c.inner.watch.subscribe())
-    }
-
     /// Starts (or resumes) an unfinished job in the background of the current tokio
     /// runtime. Returns at once; a job already running here is left alone.
-    pub fn start(&self, id: u64) -> Result<watch::Receiver<JobRecord>> {
+    pub fn start(&self, id: u64) -> Result<()> {
         let (ctx, kind, fresh) = self.prepare(id)?;
-        let rx = ctx.inner.watch.subscribe();
         if fresh {
             let this = self.clone();
             self.inner
                 .runtime
                 .spawn(async move { this.drive(ctx, kind).await });
         }
-        Ok(rx)
+        Ok(())
     }
 
     /// Runs (or resumes) an unfinished job to its end in the caller's task; returns
@@ -463,7 +453,6 @@ impl std::fmt::Debug for JobContext {
 struct CtxInner {
     manager: JobManager,
     record: Mutex<JobRecord>,
-    watch: watch::Sender<JobRecord>,
     /// Held across changing and writing the record, so writes land in change order.
     persist: Mutex<()>,
     /// Tripped when someone asks to cancel the job.
@@ -478,14 +467,12 @@ struct CtxInner {
 
 impl JobContext {
     fn new(manager: JobManager, rec: JobRecord) -> Self {
-        let (watch, _) = watch::channel(rec.clone());
         JobContext {
             inner: Arc::new(CtxInner {
                 manager,
                 throttle: Throttle::new(rec.throttle_bytes_per_sec),
                 rate_base: Mutex::new((Instant::now(), rec.progress.bytes_done)),
                 record: Mutex::new(rec),
-                watch,
                 persist: Mutex::new(()),
                 cancel: CancelToken::new(),
                 stop: CancelToken::new(),
@@ -509,7 +496,11 @@ impl JobContext {
 
     /// A copy of the record as it is now.
     pub fn record(&self) -> JobRecord {
-        self.inner.record.lock().clone()
+        let mut r = self.inner.record.lock().clone();
+        if !r.state.is_final() {
+            self.estimate(&mut r.progress);
+        }
+        r
     }
 
     pub fn params(&self) -> Value {
@@ -584,9 +575,7 @@ impl JobContext {
 
     /// Counts one step of a phase that runs outside [`JobContext::run_tasks`] as done.
     pub fn finish_step(&self) {
-        let mut r = self.inner.record.lock();
-        r.progress.tasks_done += 1;
-        self.inner.watch.send_replace(r.clone());
+        self.inner.record.lock().progress.tasks_done += 1;
     }
 
     /// Counts work done; persisted at most once a second.
@@ -595,8 +584,6 @@ impl JobContext {
             let mut r = self.inner.record.lock();
             r.progress.rows_done += rows;
             r.progress.bytes_done += bytes;
-            self.estimate(&mut r.progress);
-            self.inner.watch.send_replace(r.clone());
         }
         let due = {
             let mut last = self.inner.last_persist.lock();
@@ -633,16 +620,19 @@ impl JobContext {
         };
     }
 
-    /// Changes the record, persists it and tells watchers.
+    /// Changes the record and persists it.
     pub(crate) fn update(&self, f: impl FnOnce(&mut JobRecord)) -> Result<()> {
         let _order = self.inner.persist.lock();
         let rec = {
             let mut r = self.inner.record.lock();
             f(&mut r);
             r.updated_at = self.inner.manager.now();
+            // Rate and ETA are derived; they are stored for readers of the record.
+            if !r.state.is_final() {
+                self.estimate(&mut r.progress);
+            }
             r.clone()
         };
-        self.inner.watch.send_replace(rec.clone());
         self.inner.manager.put(&rec)
     }
 

@@ -5,9 +5,7 @@ use serde_json::Value;
 
 use tenet_store::keys::{pk_bytes, KeyValue};
 
-use crate::{Error, Result};
-
-const JOB_FORMAT_V1: u8 = 1;
+use crate::Result;
 
 /// Lifecycle state of a job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,20 +111,9 @@ pub(crate) fn job_key(id: u64) -> Vec<u8> {
 }
 
 pub(crate) fn encode(rec: &JobRecord) -> Vec<u8> {
-    let mut out = vec![JOB_FORMAT_V1];
-    serde_json::to_writer(&mut out, rec).expect("job records serialize");
-    out
+    tenet_store::encode_system_row(rec)
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<JobRecord> {
-    match bytes.split_first() {
-        Some((&JOB_FORMAT_V1, json)) => serde_json::from_slice(json)
-            .map_err(|e| Error::Store(tenet_store::Error::Corrupt(format!("job record: {e}")))),
-        Some((v, _)) => Err(Error::Store(tenet_store::Error::Corrupt(format!(
-            "unknown job record version {v} (this build reads version {JOB_FORMAT_V1})"
-        )))),
-        None => Err(Error::Store(tenet_store::Error::Corrupt(
-            "empty job record".into(),
-        ))),
-    }
+    Ok(tenet_store::decode_system_row("job record", bytes)?)
 }

@@ -477,7 +477,7 @@ pub struct VerifyBackup {
 }
 
 /// Restore a backup into a new tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateRestore {
     /// The tenant to restore (for `backup_id`: the tenant the backup was taken of).
     pub source: String,

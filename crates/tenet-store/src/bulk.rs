@@ -37,6 +37,28 @@ pub const ARCHIVES_TABLE: u64 = 4;
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+const SYSTEM_ROW_V1: u8 = 1;
+
+/// Encodes a row of a general system table: `0x01 | JSON`.
+pub fn encode_system_row<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![SYSTEM_ROW_V1];
+    serde_json::to_writer(&mut out, value).expect("system rows serialize");
+    out
+}
+
+/// Decodes a row written by [`encode_system_row`]; `what` names it in errors.
+pub fn decode_system_row<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&SYSTEM_ROW_V1, json)) => {
+            serde_json::from_slice(json).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+        }
+        Some((v, _)) => Err(Error::Corrupt(format!(
+            "{what} has version {v}; this build reads version {SYSTEM_ROW_V1}"
+        ))),
+        None => Err(Error::Corrupt(format!("empty {what}"))),
+    }
+}
+
 /// What [`Store::build_sst`] wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SstInfo {

@@ -168,41 +168,21 @@ impl crate::store::Store {
         after: Ts,
         max: usize,
     ) -> crate::error::Result<(Vec<LogRecord>, Ts)> {
-        let upto = self.visible_ts();
-        if after >= upto {
-            return Ok((Vec::new(), after));
-        }
-        let lower = crate::keys::log_key(tenant_id, after.next());
-        let upper = crate::keys::log_key(tenant_id, upto.next());
-        let cf = self.cf_log();
-        let mut it = self.inner.db.raw_iterator_cf_opt(
-            cf,
-            crate::store::prefix_read_options(lower.to_vec(), Some(upper.to_vec())),
-        );
-        it.seek(lower);
-        let mut out = Vec::new();
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if out.len() >= max {
-                break;
-            }
-            let (tenant, ts) = crate::keys::parse_log_key(k)?;
-            let rec = LogRecord::decode(tenant, v)?;
-            if rec.commit_ts != ts {
-                return Err(Error::Corrupt(format!(
-                    "commit record under key ts {ts} says ts {}",
-                    rec.commit_ts
-                )));
-            }
-            out.push(rec);
-            it.next();
-        }
-        it.status()?;
-        let covered = if out.len() >= max {
-            out.last().map_or(after, |r| r.commit_ts)
-        } else {
-            upto
-        };
-        Ok((out, covered))
+        let (raw, covered) = self.read_log_raw_covered(tenant_id, after, max)?;
+        let records = raw
+            .into_iter()
+            .map(|(ts, bytes)| {
+                let rec = LogRecord::decode(tenant_id, &bytes)?;
+                if rec.commit_ts != ts {
+                    return Err(Error::Corrupt(format!(
+                        "commit record under key ts {ts} says ts {}",
+                        rec.commit_ts
+                    )));
+                }
+                Ok(rec)
+            })
+            .collect::<crate::error::Result<_>>()?;
+        Ok((records, covered))
     }
 }
 

@@ -32,7 +32,9 @@ pub mod tenant;
 pub mod ts;
 mod txn;
 
-pub use bulk::{SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, JOBS_TABLE};
+pub use bulk::{
+    decode_system_row, encode_system_row, SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, JOBS_TABLE,
+};
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit_log::{LogRecord, Mutation};

@@ -248,12 +248,8 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let job = admin.create_restore(&CreateRestore {
         source: "acme".into(),
         backup_id: Some(backup_id.clone()),
-        to: None,
-        before_commit: None,
-        latest: false,
         target: "acme_copy".into(),
-        repo: None,
-        throttle_bytes_per_sec: None,
+        ..Default::default()
     })?;
     let job = finished(admin, job.id)?;
     let r = job.result.clone().unwrap_or_default();
@@ -345,13 +341,9 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     );
     let job = admin.create_restore(&CreateRestore {
         source: "acme".into(),
-        backup_id: None,
-        to: None,
         before_commit: Some(accident.commit.commit_ts),
-        latest: false,
         target: "acme_rescued".into(),
-        repo: None,
-        throttle_bytes_per_sec: None,
+        ..Default::default()
     })?;
     let job = finished(admin, job.id)?;
     let r = job.result.clone().unwrap_or_default();
