@@ -3,6 +3,7 @@
 
 mod common;
 mod crash;
+mod ensure_deps;
 mod http;
 mod jobs;
 mod modes;
