@@ -17,7 +17,22 @@
 //! longer than its budget, it marks itself `broken`, releases its pin (the log is then
 //! GC'd by the tenant's retention) and stops; a new full backup restarts the chain.
 //!
-//! State lives in system table [`ARCHIVES_TABLE`], keyed by tenant id.
+//! # Where an archive starts
+//! A (re)started archive continues from the newest restorable point R of the tenant
+//! in its repository ([`Inventory::restorable_until`]: the end of the newest backup
+//! chain or archive there), pinned before the log after R is checked to be complete.
+//! So `backup full`, then `archive start`, then writes leaves no hole between the
+//! backup's F and the start; nor does `archive stop` + `start`. When the repository
+//! holds nothing restorable, or the log after R is gone, it starts at the visible ts
+//! and `status` says plainly that a full backup is needed.
+//!
+//! # Status
+//! [`Archivers::status`] reports what a restore could reach — the same inventory and
+//! planner — and the real RPO: the age of the oldest commit not yet restorable (0 on
+//! an idle tenant with nothing to ship), never the age of the last segment.
+//!
+//! Everything refers to the tenant by id; a rename changes nothing here. State lives
+//! in system table [`ARCHIVES_TABLE`], keyed by tenant id.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,10 +44,10 @@ use serde::{Deserialize, Serialize};
 
 use tenet_jobs::CancelToken;
 use tenet_store::keys::{pk_bytes, KeyValue};
-use tenet_store::{decode_system_row, encode_system_row, Store, Ts, ARCHIVES_TABLE};
+use tenet_store::{decode_system_row, encode_system_row, PinRecord, Store, Ts, ARCHIVES_TABLE};
 
 use crate::error::{Error, Result};
-use crate::planner::LogRange;
+use crate::inventory::Inventory;
 use crate::repo::Repo;
 use crate::segment::SegmentWriter;
 use crate::util::{blocking, now};
@@ -62,6 +77,33 @@ pub struct ArchiveOptions {
     pub budget_secs: u64,
 }
 
+/// Allowed ranges of the archiver's settings.
+pub const INTERVAL_MS_RANGE: (u64, u64) = (10, 3_600_000);
+pub const SEGMENT_MAX_BYTES_RANGE: (u64, u64) = (4096, 1 << 30);
+pub const BUDGET_SECS_RANGE: (u64, u64) = (0, 30 * 24 * 3600);
+
+impl ArchiveOptions {
+    /// Refuses settings out of their ranges, naming the range.
+    pub fn validate(&self) -> Result<()> {
+        let check = |what: &str, v: u64, (lo, hi): (u64, u64)| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument(format!(
+                    "{what} {v} is out of range; use {lo} to {hi}"
+                )))
+            }
+        };
+        check("interval_ms", self.interval_ms, INTERVAL_MS_RANGE)?;
+        check(
+            "segment_max_bytes",
+            self.segment_max_bytes,
+            SEGMENT_MAX_BYTES_RANGE,
+        )?;
+        check("budget_secs", self.budget_secs, BUDGET_SECS_RANGE)
+    }
+}
+
 impl Default for ArchiveOptions {
     fn default() -> Self {
         ArchiveOptions {
@@ -76,6 +118,8 @@ impl Default for ArchiveOptions {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveState {
     pub tenant_id: u64,
+    /// The tenant's name when the archiver started (for messages about a dropped
+    /// tenant; everything else goes by `tenant_id`).
     pub tenant: String,
     pub repo: String,
     pub status: ArchiveStatus,
@@ -90,6 +134,57 @@ pub struct ArchiveState {
     pub last_upload_millis: u64,
     pub error: Option<String>,
     pub started_at: String,
+}
+
+fn no_archiver(name: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "tenant `{name}` has no archiver; start one with `tenet archive start {name}`"
+    ))
+}
+
+/// What is protected of a tenant in one repository, computed from its [`Inventory`] —
+/// the planner's inputs, so "restorable up to T" is exactly what a restore can reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Protection {
+    /// The newest restorable point (None: nothing is restorable).
+    pub restorable_until: Option<Ts>,
+    /// The real RPO: how far back a disaster now would lose commits, i.e. the age of
+    /// the oldest commit after `restorable_until` (0 when every commit is restorable;
+    /// None when nothing is).
+    pub rpo_ms: Option<u64>,
+}
+
+impl Protection {
+    pub fn of(store: &Store, tenant_id: u64, inventory: &Inventory) -> Result<Protection> {
+        let Some(r) = inventory.restorable_until() else {
+            return Ok(Protection {
+                restorable_until: None,
+                rpo_ms: None,
+            });
+        };
+        let (recs, _) = store.read_log_raw_covered(tenant_id, r, 1)?;
+        let rpo_ms = match recs.first() {
+            None => 0,
+            Some((ts, _)) => store.clock().now_millis().saturating_sub(ts.millis()),
+        };
+        Ok(Protection {
+            restorable_until: Some(r),
+            rpo_ms: Some(rpo_ms),
+        })
+    }
+}
+
+/// `archive status`: the archiver's state and what it protects.
+#[derive(Clone, Debug)]
+pub struct ArchiveReport {
+    /// The tenant's current name.
+    pub tenant: String,
+    pub state: ArchiveState,
+    /// Whether it runs in this process.
+    pub running: bool,
+    pub protection: Protection,
+    /// What is wrong, in words, with the way out (None: all is well).
+    pub problem: Option<String>,
 }
 
 fn pin_owner(tenant_id: u64) -> String {
@@ -121,32 +216,13 @@ pub fn load(store: &Store, tenant_id: u64) -> Result<Option<ArchiveState>> {
         .transpose()
 }
 
-/// Repository key of the segment `(start, end]` of a tenant.
-pub fn segment_key(tenant_id: u64, start: Ts, end: Ts) -> String {
-    format!("tenants/{tenant_id}/log/{:020}-{:020}.tls", start.0, end.0)
-}
-
-/// The archived log ranges of a tenant, from the segment names in the repository.
-pub async fn list_segments(repo: &Repo, tenant_id: u64) -> Result<Vec<LogRange>> {
-    let prefix = format!("tenants/{tenant_id}/log/");
-    let mut out = Vec::new();
-    for (k, _) in repo.list(&prefix).await? {
-        let Some(name) = k.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".tls")) else {
-            continue;
-        };
-        let parsed = name
-            .split_once('-')
-            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-        if let Some((start, end)) = parsed {
-            out.push(LogRange {
-                key: k.clone(),
-                start: Ts(start),
-                end: Ts(end),
-            });
-        }
-    }
-    out.sort_by_key(|l| (l.start, l.end));
-    Ok(out)
+/// Every archiver state this store holds (of live and dropped tenants).
+pub fn all(store: &Store) -> Result<Vec<ArchiveState>> {
+    store
+        .system_scan(ARCHIVES_TABLE)?
+        .into_iter()
+        .map(|(_, v)| decode(&v))
+        .collect()
 }
 
 /// One archiver task of this process.
@@ -185,32 +261,33 @@ impl Archivers {
         }
     }
 
-    /// Starts archiving `tenant` into `repo` from now on (or continues a stopped or
-    /// broken archiver of the same repository from its checkpoint, if the log after
-    /// it still exists). Refused while one runs.
+    /// Starts archiving tenant `tenant_id` into `repo`, refused while its archiver runs.
+    ///
+    /// The archive continues from the newest restorable point R of the tenant in that
+    /// repository (the end of its newest backup chain, or of the archive there), so
+    /// that a full backup taken before the archive started stays rolled forward with
+    /// no gap — as long as the store still holds the log after R. Otherwise (nothing
+    /// restorable in that repository, or the log after R was garbage-collected) it
+    /// starts at the visible ts, and [`Archivers::status`] reports that nothing after
+    /// the repository's newest point is restorable until a full backup is taken.
     pub async fn start(
         &self,
-        tenant: &str,
+        tenant_id: u64,
         repo: &str,
         options: ArchiveOptions,
     ) -> Result<ArchiveState> {
-        if options.interval_ms == 0 || options.segment_max_bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "archive interval and segment size must be positive".into(),
-            ));
-        }
-        let rec = self.store.tenant(tenant)?;
+        options.validate()?;
+        let rec = self.store.resolve(tenant_id)?;
         if self.running.lock().contains_key(&rec.id) {
             return Err(Error::InvalidArgument(format!(
-                "the archiver of tenant `{tenant}` is already running; stop it first"
+                "the archiver of tenant `{}` is already running; stop it first",
+                rec.name
             )));
         }
-        let repo = Repo::open(repo)?;
+        let repo = Repo::create(repo)?;
         repo.check(&now(&self.store)).await?;
-        // Start from the visible ts: the archive begins now; a full backup taken from
-        // now on can be rolled forward with it.
-        let start = self.store.visible_ts();
-        let pin = self.store.pin(&rec.name, start, &pin_owner(rec.id))?;
+        let inventory = Inventory::load(&repo, rec.id).await?;
+        let (start, pin) = self.start_point(rec.id, inventory.restorable_until())?;
         if let Some(old) = load(&self.store, rec.id)? {
             if let Some(p) = old.pin_id {
                 self.store.unpin(rec.id, p)?;
@@ -236,11 +313,28 @@ impl Archivers {
         Ok(st)
     }
 
+    /// Where a starting archive begins, pinned: at `restorable` if the store still
+    /// holds the log after it, else at the visible ts.
+    fn start_point(&self, tenant_id: u64, restorable: Option<Ts>) -> Result<(Ts, PinRecord)> {
+        let owner = pin_owner(tenant_id);
+        if let Some(r) = restorable.filter(|r| *r <= self.store.visible_ts()) {
+            match self.store.pin(tenant_id, r, &owner) {
+                // Pinned first, then checked: GC cannot delete log after a pinned ts.
+                Ok(pin) if self.store.log_complete_after(tenant_id)? <= r => return Ok((r, pin)),
+                Ok(pin) => self.store.unpin(tenant_id, pin.id)?,
+                Err(tenet_store::Error::TooOld { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let start = self.store.visible_ts();
+        Ok((start, self.store.pin(tenant_id, start, &owner)?))
+    }
+
     fn spawn(&self, mut st: ArchiveState, repo: Repo) {
         // The state is saved before an old pin is released, so a pin of ours that the
         // state does not name is one a crash left behind.
         let owner = pin_owner(st.tenant_id);
-        if let Ok(pins) = self.store.pins(&st.tenant) {
+        if let Ok(pins) = self.store.pins(st.tenant_id) {
             for p in pins {
                 if p.owner == owner && Some(p.id) != st.pin_id {
                     let _ = self.store.unpin(st.tenant_id, p.id);
@@ -269,16 +363,15 @@ impl Archivers {
     }
 
     /// Stops a tenant's archiver and releases its pin; what is archived stays.
-    pub fn stop(&self, tenant: &str) -> Result<ArchiveState> {
-        let rec = self.store.tenant(tenant)?;
+    pub fn stop(&self, tenant_id: u64) -> Result<ArchiveState> {
+        let rec = self.store.resolve(tenant_id)?;
         let task = self.running.lock().remove(&rec.id);
         let _guard = task.as_ref().map(|t| {
             t.cancel.cancel();
             t.lock.lock()
         });
         // Read the state after the task's last step (it may have moved the pin).
-        let mut st = load(&self.store, rec.id)?
-            .ok_or_else(|| Error::InvalidArgument(format!("tenant `{tenant}` has no archiver")))?;
+        let mut st = load(&self.store, rec.id)?.ok_or_else(|| no_archiver(&rec.name))?;
         if let Some(p) = st.pin_id.take() {
             self.store.unpin(rec.id, p)?;
         }
@@ -289,28 +382,54 @@ impl Archivers {
         Ok(st)
     }
 
-    /// A tenant's archiver state and its lag (RPO) in milliseconds: now minus the
-    /// checkpoint's time.
-    pub fn status(&self, tenant: &str) -> Result<(ArchiveState, u64)> {
-        let rec = self.store.tenant(tenant)?;
-        let st = load(&self.store, rec.id)?.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "tenant `{tenant}` has no archiver; start one with `tenet archive start {tenant}`"
-            ))
-        })?;
-        let lag = self
-            .store
-            .clock()
-            .now_millis()
-            .saturating_sub(st.checkpoint.millis());
-        Ok((st, lag))
+    /// A tenant's archiver state as persisted (cheap: no repository access).
+    pub fn state(&self, tenant_id: u64) -> Result<ArchiveState> {
+        let rec = self.store.resolve(tenant_id)?;
+        load(&self.store, rec.id)?.ok_or_else(|| no_archiver(&rec.name))
+    }
+
+    /// A tenant's archiver state and what is restorable (see [`ArchiveReport`]).
+    pub async fn status(&self, tenant_id: u64) -> Result<ArchiveReport> {
+        let rec = self.store.resolve(tenant_id)?;
+        let state = load(&self.store, rec.id)?.ok_or_else(|| no_archiver(&rec.name))?;
+        let repo = Repo::open(&state.repo)?;
+        let inventory = Inventory::load(&repo, rec.id).await?;
+        let protection = Protection::of(&self.store, rec.id, &inventory)?;
+        let problem = match (&protection.restorable_until, state.status) {
+            (None, _) => Some(format!(
+                "nothing of tenant `{}` is restorable from {}: it holds no full backup; take \
+                 one with `tenet backup full {} --repo {}`",
+                rec.name, state.repo, rec.name, state.repo
+            )),
+            (_, ArchiveStatus::Broken) => Some(format!(
+                "the archiver is broken ({}); start it again with `tenet archive start {}`",
+                state.error.as_deref().unwrap_or("no detail"),
+                rec.name
+            )),
+            (Some(r), _) if *r < state.checkpoint => Some(format!(
+                "the archive holds commits up to {} but only {} is restorable: the log \
+                 between is not in {}; take a full backup (`tenet backup full {} --repo {}`)",
+                state.checkpoint.to_rfc3339(),
+                r.to_rfc3339(),
+                state.repo,
+                rec.name,
+                state.repo
+            )),
+            _ => None,
+        };
+        Ok(ArchiveReport {
+            running: self.is_running(rec.id),
+            tenant: rec.name,
+            state,
+            protection,
+            problem,
+        })
     }
 
     /// Starts the archivers that were running when the process stopped.
     pub fn resume_all(&self) -> Result<Vec<u64>> {
         let mut ids = Vec::new();
-        for (_, v) in self.store.system_scan(ARCHIVES_TABLE)? {
-            let st = decode(&v)?;
+        for st in all(&self.store)? {
             if st.status == ArchiveStatus::Running
                 && self.store.tenant_by_id(st.tenant_id).is_some()
             {
@@ -358,7 +477,7 @@ async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, me: &Running) -> 
             if let Some(p) = pin {
                 let _ = store.unpin(st.tenant_id, p);
             }
-            tracing::error!(tenant = %st.tenant, "archiver broken: {e}");
+            tracing::error!(tenant_id = st.tenant_id, "archiver broken: {e}");
             return Ok(());
         }
         save(store, &st)?;
@@ -371,7 +490,9 @@ fn check_log(store: &Store, st: &ArchiveState) -> Result<()> {
         return Err(Error::NotRestorable(format!(
             "the log of tenant `{}` after the archive's checkpoint {} was garbage-collected \
              (complete only after {}); restart the archiver and take a full backup",
-            st.tenant,
+            store
+                .tenant_by_id(st.tenant_id)
+                .map_or_else(|| format!("#{}", st.tenant_id), |t| t.name),
             st.checkpoint.to_rfc3339(),
             floor.to_rfc3339()
         )));
@@ -412,7 +533,7 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo, me: &Running) -
     if seg_info.end <= st.checkpoint || (records == 0 && !idle_due) {
         return Ok(());
     }
-    let key = segment_key(tenant_id, seg_info.start, seg_info.end);
+    let key = crate::repo::segment_key(tenant_id, seg_info.start, seg_info.end);
     let size = bytes.len() as u64;
     repo.put(&key, Bytes::from(bytes)).await?;
 
@@ -424,7 +545,7 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo, me: &Running) -
     // the new ts is already below the safe point (the archiver lagged past the
     // retention), the old pin keeps holding the log and is kept.
     let old = st.pin_id;
-    match store.pin(&st.tenant, seg_info.end, &pin_owner(tenant_id)) {
+    match store.pin(tenant_id, seg_info.end, &pin_owner(tenant_id)) {
         Ok(pin) => st.pin_id = Some(pin.id),
         Err(tenet_store::Error::TooOld { .. }) if old.is_some() => {}
         Err(e) => return Err(e.into()),

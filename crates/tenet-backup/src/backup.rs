@@ -42,8 +42,12 @@ pub const KIND: &str = "backup_full";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BackupParams {
     pub tenant_id: u64,
+    /// The tenant's name when the backup was asked for (for messages only).
     pub tenant: String,
     pub repo: String,
+    /// The backup's submission created the repository (said loudly by the CLI).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_repository: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -157,9 +161,9 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
         )));
     }
     // A crash between pinning and persisting the plan leaves a pin of this job.
-    release_pins(store, &rec.name, job_id)?;
+    release_pins(store, rec.id, job_id)?;
     let f = store.visible_ts();
-    let pin = store.pin(&rec.name, f, &pin_owner(job_id))?;
+    let pin = store.pin(rec.id, f, &pin_owner(job_id))?;
     let mut tables = Vec::new();
     let mut snapshots = Vec::new();
     store.scan_at(p.tenant_id, CATALOG_TABLE, f, None, None, |_, ts, v| {
@@ -358,9 +362,9 @@ fn pin_owner(job_id: u64) -> String {
 }
 
 /// Releases every pin this job holds on the tenant.
-fn release_pins(store: &Store, tenant: &str, job_id: u64) -> Result<()> {
+fn release_pins(store: &Store, tenant_id: u64, job_id: u64) -> Result<()> {
     let owner = pin_owner(job_id);
-    for pin in store.pins(tenant)? {
+    for pin in store.pins(tenant_id)? {
         if pin.owner == owner {
             store.unpin(pin.tenant_id, pin.id)?;
         }
@@ -370,10 +374,8 @@ fn release_pins(store: &Store, tenant: &str, job_id: u64) -> Result<()> {
 
 async fn cleanup(ctx: JobContext) -> Result<()> {
     let p: BackupParams = params(&ctx)?;
-    if let Ok(t) = ctx.store().tenant(&p.tenant) {
-        if t.id == p.tenant_id {
-            release_pins(ctx.store(), &t.name, ctx.id())?;
-        }
+    if ctx.store().tenant_by_id(p.tenant_id).is_some() {
+        release_pins(ctx.store(), p.tenant_id, ctx.id())?;
     }
     let Some(plan) = ctx.checkpoint("plan") else {
         return Ok(());

@@ -12,8 +12,17 @@ pub enum Error {
     /// The repository did not answer or refused access.
     #[error("repository `{url}` is unreachable: {reason}")]
     RepoUnavailable { url: String, reason: String },
+    /// No repository where one was named (reads never create one).
+    #[error("{0}")]
+    RepoNotFound(String),
     #[error("backup `{0}` not found")]
     BackupNotFound(String),
+    /// A tenant named at the edge that neither the store nor the repository knows.
+    #[error("tenant `{name}` not found{hint}")]
+    TenantNotFound { name: String, hint: String },
+    /// Something else depends on it (the message says what, and the way out).
+    #[error("{0}")]
+    InUse(String),
     /// An object failed its checksum or does not decode.
     #[error("corrupt repository object {object}: {reason}")]
     Corrupt { object: String, reason: String },
@@ -47,6 +56,9 @@ impl Error {
             Error::InvalidRepo { .. } => "INVALID_REPOSITORY",
             Error::RepoUnavailable { .. } => "REPOSITORY_UNAVAILABLE",
             Error::BackupNotFound(_) => "BACKUP_NOT_FOUND",
+            Error::RepoNotFound(_) => "REPOSITORY_NOT_FOUND",
+            Error::TenantNotFound { .. } => "TENANT_NOT_FOUND",
+            Error::InUse(_) => "BACKUP_IN_USE",
             Error::Corrupt { .. } => "BACKUP_CORRUPT",
             Error::UnsupportedVersion { .. } => "UNSUPPORTED_FORMAT_VERSION",
             Error::VerifyFailed(_) => "VERIFY_FAILED",

@@ -17,6 +17,7 @@ mod backup;
 pub mod error;
 pub mod format;
 mod incr;
+pub mod inventory;
 pub mod planner;
 pub mod records;
 pub mod repo;
@@ -36,6 +37,7 @@ pub use backup::{BackupParams, SHARD_BYTES};
 pub use error::{Error, Result};
 pub use format::Manifest;
 pub use incr::IncrParams;
+pub use inventory::Inventory;
 pub use records::BackupRecord;
 pub use repo::{canonical_url, Repo, DEFAULT_REPO};
 pub use restore::RestoreParams;
@@ -47,11 +49,22 @@ pub const KIND_RESTORE: &str = restore::KIND;
 pub const KIND_VERIFY: &str = verify::KIND;
 pub const KIND_BACKUP_INCR: &str = incr::KIND;
 
+/// A tenant as backups and restores know it: by id, with the name to show. It may
+/// have been dropped (its backups outlive it), or exist only in a repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub id: u64,
+    /// Its current name; for a dropped tenant, its name at its newest backup.
+    pub name: String,
+    /// Whether it exists in this store.
+    pub live: bool,
+}
+
 /// A restore request.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RestoreRequest {
     /// The tenant the backup was taken of (checked against the backup).
-    pub source: String,
+    pub source: Option<Subject>,
     pub backup_id: String,
     /// Name of the new tenant.
     pub target: String,
@@ -88,139 +101,214 @@ impl Backups {
         &self.jobs
     }
 
-    /// Creates a full backup job of `tenant` into `repo` (checked to be reachable).
-    /// Refused while another backup of the tenant is unfinished.
+    /// Resolves a tenant named at the edge (API, CLI) to its id, once:
+    /// `#<id>` names an id; otherwise the live tenant of that name, else a dropped
+    /// tenant whose backups in this store's records, or whose archiver, had that name,
+    /// else (given `repo`) a tenant whose newest backup in that repository had that
+    /// name. The newest wins where several dropped tenants had the name.
+    pub async fn resolve(&self, name: &str, repo: Option<&str>) -> Result<Subject> {
+        let store = self.jobs.store();
+        let by_id = name.strip_prefix('#').and_then(|n| n.parse::<u64>().ok());
+        if let Some(t) = match by_id {
+            Some(id) => store.tenant_by_id(id),
+            None => store.tenant(name).ok(),
+        } {
+            return Ok(Subject {
+                id: t.id,
+                name: t.name,
+                live: true,
+            });
+        }
+        let gone = |id: u64| store.tenant_by_id(id).is_none();
+        let matches = |id: u64, n: &str| by_id.map_or(n == name, |want| want == id);
+        // (newest ts, id, name) of dropped tenants this store remembers.
+        let mut candidates: Vec<(tenet_store::Ts, u64, String)> = Vec::new();
+        for r in records::list(store)? {
+            candidates.push((r.backup_ts, r.tenant_id, r.tenant_name));
+        }
+        for a in archiver::all(store)? {
+            candidates.push((a.checkpoint, a.tenant_id, a.tenant));
+        }
+        let pick = |c: &[(tenet_store::Ts, u64, String)]| {
+            c.iter()
+                .filter(|(_, id, n)| matches(*id, n) && gone(*id))
+                .max()
+                .cloned()
+        };
+        let mut found = pick(&candidates);
+        if found.is_none() {
+            if let Some(url) = repo {
+                let repo = Repo::open(url)?;
+                let known: Vec<_> = inventory::repo_tenants(&repo)
+                    .await?
+                    .into_iter()
+                    .filter_map(|t| Some((t.newest_backup_ts?, t.tenant_id, t.name?)))
+                    .collect();
+                found = pick(&known);
+            }
+        }
+        match found {
+            Some((_, id, name)) => Ok(Subject {
+                id,
+                name,
+                live: false,
+            }),
+            None => Err(Error::TenantNotFound {
+                name: name.to_string(),
+                hint: if repo.is_some() {
+                    " in this store or in the repository".into()
+                } else {
+                    "; for a tenant known only to a repository (a lost data directory), \
+                     give --repo"
+                        .into()
+                },
+            }),
+        }
+    }
+
+    /// Creates a full backup job of tenant `tenant_id` into `repo` (checked to be
+    /// reachable). Refused while another backup of the tenant is unfinished.
     pub async fn start_full(
         &self,
-        tenant: &str,
+        tenant_id: u64,
         repo: &str,
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
         let store = self.jobs.store();
-        let rec = store.tenant(tenant)?;
+        let rec = store.resolve(tenant_id)?;
         if !rec.state.readable() {
             return Err(Error::InvalidArgument(format!(
-                "tenant `{tenant}` is {}; only a readable tenant can be backed up",
-                rec.state
+                "tenant `{}` is {}; only a readable tenant can be backed up",
+                rec.name, rec.state
             )));
         }
-        let repo = Repo::open(repo)?;
-        repo.check(&util::now(store)).await?;
+        let repo = Repo::create(repo)?;
+        let (_, new_repository) = repo.check(&util::now(store)).await?;
         let params = BackupParams {
             tenant_id: rec.id,
             tenant: rec.name.clone(),
             repo: repo.url().to_string(),
+            new_repository,
         };
         Ok(self.jobs.create(
             KIND_BACKUP_FULL,
-            tenant,
+            &rec.name,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
             Some(format!("backup:{}", rec.id)),
         )?)
     }
 
-    /// Creates an incremental backup job of `tenant`: the log since the newest backup
-    /// of the tenant in `repo` (default: that backup's repository).
+    /// Creates an incremental backup job of tenant `tenant_id`: the log since the end
+    /// of the newest restorable backup of its chain in `repo` (default: the repository
+    /// of its newest backup). A backup whose chain lost its full is never continued.
     pub async fn start_incr(
         &self,
-        tenant: &str,
+        tenant_id: u64,
         repo: Option<&str>,
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
         let store = self.jobs.store();
-        let rec = store.tenant(tenant)?;
-        let want = repo.map(canonical_url).transpose()?;
-        let parent = records::list(store)?
-            .into_iter()
-            .filter(|r| r.tenant_id == rec.id && want.as_ref().is_none_or(|w| *w == r.repo))
-            .max_by_key(|r| r.backup_ts)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "tenant `{tenant}` has no backup to continue{}; take a full backup first \
-                     (`tenet backup full {tenant}`)",
-                    want.as_ref()
-                        .map(|w| format!(" in {w}"))
-                        .unwrap_or_default()
-                ))
-            })?;
-        let repo = Repo::open(&parent.repo)?;
+        let rec = store.resolve(tenant_id)?;
+        let repo_url = match repo {
+            Some(r) => canonical_url(r)?,
+            None => records::list(store)?
+                .into_iter()
+                .filter(|r| r.tenant_id == rec.id)
+                .max_by_key(|r| r.backup_ts)
+                .map(|r| r.repo)
+                .ok_or_else(|| no_chain(&rec.name, None))?,
+        };
+        let repo = Repo::open(&repo_url)?;
         repo.check(&util::now(store)).await?;
+        let inventory = Inventory::load(&repo, rec.id).await?;
+        let parent = inventory
+            .chain_head()
+            .ok_or_else(|| no_chain(&rec.name, Some(repo.url())))?;
         let params = IncrParams {
             tenant_id: rec.id,
             tenant: rec.name.clone(),
             repo: repo.url().to_string(),
-            parent: parent.id.clone(),
+            parent: parent.backup_id.clone(),
             start: parent.backup_ts,
         };
         Ok(self.jobs.create(
             KIND_BACKUP_INCR,
-            tenant,
+            &rec.name,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
             Some(format!("backup:{}", rec.id)),
         )?)
     }
 
-    /// Finds a backup by id: in this store's records, else in `repo`.
-    async fn locate(&self, id: &str, repo: Option<&str>) -> Result<Located> {
+    /// Finds a backup by id: in this store's records, else in `repo`. The backup's
+    /// manifest must be in the repository it is looked up in.
+    async fn locate(&self, id: &str, repo: Option<&str>) -> Result<(Located, Manifest)> {
         if id.is_empty() || id.contains('/') || id.contains("..") {
             return Err(Error::InvalidArgument(format!(
                 "`{id}` is not a backup id; list them with `tenet backups list`"
             )));
         }
-        if let Some(rec) = records::get(self.jobs.store(), id)? {
-            let r = Repo::open(repo.unwrap_or(&rec.repo))?;
-            return Ok(Located {
-                repo: r,
+        let located = if let Some(rec) = records::get(self.jobs.store(), id)? {
+            Located {
+                repo: Repo::open(repo.unwrap_or(&rec.repo))?,
                 tenant_id: rec.tenant_id,
                 record: Some(rec),
-            });
-        }
-        let Some(url) = repo else {
-            return Err(Error::BackupNotFound(format!(
-                "{id} (this store has no record of it; list backups with `tenet backups list`, \
-                 or give the repository that holds it with --repo)"
-            )));
-        };
-        let r = Repo::open(url)?;
-        let suffix = format!("/backups/{id}/manifest.json");
-        for (key, _) in r.list("tenants/").await? {
-            if let Some(tenant) = key
-                .strip_suffix(&suffix)
-                .and_then(|k| k.strip_prefix("tenants/"))
-                .and_then(|t| t.parse::<u64>().ok())
-            {
-                return Ok(Located {
-                    repo: r,
-                    tenant_id: tenant,
-                    record: None,
-                });
             }
-        }
-        Err(Error::BackupNotFound(format!(
-            "{id} (not in this store's records, and {} holds no such backup)",
-            r.url()
-        )))
+        } else {
+            let Some(url) = repo else {
+                return Err(Error::BackupNotFound(format!(
+                    "{id} (this store has no record of it; list backups with `tenet backups \
+                     list`, or give the repository that holds it with --repo)"
+                )));
+            };
+            let r = Repo::open(url)?;
+            let mut tenant_id = None;
+            for t in inventory::repo_tenants(&r).await? {
+                if r.exists(&repo::manifest_key(t.tenant_id, id)).await? {
+                    tenant_id = Some(t.tenant_id);
+                    break;
+                }
+            }
+            let Some(tenant_id) = tenant_id else {
+                return Err(Error::BackupNotFound(format!(
+                    "{id} (not in this store's records, and {} holds no such backup)",
+                    r.url()
+                )));
+            };
+            Located {
+                repo: r,
+                tenant_id,
+                record: None,
+            }
+        };
+        let m = inventory::load_manifest(&located.repo, located.tenant_id, id).await?;
+        Ok((located, m))
     }
 
-    /// Creates a restore job: checks the backup and the target name, then creates the
-    /// target tenant in the `restoring` state.
+    /// Creates a restore job of one backup: checks the backup and the target name, then
+    /// creates the target tenant in the `restoring` state.
     pub async fn start_restore(&self, req: &RestoreRequest) -> Result<JobRecord> {
         self.check_target(&req.target)?;
-        let loc = self.locate(&req.backup_id, req.repo.as_deref()).await?;
-        let m = restore::load_manifest(&loc.repo, loc.tenant_id, &req.backup_id).await?;
-        if !req.source.is_empty() && req.source != m.tenant_name {
-            return Err(Error::InvalidArgument(format!(
-                "backup {} is of tenant `{}`, not `{}`",
-                m.backup_id, m.tenant_name, req.source
-            )));
+        let (loc, m) = self.locate(&req.backup_id, req.repo.as_deref()).await?;
+        if let Some(source) = &req.source {
+            if source.id != m.tenant_id {
+                return Err(Error::InvalidArgument(format!(
+                    "backup {} is of tenant `{}` (id {}), not of `{}` (id {})",
+                    m.backup_id, m.tenant_name, m.tenant_id, source.name, source.id
+                )));
+            }
         }
         if m.kind == "incr" {
             // An incremental backup's state is its chain's full plus the log to its end.
+            let source = Subject {
+                id: m.tenant_id,
+                name: m.tenant_name.clone(),
+                live: false,
+            };
             return self
                 .start_restore_to(
-                    &m.tenant_name,
+                    &source,
                     &planner::Target::At(m.backup_ts),
                     &req.target,
                     Some(loc.repo.url()),
@@ -290,115 +378,79 @@ impl Backups {
         Ok(self.jobs.get(job.id)?)
     }
 
-    /// What can be restored of a tenant (by name; it may have been dropped): its full
-    /// backups and archived log in `repo` (default: where its archiver or its newest
-    /// backup writes).
-    pub async fn restore_inputs(
-        &self,
-        tenant: &str,
-        repo: Option<&str>,
-    ) -> Result<(
-        u64,
-        Repo,
-        Vec<planner::FullPoint>,
-        Vec<planner::LogRange>,
-        Vec<Manifest>,
-    )> {
+    /// The repository a tenant's restores read by default: where its archiver writes,
+    /// else where its newest recorded backup is.
+    pub fn default_repo(&self, tenant_id: u64) -> Result<Option<String>> {
         let store = self.jobs.store();
-        let recs: Vec<BackupRecord> = records::list(store)?
+        if let Some(a) = archiver::load(store, tenant_id)? {
+            return Ok(Some(a.repo));
+        }
+        Ok(records::list(store)?
             .into_iter()
-            .filter(|r| r.tenant_name == tenant)
-            .collect();
-        let tenant_id = match store.tenant(tenant) {
-            Ok(t) => t.id,
-            Err(_) => recs.iter().map(|r| r.tenant_id).max().ok_or_else(|| {
-                Error::Store(tenet_store::Error::TenantNotFound(tenant.to_string()))
+            .filter(|r| r.tenant_id == tenant_id)
+            .max_by_key(|r| r.backup_ts)
+            .map(|r| r.repo))
+    }
+
+    /// What `repo` (default: [`Backups::default_repo`]) holds of a tenant.
+    pub async fn inventory(
+        &self,
+        tenant: &Subject,
+        repo: Option<&str>,
+    ) -> Result<(Repo, Inventory)> {
+        let url = match repo {
+            Some(r) => canonical_url(r)?,
+            None => self.default_repo(tenant.id)?.ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "tenant `{}` has no backups or archive recorded in this store; give the \
+                     repository with --repo",
+                    tenant.name
+                ))
             })?,
         };
-        let repo_url = match repo {
-            Some(r) => r.to_string(),
-            None => archiver::load(store, tenant_id)?
-                .map(|a| a.repo)
-                .or_else(|| {
-                    recs.iter()
-                        .max_by_key(|r| r.backup_ts)
-                        .map(|r| r.repo.clone())
-                })
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "tenant `{tenant}` has no backups or archive; give --repo"
-                    ))
-                })?,
-        };
-        let repo = Repo::open(&repo_url)?;
-        let prefix = format!("tenants/{tenant_id}/backups/");
-        let mut manifests = Vec::new();
-        for (key, _) in repo.list(&prefix).await? {
-            let Some(id) = key
-                .strip_prefix(&prefix)
-                .and_then(|k| k.strip_suffix("/manifest.json"))
-            else {
-                continue;
-            };
-            manifests.push(restore::load_manifest(&repo, tenant_id, id).await?);
-        }
-        let fulls = manifests
-            .iter()
-            .filter(|m| m.kind == "full")
-            .map(|m| planner::FullPoint {
-                backup_id: m.backup_id.clone(),
-                ts: m.backup_ts,
-            })
-            .collect();
-        // The archive's segments and the incremental backups' segments.
-        let mut logs = archiver::list_segments(&repo, tenant_id).await?;
-        for m in manifests.iter().filter(|m| m.kind == "incr") {
-            let dir = repo::backup_dir(tenant_id, &m.backup_id);
-            logs.extend(m.segments.iter().map(|s| planner::LogRange {
-                key: format!("{dir}/{}", s.path),
-                start: s.start,
-                end: s.end,
-            }));
-        }
-        Ok((tenant_id, repo, fulls, logs, manifests))
+        let repo = Repo::open(&url)?;
+        let inventory = Inventory::load(&repo, tenant.id).await?;
+        Ok((repo, inventory))
     }
 
     /// The restorable ranges of a tenant.
     pub async fn restore_points(
         &self,
-        tenant: &str,
+        tenant: &Subject,
         repo: Option<&str>,
     ) -> Result<Vec<planner::Restorable>> {
-        let (_, _, fulls, logs, _) = self.restore_inputs(tenant, repo).await?;
-        Ok(planner::restore_points(&fulls, &logs))
+        Ok(self.inventory(tenant, repo).await?.1.restore_points())
+    }
+
+    /// The planner's "now": after a crash the clock may run ahead of the wall clock,
+    /// so commits up to the visible ts are not "in the future".
+    fn plan_now(&self) -> tenet_store::Ts {
+        let store = self.jobs.store();
+        store.now_ts().max(store.visible_ts())
     }
 
     /// Creates a point-in-time restore of `source` into a new tenant: the planner
     /// picks a full backup and the archived log up to the target.
     pub async fn start_restore_to(
         &self,
-        source: &str,
+        source: &Subject,
         target: &planner::Target,
         into: &str,
         repo: Option<&str>,
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
         self.check_target(into)?;
-        let (tenant_id, repo, fulls, logs, manifests) = self.restore_inputs(source, repo).await?;
-        // After a crash the clock may run ahead of the wall clock: commits up to the
-        // visible ts are not "in the future".
-        let store = self.jobs.store();
-        let now = store.now_ts().max(store.visible_ts());
-        let plan = planner::plan(&fulls, &logs, target, now)
-            .map_err(|e| Error::NotRestorable(format!("tenant `{source}`: {e}")))?;
-        let m = manifests
-            .iter()
-            .find(|m| m.backup_id == plan.full.backup_id)
-            .expect("planned fulls come from manifests");
+        let (repo, inventory) = self.inventory(source, repo).await?;
+        let plan = inventory
+            .plan(target, self.plan_now())
+            .map_err(|e| Error::NotRestorable(format!("tenant `{}`: {e}", source.name)))?;
+        let m = inventory
+            .manifest(&plan.full.backup_id)
+            .expect("planned fulls come from the inventory");
         let params = RestoreParams {
             backup_id: m.backup_id.clone(),
             repo: repo.url().to_string(),
-            source_tenant_id: tenant_id,
+            source_tenant_id: source.id,
             source_tenant: m.tenant_name.clone(),
             target: into.to_string(),
             target_ts: Some(plan.target),
@@ -408,19 +460,14 @@ impl Backups {
             .await
     }
 
-    /// Creates a verify job for a backup.
+    /// Creates a verify job for a backup (checked to exist where it is looked for).
     pub async fn start_verify(
         &self,
         id: &str,
         repo: Option<&str>,
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
-        let loc = self.locate(id, repo).await?;
-        let tenant = loc
-            .record
-            .as_ref()
-            .map(|r| r.tenant_name.clone())
-            .unwrap_or_default();
+        let (loc, m) = self.locate(id, repo).await?;
         let params = VerifyParams {
             backup_id: id.to_string(),
             repo: loc.repo.url().to_string(),
@@ -428,21 +475,44 @@ impl Backups {
         };
         Ok(self.jobs.create(
             KIND_VERIFY,
-            &tenant,
+            &m.tenant_name,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
             None,
         )?)
     }
 
-    /// Backups recorded in this store, optionally of one tenant (by name).
-    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<BackupRecord>> {
+    /// Backups recorded in this store, optionally of one tenant (by id), oldest first.
+    pub fn list(&self, tenant_id: Option<u64>) -> Result<Vec<BackupRecord>> {
         let mut all = records::list(self.jobs.store())?;
-        if let Some(t) = tenant {
-            all.retain(|r| r.tenant_name == t);
+        if let Some(t) = tenant_id {
+            all.retain(|r| r.tenant_id == t);
         }
         all.sort_by_key(|r| r.backup_ts);
         Ok(all)
+    }
+
+    /// Backups in a repository (read from it alone), optionally of one tenant,
+    /// oldest first. Their job id is that of this store's record, 0 if none.
+    pub async fn list_repo(&self, repo: &str, tenant_id: Option<u64>) -> Result<Vec<BackupRecord>> {
+        let repo = Repo::open(repo)?;
+        let ids = match tenant_id {
+            Some(t) => vec![t],
+            None => inventory::repo_tenants(&repo)
+                .await?
+                .into_iter()
+                .map(|t| t.tenant_id)
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            for m in Inventory::load(&repo, id).await?.backups {
+                let job_id = records::get(self.jobs.store(), &m.backup_id)?.map_or(0, |r| r.job_id);
+                out.push(BackupRecord::from_manifest(&m, repo.url(), job_id));
+            }
+        }
+        out.sort_by_key(|r| r.backup_ts);
+        Ok(out)
     }
 
     /// A backup's record (if this store has one) and its manifest.
@@ -451,20 +521,21 @@ impl Backups {
         id: &str,
         repo: Option<&str>,
     ) -> Result<(Option<BackupRecord>, Manifest)> {
-        let loc = self.locate(id, repo).await?;
-        let m = restore::load_manifest(&loc.repo, loc.tenant_id, id).await?;
+        let (loc, m) = self.locate(id, repo).await?;
         Ok((loc.record, m))
     }
 
     /// Deletes a backup: its manifest first (so it stops existing), then its files,
-    /// then its record. Returns what was deleted.
-    pub async fn delete(&self, id: &str) -> Result<BackupRecord> {
+    /// then its record. Refused while a job uses it, and — unless `force` — while
+    /// incremental backups are chained on it. Returns what was deleted.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<BackupRecord> {
         let store = self.jobs.store();
         let rec = records::get(store, id)?.ok_or_else(|| {
             Error::BackupNotFound(format!("{id} (list backups with `tenet backups list`)"))
         })?;
         let uses = |j: &JobRecord| {
             j.params.get("backup_id").and_then(|v| v.as_str()) == Some(id)
+                || j.params.get("parent").and_then(|v| v.as_str()) == Some(id)
                 || j.checkpoint
                     .pointer("/plan/backup_id")
                     .and_then(|v| v.as_str())
@@ -482,8 +553,30 @@ impl Backups {
             ))));
         }
         let repo = Repo::open(&rec.repo)?;
+        if !force {
+            let inventory = Inventory::load(&repo, rec.tenant_id).await?;
+            let deps = inventory.dependents(id);
+            if !deps.is_empty() {
+                let names: Vec<&str> = deps.iter().map(|m| m.backup_id.as_str()).collect();
+                return Err(Error::InUse(format!(
+                    "backup {id} has {} incremental backup(s) chained on it ({}); without it \
+                     they cannot be restored unless an older full backup reaches them. Delete \
+                     it anyway with --force, or delete the newest incremental first",
+                    deps.len(),
+                    names.join(", ")
+                )));
+            }
+        }
         records::remove_backup(store, &repo, rec.tenant_id, id, None).await?;
-
         Ok(rec)
     }
+}
+
+fn no_chain(tenant: &str, repo: Option<&str>) -> Error {
+    Error::InvalidArgument(format!(
+        "tenant `{tenant}` has no restorable backup to continue{}; take a full backup first \
+         (`tenet backup full {tenant}{}`)",
+        repo.map(|r| format!(" in {r}")).unwrap_or_default(),
+        repo.map(|r| format!(" --repo {r}")).unwrap_or_default(),
+    ))
 }

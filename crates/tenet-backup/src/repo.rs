@@ -13,7 +13,12 @@
 //! tenet-repo.json                                      repository marker
 //! tenants/<tenant_id>/backups/<backup_id>/manifest.json commit point, written last
 //! tenants/<tenant_id>/backups/<backup_id>/data/<table_id>-<shard>.tdf
+//! tenants/<tenant_id>/backups/<backup_id>/log/<start>-<end>.tls   incremental backups
+//! tenants/<tenant_id>/log/<start:020>-<end:020>.tls         archived log segments
 //! ```
+//!
+//! Keys are spelled only by the functions at the end of this file; what a repository
+//! holds of a tenant is read through [`crate::inventory::Inventory`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +31,8 @@ use object_store::path::Path as ObjPath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
 };
+
+use tenet_store::Ts;
 
 use crate::error::{Error, Result};
 use crate::format::{decode_repo_marker, RepoMarker, REPO_FORMAT, REPO_VERSION};
@@ -96,17 +103,49 @@ pub fn canonical_url(arg: &str) -> Result<String> {
 }
 
 impl Repo {
-    /// Opens the repository at `url` (see [`canonical_url`]). Creates a local directory
-    /// if needed; does not touch the network yet.
+    /// Opens the repository at `url` (see [`canonical_url`]) to read or write what it
+    /// holds. Never creates anything: a local directory that does not exist is an
+    /// error (a mistyped path, or an unmounted disk). Does not touch the network yet.
     pub fn open(url: &str) -> Result<Repo> {
+        Self::open_with(url, false)
+    }
+
+    /// Opens the repository at `url` for a writer that may be the first to use it
+    /// (`repo init`, a first backup, an archive): a missing local directory is created
+    /// if its parent exists — never a whole new path (an unmounted backup disk must not
+    /// fill the root disk). The caller learns whether it is new from [`Repo::check`].
+    pub fn create(url: &str) -> Result<Repo> {
+        Self::open_with(url, true)
+    }
+
+    fn open_with(url: &str, create: bool) -> Result<Repo> {
         let url = canonical_url(url)?;
         let unavailable = |reason: String| Error::RepoUnavailable {
             url: url.clone(),
             reason,
         };
         if let Some(dir) = url.strip_prefix("file://") {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| unavailable(format!("cannot create directory {dir}: {e}")))?;
+            let path = std::path::Path::new(dir);
+            if !path.is_dir() {
+                let parent = path.parent().filter(|p| p.is_dir());
+                match (create, parent) {
+                    (true, Some(_)) => std::fs::create_dir(dir)
+                        .map_err(|e| unavailable(format!("cannot create directory {dir}: {e}")))?,
+                    (true, None) => {
+                        return Err(unavailable(format!(
+                            "neither {dir} nor its parent directory exists (a mistyped path, \
+                             or a backup disk that is not mounted?); create the parent \
+                             directory first"
+                        )))
+                    }
+                    (false, _) => {
+                        return Err(Error::RepoNotFound(format!(
+                            "no repository at {url}: the directory {dir} does not exist; \
+                             check the path, or create one with `tenet repo init {url}`"
+                        )))
+                    }
+                }
+            }
             // fsync: a shard counts as done, and a manifest as the commit point, only
             // once their bytes are on disk.
             let fs = LocalFileSystem::new_with_prefix(dir)
@@ -198,10 +237,11 @@ impl Repo {
         format!("{}/{key}", self.url)
     }
 
-    /// Checks the repository marker, writing it if the repository is new.
-    pub async fn check(&self, now: &str) -> Result<RepoMarker> {
+    /// Checks the repository marker, writing it if the repository is new. Returns the
+    /// marker and whether this call created the repository.
+    pub async fn check(&self, now: &str) -> Result<(RepoMarker, bool)> {
         match self.get_opt(MARKER).await? {
-            Some(bytes) => decode_repo_marker(&self.describe(MARKER), &bytes),
+            Some(bytes) => Ok((decode_repo_marker(&self.describe(MARKER), &bytes)?, false)),
             None => {
                 let marker = RepoMarker {
                     format: REPO_FORMAT.into(),
@@ -212,8 +252,18 @@ impl Repo {
                 };
                 let bytes = serde_json::to_vec_pretty(&marker).expect("markers serialize");
                 self.put(MARKER, Bytes::from(bytes)).await?;
-                Ok(marker)
+                tracing::warn!(repo = %self.url, "created a new repository");
+                Ok((marker, true))
             }
+        }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.store.head(&self.path(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err(key, e)),
         }
     }
 
@@ -267,6 +317,23 @@ impl Repo {
             .collect())
     }
 
+    /// The names of the "directories" directly under `prefix` (which ends with `/`).
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = self.path(prefix);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&p))
+            .await
+            .map_err(|e| self.unavailable(prefix, e))?;
+        let mut out: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|d| d.filename().map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Deletes an object; deleting a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<()> {
         match self.store.delete(&self.path(key)).await {
@@ -301,9 +368,35 @@ impl Repo {
     }
 }
 
+// Repository layout: the one place keys are spelled (docs/format.md).
+
+/// Where every tenant's directory is.
+pub const TENANTS_DIR: &str = "tenants/";
+
+/// The directory of a tenant's backups (ends with `/`).
+pub fn backups_prefix(tenant_id: u64) -> String {
+    format!("{TENANTS_DIR}{tenant_id}/backups/")
+}
+
+/// The directory of a tenant's archived log segments (ends with `/`).
+pub fn log_prefix(tenant_id: u64) -> String {
+    format!("{TENANTS_DIR}{tenant_id}/log/")
+}
+
+/// The archived segment `(start, end]` of a tenant.
+pub fn segment_key(tenant_id: u64, start: Ts, end: Ts) -> String {
+    format!("{}{:020}-{:020}.tls", log_prefix(tenant_id), start.0, end.0)
+}
+
+/// Parses a segment file name `<start:020>-<end:020>.tls` into `(start, end)`.
+pub fn parse_segment_name(name: &str) -> Option<(Ts, Ts)> {
+    let (a, b) = name.strip_suffix(".tls")?.split_once('-')?;
+    Some((Ts(a.parse().ok()?), Ts(b.parse().ok()?)))
+}
+
 /// Repository keys of a backup.
 pub fn backup_dir(tenant_id: u64, backup_id: &str) -> String {
-    format!("tenants/{tenant_id}/backups/{backup_id}")
+    format!("{}{backup_id}", backups_prefix(tenant_id))
 }
 
 pub fn manifest_key(tenant_id: u64, backup_id: &str) -> String {

@@ -31,9 +31,10 @@ use tenet_store::catalog::{encode_entry, table_key, CATALOG_TABLE};
 use tenet_store::{CatalogEntry, Store, TenantState, TenantUpdate};
 
 use crate::error::{Error, Result};
-use crate::format::{decode_manifest, read_data_file, Digest, FileEntry, Manifest};
+use crate::format::{read_data_file, Digest, FileEntry, Manifest};
+use crate::inventory::load_manifest;
 use crate::planner::LogRange;
-use crate::repo::{backup_dir, manifest_key, Repo};
+use crate::repo::{backup_dir, Repo};
 use crate::segment::read_segment;
 use crate::util::{blocking, job_kind, params};
 
@@ -86,32 +87,6 @@ pub(crate) async fn fetch_file(
         });
     }
     Ok((object, bytes))
-}
-
-/// Reads and checks a backup's manifest.
-pub(crate) async fn load_manifest(
-    repo: &Repo,
-    tenant_id: u64,
-    backup_id: &str,
-) -> Result<Manifest> {
-    let key = manifest_key(tenant_id, backup_id);
-    let bytes = repo.get_opt(&key).await?.ok_or_else(|| {
-        Error::BackupNotFound(format!(
-            "{backup_id} (no manifest at {}; the backup was deleted or never finished)",
-            repo.describe(&key)
-        ))
-    })?;
-    let m = decode_manifest(&repo.describe(&key), &bytes)?;
-    if m.backup_id != backup_id || m.tenant_id != tenant_id {
-        return Err(Error::Corrupt {
-            object: repo.describe(&key),
-            reason: format!(
-                "manifest is for backup {} of tenant id {}",
-                m.backup_id, m.tenant_id
-            ),
-        });
-    }
-    Ok(m)
 }
 
 fn tmp_dir(store: &Store, job: u64) -> PathBuf {
@@ -246,15 +221,8 @@ async fn run(ctx: JobContext) -> Result<Value> {
     store.advance_clock(target_ts)?;
     store.set_history_start(target_id, m.backup_ts)?;
     ctx.set_checkpoint("activated", json!(true))?;
-    // By id: the name is what it is now.
-    let name = store
-        .tenant_by_id(target_id)
-        .map(|t| t.name)
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!("the target tenant #{target_id} was dropped"))
-        })?;
     store.alter_tenant(
-        &name,
+        target_id,
         TenantUpdate {
             state: Some(TenantState::Active),
             ..TenantUpdate::default()
@@ -550,7 +518,7 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
     if let Some(id) = target_of(&ctx, &p)? {
         if let Some(t) = store.tenant_by_id(id) {
             if t.state == TenantState::Restoring {
-                store.drop_tenant(&t.name)?;
+                store.drop_tenant(t.id)?;
             }
         }
     }

@@ -13,8 +13,9 @@ use tenet_store::row::decode_row;
 
 use crate::error::{Error, Result};
 use crate::format::{read_data_file, Digest, FileEntry};
+use crate::inventory::load_manifest;
 use crate::repo::{backup_dir, Repo};
-use crate::restore::{fetch_file, load_manifest};
+use crate::restore::fetch_file;
 use crate::segment::read_segment;
 use crate::util::{blocking, job_kind, params};
 

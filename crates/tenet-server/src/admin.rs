@@ -37,7 +37,7 @@ pub trait Admin: Send + Sync {
     fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>>;
     fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail>;
     /// Deletes a backup's files, then its record.
-    fn delete_backup(&self, id: &str) -> ApiResult<BackupInfo>;
+    fn delete_backup(&self, id: &str, q: &DeleteBackupQuery) -> ApiResult<BackupInfo>;
     fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo>;
     fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo>;
 

@@ -387,7 +387,14 @@ pub struct BackupInfo {
     pub id: String,
     pub kind: String,
     pub tenant_id: u64,
+    /// The tenant's current name (for a dropped tenant: its name at the backup).
     pub tenant: String,
+    /// The tenant's name when the backup was taken, where it differs from `tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_at_backup: Option<String>,
+    /// Whether the tenant still exists in this store.
+    #[serde(default)]
+    pub tenant_live: bool,
     pub repo: String,
     /// F: the backup holds every commit at or before this ts.
     pub backup_ts: u64,
@@ -408,6 +415,8 @@ impl From<tenet_backup::BackupRecord> for BackupInfo {
             kind: r.kind,
             tenant_id: r.tenant_id,
             tenant: r.tenant_name,
+            tenant_at_backup: None,
+            tenant_live: false,
             repo: r.repo,
             backup_ts: r.backup_ts.0,
             backup_time: r.backup_time,
@@ -440,7 +449,11 @@ pub struct BackupTableInfo {
 pub struct BackupDetail {
     pub id: String,
     pub tenant_id: u64,
+    /// The tenant's current name (for a dropped tenant: its name at the backup).
     pub tenant: String,
+    /// The tenant's name when the backup was taken, where it differs from `tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_at_backup: Option<String>,
     pub repo: String,
     pub backup_ts: u64,
     pub backup_time: String,
@@ -459,6 +472,16 @@ pub struct BackupDetail {
 pub struct ListBackupsQuery {
     /// Only backups of this tenant.
     pub tenant: Option<String>,
+    /// List what this repository holds (read from it alone, e.g. after losing the data
+    /// directory) instead of this store's records.
+    pub repo: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+pub struct DeleteBackupQuery {
+    /// Delete even if incremental backups are chained on it.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
@@ -508,6 +531,10 @@ pub struct CreateRestore {
 pub struct ArchiveStart {
     #[serde(default)]
     pub repo: Option<String>,
+    /// Also start a full backup into the repository, so what is archived becomes
+    /// restorable (needed when the repository holds no backup of the tenant to continue).
+    #[serde(default)]
+    pub full_backup: bool,
     /// How often a segment is cut (default 1000 ms).
     #[serde(default)]
     pub interval_ms: Option<u64>,
@@ -529,11 +556,21 @@ pub struct ArchiveInfo {
     /// Whether it runs in the process answering.
     pub running: bool,
     pub repo: String,
-    /// Every commit at or before this is archived.
+    /// Every commit at or before this is in the archive (shipped so far).
     pub checkpoint_ts: u64,
     pub checkpoint_time: String,
-    /// The RPO now: current time minus the checkpoint's time.
-    pub lag_ms: u64,
+    /// The newest point a restore from `repo` can reach now (the restore planner's
+    /// answer); null when nothing is restorable.
+    pub restorable_until_ts: Option<u64>,
+    pub restorable_until_time: Option<String>,
+    /// The real RPO: age of the oldest commit that is not yet restorable (0 when every
+    /// commit is); null when nothing is restorable.
+    pub rpo_ms: Option<u64>,
+    /// What is wrong and the way out (null when all is well).
+    pub problem: Option<String>,
+    /// The full backup job started with the archive (`full_backup: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_job: Option<u64>,
     pub segments: u64,
     pub records: u64,
     pub bytes: u64,

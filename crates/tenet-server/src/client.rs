@@ -102,8 +102,12 @@ impl Client {
         self.send(self.request(method, segments).json(body))
     }
 
-    fn delete<T: DeserializeOwned>(&self, segments: &[&str]) -> ApiResult<T> {
-        self.send(self.request(Method::DELETE, segments))
+    fn delete<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &impl Serialize,
+    ) -> ApiResult<T> {
+        self.send(self.request(Method::DELETE, segments).query(query))
     }
 }
 
@@ -131,7 +135,7 @@ impl Admin for Client {
     }
 
     fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit> {
-        self.delete(&["v1", "tenants", tenant])
+        self.delete(&["v1", "tenants", tenant], &NONE)
     }
 
     fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {
@@ -155,7 +159,7 @@ impl Admin for Client {
     }
 
     fn drop_table(&self, tenant: &str, table: &str) -> ApiResult<Commit> {
-        self.delete(&["v1", "tenants", tenant, "tables", table])
+        self.delete(&["v1", "tenants", tenant, "tables", table], &NONE)
     }
 
     fn put_rows(&self, tenant: &str, table: &str, rows: Vec<Value>) -> ApiResult<WriteResponse> {
@@ -195,7 +199,7 @@ impl Admin for Client {
     }
 
     fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit> {
-        self.delete(&["v1", "tenants", tenant, "snapshots", snapshot])
+        self.delete(&["v1", "tenants", tenant, "snapshots", snapshot], &NONE)
     }
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
@@ -210,8 +214,8 @@ impl Admin for Client {
         self.get(&["v1", "backups", id], q)
     }
 
-    fn delete_backup(&self, id: &str) -> ApiResult<BackupInfo> {
-        self.delete(&["v1", "backups", id])
+    fn delete_backup(&self, id: &str, q: &DeleteBackupQuery) -> ApiResult<BackupInfo> {
+        self.delete(&["v1", "backups", id], q)
     }
 
     fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo> {
@@ -255,7 +259,7 @@ impl Admin for Client {
     }
 
     fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
-        self.delete(&["v1", "tenants", tenant, "archive"])
+        self.delete(&["v1", "tenants", tenant, "archive"], &NONE)
     }
 
     fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {

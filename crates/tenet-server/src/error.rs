@@ -93,7 +93,8 @@ impl From<tenet_backup::Error> for ApiError {
             B::InvalidArgument(_) | B::InvalidRepo { .. } => S::BAD_REQUEST,
             B::NotRestorable(_) => S::CONFLICT,
             B::RepoUnavailable { .. } => S::SERVICE_UNAVAILABLE,
-            B::BackupNotFound(_) => S::NOT_FOUND,
+            B::BackupNotFound(_) | B::RepoNotFound(_) | B::TenantNotFound { .. } => S::NOT_FOUND,
+            B::InUse(_) => S::CONFLICT,
             B::Corrupt { .. } | B::UnsupportedVersion { .. } | B::VerifyFailed(_) => {
                 S::UNPROCESSABLE_ENTITY
             }

@@ -317,10 +317,15 @@ async fn get_backup(
     run(s, move |s| s.get_backup(&id, &q)).await
 }
 
-#[utoipa::path(delete, path = "/v1/backups/{id}", tag = "backups",
-    responses((status = 200, body = BackupInfo), (status = 404, body = ErrorBody)))]
-async fn delete_backup(State(s): State<Service>, ApiPath(id): ApiPath<String>) -> R<BackupInfo> {
-    run(s, move |s| s.delete_backup(&id)).await
+#[utoipa::path(delete, path = "/v1/backups/{id}", tag = "backups", params(DeleteBackupQuery),
+    responses((status = 200, body = BackupInfo), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn delete_backup(
+    State(s): State<Service>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeleteBackupQuery>,
+) -> R<BackupInfo> {
+    run(s, move |s| s.delete_backup(&id, &q)).await
 }
 
 #[utoipa::path(post, path = "/v1/backups/{id}/verify", tag = "backups", request_body = VerifyBackup,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
-use tenet_backup::{canonical_url, Backups, RestoreRequest, DEFAULT_REPO};
+use tenet_backup::{canonical_url, Backups, RestoreRequest, Subject, DEFAULT_REPO};
 use tenet_jobs::JobManager;
 use tenet_store::{
     AsOf, Column, ColumnType, ScanRange, Store, TableSpec, TenantOptions, TenantState, TenantUpdate,
@@ -124,6 +124,66 @@ impl Service {
 
     fn job_info(&self, id: u64) -> ApiResult<JobInfo> {
         Ok(self.info(self.jobs().get(id)?))
+    }
+
+    /// Resolves a tenant named at the edge to its id; it may be dropped, or known only
+    /// to `repo` (see [`Backups::resolve`]).
+    fn subject(&self, name: &str, repo: Option<&str>) -> ApiResult<Subject> {
+        Ok(self.runtime.block_on(self.backups.resolve(name, repo))?)
+    }
+
+    /// The id of a tenant of this store, named at the edge.
+    fn live_tenant(&self, name: &str) -> ApiResult<u64> {
+        Ok(self.store.tenant(name)?.id)
+    }
+
+    /// The name to show for a tenant id (its current one if it exists, else the name
+    /// recorded), the recorded name where it differs, and whether it exists.
+    fn names(&self, tenant_id: u64, recorded: &str) -> (String, Option<String>, bool) {
+        match self.store.tenant_by_id(tenant_id) {
+            Some(t) if t.name == recorded => (t.name, None, true),
+            Some(t) => (t.name, Some(recorded.to_string()), true),
+            None => (recorded.to_string(), None, false),
+        }
+    }
+
+    fn backup_info(&self, r: tenet_backup::BackupRecord) -> BackupInfo {
+        let (tenant, tenant_at_backup, tenant_live) = self.names(r.tenant_id, &r.tenant_name);
+        BackupInfo {
+            tenant,
+            tenant_at_backup,
+            tenant_live,
+            ..r.into()
+        }
+    }
+
+    fn archive_info(&self, tenant_id: u64) -> ApiResult<ArchiveInfo> {
+        let r = self.runtime.block_on(self.archivers.status(tenant_id))?;
+        let st = r.state;
+        let until = r.protection.restorable_until;
+        Ok(ArchiveInfo {
+            running: r.running,
+            tenant: r.tenant,
+            tenant_id: st.tenant_id,
+            status: serde_json::to_value(st.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            repo: st.repo,
+            checkpoint_ts: st.checkpoint.0,
+            checkpoint_time: st.checkpoint.to_rfc3339(),
+            restorable_until_ts: until.map(|t| t.0),
+            restorable_until_time: until.map(|t| t.to_rfc3339()),
+            rpo_ms: r.protection.rpo_ms,
+            problem: r.problem,
+            backup_job: None,
+            segments: st.segments,
+            records: st.records,
+            bytes: st.bytes,
+            interval_ms: st.options.interval_ms,
+            error: st.error,
+            started_at: st.started_at,
+        })
     }
 
     fn repo_or_default(repo: &Option<String>) -> ApiResult<String> {
@@ -417,11 +477,12 @@ impl Admin for Service {
     }
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
+        let tenant = self.live_tenant(&req.tenant)?;
         let job = match req.kind.as_deref().unwrap_or("full") {
             "full" => {
                 let repo = Self::repo_or_default(&req.repo)?;
                 self.runtime.block_on(self.backups.start_full(
-                    &req.tenant,
+                    tenant,
                     &repo,
                     req.throttle_bytes_per_sec,
                 ))?
@@ -429,7 +490,7 @@ impl Admin for Service {
             "incr" => {
                 let repo = req.repo.as_deref().map(canonical_url).transpose()?;
                 self.runtime.block_on(self.backups.start_incr(
-                    &req.tenant,
+                    tenant,
                     repo.as_deref(),
                     req.throttle_bytes_per_sec,
                 ))?
@@ -444,12 +505,19 @@ impl Admin for Service {
     }
 
     fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>> {
-        Ok(self
-            .backups
-            .list(q.tenant.as_deref())?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let tenant = q
+            .tenant
+            .as_deref()
+            .map(|t| self.subject(t, repo.as_deref()))
+            .transpose()?;
+        let records = match &repo {
+            Some(r) => self
+                .runtime
+                .block_on(self.backups.list_repo(r, tenant.as_ref().map(|t| t.id)))?,
+            None => self.backups.list(tenant.as_ref().map(|t| t.id))?,
+        };
+        Ok(records.into_iter().map(|r| self.backup_info(r)).collect())
     }
 
     fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail> {
@@ -457,10 +525,12 @@ impl Admin for Service {
         let (rec, m) = self
             .runtime
             .block_on(self.backups.show(id, repo.as_deref()))?;
+        let (tenant, tenant_at_backup, _) = self.names(m.tenant_id, &m.tenant_name);
         Ok(BackupDetail {
             id: m.backup_id.clone(),
             tenant_id: m.tenant_id,
-            tenant: m.tenant_name.clone(),
+            tenant,
+            tenant_at_backup,
             repo: rec
                 .as_ref()
                 .map(|r| r.repo.clone())
@@ -491,8 +561,9 @@ impl Admin for Service {
         })
     }
 
-    fn delete_backup(&self, id: &str) -> ApiResult<BackupInfo> {
-        Ok(self.runtime.block_on(self.backups.delete(id))?.into())
+    fn delete_backup(&self, id: &str, q: &DeleteBackupQuery) -> ApiResult<BackupInfo> {
+        let rec = self.runtime.block_on(self.backups.delete(id, q.force))?;
+        Ok(self.backup_info(rec))
     }
 
     fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo> {
@@ -527,22 +598,28 @@ impl Admin for Service {
         let job =
             match (&req.backup_id, targets.as_slice()) {
                 (Some(id), []) => {
+                    let source = (!req.source.is_empty())
+                        .then(|| self.subject(&req.source, repo.as_deref()))
+                        .transpose()?;
                     self.runtime
                         .block_on(self.backups.start_restore(&RestoreRequest {
-                            source: req.source.clone(),
+                            source,
                             backup_id: id.clone(),
                             target: req.target.clone(),
                             repo,
                             throttle_bytes_per_sec: req.throttle_bytes_per_sec,
                         }))?
                 }
-                (None, [t]) => self.runtime.block_on(self.backups.start_restore_to(
-                    &req.source,
-                    t,
-                    &req.target,
-                    repo.as_deref(),
-                    req.throttle_bytes_per_sec,
-                ))?,
+                (None, [t]) => {
+                    let source = self.subject(&req.source, repo.as_deref())?;
+                    self.runtime.block_on(self.backups.start_restore_to(
+                        &source,
+                        t,
+                        &req.target,
+                        repo.as_deref(),
+                        req.throttle_bytes_per_sec,
+                    ))?
+                }
                 _ => return Err(ApiError::invalid(
                     "say what to restore with exactly one of: backup_id, to, before_commit, latest",
                 )),
@@ -559,6 +636,7 @@ impl Admin for Service {
                  directory (`tenet serve --data-dir …`) and run this again",
             ));
         }
+        let tenant = self.live_tenant(tenant)?;
         let d = ArchiveOptions::default();
         let opts = ArchiveOptions {
             interval_ms: req.interval_ms.unwrap_or(d.interval_ms),
@@ -568,42 +646,40 @@ impl Admin for Service {
         let repo = Self::repo_or_default(&req.repo)?;
         self.runtime
             .block_on(self.archivers.start(tenant, &repo, opts))?;
-        self.archive_status(tenant)
+        // The backup starts after the archive, so the archive covers everything after
+        // the backup's F.
+        let backup_job = if req.full_backup {
+            let job = self
+                .runtime
+                .block_on(self.backups.start_full(tenant, &repo, None))?;
+            Some(self.start(job)?.id)
+        } else {
+            None
+        };
+        let mut info = self.archive_info(tenant)?;
+        if backup_job.is_some() {
+            info.backup_job = backup_job;
+            info.problem = None;
+        }
+        Ok(info)
     }
 
     fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        let tenant = self.live_tenant(tenant)?;
         self.archivers.stop(tenant)?;
-        self.archive_status(tenant)
+        self.archive_info(tenant)
     }
 
     fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
-        let (st, lag) = self.archivers.status(tenant)?;
-        Ok(ArchiveInfo {
-            running: self.archivers.is_running(st.tenant_id),
-            tenant: st.tenant,
-            tenant_id: st.tenant_id,
-            status: serde_json::to_value(st.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            repo: st.repo,
-            checkpoint_ts: st.checkpoint.0,
-            checkpoint_time: st.checkpoint.to_rfc3339(),
-            lag_ms: lag,
-            segments: st.segments,
-            records: st.records,
-            bytes: st.bytes,
-            interval_ms: st.options.interval_ms,
-            error: st.error,
-            started_at: st.started_at,
-        })
+        self.archive_info(self.live_tenant(tenant)?)
     }
 
     fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>> {
         let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let subject = self.subject(tenant, repo.as_deref())?;
         let points = self
             .runtime
-            .block_on(self.backups.restore_points(tenant, repo.as_deref()))?;
+            .block_on(self.backups.restore_points(&subject, repo.as_deref()))?;
         Ok(points
             .into_iter()
             .map(|r| RestorePoint {

@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, meta, VERSION_DELETE};
 use crate::read::ReadAt;
 use crate::store::{prefix_read_options, Store};
-use crate::tenant::{TenantState, DEFAULT_HISTORY_RETENTION_SECS};
+use crate::tenant::{TenantRef, TenantState, DEFAULT_HISTORY_RETENTION_SECS};
 use crate::ts::Ts;
 
 /// Deletions per write batch.
@@ -94,8 +94,13 @@ impl Drop for GcHandle {
 impl Store {
     /// Pins `ts` of `tenant` until [`Store::unpin`]: GC keeps the state at `ts` and the
     /// log after it. Fails with `TooOld` if GC already collected below `ts`.
-    pub fn pin(&self, tenant: &str, ts: Ts, owner: &str) -> Result<PinRecord> {
-        let rec = self.tenant(tenant)?;
+    pub fn pin<'a>(
+        &self,
+        tenant: impl Into<TenantRef<'a>>,
+        ts: Ts,
+        owner: &str,
+    ) -> Result<PinRecord> {
+        let rec = self.resolve(tenant)?;
         let ts = self.read_ts(Some(ts))?;
         let rt = self.runtime(rec.id)?;
         let _gc = rt.gc_lock.lock();
@@ -137,8 +142,8 @@ impl Store {
     }
 
     /// The explicit pins of a tenant.
-    pub fn pins(&self, tenant: &str) -> Result<Vec<PinRecord>> {
-        let rec = self.tenant(tenant)?;
+    pub fn pins<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<Vec<PinRecord>> {
+        let rec = self.resolve(tenant)?;
         Ok(self
             .runtime(rec.id)?
             .pins
@@ -149,8 +154,8 @@ impl Store {
     }
 
     /// The oldest ts readable in `tenant` (besides pinned ones).
-    pub fn safe_point(&self, tenant: &str) -> Result<Ts> {
-        let rec = self.tenant(tenant)?;
+    pub fn safe_point<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<Ts> {
+        let rec = self.resolve(tenant)?;
         Ok(self.runtime(rec.id)?.safe_point())
     }
 

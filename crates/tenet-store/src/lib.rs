@@ -42,6 +42,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcHandle, GcStats, PinRecord};
 pub use schema::{Column, ColumnType, TableDef, TableSpec};
 pub use store::{CommitInfo, Store, StoreOptions};
-pub use tenant::{TenantOptions, TenantRecord, TenantState, TenantUpdate};
+pub use tenant::{TenantOptions, TenantRecord, TenantRef, TenantState, TenantUpdate};
 pub use ts::Ts;
 pub use txn::{AsOf, ScanRange, Txn};

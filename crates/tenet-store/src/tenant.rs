@@ -209,7 +209,52 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<TenantRecord> {
     }
 }
 
+/// A tenant as a caller names it: by id inside Tenet (jobs, pins, archivers, backup
+/// records), by name only at the edge (API, CLI), where names are resolved once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantRef<'a> {
+    Id(u64),
+    Name(&'a str),
+}
+
+impl From<u64> for TenantRef<'_> {
+    fn from(id: u64) -> Self {
+        TenantRef::Id(id)
+    }
+}
+
+impl<'a> From<&'a str> for TenantRef<'a> {
+    fn from(name: &'a str) -> Self {
+        TenantRef::Name(name)
+    }
+}
+
+impl<'a> From<&'a String> for TenantRef<'a> {
+    fn from(name: &'a String) -> Self {
+        TenantRef::Name(name)
+    }
+}
+
+impl std::fmt::Display for TenantRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TenantRef::Id(id) => write!(f, "#{id}"),
+            TenantRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
 impl Store {
+    /// The tenant `t` refers to.
+    pub fn resolve<'a>(&self, t: impl Into<TenantRef<'a>>) -> Result<TenantRecord> {
+        match t.into() {
+            TenantRef::Name(name) => self.tenant(name),
+            TenantRef::Id(id) => self
+                .tenant_by_id(id)
+                .ok_or_else(|| Error::TenantNotFound(format!("#{id}"))),
+        }
+    }
+
     /// All user tenants, by id.
     pub fn tenants(&self) -> Vec<TenantRecord> {
         self.inner
@@ -264,12 +309,12 @@ impl Store {
     }
 
     /// Renames a tenant, changes its state or its history retention.
-    pub fn alter_tenant(
+    pub fn alter_tenant<'a>(
         &self,
-        name: &str,
+        tenant: impl Into<TenantRef<'a>>,
         update: TenantUpdate,
     ) -> Result<(TenantRecord, CommitInfo)> {
-        let mut rec = self.tenant(name)?;
+        let mut rec = self.resolve(tenant)?;
         if let Some(new_name) = &update.name {
             validate_name("tenant", new_name)?;
             rec.name = new_name.clone();
@@ -287,8 +332,8 @@ impl Store {
     }
 
     /// Deletes a tenant with its data, log, snapshots and pins. Its id is never reused.
-    pub fn drop_tenant(&self, name: &str) -> Result<CommitInfo> {
-        let mut rec = self.tenant(name)?;
+    pub fn drop_tenant<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<CommitInfo> {
+        let mut rec = self.resolve(tenant)?;
         rec.state = TenantState::Dropping;
         self.commit_registry(RegistryChange::Upsert(rec.clone()), false)?;
         self.finish_drop(rec.id)

@@ -90,7 +90,7 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let backup_base = rss_mib();
     let t0 = Instant::now();
     let job = rt
-        .block_on(backups.start_full("big", &repo, None))
+        .block_on(backups.start_full(store.tenant("big")?.id, &repo, None))
         .map_err(err)?;
     let job = rt
         .block_on(backups.jobs().run(job.id))
@@ -110,7 +110,7 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let t0 = Instant::now();
     let job = rt
         .block_on(backups.start_restore(&RestoreRequest {
-            source: "big".into(),
+            source: None,
             backup_id: backup_id.clone(),
             target: "big_copy".into(),
             repo: None,

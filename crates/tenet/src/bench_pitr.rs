@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
-use tenet_backup::Backups;
+use tenet_backup::{Backups, Subject};
 use tenet_jobs::{JobManager, JobRecord, JobState};
 use tenet_store::{Store, StoreOptions, TenantOptions};
 
@@ -120,6 +120,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     store.with_txn("fg", |txn| txn.create_table(&bench_table_named("load")))?;
     store.create_tenant("big", TenantOptions::default())?;
     fill(&store, "big", "t", mib * 1024)?;
+    let (fg, big) = (store.tenant("fg")?.id, store.tenant("big")?.id);
 
     // 1 + 2. Foreground throughput with and without the archiver / a backup, in
     // alternating rounds (off on on off, twice) so that compaction debt building up
@@ -145,7 +146,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
         std::thread::spawn(move || {
             let mut h = Histogram::<u64>::new(3).expect("histogram");
             while sampling.load(Ordering::Relaxed) {
-                if let Ok((st, _)) = archivers.status("fg") {
+                if let Ok(st) = archivers.state(fg) {
                     // Only while it runs, after its first cut.
                     if archivers.is_running(st.tenant_id) && st.segments > 0 {
                         let now = store.clock().now_millis();
@@ -158,10 +159,10 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
         })
     };
     let mut archive_switch = |on: bool| {
-        if on && !archivers.is_running(store.tenant("fg").map(|t| t.id).unwrap_or(0)) {
-            let _ = rt.block_on(archivers.start("fg", &repo, opts.clone()));
+        if on && !archivers.is_running(fg) {
+            let _ = rt.block_on(archivers.start(fg, &repo, opts.clone()));
         } else if !on {
-            let _ = archivers.stop("fg");
+            let _ = archivers.stop(fg);
         }
     };
     let (base, archiving) = abba(&mut archive_switch);
@@ -193,7 +194,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
                 }
                 let t = throttle_now.load(Ordering::Relaxed);
                 let throttle = (t > 0).then_some(t);
-                if let Ok(job) = handle.block_on(backups.start_full("big", &repo, throttle)) {
+                if let Ok(job) = handle.block_on(backups.start_full(big, &repo, throttle)) {
                     let _ = backups.jobs().start(job.id);
                     // Stop promptly when the round ends.
                     while backups.jobs().is_live(job.id) {
@@ -235,7 +236,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     let full = run_job(
         &rt,
         &backups,
-        rt.block_on(backups.start_full("big", &repo, None))
+        rt.block_on(backups.start_full(big, &repo, None))
             .map_err(err)?,
     )?;
     let full_secs = t0.elapsed().as_secs_f64();
@@ -256,18 +257,18 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     let incr = run_job(
         &rt,
         &backups,
-        rt.block_on(backups.start_incr("big", Some(&repo), None))
+        rt.block_on(backups.start_incr(big, Some(&repo), None))
             .map_err(err)?,
     )?;
     let incr_secs = t0.elapsed().as_secs_f64();
 
     // 4. Replay: restore `fg` to its latest state (a full backup + the archived load).
-    rt.block_on(archivers.start("fg", &repo, opts.clone()))
+    rt.block_on(archivers.start(fg, &repo, opts.clone()))
         .map_err(err)?;
     let fg_full = run_job(
         &rt,
         &backups,
-        rt.block_on(backups.start_full("fg", &repo, None))
+        rt.block_on(backups.start_full(fg, &repo, None))
             .map_err(err)?,
     )?;
     let _ = fg_full;
@@ -276,8 +277,8 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     let target = store.visible_ts();
     let deadline = Instant::now() + Duration::from_secs(60);
     while archivers
-        .status("fg")
-        .map(|(s, _)| s.checkpoint < target)
+        .state(fg)
+        .map(|s| s.checkpoint < target)
         .unwrap_or(true)
     {
         if Instant::now() > deadline {
@@ -285,10 +286,20 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    archivers.stop("fg").map_err(err)?;
+    archivers.stop(fg).map_err(err)?;
     let t0 = Instant::now();
     let job = rt
-        .block_on(backups.start_restore_to("fg", &Target::At(target), "fg_copy", None, None))
+        .block_on(backups.start_restore_to(
+            &Subject {
+                id: fg,
+                name: "fg".into(),
+                live: true,
+            },
+            &Target::At(target),
+            "fg_copy",
+            None,
+            None,
+        ))
         .map_err(err)?;
     let restored = run_job(&rt, &backups, job)?;
     let restore_secs = t0.elapsed().as_secs_f64();

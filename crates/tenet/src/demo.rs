@@ -214,7 +214,7 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let repo = format!("{}-backups", dir.display());
     svc.runtime()
         .block_on(svc.archivers().start(
-            "acme",
+            svc.store().tenant("acme")?.id,
             &repo,
             ArchiveOptions {
                 interval_ms: 200,
@@ -324,11 +324,11 @@ pub fn run(g: &Global) -> Result<(), CliError> {
         let a = admin.archive_status("acme")?;
         if a.checkpoint_ts >= accident.commit.commit_ts || Instant::now() > deadline {
             println!(
-                "archive: {} commits in {} segments, archived up to {} (lag {:.1} s)",
+                "archive: {} commits in {} segments, restorable up to {} (RPO {:.1} s)",
                 a.records,
                 a.segments,
-                a.checkpoint_time,
-                a.lag_ms as f64 / 1000.0
+                a.restorable_until_time.as_deref().unwrap_or("nothing yet"),
+                a.rpo_ms.unwrap_or(0) as f64 / 1000.0
             );
             break;
         }

@@ -51,8 +51,14 @@ pub struct JobOpts {
 
 #[derive(Subcommand, Debug)]
 pub enum BackupsCmd {
-    /// List backups (of one tenant).
-    List { tenant: Option<String> },
+    /// List backups (of one tenant): this store's records, or with --repo what a
+    /// repository holds (e.g. after losing the data directory).
+    List {
+        tenant: Option<String>,
+        /// List the backups in this repository, read from it alone.
+        #[arg(long)]
+        repo: Option<String>,
+    },
     /// Show a backup and its tables.
     Show {
         id: String,
@@ -60,8 +66,14 @@ pub enum BackupsCmd {
         #[arg(long)]
         repo: Option<String>,
     },
-    /// Delete a backup: its files, then its record.
-    Delete { id: String },
+    /// Delete a backup: its files, then its record. Refused while incremental backups
+    /// are chained on it, unless --force.
+    Delete {
+        id: String,
+        /// Delete it even if incremental backups depend on it.
+        #[arg(long)]
+        force: bool,
+    },
     /// Download a backup and check checksums, records and digests.
     Verify {
         id: String,
@@ -254,10 +266,14 @@ pub enum ArchiveCmd {
         /// Give up (`broken`, pin released) after uploads fail this long.
         #[arg(long, value_parser = crate::duration::parse)]
         budget: Option<Duration>,
+        /// Also take a full backup into the repository now, so that what is archived
+        /// is restorable (needed when the repository holds no backup to continue).
+        #[arg(long)]
+        full_backup: bool,
     },
     /// Stop the archiver; what is archived stays.
     Stop { tenant: String },
-    /// Last archived commit time and the lag (RPO).
+    /// What is restorable (up to when) and the real RPO.
     Status { tenant: String },
 }
 
@@ -269,10 +285,12 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
             interval,
             segment_max,
             budget,
+            full_backup,
         } => admin.archive_start(
             &tenant,
             &ArchiveStart {
                 repo: Some(repo_url(&repo)?),
+                full_backup,
                 interval_ms: Some(interval.as_millis().max(1) as u64),
                 segment_max_bytes: segment_max,
                 budget_secs: budget.map(|b| b.as_secs()),
@@ -295,11 +313,19 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
             }
         );
         println!("  repository       {}", info.repo);
+        match (&info.restorable_until_time, info.restorable_until_ts) {
+            (Some(t), Some(ts)) => println!("  restorable up to {t} (ts {ts})"),
+            _ => println!("  restorable up to nothing yet"),
+        }
+        match info.rpo_ms {
+            Some(0) => println!("  RPO              0 s (every commit is restorable)"),
+            Some(ms) => println!("  RPO              {:.1} s", ms as f64 / 1000.0),
+            None => println!("  RPO              unbounded (nothing is restorable)"),
+        }
         println!(
-            "  archived up to   {} (ts {})",
+            "  shipped up to    {} (ts {})",
             info.checkpoint_time, info.checkpoint_ts
         );
-        println!("  lag (RPO)        {:.1} s", info.lag_ms as f64 / 1000.0);
         println!(
             "  shipped          {} segments, {} commits, {}",
             info.segments,
@@ -309,14 +335,21 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
         if let Some(e) = &info.error {
             println!("  last error       {e}");
         }
+        if let Some(job) = info.backup_job {
+            println!("  full backup      job {job} started (`tenet jobs show {job}`)");
+        }
+        if let Some(p) = &info.problem {
+            println!("  PROBLEM          {p}");
+        }
     }
     Ok(())
 }
 
 pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
     match cmd {
-        BackupsCmd::List { tenant } => {
-            let list = admin.list_backups(&ListBackupsQuery { tenant })?;
+        BackupsCmd::List { tenant, repo } => {
+            let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+            let list = admin.list_backups(&ListBackupsQuery { tenant, repo })?;
             print_list(
                 g.json,
                 &list,
@@ -333,7 +366,11 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                 |b| {
                     vec![
                         b.id.clone(),
-                        b.tenant.clone(),
+                        match (&b.tenant_at_backup, b.tenant_live) {
+                            (Some(then), _) => format!("{} (was {then})", b.tenant),
+                            (None, false) => format!("{} (dropped)", b.tenant),
+                            (None, true) => b.tenant.clone(),
+                        },
                         b.kind.clone(),
                         b.backup_time.clone(),
                         b.rows.to_string(),
@@ -379,8 +416,8 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                 print_table(&["TABLE", "ROWS", "FILES", "LOGICAL", "DIGEST"], &rows);
             }
         }
-        BackupsCmd::Delete { id } => {
-            let b = admin.delete_backup(&id)?;
+        BackupsCmd::Delete { id, force } => {
+            let b = admin.delete_backup(&id, &DeleteBackupQuery { force })?;
             if g.json {
                 print_json(&b);
             } else {
@@ -686,8 +723,20 @@ fn print_outcome(j: &JobInfo) {
             r["seconds"].as_f64().unwrap_or(0.0),
             j.id
         ),
+        "restore" if u("restored_ts") > u("backup_ts") => println!(
+            "restored `{}` to {} (ts {}) into tenant `{}` (id {}): backup {} (as of {}, verified by digest) + {} commit(s) from the log (job {})",
+            s("source_tenant"),
+            s("restored_time"),
+            u("restored_ts"),
+            s("tenant"),
+            u("tenant_id"),
+            s("backup_id"),
+            s("backup_time"),
+            u("replayed_records"),
+            j.id
+        ),
         "restore" => println!(
-            "restored backup {} of `{}` (as of {}) into tenant `{}` (id {}): {} rows in {} tables, verified (job {})",
+            "restored backup {} of `{}` (as of {}) into tenant `{}` (id {}): {} rows in {} tables, verified by digest (job {})",
             s("backup_id"),
             s("source_tenant"),
             s("backup_time"),

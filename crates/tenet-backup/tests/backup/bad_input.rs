@@ -24,7 +24,7 @@ fn bad_requests() {
     let e = env.start_restore("t", &id, "taken").unwrap_err();
     assert!(e.to_string().contains("`taken` already exists"), "{e}");
 
-    let e = env.start_restore("someone-else", &id, "x").unwrap_err();
+    let e = env.start_restore("taken", &id, "x").unwrap_err();
     assert!(e.to_string().contains("is of tenant `t`"), "{e}");
     assert!(env.store.tenant("x").is_err());
 
@@ -36,7 +36,7 @@ fn bad_requests() {
 
     let e = env
         .rt
-        .block_on(env.backups.start_full("t", "ftp://host/x", None))
+        .block_on(env.backups.start_full(env.id("t"), "ftp://host/x", None))
         .unwrap_err();
     assert_eq!(e.code(), "INVALID_REPOSITORY");
     assert!(e.to_string().contains("unknown scheme `ftp`"), "{e}");
@@ -44,25 +44,26 @@ fn bad_requests() {
 
     let e = env
         .rt
-        .block_on(env.backups.start_full("nobody", &env.repo, None))
+        .block_on(env.backups.resolve("nobody", None))
         .unwrap_err();
     assert!(e.to_string().contains("`nobody` not found"), "{e}");
+    assert_eq!(e.code(), "TENANT_NOT_FOUND");
 
     // A repository path that cannot be a directory.
     let file = env.dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let e = Repo::open(&format!("{}/sub", file.display())).unwrap_err();
+    let e = Repo::create(&format!("{}/sub", file.display())).unwrap_err();
     assert_eq!(e.code(), "REPOSITORY_UNAVAILABLE", "{e}");
 
     let e = env
         .rt
-        .block_on(env.backups.delete("no-such-backup"))
+        .block_on(env.backups.delete("no-such-backup", false))
         .unwrap_err();
     assert_eq!(e.code(), "BACKUP_NOT_FOUND");
 
     // Deleting removes the files, then the record.
     let before = env.objects().len();
-    env.rt.block_on(env.backups.delete(&id)).unwrap();
+    env.rt.block_on(env.backups.delete(&id, false)).unwrap();
     assert_eq!(
         env.objects(),
         vec!["tenet-repo.json".to_string()],

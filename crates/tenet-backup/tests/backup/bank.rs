@@ -64,7 +64,7 @@ fn restored_states_conserve_money() {
         ..Default::default()
     };
     env.rt
-        .block_on(archivers.start("bank", &env.repo, opts))
+        .block_on(archivers.start(env.id("bank"), &env.repo, opts))
         .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -106,7 +106,7 @@ fn restored_states_conserve_money() {
     std::thread::sleep(Duration::from_millis(200));
     let incr = env
         .rt
-        .block_on(env.backups.start_incr("bank", None, None))
+        .block_on(env.backups.start_incr(env.id("bank"), None, None))
         .unwrap();
     assert_eq!(env.run(incr).state, JobState::Succeeded);
     std::thread::sleep(Duration::from_millis(200));
@@ -117,7 +117,7 @@ fn restored_states_conserve_money() {
     let commits = commits.lock().unwrap().clone();
     let last = *commits.iter().max().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while archivers.status("bank").unwrap().0.checkpoint < last {
+    while archivers.state(env.id("bank")).unwrap().checkpoint < last {
         assert!(Instant::now() < deadline, "archiver did not catch up");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -144,10 +144,13 @@ fn restored_states_conserve_money() {
         let into = format!("bank_{n}");
         let job = env
             .rt
-            .block_on(
-                env.backups
-                    .start_restore_to("bank", &Target::At(t), &into, None, None),
-            )
+            .block_on(env.backups.start_restore_to(
+                &env.subject("bank"),
+                &Target::At(t),
+                &into,
+                None,
+                None,
+            ))
             .unwrap();
         let job = env.run(job);
         assert_eq!(job.state, JobState::Succeeded, "{t}: {:?}", job.error);

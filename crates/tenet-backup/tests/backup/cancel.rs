@@ -19,7 +19,10 @@ fn cancel_backup_and_restore() {
     // A throttled backup (64 KiB/s: minutes of work) cancelled while it exports.
     let job = env
         .rt
-        .block_on(env.backups.start_full("t", &env.repo, Some(64 << 10)))
+        .block_on(
+            env.backups
+                .start_full(env.id("t"), &env.repo, Some(64 << 10)),
+        )
         .unwrap();
     env.jobs().start(job.id).unwrap();
     env.wait_for(job.id, |j| j.phase == "export");
@@ -50,7 +53,7 @@ fn cancel_backup_and_restore() {
     let job = env
         .rt
         .block_on(env.backups.start_restore(&RestoreRequest {
-            source: "t".into(),
+            source: Some(env.subject("t")),
             backup_id: id.clone(),
             target: "t_copy".into(),
             repo: None,

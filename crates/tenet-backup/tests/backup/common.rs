@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tenet_backup::{Backups, RestoreRequest};
+use tenet_backup::{Backups, RestoreRequest, Subject};
 use tenet_jobs::{JobManager, JobRecord, JobState};
 use tenet_store::{AsOf, Column, ColumnType, ScanRange, Store, StoreOptions, TableSpec, Ts};
 
@@ -60,9 +60,21 @@ impl Env {
         self.rt.block_on(self.jobs().run(job.id)).unwrap()
     }
 
+    /// The id of a tenant of the store.
+    pub fn id(&self, tenant: &str) -> u64 {
+        self.store.tenant(tenant).unwrap().id
+    }
+
+    /// A tenant as backups and restores see it (it may have been dropped).
+    pub fn subject(&self, tenant: &str) -> Subject {
+        self.rt
+            .block_on(self.backups.resolve(tenant, None))
+            .unwrap()
+    }
+
     pub fn start_backup(&self, tenant: &str) -> tenet_backup::Result<JobRecord> {
         self.rt
-            .block_on(self.backups.start_full(tenant, &self.repo, None))
+            .block_on(self.backups.start_full(self.id(tenant), &self.repo, None))
     }
 
     /// A full backup that must succeed; returns (backup id, F).
@@ -82,12 +94,14 @@ impl Env {
         id: &str,
         target: &str,
     ) -> tenet_backup::Result<JobRecord> {
+        let source = self.rt.block_on(self.backups.resolve(source, None))?;
         self.rt
             .block_on(self.backups.start_restore(&RestoreRequest {
-                source: source.into(),
+                source: Some(source),
                 backup_id: id.into(),
                 target: target.into(),
-                ..Default::default()
+                repo: None,
+                throttle_bytes_per_sec: None,
             }))
     }
 

@@ -43,14 +43,21 @@ fn flipped_bytes_are_caught() {
         let good = std::fs::read(&path).unwrap();
         flip(&path, at);
 
-        let v = env.verify(&id);
-        assert_eq!(v.state, JobState::Failed);
-        let err = v.error.unwrap();
-        assert!(err.message.contains(&object), "{object}: {}", err.message);
+        // Verify refuses a damaged manifest at submission, and fails on a damaged
+        // data file while it runs.
+        let (code, message) = match env.rt.block_on(env.backups.start_verify(&id, None, None)) {
+            Err(e) => (e.code(), e.to_string()),
+            Ok(job) => {
+                let v = env.run(job);
+                assert_eq!(v.state, JobState::Failed);
+                let err = v.error.unwrap();
+                (err.code, err.message)
+            }
+        };
+        assert!(message.contains(&object), "{object}: {message}");
         assert!(
-            err.code == "BACKUP_CORRUPT" || err.code == "VERIFY_FAILED",
-            "{}",
-            err.code
+            code == "BACKUP_CORRUPT" || code == "VERIFY_FAILED",
+            "{code}"
         );
 
         // A restore fails at submission (manifest) or while running (data file);

@@ -44,7 +44,7 @@ fn version_1_repository_is_still_readable() {
     let job = env
         .rt
         .block_on(env.backups.start_restore(&RestoreRequest {
-            source: "fixture".into(),
+            source: None,
             backup_id: BACKUP_ID.into(),
             target: "from_fixture".into(),
             repo: Some(repo),

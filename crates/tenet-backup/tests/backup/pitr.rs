@@ -28,7 +28,7 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
         ..Default::default()
     };
     env.rt
-        .block_on(archivers.start("p", &env.repo, opts))
+        .block_on(archivers.start(env.id("p"), &env.repo, opts))
         .unwrap();
     populate(&env.store, "p", 5, 200);
     let (_, f) = env.backup("p");
@@ -75,14 +75,14 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
     }
     let last = *commits.last().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while archivers.status("p").unwrap().0.checkpoint < last {
+    while archivers.state(env.id("p")).unwrap().checkpoint < last {
         assert!(Instant::now() < deadline, "archiver did not catch up");
         std::thread::sleep(Duration::from_millis(20));
     }
 
     let points = env
         .rt
-        .block_on(env.backups.restore_points("p", None))
+        .block_on(env.backups.restore_points(&env.subject("p"), None))
         .unwrap();
     assert_eq!(points.len(), 1);
     assert!(points[0].from == f && points[0].to >= last, "{points:?}");
@@ -104,7 +104,10 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
         let into = format!("p_at_{n}");
         let job = env
             .rt
-            .block_on(env.backups.start_restore_to("p", target, &into, None, None))
+            .block_on(
+                env.backups
+                    .start_restore_to(&env.subject("p"), target, &into, None, None),
+            )
             .unwrap();
         let job = env.run(job);
         assert_eq!(
@@ -126,10 +129,13 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
     // Refusals that say what is available.
     let e = env
         .rt
-        .block_on(
-            env.backups
-                .start_restore_to("p", &Target::At(Ts(f.0 - 1)), "x", None, None),
-        )
+        .block_on(env.backups.start_restore_to(
+            &env.subject("p"),
+            &Target::At(Ts(f.0 - 1)),
+            "x",
+            None,
+            None,
+        ))
         .unwrap_err();
     assert_eq!(e.code(), "NOT_RESTORABLE", "{e}");
     assert!(
@@ -139,10 +145,13 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
     let future = Ts::from_millis(env.store.clock().now_millis() + 3_600_000);
     let e = env
         .rt
-        .block_on(
-            env.backups
-                .start_restore_to("p", &Target::At(future), "x", None, None),
-        )
+        .block_on(env.backups.start_restore_to(
+            &env.subject("p"),
+            &Target::At(future),
+            "x",
+            None,
+            None,
+        ))
         .unwrap_err();
     assert!(e.to_string().contains("in the future"), "{e}");
     assert!(env.store.tenant("x").is_err());
@@ -157,7 +166,7 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
     populate(&env.store, "c", 6, 100);
     let e = env
         .rt
-        .block_on(env.backups.start_incr("c", None, None))
+        .block_on(env.backups.start_incr(env.id("c"), None, None))
         .unwrap_err();
     assert!(e.to_string().contains("take a full backup first"), "{e}");
     let (full, f) = env.backup("c");
@@ -177,7 +186,7 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
         }
         let job = env
             .rt
-            .block_on(env.backups.start_incr("c", None, None))
+            .block_on(env.backups.start_incr(env.id("c"), None, None))
             .unwrap();
         let job = env.run(job);
         assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
@@ -194,10 +203,13 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
         let into = format!("c_{n}");
         let job = env
             .rt
-            .block_on(
-                env.backups
-                    .start_restore_to("c", &Target::At(*t), &into, None, None),
-            )
+            .block_on(env.backups.start_restore_to(
+                &env.subject("c"),
+                &Target::At(*t),
+                &into,
+                None,
+                None,
+            ))
             .unwrap();
         let job = env.run(job);
         assert_eq!(job.state, JobState::Succeeded, "{t}: {:?}", job.error);
@@ -221,10 +233,13 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
     let after = txn.commit().unwrap().commit_ts;
     let e = env
         .rt
-        .block_on(
-            env.backups
-                .start_restore_to("c", &Target::At(after), "late", None, None),
-        )
+        .block_on(env.backups.start_restore_to(
+            &env.subject("c"),
+            &Target::At(after),
+            "late",
+            None,
+            None,
+        ))
         .unwrap_err();
     assert!(e.to_string().contains("gap"), "{e}");
     // The source tenant may be dropped: its backups still restore it, by name.
@@ -233,7 +248,7 @@ fn chains_of_incremental_backups_restore_without_an_archiver() {
     let job = env
         .rt
         .block_on(env.backups.start_restore_to(
-            "c",
+            &env.subject("c"),
             &Target::At(points[4]),
             "c_revived",
             None,
@@ -268,7 +283,7 @@ fn random_workloads_with_backups_at_random_moments() {
                 ..Default::default()
             };
             env.rt
-                .block_on(archivers.start(t, &env.repo, opts))
+                .block_on(archivers.start(env.id(t), &env.repo, opts))
                 .unwrap();
             let mut txn = env.store.begin(t).unwrap();
             txn.create_table(&all_types("base")).unwrap();
@@ -303,7 +318,10 @@ fn random_workloads_with_backups_at_random_moments() {
                     had_full |= t == "ta";
                 }
                 3 if had_full || t == "tb" => {
-                    if let Ok(job) = env.rt.block_on(env.backups.start_incr(t, None, None)) {
+                    if let Ok(job) = env
+                        .rt
+                        .block_on(env.backups.start_incr(env.id(t), None, None))
+                    {
                         assert_eq!(env.run(job).state, JobState::Succeeded);
                     }
                 }
@@ -338,13 +356,13 @@ fn random_workloads_with_backups_at_random_moments() {
         // idle), so it catches up with `ta`'s last commit, not the store's.
         let last = *commits.iter().max().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while archivers.status("ta").unwrap().0.checkpoint < last {
+        while archivers.state(env.id("ta")).unwrap().checkpoint < last {
             assert!(Instant::now() < deadline);
             std::thread::sleep(Duration::from_millis(10));
         }
         let points = env
             .rt
-            .block_on(env.backups.restore_points("ta", None))
+            .block_on(env.backups.restore_points(&env.subject("ta"), None))
             .unwrap();
         let (from, to) = (points[0].from, points.last().unwrap().to);
         let tb_before = dump(&env.store, "tb", &AsOf::Latest);
@@ -359,10 +377,13 @@ fn random_workloads_with_backups_at_random_moments() {
             let into = format!("r{n}");
             let job = env
                 .rt
-                .block_on(
-                    env.backups
-                        .start_restore_to("ta", &Target::At(t), &into, None, None),
-                )
+                .block_on(env.backups.start_restore_to(
+                    &env.subject("ta"),
+                    &Target::At(t),
+                    &into,
+                    None,
+                    None,
+                ))
                 .unwrap();
             let job = env.run(job);
             assert_eq!(

@@ -69,8 +69,14 @@ fn random_tenants_round_trip() {
         assert_eq!(v.state, JobState::Succeeded, "{:?}", v.error);
     }
     // The backups outlive their tenant: drop the source, restore again.
+    let src0 = env.id("src0");
     env.store.drop_tenant("src0").unwrap();
-    let list = env.backups.list(Some("src0")).unwrap();
+    assert_eq!(
+        env.subject("src0").id,
+        src0,
+        "a dropped tenant resolves by its backups"
+    );
+    let list = env.backups.list(Some(src0)).unwrap();
     assert_eq!(list.len(), 1);
     let job = env.restore("src0", &list[0].id, "again");
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
@@ -166,7 +172,7 @@ fn two_backups_of_one_tenant_do_not_run_at_once() {
     );
     // Once finished, the next backup of `t` is accepted.
     let (id2, _) = env.backup("t");
-    assert_eq!(env.backups.list(Some("t")).unwrap().len(), 2);
+    assert_eq!(env.backups.list(Some(env.id("t"))).unwrap().len(), 2);
     assert!(env.backups.list(None).unwrap().iter().any(|b| b.id == id2));
 }
 

@@ -58,7 +58,7 @@ fn s3_round_trip_and_unreachable_endpoint() {
     let repo = "s3://tenet/backups/prod";
     let job = env
         .rt
-        .block_on(env.backups.start_full("s3t", repo, None))
+        .block_on(env.backups.start_full(env.id("s3t"), repo, None))
         .unwrap();
     let job = env.run(job);
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
@@ -92,7 +92,7 @@ fn s3_round_trip_and_unreachable_endpoint() {
     let started = std::time::Instant::now();
     let e = env
         .rt
-        .block_on(env.backups.start_full("s3t", "s3://tenet/x", None))
+        .block_on(env.backups.start_full(env.id("s3t"), "s3://tenet/x", None))
         .unwrap_err();
     assert_eq!(e.code(), "REPOSITORY_UNAVAILABLE", "{e}");
     assert!(e.to_string().contains("s3://tenet/x"), "{e}");
