@@ -450,8 +450,15 @@ fn as_of_transactions_and_the_future_are_refused() {
     assert!(t.store.pins("acme").unwrap().is_empty());
     assert_eq!(state(&t.store, "acme"), before);
 
-    // Slightly ahead of the clock is fine, and later commits come after it.
-    let soon = Ts::end_of_millis(t.now() + 500);
+    // Even slightly ahead of the clock is the future; the current time is fine, and
+    // later commits come after it.
+    assert_err(
+        t.store
+            .read_at("acme", &AsOf::Ts(Ts::from_millis(t.now() + 500))),
+        InvalidInput,
+        "the newest readable time is",
+    );
+    let soon = Ts::end_of_millis(t.now());
     let txn = t.store.read_at("acme", &AsOf::Ts(soon)).unwrap();
     assert!(txn.scan("t", &ScanRange::default()).unwrap().is_empty());
     let mut w = t.store.begin("acme").unwrap();
