@@ -224,6 +224,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether `path` holds a store (one [`Store::open`] created). Read-only tools check
+    /// this first, so a mistyped directory does not become a new, empty store.
+    pub fn exists(path: impl AsRef<Path>) -> bool {
+        path.as_ref().join("db").join("CURRENT").is_file()
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -177,7 +177,21 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if !e.use_stderr() {
+                e.exit(); // --help, --version
+            }
+            // clap echoes the offending argument: keep control characters from it off
+            // the terminal (its own line breaks stay).
+            eprint!(
+                "{}",
+                output::escape_controls_but(&e.render().to_string(), &['\n'])
+            );
+            return ExitCode::from(2);
+        }
+    };
     let json = cli.global.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,12 +203,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), output::CliError> {
+    use connect::Access::{Existing, MayCreate};
     let g = cli.global;
     match cli.command {
         Command::Serve {
             listen,
             gc_interval,
         } => {
+            if !tenet_store::Store::exists(&g.data_dir) {
+                connect::announce_new_store(&g.data_dir);
+            }
             let rt = tokio::runtime::Runtime::new().map_err(output::CliError::other)?;
             rt.block_on(tenet_server::server::serve(
                 tenet_server::server::ServeOptions {
@@ -208,9 +226,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Demo => demo::run(&g),
         Command::Bench(cmd) => bench::run(cmd, &g),
         Command::Debug(cmd) => debug::run(cmd, &g),
-        Command::Backup(cmd) => jobs_cli::backup(cmd, connect::connect(&g)?.as_ref(), &g),
-        Command::Backups(cmd) => jobs_cli::backups(cmd, connect::connect(&g)?.as_ref(), &g),
-        Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Backup(cmd) => jobs_cli::backup(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
+        Command::Backups(cmd) => jobs_cli::backups(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
+        Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
         Command::Restore {
             source,
             into,
@@ -226,14 +244,19 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                 before_commit,
                 latest,
             };
-            jobs_cli::restore(source, into, what, opts, connect::connect(&g)?.as_ref(), &g)
+            let admin = connect::connect(&g, MayCreate)?;
+            jobs_cli::restore(source, into, what, opts, admin.as_ref(), &g)
         }
         Command::RestorePoints { tenant, repo } => {
-            jobs_cli::restore_points(&tenant, repo, connect::connect(&g)?.as_ref(), &g)
+            jobs_cli::restore_points(&tenant, repo, connect::connect(&g, Existing)?.as_ref(), &g)
         }
-        Command::Archive(cmd) => jobs_cli::archive(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Archive(cmd) => jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
         other => {
-            let admin = connect::connect(&g)?;
+            let access = match &other {
+                Command::Tenant(commands::TenantCmd::Create { .. }) => MayCreate,
+                _ => Existing,
+            };
+            let admin = connect::connect(&g, access)?;
             commands::run(other, admin.as_ref(), &g)
         }
     }
