@@ -509,17 +509,19 @@ impl Admin for Service {
         let repo = req.repo.as_deref().map(canonical_url).transpose()?;
         let mut targets = Vec::new();
         if let Some(to) = &req.to {
-            match AsOf::parse(to)? {
-                AsOf::Ts(ts) => targets.push(Target::At(ts)),
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "`{to}` is not a time; give an RFC 3339 time or a commit ts"
-                    )))
+            // The same expressions as an as-of: a time, a commit ts, a relative time
+            // (against this store's clock), @snapshot (of the source tenant), latest.
+            targets.push(match AsOf::parse(to)? {
+                AsOf::Ts(ts) => Target::At(ts),
+                AsOf::Ago(d) => Target::At(self.store.ts_ago(d)),
+                AsOf::Latest => Target::Latest,
+                snap @ AsOf::Snapshot(_) => {
+                    Target::At(self.store.read_at(&req.source, &snap)?.start_ts())
                 }
-            }
+            });
         }
         if let Some(ts) = req.before_commit {
-            targets.push(Target::BeforeCommit(tenet_store::Ts(ts)));
+            targets.push(Target::BeforeCommit(tenet_store::Ts::from_number(ts)?));
         }
         if req.latest {
             targets.push(Target::Latest);

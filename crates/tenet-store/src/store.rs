@@ -329,6 +329,12 @@ impl Store {
         Ts::end_of_millis(self.inner.clock.now_millis())
     }
 
+    /// The time `ago` before the clock's now, as the last ts of its millisecond.
+    pub fn ts_ago(&self, ago: std::time::Duration) -> Ts {
+        let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
+        Ts::end_of_millis(self.inner.clock.now_millis().saturating_sub(ago))
+    }
+
     /// A ts to read at: the visible ts, or `as_of` once every commit at or below it is
     /// complete.
     ///

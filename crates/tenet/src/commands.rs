@@ -65,14 +65,16 @@ pub enum TableCmd {
     /// List tables.
     List {
         tenant: String,
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
     },
     /// Show a table's schema.
     Show {
         tenant: String,
         table: String,
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
     },
     /// Drop a table (its rows stay readable as of earlier times until GC).

@@ -176,7 +176,7 @@ fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
 pub struct RestoreWhat {
     pub backup: Option<String>,
     pub to: Option<String>,
-    pub before_commit: Option<u64>,
+    pub before_commit: Option<String>,
     pub latest: bool,
 }
 
@@ -198,9 +198,15 @@ pub fn restore(
     if given.iter().filter(|b| **b).count() != 1 {
         return Err(CliError::invalid(
             "say what to restore with exactly one of --backup <id>, --to <time|ts>, \
-             --before-commit <ts> or --latest",
+             --before-commit <commit ts> or --latest",
         ));
     }
+    let before_commit = what
+        .before_commit
+        .as_deref()
+        .map(tenet_store::Ts::parse_commit)
+        .transpose()?
+        .map(|ts| ts.0);
     let repo = opts
         .repo
         .as_ref()
@@ -210,7 +216,7 @@ pub fn restore(
         source,
         backup_id: what.backup,
         to: what.to,
-        before_commit: what.before_commit,
+        before_commit,
         latest: what.latest,
         target: into,
         repo,

@@ -93,15 +93,16 @@ enum Command {
         tenant: String,
         table: String,
         key: String,
-        /// RFC 3339 time, commit ts, or @snapshot.
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
     },
     /// Read rows in primary-key order.
     Scan {
         tenant: String,
         table: String,
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
         /// Inclusive lower bound (primary key JSON).
         #[arg(long)]
@@ -135,12 +136,13 @@ enum Command {
         /// The backup to restore (see `tenet backups list`).
         #[arg(long)]
         backup: Option<String>,
-        /// RFC 3339 time or commit ts: the state with every commit at or before it.
-        #[arg(long)]
+        /// The state with every commit at or before it: an RFC 3339 time, a commit ts,
+        /// a relative time (-5m, -1h30m, -2d) or @snapshot of the source tenant.
+        #[arg(long, allow_hyphen_values = true)]
         to: Option<String>,
-        /// Commit ts: the state just before that commit.
-        #[arg(long)]
-        before_commit: Option<u64>,
+        /// Commit ts: the state just before that commit (`commit_ts` of `--json` output).
+        #[arg(long, allow_hyphen_values = true)]
+        before_commit: Option<String>,
         /// The newest restorable state.
         #[arg(long)]
         latest: bool,

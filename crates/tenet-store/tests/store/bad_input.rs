@@ -160,7 +160,17 @@ fn bad_names_are_refused() {
         AsOf::parse("@snap-1").unwrap(),
         AsOf::Snapshot("snap-1".into())
     );
-    assert_eq!(AsOf::parse("42").unwrap(), AsOf::Ts(Ts(42)));
+    assert_eq!(
+        AsOf::parse("115584906813145088").unwrap(),
+        AsOf::Ts(Ts(115584906813145088))
+    );
+    assert_eq!(
+        AsOf::parse("-1h30m").unwrap(),
+        AsOf::Ago(std::time::Duration::from_secs(5400))
+    );
+    assert_err(AsOf::parse("42"), InvalidInput, "too small to be a commit ts");
+    assert_err(AsOf::parse("1732370000"), InvalidInput, "looks like unix seconds");
+    assert_err(AsOf::parse("-5 parsecs"), InvalidInput, "not a relative time");
     assert_eq!(AsOf::parse("latest").unwrap(), AsOf::Latest);
     assert_eq!(state(&t.store, "acme"), before);
 }
@@ -545,4 +555,30 @@ fn dropped_tenants_leave_nothing_behind() {
     let t = t.reopen();
     assert_eq!(t.store.tenants(), [other, third]);
     assert!(t.store.read_log(old.id, Ts::ZERO, 100).unwrap().is_empty());
+}
+
+#[test]
+fn relative_times_read_against_the_store_clock() {
+    let t = TestStore::new();
+    t.tenant("acme", 3600);
+    t.kv_table("acme", "t");
+    let mut w = t.store.begin("acme").unwrap();
+    w.put("t", &json!({"k": 1})).unwrap();
+    w.commit().unwrap();
+    t.clock.advance(10 * 60_000);
+    let mut w = t.store.begin("acme").unwrap();
+    w.put("t", &json!({"k": 2})).unwrap();
+    w.commit().unwrap();
+    let ago = |s: &str| {
+        let txn = t.store.read_at("acme", &AsOf::parse(s).unwrap()).unwrap();
+        (
+            txn.start_ts(),
+            txn.scan("t", &ScanRange::default()).unwrap().len(),
+        )
+    };
+    let (ts, rows) = ago("-5m");
+    assert_eq!(ts, Ts::end_of_millis(t.now() - 5 * 60_000));
+    assert_eq!(rows, 1);
+    assert_eq!(ago("-0s").1, 2);
+    assert_eq!(ago("-9m 59s").1, 1);
 }

@@ -107,3 +107,134 @@ fn read_only_commands_never_create_a_store() {
     assert!(stdout(&o).contains("acme"));
     assert!(!stderr(&o).contains("created"), "{}", stderr(&o));
 }
+
+fn json_out(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+fn ok(dir: &Path, args: &[&str]) {
+    let o = tenet(dir, args);
+    assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
+}
+
+/// A tenant `p` with table `t` (id:int) and row 1.
+fn small_tenant(dir: &Path) {
+    ok(dir, &["tenant", "create", "p"]);
+    ok(
+        dir,
+        &[
+            "table",
+            "create",
+            "p",
+            "t",
+            "--column",
+            "id:int",
+            "--primary-key",
+            "id",
+        ],
+    );
+    ok(dir, &["put", "p", "t", r#"{"id":1}"#]);
+}
+
+#[test]
+fn time_expressions_are_accepted_or_explained() {
+    both_modes(|dir, mode| {
+        let repo = dir.join("repo");
+        let repo = repo.to_str().unwrap();
+        small_tenant(dir);
+        ok(dir, &["backup", "full", "p", "--repo", repo]);
+        let err = |args: &[&str]| {
+            let o = tenet(dir, args);
+            assert!(!o.status.success(), "{mode} {args:?}: {}", stdout(&o));
+            assert_eq!(stderr(&o).lines().count(), 1, "{mode} {args:?}: {}", stderr(&o));
+            stderr(&o)
+        };
+        // Relative times resolve against the clock: an hour ago is before the backup.
+        let e = err(&["restore", "p", "--to", "-1h", "--into", "x", "--repo", repo]);
+        assert!(
+            e.contains("is before the first full backup") && e.contains("[NOT_RESTORABLE]"),
+            "{mode}: {e}"
+        );
+        let e = err(&["restore", "p", "--to", "-5 parsecs", "--into", "x"]);
+        assert!(e.contains("is not a relative time"), "{mode}: {e}");
+        // A time where a commit ts belongs, unix seconds, a time without a zone.
+        let e = err(&[
+            "restore",
+            "p",
+            "--before-commit",
+            "2026-11-23T14:02:59Z",
+            "--into",
+            "x",
+        ]);
+        assert!(
+            e.contains("`2026-11-23T14:02:59Z` is a time, not a commit ts; use --to 2026-11-23T14:02:59Z"),
+            "{mode}: {e}"
+        );
+        let e = err(&["restore", "p", "--before-commit", "1732370000", "--into", "x"]);
+        assert!(
+            e.contains("1732370000 looks like unix seconds (2024-11-23T13:53:20Z)")
+                && e.contains("write a time as 2024-11-23T13:53:20Z"),
+            "{mode}: {e}"
+        );
+        let e = err(&["restore", "p", "--to", "1732370000", "--into", "x"]);
+        assert!(e.contains("looks like unix seconds"), "{mode}: {e}");
+        let e = err(&["restore", "p", "--to", "2026-11-23T14:02:59", "--into", "x"]);
+        assert!(e.contains("add Z or an offset"), "{mode}: {e}");
+        let e = err(&["get", "p", "t", "1", "--as-of", "2026-11-23T14:02:59"]);
+        assert!(e.contains("add Z or an offset"), "{mode}: {e}");
+        // Relative reads: now sees the row, an hour ago is before the table existed.
+        let now = json_out(&tenet(dir, &["--json", "get", "p", "t", "1", "--as-of", "-0s"]));
+        assert_eq!(now["row"]["id"], 1, "{mode}: {now}");
+        let e = err(&["scan", "p", "t", "--as-of", "-1h"]);
+        assert!(e.contains("not found") || e.contains("older"), "{mode}: {e}");
+    });
+}
+
+#[test]
+fn restore_to_a_snapshot_of_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = d.join("repo");
+    let repo = repo.to_str().unwrap();
+    small_tenant(d);
+    let _server = Server::start(d);
+    ok(
+        d,
+        &[
+            "archive",
+            "start",
+            "p",
+            "--repo",
+            repo,
+            "--interval",
+            "100ms",
+        ],
+    );
+    ok(d, &["backup", "full", "p", "--repo", repo]);
+    ok(d, &["snapshot", "create", "p", "s1"]);
+    let w = json_out(&tenet(d, &["--json", "put", "p", "t", r#"{"id":2}"#]));
+    let last = w["commit_ts"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while json_out(&tenet(d, &["--json", "archive", "status", "p"]))["checkpoint_ts"]
+        .as_u64()
+        .unwrap()
+        < last
+    {
+        assert!(std::time::Instant::now() < deadline, "archive stuck");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = json_out(&tenet(
+        d,
+        &["--json", "restore", "p", "--to", "@s1", "--into", "p_s1"],
+    ));
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let rows = json_out(&tenet(d, &["--json", "scan", "p_s1", "t"]));
+    assert_eq!(rows["rows"], serde_json::json!([{"id": 1}]), "{rows}");
+    let o = tenet(d, &["restore", "p", "--to", "@nope", "--into", "x"]);
+    assert!(
+        stderr(&o).contains("snapshot `nope` not found in tenant `p`"),
+        "{}",
+        stderr(&o)
+    );
+}
