@@ -119,7 +119,14 @@ impl Service {
 
     fn info(&self, r: tenet_jobs::JobRecord) -> JobInfo {
         let live = self.jobs().is_live(r.id);
-        JobInfo { live, ..r.into() }
+        let mut info = JobInfo { live, ..r.into() };
+        if !live && !info.is_final() {
+            // Interrupted: the stored rate and ETA were of a process that is gone.
+            info.progress.eta_secs = None;
+            info.progress.bytes_per_sec = 0;
+            info.progress.io_bytes_per_sec = 0;
+        }
+        info
     }
 
     fn job_info(&self, id: u64) -> ApiResult<JobInfo> {
@@ -328,11 +335,14 @@ impl Admin for Service {
             return Err(ApiError::invalid("the transaction has no operations"));
         }
         let writes = req.ops.len();
-        let ((), info) = self.store.with_txn(tenant, |txn| {
+        let (absent, info) = self.store.with_txn(tenant, |txn| {
+            let mut absent = 0;
             for (i, op) in req.ops.iter().enumerate() {
                 let r = match op {
                     TxnOp::Put { table, row } => txn.put(table, row),
-                    TxnOp::Delete { table, key } => txn.delete(table, key),
+                    TxnOp::Delete { table, key } => txn.delete(table, key).map(|existed| {
+                        absent += usize::from(!existed);
+                    }),
                 };
                 r.map_err(|e| match e {
                     tenet_store::Error::InvalidRow { table, reason } if writes > 1 => {
@@ -344,10 +354,11 @@ impl Admin for Service {
                     other => other,
                 })?;
             }
-            Ok(())
+            Ok(absent)
         })?;
         Ok(WriteResponse {
             writes,
+            absent,
             commit: info.into(),
         })
     }

@@ -182,20 +182,34 @@ mod tests {
             "{e}"
         );
         let e = Ts::parse("1732370000123").unwrap_err().to_string();
-        assert!(e.contains("unix milliseconds (2024-11-23T13:53:20.123Z)"), "{e}");
+        assert!(
+            e.contains("unix milliseconds (2024-11-23T13:53:20.123Z)"),
+            "{e}"
+        );
         let e = Ts::parse("42").unwrap_err().to_string();
         assert!(e.contains("too small to be a commit ts"), "{e}");
         let e = Ts::parse("2026-11-23T14:02:59").unwrap_err().to_string();
         assert!(e.contains("has no time zone; add Z or an offset"), "{e}");
         let e = Ts::parse("2026-11-23").unwrap_err().to_string();
         assert!(e.contains("a date without a time"), "{e}");
-        let e = Ts::parse_commit("2026-11-23T14:02:59Z").unwrap_err().to_string();
+        let e = Ts::parse_commit("2026-11-23T14:02:59Z")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("is a time, not a commit ts; use --to 2026-11-23T14:02:59Z"),
             "{e}"
         );
-        assert!(Ts::parse_commit("-5m").unwrap_err().to_string().contains("is a time"));
-        assert!(Ts::parse_commit("1732370000").unwrap_err().to_string().contains("unix seconds"));
-        assert_eq!(Ts::parse_commit("115584906813145088").unwrap(), Ts(115584906813145088));
+        assert!(Ts::parse_commit("-5m")
+            .unwrap_err()
+            .to_string()
+            .contains("is a time"));
+        assert!(Ts::parse_commit("1732370000")
+            .unwrap_err()
+            .to_string()
+            .contains("unix seconds"));
+        assert_eq!(
+            Ts::parse_commit("115584906813145088").unwrap(),
+            Ts(115584906813145088)
+        );
     }
 }

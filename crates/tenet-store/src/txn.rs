@@ -346,12 +346,20 @@ impl Txn {
         self.write(def.id, pk_enc, Some(bytes))
     }
 
-    /// Deletes the row with primary key `pk` (no error if it does not exist).
-    pub fn delete(&mut self, table: &str, pk: &Value) -> Result<()> {
+    /// Deletes the row with primary key `pk` (no error if it does not exist). Returns
+    /// whether the row existed as this transaction sees it (its start ts and its own
+    /// writes), so callers can say how many rows a delete removed.
+    pub fn delete(&mut self, table: &str, pk: &Value) -> Result<bool> {
         let def = self.table(table)?;
+        self.check_writable()?;
         let pk_enc = pk_bytes(&def.pk_from_json(pk)?);
+        let existed = match self.writes.get(&(def.id, pk_enc.clone())) {
+            Some(buffered) => buffered.is_some(),
+            None => self.store.get_raw(&self.rd(), def.id, &pk_enc)?.is_some(),
+        };
         self.used_tables.insert(catalog::table_key(&def.name));
-        self.write(def.id, pk_enc, None)
+        self.write(def.id, pk_enc, None)?;
+        Ok(existed)
     }
 
     fn put_entry(&mut self, key: Vec<u8>, entry: &CatalogEntry) -> Result<()> {

@@ -229,7 +229,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Bench(cmd) => bench::run(cmd, &g),
         Command::Debug(cmd) => debug::run(cmd, &g),
         Command::Backup(cmd) => jobs_cli::backup(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
-        Command::Backups(cmd) => jobs_cli::backups(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
+        Command::Backups(cmd) => {
+            jobs_cli::backups(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
         Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
         Command::Restore {
             source,
@@ -252,7 +254,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::RestorePoints { tenant, repo } => {
             jobs_cli::restore_points(&tenant, repo, connect::connect(&g, Existing)?.as_ref(), &g)
         }
-        Command::Archive(cmd) => jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
+        Command::Archive(cmd) => {
+            jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
         other => {
             let access = match &other {
                 Command::Tenant(commands::TenantCmd::Create { .. }) => MayCreate,

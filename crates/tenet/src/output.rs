@@ -94,9 +94,20 @@ pub fn rate(bytes_per_sec: u64) -> String {
     format!("{}/s", size(bytes_per_sec))
 }
 
-/// A duration for people: `45s`, `1m 30s`, `2h`, `1day 2h` (whole seconds).
+/// A duration for people: `1s 500ms`, `45s`, `1m 30s`, `2h`, `1day 2h` (milliseconds
+/// under a minute, whole seconds above).
 pub fn duration(d: std::time::Duration) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+    let d = if d.as_secs() < 60 {
+        std::time::Duration::from_millis(d.as_millis() as u64)
+    } else {
+        std::time::Duration::from_secs(d.as_secs())
+    };
+    humantime::format_duration(d).to_string()
+}
+
+/// [`duration`] of whole seconds.
+pub fn secs(n: u64) -> String {
+    duration(std::time::Duration::from_secs(n))
 }
 
 /// `n` and the noun, singular or plural: `1 file`, `0 files`, `2 rows`.
@@ -166,7 +177,10 @@ mod tests {
     #[test]
     fn controls_are_escaped() {
         assert_eq!(escape_controls("a\u{1b}[31mb\nc"), "a\\x1b[31mb\\nc");
-        assert_eq!(escape_controls("tab\there\u{202e}x"), "tab\\there\\u{202e}x");
+        assert_eq!(
+            escape_controls("tab\there\u{202e}x"),
+            "tab\\there\\u{202e}x"
+        );
         assert_eq!(escape_controls("plain `name` é"), "plain `name` é");
         assert_eq!(escape_controls_but("a\nb\u{7}", &['\n']), "a\nb\\x07");
     }
@@ -180,7 +194,9 @@ mod tests {
         assert_eq!(rate(2 << 20), "2.00 MiB/s");
         assert_eq!(duration(std::time::Duration::from_secs(7200)), "2h");
         assert_eq!(duration(std::time::Duration::from_secs(90)), "1m 30s");
-        assert_eq!(duration(std::time::Duration::from_millis(1500)), "1s");
+        assert_eq!(duration(std::time::Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(duration(std::time::Duration::from_millis(61_500)), "1m 1s");
+        assert_eq!(secs(0), "0s");
         assert_eq!(count(1u64, "file", "files"), "1 file");
         assert_eq!(count(0u64, "file", "files"), "0 files");
     }

@@ -168,9 +168,21 @@ fn bad_names_are_refused() {
         AsOf::parse("-1h30m").unwrap(),
         AsOf::Ago(std::time::Duration::from_secs(5400))
     );
-    assert_err(AsOf::parse("42"), InvalidInput, "too small to be a commit ts");
-    assert_err(AsOf::parse("1732370000"), InvalidInput, "looks like unix seconds");
-    assert_err(AsOf::parse("-5 parsecs"), InvalidInput, "not a relative time");
+    assert_err(
+        AsOf::parse("42"),
+        InvalidInput,
+        "too small to be a commit ts",
+    );
+    assert_err(
+        AsOf::parse("1732370000"),
+        InvalidInput,
+        "looks like unix seconds",
+    );
+    assert_err(
+        AsOf::parse("-5 parsecs"),
+        InvalidInput,
+        "not a relative time",
+    );
     assert_eq!(AsOf::parse("latest").unwrap(), AsOf::Latest);
     assert_eq!(state(&t.store, "acme"), before);
 }
@@ -364,7 +376,7 @@ fn read_only_tenants_refuse_writes_but_allow_snapshots_and_reads() {
     type Write = fn(&mut tenet_store::Txn) -> tenet_store::Result<()>;
     let writes: [(&str, Write); 6] = [
         ("put", |x| x.put("t", &json!({"k": 2}))),
-        ("delete", |x| x.delete("t", &json!(1))),
+        ("delete", |x| x.delete("t", &json!(1)).map(|_| ())),
         ("create table", |x| x.create_table(&kv_spec("v")).map(drop)),
         ("add column", |x| {
             x.add_column("t", col("c", ColumnType::Int)).map(drop)

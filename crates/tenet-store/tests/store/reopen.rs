@@ -181,7 +181,8 @@ fn reads_of_the_future_never_move_the_commit_clock() {
             let e = t.store.read_at("acme", &AsOf::Ts(ahead)).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
             assert!(
-                e.to_string().contains("is in the future; the newest readable time is"),
+                e.to_string()
+                    .contains("is in the future; the newest readable time is"),
                 "{e}"
             );
         }

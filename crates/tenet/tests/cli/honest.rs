@@ -48,7 +48,13 @@ fn control_characters_in_arguments_are_escaped_in_errors() {
         // clap's own errors (an invalid value) carry no control characters either.
         let o = tenet(
             dir,
-            &["tenant", "create", "b", "--history-retention", "1\u{1b}[2J\u{7}"],
+            &[
+                "tenant",
+                "create",
+                "b",
+                "--history-retention",
+                "1\u{1b}[2J\u{7}",
+            ],
         );
         assert!(!o.status.success());
         assert!(
@@ -147,7 +153,12 @@ fn time_expressions_are_accepted_or_explained() {
         let err = |args: &[&str]| {
             let o = tenet(dir, args);
             assert!(!o.status.success(), "{mode} {args:?}: {}", stdout(&o));
-            assert_eq!(stderr(&o).lines().count(), 1, "{mode} {args:?}: {}", stderr(&o));
+            assert_eq!(
+                stderr(&o).lines().count(),
+                1,
+                "{mode} {args:?}: {}",
+                stderr(&o)
+            );
             stderr(&o)
         };
         // Relative times resolve against the clock: an hour ago is before the backup.
@@ -168,10 +179,19 @@ fn time_expressions_are_accepted_or_explained() {
             "x",
         ]);
         assert!(
-            e.contains("`2026-11-23T14:02:59Z` is a time, not a commit ts; use --to 2026-11-23T14:02:59Z"),
+            e.contains(
+                "`2026-11-23T14:02:59Z` is a time, not a commit ts; use --to 2026-11-23T14:02:59Z"
+            ),
             "{mode}: {e}"
         );
-        let e = err(&["restore", "p", "--before-commit", "1732370000", "--into", "x"]);
+        let e = err(&[
+            "restore",
+            "p",
+            "--before-commit",
+            "1732370000",
+            "--into",
+            "x",
+        ]);
         assert!(
             e.contains("1732370000 looks like unix seconds (2024-11-23T13:53:20Z)")
                 && e.contains("write a time as 2024-11-23T13:53:20Z"),
@@ -184,10 +204,16 @@ fn time_expressions_are_accepted_or_explained() {
         let e = err(&["get", "p", "t", "1", "--as-of", "2026-11-23T14:02:59"]);
         assert!(e.contains("add Z or an offset"), "{mode}: {e}");
         // Relative reads: now sees the row, an hour ago is before the table existed.
-        let now = json_out(&tenet(dir, &["--json", "get", "p", "t", "1", "--as-of", "-0s"]));
+        let now = json_out(&tenet(
+            dir,
+            &["--json", "get", "p", "t", "1", "--as-of", "-0s"],
+        ));
         assert_eq!(now["row"]["id"], 1, "{mode}: {now}");
         let e = err(&["scan", "p", "t", "--as-of", "-1h"]);
-        assert!(e.contains("not found") || e.contains("older"), "{mode}: {e}");
+        assert!(
+            e.contains("not found") || e.contains("older"),
+            "{mode}: {e}"
+        );
     });
 }
 
@@ -229,6 +255,16 @@ fn restore_to_a_snapshot_of_the_source() {
         &["--json", "restore", "p", "--to", "@s1", "--into", "p_s1"],
     ));
     assert_eq!(r["state"], "succeeded", "{r}");
+    // A restore that replays the log ends with the totals of what it did (it used to
+    // count the replayed segments on top of the files: 5/4 tasks).
+    let p = &r["progress"];
+    for what in ["tasks", "rows", "bytes"] {
+        assert_eq!(
+            p[format!("{what}_done")],
+            p[format!("{what}_total")],
+            "{what}: {p}"
+        );
+    }
     let rows = json_out(&tenet(d, &["--json", "scan", "p_s1", "t"]));
     assert_eq!(rows["rows"], serde_json::json!([{"id": 1}]), "{rows}");
     let o = tenet(d, &["restore", "p", "--to", "@nope", "--into", "x"]);
@@ -237,4 +273,73 @@ fn restore_to_a_snapshot_of_the_source() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn writes_sizes_and_durations_read_naturally() {
+    both_modes(|dir, mode| {
+        small_tenant(dir);
+        let o = tenet(dir, &["delete", "p", "t", "7"]);
+        assert!(
+            stdout(&o).starts_with("deleted 0 of 1 row (1 absent), commit_ts"),
+            "{mode}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let o = tenet(dir, &["delete", "p", "t", "1", "8"]);
+        assert!(
+            stdout(&o).starts_with("deleted 1 of 2 rows (1 absent), commit_ts"),
+            "{mode}: {}",
+            stdout(&o)
+        );
+        let w = json_out(&tenet(dir, &["--json", "delete", "p", "t", "9"]));
+        assert_eq!(
+            (w["writes"].as_u64(), w["absent"].as_u64()),
+            (Some(1), Some(1))
+        );
+        let o = tenet(dir, &["put", "p", "t", r#"{"id":1}"#]);
+        assert!(
+            stdout(&o).starts_with("wrote 1 row, commit_ts"),
+            "{mode}: {}",
+            stdout(&o)
+        );
+        let o = tenet(dir, &["delete", "p", "t", "1"]);
+        assert!(
+            stdout(&o).starts_with("deleted 1 row, commit_ts"),
+            "{mode}: {}",
+            stdout(&o)
+        );
+        let o = tenet(dir, &["scan", "p", "t"]);
+        assert!(
+            stdout(&o).contains("(0 rows as of"),
+            "{mode}: {}",
+            stdout(&o)
+        );
+        let o = tenet(dir, &["tenant", "set", "p", "--history-retention", "7200s"]);
+        assert!(
+            stdout(&o).contains("with 2h of history"),
+            "{mode}: {}",
+            stdout(&o)
+        );
+        let o = tenet(dir, &["tenant", "list"]);
+        assert!(stdout(&o).contains(" 2h "), "{mode}: {}", stdout(&o));
+
+        let repo = dir.join("repo");
+        let o = tenet(
+            dir,
+            &["backup", "full", "p", "--repo", repo.to_str().unwrap()],
+        );
+        let out = stdout(&o);
+        assert!(
+            out.contains("in 1 table,")
+                && out.contains(" B logical")
+                && out.contains("in 1 file ("),
+            "{mode}: {out}{}",
+            stderr(&o)
+        );
+        assert!(
+            !out.contains("0.0 MiB") && !out.contains("(s)"),
+            "{mode}: {out}"
+        );
+    });
 }
