@@ -762,9 +762,10 @@ fn print_outcome(j: &JobInfo) {
             size(u("logical_bytes")),
             size(u("stored_bytes")),
             count(u("files"), "file", "files"),
-            duration(Duration::from_secs_f64(
-                r["seconds"].as_f64().unwrap_or(0.0).max(0.0)
-            )),
+            duration(
+                Duration::try_from_secs_f64(r["seconds"].as_f64().unwrap_or(0.0))
+                    .unwrap_or_default()
+            ),
             j.id
         ),
         "restore" => println!(
