@@ -192,6 +192,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
             }));
         }
     }
+    ctx.set_phase("ingest")?;
     ctx.set_totals(files, m.rows, m.logical_bytes)?;
     ctx.run_tasks("ingest", tasks).await?;
 
@@ -286,7 +287,7 @@ async fn replay(
     .buffered(REPLAY_AHEAD);
     let store = ctx.store().clone();
     while let Some(next) = segments.next().await {
-        let (l, size, recs) = next?;
+        let (l, _size, recs) = next?;
         ctx.check_cancelled()?;
         if l.start > applied {
             return Err(Error::NotRestorable(format!(
@@ -301,11 +302,12 @@ async fn replay(
             }
         }
         let n = batch.len() as u64;
-        replayed_bytes += batch
+        let logical = batch
             .iter()
             .flat_map(|r| &r.mutations)
             .map(|m| (m.pk_enc.len() + m.value.as_ref().map_or(0, Vec::len)) as u64)
             .sum::<u64>();
+        replayed_bytes += logical;
         let s2 = store.clone();
         blocking(move || Ok(s2.apply_log(target_id, &batch)?)).await?;
         applied = l.end.min(to);
@@ -315,7 +317,9 @@ async fn replay(
             ("replayed", json!(replayed)),
             ("applied_ts", json!(applied)),
         ])?;
-        ctx.add_progress(n, size);
+        // Progress counts logical bytes, as the other phases (the throttle counted the
+        // segment's stored bytes).
+        ctx.add_progress(n, logical);
         ctx.finish_step();
     }
     if applied < to {

@@ -41,6 +41,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
     let m = load_manifest(&repo, p.tenant_id, &p.backup_id).await?;
     let files: u64 =
         m.tables.iter().map(|t| t.files.len() as u64).sum::<u64>() + m.segments.len() as u64;
+    ctx.set_phase("verify")?;
     ctx.set_totals(files, m.rows, m.logical_bytes)?;
     let dir = backup_dir(p.tenant_id, &p.backup_id);
     let mut tasks = Vec::new();

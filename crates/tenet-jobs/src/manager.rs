@@ -13,7 +13,9 @@ use tokio::sync::Semaphore;
 
 use tenet_store::{Store, Ts, JOBS_TABLE};
 
-use crate::record::{decode, encode, job_key, JobError, JobRecord, JobState, Progress};
+use crate::record::{
+    decode, encode, job_key, JobError, JobRecord, JobState, PhaseCounts, Progress,
+};
 use crate::throttle::{CancelToken, Throttle};
 use crate::{Error, Result};
 
@@ -132,11 +134,24 @@ impl JobManager {
                 .into_iter()
                 .find(|j| !j.state.is_final() && j.params.get("lock") == Some(&json!(lock)))
             {
-                return Err(Error::Conflict(format!(
-                    "job {} ({} of tenant `{}`) is {}; wait for it to finish or cancel it with \
-                     `tenet jobs cancel {}`",
-                    other.id, other.kind, other.tenant, other.state, other.id
-                )));
+                let what = format!(
+                    "job {} ({} of tenant `{}`)",
+                    other.id, other.kind, other.tenant
+                );
+                return Err(Error::Conflict(if self.is_live(other.id) {
+                    format!(
+                        "{what} is {}; wait for it to finish or cancel it with \
+                         `tenet jobs cancel {}`",
+                        other.state, other.id
+                    )
+                } else {
+                    // Nothing runs it (its process died): waiting would not help.
+                    format!(
+                        "{what} was interrupted ({}); resume it with `tenet jobs resume {}` \
+                         or cancel it with `tenet jobs cancel {}`",
+                        other.state, other.id, other.id
+                    )
+                }));
             }
         }
         let mut params = params;
@@ -315,7 +330,7 @@ impl JobManager {
             Ok(result) => ctx.update(|r| {
                 r.state = JobState::Succeeded;
                 r.result = Some(result);
-                r.progress.eta_secs = Some(0);
+                r.progress.finish();
                 r.finished_at = Some(self.now());
             }),
             Err(err) => self.clean_up(&ctx, &kind, err).await,
@@ -463,6 +478,10 @@ struct CtxInner {
     last_persist: Mutex<Instant>,
     /// Rate measurement: when and at how many bytes the current phase started here.
     rate_base: Mutex<(Instant, u64)>,
+    /// Throttled-byte rate: when and at how many I/O bytes the job started here.
+    io_base: (Instant, u64),
+    /// The phase the record's counts belong to.
+    counts: Mutex<PhaseCounts>,
 }
 
 impl JobContext {
@@ -472,6 +491,8 @@ impl JobContext {
                 manager,
                 throttle: Throttle::new(rec.throttle_bytes_per_sec),
                 rate_base: Mutex::new((Instant::now(), rec.progress.bytes_done)),
+                io_base: (Instant::now(), rec.progress.io_bytes),
+                counts: Mutex::new(PhaseCounts::new(&rec)),
                 record: Mutex::new(rec),
                 persist: Mutex::new(()),
                 cancel: CancelToken::new(),
@@ -526,12 +547,16 @@ impl JobContext {
     pub fn throttle_blocking(&self, bytes: u64) -> Result<()> {
         self.inner
             .throttle
-            .acquire_blocking(bytes, &self.inner.stop)
+            .acquire_blocking(bytes, &self.inner.stop)?;
+        self.inner.record.lock().progress.io_bytes += bytes;
+        Ok(())
     }
 
     /// Waits until `bytes` more may be moved under the job's throttle.
     pub async fn throttle(&self, bytes: u64) -> Result<()> {
-        self.inner.throttle.acquire(bytes, &self.inner.stop).await
+        self.inner.throttle.acquire(bytes, &self.inner.stop).await?;
+        self.inner.record.lock().progress.io_bytes += bytes;
+        Ok(())
     }
 
     /// A value the job stored with [`JobContext::set_checkpoint`].
@@ -564,9 +589,11 @@ impl JobContext {
         self.update(|r| r.phase = phase.to_string())
     }
 
-    /// Sets the totals of the current phase (0 = unknown).
+    /// Sets the totals of the current phase (0 = unknown). Enter the phase first
+    /// ([`JobContext::set_phase`]); its counts start here.
     pub fn set_totals(&self, tasks: u64, rows: u64, bytes: u64) -> Result<()> {
         self.update(|r| {
+            self.enter_counting(r);
             r.progress.tasks_total = tasks;
             r.progress.rows_total = rows;
             r.progress.bytes_total = bytes;
@@ -575,13 +602,23 @@ impl JobContext {
 
     /// Counts one step of a phase that runs outside [`JobContext::run_tasks`] as done.
     pub fn finish_step(&self) {
-        self.inner.record.lock().progress.tasks_done += 1;
+        let mut r = self.inner.record.lock();
+        self.enter_counting(&mut r);
+        r.progress.tasks_done += 1;
+    }
+
+    /// Before counting work: the counts of an earlier phase make way for this one's.
+    fn enter_counting(&self, r: &mut JobRecord) {
+        if self.inner.counts.lock().enter(r) {
+            *self.inner.rate_base.lock() = (Instant::now(), 0);
+        }
     }
 
     /// Counts work done; persisted at most once a second.
     pub fn add_progress(&self, rows: u64, bytes: u64) {
         {
             let mut r = self.inner.record.lock();
+            self.enter_counting(&mut r);
             r.progress.rows_done += rows;
             r.progress.bytes_done += bytes;
         }
@@ -601,6 +638,12 @@ impl JobContext {
     }
 
     fn estimate(&self, p: &mut Progress) {
+        p.keep_totals_ahead();
+        let (io_since, io_base) = self.inner.io_base;
+        let io_secs = io_since.elapsed().as_secs_f64();
+        if io_secs >= 0.2 {
+            p.io_bytes_per_sec = (p.io_bytes.saturating_sub(io_base) as f64 / io_secs) as u64;
+        }
         let (since, base) = *self.inner.rate_base.lock();
         let secs = since.elapsed().as_secs_f64();
         if secs < 0.2 {
@@ -655,6 +698,7 @@ impl JobContext {
         let (rows, bytes) = (count("rows"), count("bytes"));
         let total = tasks.len() as u64;
         self.update(|r| {
+            self.enter_counting(r);
             r.progress.tasks_total = total;
             r.progress.tasks_done = done.len() as u64;
             r.progress.rows_done = rows;

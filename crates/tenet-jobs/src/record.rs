@@ -50,7 +50,15 @@ impl std::fmt::Display for JobState {
     }
 }
 
-/// Work done and to do. Totals may be 0 while unknown.
+/// Work done and to do in the job's current (or last) counted phase: counts start
+/// from zero when a phase first counts work, a known total is never below what is done,
+/// and a succeeded job's totals are what it did. A total of 0 means unknown.
+///
+/// `bytes_*` are the bytes the phase processes (logical bytes — keys and rows — for
+/// backup, restore and verify; what the job reports for others). `io_bytes` are the
+/// bytes that passed the job's throttle (for a backup the bytes read, for a restore or
+/// verify the stored bytes downloaded), whether or not a throttle limit is set, so a
+/// `--throttle` compares with `io_bytes_per_sec`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub tasks_done: u64,
@@ -63,6 +71,70 @@ pub struct Progress {
     pub bytes_per_sec: u64,
     /// Seconds left, estimated from the byte rate (or the task rate).
     pub eta_secs: Option<u64>,
+    /// Bytes counted by the throttle since the job started.
+    #[serde(default)]
+    pub io_bytes: u64,
+    /// Throttled bytes per second since the job (re)started.
+    #[serde(default)]
+    pub io_bytes_per_sec: u64,
+}
+
+impl Progress {
+    /// Raises known totals that fall behind what is done.
+    pub(crate) fn keep_totals_ahead(&mut self) {
+        for (done, total) in [
+            (self.tasks_done, &mut self.tasks_total),
+            (self.rows_done, &mut self.rows_total),
+            (self.bytes_done, &mut self.bytes_total),
+        ] {
+            if *total > 0 && done > *total {
+                *total = done;
+            }
+        }
+    }
+
+    /// The totals of finished work: what was done.
+    pub(crate) fn finish(&mut self) {
+        self.tasks_total = self.tasks_done;
+        self.rows_total = self.rows_done;
+        self.bytes_total = self.bytes_done;
+        self.eta_secs = Some(0);
+    }
+
+    /// Starts counting a new phase.
+    fn reset_counts(&mut self) {
+        let io = self.io_bytes;
+        *self = Progress {
+            io_bytes: io,
+            ..Progress::default()
+        };
+    }
+}
+
+/// Which phase a record's counts belong to; counts restart when another phase first
+/// counts work (phases that only wait, like `commit`, leave the last counts visible).
+#[derive(Debug)]
+pub(crate) struct PhaseCounts {
+    phase: String,
+}
+
+impl PhaseCounts {
+    pub(crate) fn new(rec: &JobRecord) -> Self {
+        PhaseCounts {
+            phase: rec.phase.clone(),
+        }
+    }
+
+    /// Before counting work of the record's phase: resets the counts when they belong
+    /// to an earlier phase. Returns whether it did.
+    pub(crate) fn enter(&mut self, rec: &mut JobRecord) -> bool {
+        if self.phase == rec.phase {
+            return false;
+        }
+        self.phase = rec.phase.clone();
+        rec.progress.reset_counts();
+        true
+    }
 }
 
 /// Why a job failed: a stable code and a message.

@@ -192,6 +192,10 @@ pub struct TxnRequest {
 pub struct WriteResponse {
     /// Rows written or deleted.
     pub writes: usize,
+    /// Deletes of keys that did not exist (as the transaction saw them): nothing was
+    /// removed for these.
+    #[serde(default)]
+    pub absent: usize,
     #[serde(flatten)]
     pub commit: Commit,
 }
@@ -292,6 +296,12 @@ pub struct ProgressInfo {
     pub bytes_total: u64,
     pub bytes_per_sec: u64,
     pub eta_secs: Option<u64>,
+    /// Bytes through the job's throttle (what `throttle_bytes_per_sec` limits: read
+    /// for a backup, stored bytes downloaded for a restore or verify).
+    #[serde(default)]
+    pub io_bytes: u64,
+    #[serde(default)]
+    pub io_bytes_per_sec: u64,
 }
 
 /// A durable job (backup, restore, verify).
@@ -341,6 +351,8 @@ impl From<tenet_jobs::JobRecord> for JobInfo {
                 bytes_total: p.bytes_total,
                 bytes_per_sec: p.bytes_per_sec,
                 eta_secs: p.eta_secs,
+                io_bytes: p.io_bytes,
+                io_bytes_per_sec: p.io_bytes_per_sec,
             },
             throttle_bytes_per_sec: r.throttle_bytes_per_sec,
             params: r.params,

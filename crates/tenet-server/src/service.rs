@@ -119,7 +119,14 @@ impl Service {
 
     fn info(&self, r: tenet_jobs::JobRecord) -> JobInfo {
         let live = self.jobs().is_live(r.id);
-        JobInfo { live, ..r.into() }
+        let mut info = JobInfo { live, ..r.into() };
+        if !live && !info.is_final() {
+            // Interrupted: the stored rate and ETA were of a process that is gone.
+            info.progress.eta_secs = None;
+            info.progress.bytes_per_sec = 0;
+            info.progress.io_bytes_per_sec = 0;
+        }
+        info
     }
 
     fn job_info(&self, id: u64) -> ApiResult<JobInfo> {
@@ -388,11 +395,14 @@ impl Admin for Service {
             return Err(ApiError::invalid("the transaction has no operations"));
         }
         let writes = req.ops.len();
-        let ((), info) = self.store.with_txn(tenant, |txn| {
+        let (absent, info) = self.store.with_txn(tenant, |txn| {
+            let mut absent = 0;
             for (i, op) in req.ops.iter().enumerate() {
                 let r = match op {
                     TxnOp::Put { table, row } => txn.put(table, row),
-                    TxnOp::Delete { table, key } => txn.delete(table, key),
+                    TxnOp::Delete { table, key } => txn.delete(table, key).map(|existed| {
+                        absent += usize::from(!existed);
+                    }),
                 };
                 r.map_err(|e| match e {
                     tenet_store::Error::InvalidRow { table, reason } if writes > 1 => {
@@ -404,10 +414,11 @@ impl Admin for Service {
                     other => other,
                 })?;
             }
-            Ok(())
+            Ok(absent)
         })?;
         Ok(WriteResponse {
             writes,
+            absent,
             commit: info.into(),
         })
     }
@@ -580,17 +591,19 @@ impl Admin for Service {
         let repo = req.repo.as_deref().map(canonical_url).transpose()?;
         let mut targets = Vec::new();
         if let Some(to) = &req.to {
-            match AsOf::parse(to)? {
-                AsOf::Ts(ts) => targets.push(Target::At(ts)),
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "`{to}` is not a time; give an RFC 3339 time or a commit ts"
-                    )))
+            // The same expressions as an as-of: a time, a commit ts, a relative time
+            // (against this store's clock), @snapshot (of the source tenant), latest.
+            targets.push(match AsOf::parse(to)? {
+                AsOf::Ts(ts) => Target::At(ts),
+                AsOf::Ago(d) => Target::At(self.store.ts_ago(d)),
+                AsOf::Latest => Target::Latest,
+                snap @ AsOf::Snapshot(_) => {
+                    Target::At(self.store.read_at(&req.source, &snap)?.start_ts())
                 }
-            }
+            });
         }
         if let Some(ts) = req.before_commit {
-            targets.push(Target::BeforeCommit(tenet_store::Ts(ts)));
+            targets.push(Target::BeforeCommit(tenet_store::Ts::from_number(ts)?));
         }
         if req.latest {
             targets.push(Target::Latest);

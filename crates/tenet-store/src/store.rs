@@ -43,9 +43,6 @@ pub(crate) const CF_DATA: &str = "data";
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
 
-/// How far past the local clock an `as_of` may be before it is refused as the future.
-const MAX_FUTURE_MILLIS: u64 = 1_000;
-
 /// Options for opening a store.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -227,6 +224,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether `path` holds a store (one [`Store::open`] created). Read-only tools check
+    /// this first, so a mistyped directory does not become a new, empty store.
+    pub fn exists(path: impl AsRef<Path>) -> bool {
+        path.as_ref().join("db").join("CURRENT").is_file()
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -326,22 +329,36 @@ impl Store {
         Ts::end_of_millis(self.inner.clock.now_millis())
     }
 
+    /// The time `ago` before the clock's now, as the last ts of its millisecond.
+    pub fn ts_ago(&self, ago: std::time::Duration) -> Ts {
+        let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
+        Ts::end_of_millis(self.inner.clock.now_millis().saturating_sub(ago))
+    }
+
     /// A ts to read at: the visible ts, or `as_of` once every commit at or below it is
-    /// complete. Refuses times in the future.
+    /// complete.
+    ///
+    /// # Reads never push the clock
+    /// A read of a time after the current time (the clock, or the newest visible commit
+    /// when the clock runs behind it after a crash) is refused: the state of the future
+    /// is not known, and accepting it would have to move the commit clock ahead of the
+    /// wall clock for every tenant (persisted across restarts). A read of a time up to
+    /// the current time that no commit has reached yet makes later commits newer than it
+    /// (so reading it again gives the same answer); that moves the clock at most to the
+    /// wall clock, where the next commit would take it anyway.
     pub(crate) fn read_ts(&self, as_of: Option<Ts>) -> Result<Ts> {
         let visible = self.visible_ts();
         let Some(ts) = as_of else { return Ok(visible) };
         if ts <= visible {
             return Ok(ts);
         }
-        // After a crash the clock may run slightly ahead of the wall clock; allow reads
-        // up to the newest visible commit as well.
         let now = self.inner.clock.now_millis().max(visible.millis());
-        if ts.millis() > now + MAX_FUTURE_MILLIS {
+        let newest = Ts::end_of_millis(now).max(visible);
+        if ts > newest {
             return Err(Error::invalid(format!(
-                "{ts} ({}) is in the future; the current time is {}",
+                "{ts} ({}) is in the future; the newest readable time is {} ({newest})",
                 ts.to_rfc3339(),
-                Ts::from_millis(now).to_rfc3339()
+                newest.to_rfc3339()
             )));
         }
         // Make every later commit newer than `ts`, then wait for earlier ones.

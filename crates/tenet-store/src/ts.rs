@@ -65,24 +65,84 @@ impl Ts {
     /// Parses an RFC 3339 time into the last ts of its millisecond.
     pub fn parse_rfc3339(s: &str) -> Result<Ts> {
         let dt = DateTime::parse_from_rfc3339(s).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "`{s}` is not an RFC 3339 time ({e}); expected e.g. 2026-11-23T14:02:59Z"
-            ))
+            let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .any(|f| chrono::NaiveDateTime::parse_from_str(s, f).is_ok());
+            if naive {
+                Error::InvalidArgument(format!(
+                    "`{s}` has no time zone; add Z or an offset, e.g. {s}Z or {s}+01:00"
+                ))
+            } else if chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
+                Error::InvalidArgument(format!(
+                    "`{s}` is a date without a time; write e.g. {s}T00:00:00Z"
+                ))
+            } else {
+                Error::InvalidArgument(format!(
+                    "`{s}` is not an RFC 3339 time ({e}); expected e.g. 2026-11-23T14:02:59Z"
+                ))
+            }
         })?;
         let millis = u64::try_from(dt.timestamp_millis())
             .map_err(|_| Error::InvalidArgument(format!("`{s}` is before 1970-01-01T00:00:00Z")))?;
         Ok(Ts::end_of_millis(millis))
     }
 
-    /// Parses either a decimal ts or an RFC 3339 time.
+    /// The smallest ts a store's clock can issue: one of 2000-01-01T00:00:00Z. A smaller
+    /// number is a unit mistake (unix seconds or milliseconds), not a commit ts.
+    pub const MIN_PLAUSIBLE: Ts = Ts(946_684_800_000 << LOGICAL_BITS);
+
+    /// A number given as a commit ts: refused when it is too small to be one, saying
+    /// what it looks like (unix seconds, milliseconds, microseconds).
+    pub fn from_number(n: u64) -> Result<Ts> {
+        if n >= Ts::MIN_PLAUSIBLE.0 {
+            return Ok(Ts(n));
+        }
+        let (unit, millis) = match n {
+            100_000_000..=99_999_999_999 => ("unix seconds", n.saturating_mul(1000)),
+            100_000_000_000..=99_999_999_999_999 => ("unix milliseconds", n),
+            100_000_000_000_000..=99_999_999_999_999_999 => ("unix microseconds", n / 1000),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "{n} is too small to be a commit ts (a commit ts is the unix time in \
+                     milliseconds shifted left by 16 bits, e.g. {}); write a time as \
+                     2026-11-23T14:02:59Z",
+                    Ts::MIN_PLAUSIBLE.0
+                )))
+            }
+        };
+        let time = Ts::from_millis(millis).to_datetime();
+        let time = time.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        Err(Error::InvalidArgument(format!(
+            "{n} looks like {unit} ({time}); a commit ts looks like {} (that time's); \
+             write a time as {time}",
+            Ts::from_millis(millis).0
+        )))
+    }
+
+    /// Parses either a decimal commit ts or an RFC 3339 time.
     pub fn parse(s: &str) -> Result<Ts> {
         let s = s.trim();
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s.parse::<u64>().map(Ts).map_err(|_| {
+            let n = s.parse::<u64>().map_err(|_| {
                 Error::InvalidArgument(format!("timestamp `{s}` does not fit in 64 bits"))
-            });
+            })?;
+            return Ts::from_number(n);
         }
         Ts::parse_rfc3339(s)
+    }
+
+    /// Parses an exact commit ts (decimal). A time is refused with the way to say it.
+    pub fn parse_commit(s: &str) -> Result<Ts> {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return Ts::parse(s);
+        }
+        crate::AsOf::parse(s)?;
+        Err(Error::InvalidArgument(format!(
+            "`{s}` is a time, not a commit ts; use --to {s} to restore the state at a time, \
+             or give the commit ts of the commit to undo (`commit_ts` in the output of \
+             `tenet … --json`)"
+        )))
     }
 }
 
@@ -104,9 +164,52 @@ mod tests {
         let back = Ts::parse(&s).unwrap();
         assert_eq!(back.millis(), ts.millis());
         assert!(back >= ts, "parsed time covers the whole millisecond");
-        assert_eq!(Ts::parse("12345").unwrap(), Ts(12345));
+        assert_eq!(
+            Ts::parse("115584906813145088").unwrap(),
+            Ts(115584906813145088)
+        );
         assert!(Ts::parse("yesterday").is_err());
         assert!(Ts::parse("1969-12-31T23:59:59Z").is_err());
         assert!(Ts::parse("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn unit_mistakes_say_what_was_meant() {
+        let e = Ts::parse("1732370000").unwrap_err().to_string();
+        assert!(
+            e.starts_with("1732370000 looks like unix seconds (2024-11-23T13:53:20Z); a commit ts looks like 113532600320000000")
+                && e.ends_with("write a time as 2024-11-23T13:53:20Z"),
+            "{e}"
+        );
+        let e = Ts::parse("1732370000123").unwrap_err().to_string();
+        assert!(
+            e.contains("unix milliseconds (2024-11-23T13:53:20.123Z)"),
+            "{e}"
+        );
+        let e = Ts::parse("42").unwrap_err().to_string();
+        assert!(e.contains("too small to be a commit ts"), "{e}");
+        let e = Ts::parse("2026-11-23T14:02:59").unwrap_err().to_string();
+        assert!(e.contains("has no time zone; add Z or an offset"), "{e}");
+        let e = Ts::parse("2026-11-23").unwrap_err().to_string();
+        assert!(e.contains("a date without a time"), "{e}");
+        let e = Ts::parse_commit("2026-11-23T14:02:59Z")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is a time, not a commit ts; use --to 2026-11-23T14:02:59Z"),
+            "{e}"
+        );
+        assert!(Ts::parse_commit("-5m")
+            .unwrap_err()
+            .to_string()
+            .contains("is a time"));
+        assert!(Ts::parse_commit("1732370000")
+            .unwrap_err()
+            .to_string()
+            .contains("unix seconds"));
+        assert_eq!(
+            Ts::parse_commit("115584906813145088").unwrap(),
+            Ts(115584906813145088)
+        );
     }
 }

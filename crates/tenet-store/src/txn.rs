@@ -34,10 +34,13 @@ pub enum AsOf {
     Ts(Ts),
     /// The state of a named snapshot.
     Snapshot(String),
+    /// The state this long before the store's clock reads now (`-5m`, `-1h30m`, `-2d`).
+    Ago(std::time::Duration),
 }
 
 impl AsOf {
-    /// Parses `@snapshot`, a decimal ts, or an RFC 3339 time.
+    /// Parses `@snapshot`, a decimal commit ts, an RFC 3339 time, a relative time
+    /// (`-90s`, `-5m`, `-1h30m`, `-2d`: before now) or `latest`.
     pub fn parse(s: &str) -> Result<AsOf> {
         let s = s.trim();
         if let Some(name) = s.strip_prefix('@') {
@@ -47,9 +50,19 @@ impl AsOf {
         if s == "latest" {
             return Ok(AsOf::Latest);
         }
+        if let Some(ago) = s.strip_prefix('-') {
+            return humantime::parse_duration(ago.trim())
+                .map(AsOf::Ago)
+                .map_err(|e| {
+                    Error::invalid(format!(
+                        "`{s}` is not a relative time ({e}); write e.g. -90s, -5m, -1h30m or -2d"
+                    ))
+                });
+        }
         Ts::parse(s).map(AsOf::Ts).map_err(|e| {
             Error::invalid(format!(
-                "{e}; an as-of is an RFC 3339 time, a commit ts, or @snapshot-name"
+                "{e}; an as-of is an RFC 3339 time, a commit ts, a relative time (-5m) or \
+                 @snapshot-name"
             ))
         })
     }
@@ -107,6 +120,7 @@ impl Store {
             match as_of {
                 AsOf::Latest => self.read_ts(None)?,
                 AsOf::Ts(ts) => self.read_ts(Some(*ts))?,
+                AsOf::Ago(d) => self.read_ts(Some(self.ts_ago(*d)))?,
                 AsOf::Snapshot(name) => {
                     let latest = self.catalog_at(&ReadAt {
                         tenant_id: rec.id,
@@ -332,12 +346,20 @@ impl Txn {
         self.write(def.id, pk_enc, Some(bytes))
     }
 
-    /// Deletes the row with primary key `pk` (no error if it does not exist).
-    pub fn delete(&mut self, table: &str, pk: &Value) -> Result<()> {
+    /// Deletes the row with primary key `pk` (no error if it does not exist). Returns
+    /// whether the row existed as this transaction sees it (its start ts and its own
+    /// writes), so callers can say how many rows a delete removed.
+    pub fn delete(&mut self, table: &str, pk: &Value) -> Result<bool> {
         let def = self.table(table)?;
+        self.check_writable()?;
         let pk_enc = pk_bytes(&def.pk_from_json(pk)?);
+        let existed = match self.writes.get(&(def.id, pk_enc.clone())) {
+            Some(buffered) => buffered.is_some(),
+            None => self.store.get_raw(&self.rd(), def.id, &pk_enc)?.is_some(),
+        };
         self.used_tables.insert(catalog::table_key(&def.name));
-        self.write(def.id, pk_enc, None)
+        self.write(def.id, pk_enc, None)?;
+        Ok(existed)
     }
 
     fn put_entry(&mut self, key: Vec<u8>, entry: &CatalogEntry) -> Result<()> {

@@ -10,7 +10,7 @@ use tenet_server::admin::Admin;
 use tenet_server::api::*;
 
 use crate::duration;
-use crate::output::{cell, commit_line, print_json, print_table, CliError};
+use crate::output::{cell, commit_line, count, print_json, print_table, secs, CliError};
 use crate::{Command, Global};
 
 #[derive(Subcommand, Debug)]
@@ -65,14 +65,16 @@ pub enum TableCmd {
     /// List tables.
     List {
         tenant: String,
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
     },
     /// Show a table's schema.
     Show {
         tenant: String,
         table: String,
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
     },
     /// Drop a table (its rows stay readable as of earlier times until GC).
@@ -142,7 +144,7 @@ fn print_tenants(tenants: &[TenantInfo]) {
                 t.id.to_string(),
                 t.name.clone(),
                 t.state.clone(),
-                format!("{}s", t.history_retention_secs),
+                secs(t.history_retention_secs),
                 t.created_time.clone(),
             ]
         })
@@ -176,12 +178,31 @@ fn print_table_info(t: &TableInfo) {
     print_table(&["COLUMN", "TYPE", "KEY"], &rows);
 }
 
-fn print_write(w: &WriteResponse, json: bool) {
+/// What a write did: `wrote 2 rows`, `deleted 0 of 1 row (1 absent)`.
+fn print_write(w: &WriteResponse, deletes_only: bool, json: bool) {
     if json {
         print_json(w);
-    } else {
-        println!("wrote {} row(s), {}", w.writes, commit_line(&w.commit));
+        return;
     }
+    let what = if deletes_only && w.absent > 0 {
+        format!(
+            "deleted {} of {} ({} absent)",
+            w.writes - w.absent,
+            count(w.writes as u64, "row", "rows"),
+            w.absent
+        )
+    } else if deletes_only {
+        format!("deleted {}", count(w.writes as u64, "row", "rows"))
+    } else if w.absent > 0 {
+        format!(
+            "wrote {} ({} of absent keys, nothing to remove)",
+            count(w.writes as u64, "row", "rows"),
+            count(w.absent as u64, "delete", "deletes")
+        )
+    } else {
+        format!("wrote {}", count(w.writes as u64, "row", "rows"))
+    };
+    println!("{what}, {}", commit_line(&w.commit));
 }
 
 fn print_commit(what: &str, c: &Commit, json: bool) {
@@ -290,10 +311,10 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                     print_json(&r);
                 } else {
                     println!(
-                        "tenant `{}` is {} with {}s of history, {}",
+                        "tenant `{}` is {} with {} of history, {}",
                         r.tenant.name,
                         r.tenant.state,
-                        r.tenant.history_retention_secs,
+                        secs(r.tenant.history_retention_secs),
                         commit_line(&r.commit)
                     );
                 }
@@ -404,7 +425,7 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 .iter()
                 .map(|r| parse_json_arg("row", r))
                 .collect::<Result<_, _>>()?;
-            print_write(&admin.put_rows(&tenant, &table, rows)?, json);
+            print_write(&admin.put_rows(&tenant, &table, rows)?, false, json);
         }
         Command::Delete {
             tenant,
@@ -415,11 +436,11 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 .iter()
                 .map(|k| parse_json_arg("key", k))
                 .collect::<Result<_, _>>()?;
-            print_write(&admin.delete_rows(&tenant, &table, keys)?, json);
+            print_write(&admin.delete_rows(&tenant, &table, keys)?, true, json);
         }
         Command::Txn { tenant, file } => {
             let ops = read_ops(&file)?;
-            print_write(&admin.txn(&tenant, TxnRequest { ops })?, json);
+            print_write(&admin.txn(&tenant, TxnRequest { ops })?, false, json);
         }
         Command::Get {
             tenant,
@@ -470,8 +491,8 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
             } else {
                 print_rows(&r.rows);
                 println!(
-                    "({} row(s) as of {}, ts {})",
-                    r.rows.len(),
+                    "({} as of {}, ts {})",
+                    count(r.rows.len() as u64, "row", "rows"),
                     r.read_time,
                     r.read_ts
                 );

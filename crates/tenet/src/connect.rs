@@ -3,7 +3,12 @@
 //! 1. `--server URL` (or `TENET_SERVER`): that server.
 //! 2. A `server.json` in the data directory whose URL answers `/healthz`: that server
 //!    (it owns the directory; RocksDB allows one opener).
-//! 3. Otherwise: open the data directory embedded, in this process.
+//! 3. Otherwise: open the data directory embedded, in this process. Only commands
+//!    that can start from nothing (`tenant create`, `restore`) create a store there,
+//!    and say so on stderr; every other command refuses a directory without one, so a
+//!    mistyped `--data-dir` does not leave an empty store behind.
+
+use std::path::Path;
 
 use tenet_server::admin::Admin;
 use tenet_server::client::Client;
@@ -14,7 +19,16 @@ use tenet_store::{Store, StoreOptions};
 use crate::output::CliError;
 use crate::Global;
 
-pub fn connect(g: &Global) -> Result<Box<dyn Admin>, CliError> {
+/// Whether a command may create a new store in an empty data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The command needs an existing store.
+    Existing,
+    /// The command may start a new store.
+    MayCreate,
+}
+
+pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     if let Some(url) = &g.server {
         return Ok(Box::new(Client::new(url)?));
     }
@@ -23,10 +37,34 @@ pub fn connect(g: &Global) -> Result<Box<dyn Admin>, CliError> {
             return Ok(Box::new(Client::new(&file.url)?));
         }
     }
-    Ok(Box::new(open_embedded(g)?))
+    Ok(Box::new(open_embedded(g, access)?))
 }
 
-pub fn open_embedded(g: &Global) -> Result<Service, CliError> {
+pub fn open_embedded(g: &Global, access: Access) -> Result<Service, CliError> {
+    let created = !Store::exists(&g.data_dir);
+    if created && access == Access::Existing {
+        return Err(no_store(&g.data_dir));
+    }
     let store = Store::open(&g.data_dir, StoreOptions::default())?;
+    if created {
+        announce_new_store(&g.data_dir);
+    }
     Service::new(store).map_err(CliError::other)
+}
+
+/// The error of a command that needs a store where there is none.
+pub fn no_store(dir: &Path) -> CliError {
+    CliError {
+        code: "STORE_NOT_FOUND".into(),
+        message: format!(
+            "no Tenet store at {}; create one with `tenet tenant create <name>` or check \
+             --data-dir (or TENET_DATA_DIR)",
+            dir.display()
+        ),
+    }
+}
+
+/// Tells on stderr that a command made a new store.
+pub fn announce_new_store(dir: &Path) {
+    eprintln!("created a new store at {}", dir.display());
 }

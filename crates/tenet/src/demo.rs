@@ -232,13 +232,14 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let job = finished(admin, job.id)?;
     let r = job.result.clone().unwrap_or_default();
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
     println!(
-        "backup {backup_id} (job {}): {} rows as of {}, {} file(s), {} bytes stored in {repo}",
+        "backup {backup_id} (job {}): {} as of {}, {}, {} stored in {repo}",
         job.id,
-        r["rows"],
+        crate::output::count(n("rows"), "row", "rows"),
         r["backup_time"].as_str().unwrap_or_default(),
-        r["files"],
-        r["stored_bytes"]
+        crate::output::count(n("files"), "file", "files"),
+        crate::output::size(n("stored_bytes"))
     );
 
     step(
@@ -266,16 +267,11 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     );
     let job = admin.verify_backup(&backup_id, &VerifyBackup::default())?;
     let job = finished(admin, job.id)?;
+    let n = |k: &str| job.result.as_ref().and_then(|r| r[k].as_u64()).unwrap_or(0);
     println!(
-        "backup {backup_id} is intact: {} files, {} rows (job {})",
-        job.result
-            .as_ref()
-            .map(|r| r["files"].clone())
-            .unwrap_or_default(),
-        job.result
-            .as_ref()
-            .map(|r| r["rows"].clone())
-            .unwrap_or_default(),
+        "backup {backup_id} is intact: {}, {} (job {})",
+        crate::output::count(n("files"), "file", "files"),
+        crate::output::count(n("rows"), "row", "rows"),
         job.id
     );
 
@@ -324,11 +320,11 @@ pub fn run(g: &Global) -> Result<(), CliError> {
         let a = admin.archive_status("acme")?;
         if a.checkpoint_ts >= accident.commit.commit_ts || Instant::now() > deadline {
             println!(
-                "archive: {} commits in {} segments, restorable up to {} (RPO {:.1} s)",
-                a.records,
-                a.segments,
+                "archive: {} in {}, restorable up to {} (RPO {})",
+                crate::output::count(a.records, "commit", "commits"),
+                crate::output::count(a.segments, "segment", "segments"),
                 a.restorable_until_time.as_deref().unwrap_or("nothing yet"),
-                a.rpo_ms.unwrap_or(0) as f64 / 1000.0
+                crate::output::duration(Duration::from_millis(a.rpo_ms.unwrap_or(0)))
             );
             break;
         }

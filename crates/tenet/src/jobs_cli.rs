@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tenet_server::admin::Admin;
 use tenet_server::api::*;
 
-use crate::output::{print_json, print_table, CliError};
+use crate::output::{count, duration, print_json, print_table, rate, secs, size, CliError};
 use crate::Global;
 
 #[derive(Subcommand, Debug)]
@@ -129,10 +129,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(v as u64)
 }
 
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
 /// Prints `items` as JSON, or as a table with one row each.
 fn print_list<T: serde::Serialize>(
     json: bool,
@@ -188,7 +184,7 @@ fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
 pub struct RestoreWhat {
     pub backup: Option<String>,
     pub to: Option<String>,
-    pub before_commit: Option<u64>,
+    pub before_commit: Option<String>,
     pub latest: bool,
 }
 
@@ -210,9 +206,15 @@ pub fn restore(
     if given.iter().filter(|b| **b).count() != 1 {
         return Err(CliError::invalid(
             "say what to restore with exactly one of --backup <id>, --to <time|ts>, \
-             --before-commit <ts> or --latest",
+             --before-commit <commit ts> or --latest",
         ));
     }
+    let before_commit = what
+        .before_commit
+        .as_deref()
+        .map(tenet_store::Ts::parse_commit)
+        .transpose()?
+        .map(|ts| ts.0);
     let repo = opts
         .repo
         .as_ref()
@@ -222,7 +224,7 @@ pub fn restore(
         source,
         backup_id: what.backup,
         to: what.to,
-        before_commit: what.before_commit,
+        before_commit,
         latest: what.latest,
         target: into,
         repo,
@@ -319,7 +321,7 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
         }
         match info.rpo_ms {
             Some(0) => println!("  RPO              0 s (every commit is restorable)"),
-            Some(ms) => println!("  RPO              {:.1} s", ms as f64 / 1000.0),
+            Some(ms) => println!("  RPO              {}", duration(Duration::from_millis(ms))),
             None => println!("  RPO              unbounded (nothing is restorable)"),
         }
         println!(
@@ -327,10 +329,10 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
             info.checkpoint_time, info.checkpoint_ts
         );
         println!(
-            "  shipped          {} segments, {} commits, {}",
-            info.segments,
-            info.records,
-            mib(info.bytes)
+            "  shipped          {}, {}, {}",
+            count(info.segments, "segment", "segments"),
+            count(info.records, "commit", "commits"),
+            size(info.bytes)
         );
         if let Some(e) = &info.error {
             println!("  last error       {e}");
@@ -374,8 +376,8 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                         b.kind.clone(),
                         b.backup_time.clone(),
                         b.rows.to_string(),
-                        mib(b.logical_bytes),
-                        mib(b.stored_bytes),
+                        size(b.logical_bytes),
+                        size(b.stored_bytes),
                         b.repo.clone(),
                     ]
                 },
@@ -395,10 +397,10 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                 println!("  repository    {}", b.repo);
                 println!("  taken         {} → {}", b.started_at, b.finished_at);
                 println!(
-                    "  size          {} rows, {} logical, {} stored",
-                    b.rows,
-                    mib(b.logical_bytes),
-                    mib(b.stored_bytes)
+                    "  size          {}, {} logical, {} stored",
+                    count(b.rows, "row", "rows"),
+                    size(b.logical_bytes),
+                    size(b.stored_bytes)
                 );
                 let rows: Vec<Vec<String>> = b
                     .tables
@@ -408,7 +410,7 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                             t.name.clone(),
                             t.rows.to_string(),
                             t.files.to_string(),
-                            mib(t.logical_bytes),
+                            size(t.logical_bytes),
                             t.digest.get(..16).unwrap_or(&t.digest).to_string(),
                         ]
                     })
@@ -422,8 +424,10 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                 print_json(&b);
             } else {
                 println!(
-                    "deleted backup {} ({} files) from {}",
-                    b.id, b.files, b.repo
+                    "deleted backup {} ({}) from {}",
+                    b.id,
+                    count(b.files, "file", "files"),
+                    b.repo
                 );
             }
         }
@@ -462,11 +466,7 @@ pub fn jobs(cmd: JobsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
                         j.id.to_string(),
                         j.kind.clone(),
                         j.tenant.clone(),
-                        if j.is_final() || j.live {
-                            j.state.clone()
-                        } else {
-                            format!("{} (interrupted)", j.state)
-                        },
+                        state_cell(j),
                         j.phase.clone(),
                         progress_cell(j),
                         j.created_at.clone(),
@@ -527,20 +527,51 @@ pub(crate) fn wait_final(admin: &dyn Admin, id: u64) -> Result<JobInfo, CliError
     }
 }
 
+/// Whether nothing runs an unfinished job (its process died).
+fn interrupted(j: &JobInfo) -> bool {
+    !j.is_final() && !j.live
+}
+
+/// A job's state as `jobs list` and `jobs show` print it.
+fn state_cell(j: &JobInfo) -> String {
+    if interrupted(j) {
+        format!("{} (interrupted)", j.state)
+    } else {
+        j.state.clone()
+    }
+}
+
+/// `3/8`, or `3` when the total is unknown (0).
+fn of(done: u64, total: u64) -> String {
+    if total > 0 {
+        format!("{done}/{total}")
+    } else {
+        done.to_string()
+    }
+}
+
+/// `1.00 MiB/4.00 MiB`, or `1.00 MiB` when the total is unknown.
+fn bytes_of(done: u64, total: u64) -> String {
+    if total > 0 {
+        format!("{}/{}", size(done), size(total))
+    } else {
+        size(done)
+    }
+}
+
 fn progress_cell(j: &JobInfo) -> String {
     let p = &j.progress;
     if p.bytes_total > 0 {
         format!(
-            "{:.0}% of {}",
+            "{:.0}% of {} logical",
             100.0 * p.bytes_done as f64 / p.bytes_total as f64,
-            mib(p.bytes_total)
+            size(p.bytes_total)
         )
-    } else if p.tasks_total > 0 {
+    } else if p.tasks_total > 0 || p.bytes_done > 0 {
         format!(
-            "{}/{} tasks, {}",
-            p.tasks_done,
-            p.tasks_total,
-            mib(p.bytes_done)
+            "{} tasks, {} logical",
+            of(p.tasks_done, p.tasks_total),
+            size(p.bytes_done)
         )
     } else {
         String::new()
@@ -550,23 +581,49 @@ fn progress_cell(j: &JobInfo) -> String {
 fn print_job(j: &JobInfo) {
     println!(
         "job {} ({} of tenant `{}`): {}",
-        j.id, j.kind, j.tenant, j.state
+        j.id,
+        j.kind,
+        j.tenant,
+        state_cell(j)
     );
     if !j.phase.is_empty() {
         println!("  phase     {}", j.phase);
     }
     let p = &j.progress;
     println!(
-        "  progress  {}/{} tasks, {}/{} rows, {}/{}",
-        p.tasks_done,
-        p.tasks_total,
-        p.rows_done,
-        p.rows_total,
-        mib(p.bytes_done),
-        mib(p.bytes_total)
+        "  progress  {} tasks, {} rows, {} logical",
+        of(p.tasks_done, p.tasks_total),
+        of(p.rows_done, p.rows_total),
+        bytes_of(p.bytes_done, p.bytes_total)
     );
-    if let Some(eta) = p.eta_secs.filter(|_| !j.is_final()) {
-        println!("  eta       {eta} s at {}/s", mib(p.bytes_per_sec));
+    if p.io_bytes > 0 || j.throttle_bytes_per_sec.is_some() {
+        println!(
+            "  I/O       {}{}{}",
+            size(p.io_bytes),
+            if j.is_final() || interrupted(j) {
+                String::new()
+            } else {
+                format!(" at {}", rate(p.io_bytes_per_sec))
+            },
+            match j.throttle_bytes_per_sec {
+                Some(t) => format!(" (throttle {})", rate(t)),
+                None => String::new(),
+            }
+        );
+    }
+    if let Some(eta) = p.eta_secs.filter(|_| !j.is_final() && j.live) {
+        println!(
+            "  eta       {} at {} logical",
+            secs(eta),
+            rate(p.bytes_per_sec)
+        );
+    }
+    if interrupted(j) {
+        println!(
+            "  note      nothing runs it; continue it with `tenet jobs resume {}` or cancel \
+             it with `tenet jobs cancel {}`",
+            j.id, j.id
+        );
     }
     println!("  created   {}", j.created_at);
     if let Some(f) = &j.finished_at {
@@ -624,33 +681,52 @@ fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Result<(
     if json {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} job {prefix} {msg:12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    // With a byte total: a bar, %, ETA. Without one (a backup does not know its size
+    // up front): tasks and bytes so far. Chosen on every poll, since a job learns its
+    // totals as it goes (a restore after reading its manifest). The bytes are logical;
+    // the rate is of the bytes the throttle counts.
+    let sized = ProgressStyle::with_template(
+        "{spinner} job {prefix} {msg} [{bar:30}] {bytes}/{total_bytes} logical ({percent}%), eta {eta}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    let open_ended = ProgressStyle::with_template("{spinner} job {prefix} {msg} {bytes} logical")
+        .expect("valid template");
     bar.set_prefix(format!("{} {}", job.id, job.kind));
     bar.enable_steady_tick(Duration::from_millis(200));
-    // Without a byte total (a backup does not know its size up front) show tasks.
-    let open_ended =
-        ProgressStyle::with_template("{spinner} job {prefix} {msg:24} {bytes} {bytes_per_sec}")
-            .expect("valid template");
+    let mut has_total = None;
     let mut cancel_sent = false;
     let last = loop {
         let j = admin.get_job(job.id)?;
         let p = &j.progress;
-        if p.bytes_total > 0 {
-            bar.set_length(p.bytes_total);
-            bar.set_message(j.phase.clone());
-        } else {
-            bar.set_style(open_ended.clone());
-            bar.set_message(format!(
-                "{} {}/{} tasks",
-                j.phase, p.tasks_done, p.tasks_total
-            ));
+        let known = p.bytes_total > 0;
+        if has_total != Some(known) {
+            bar.set_style(if known {
+                sized.clone()
+            } else {
+                open_ended.clone()
+            });
+            has_total = Some(known);
         }
+        if known {
+            bar.set_length(p.bytes_total);
+        }
+        let io = if p.io_bytes_per_sec > 0 {
+            format!(
+                ", I/O {}{}",
+                rate(p.io_bytes_per_sec),
+                j.throttle_bytes_per_sec
+                    .map(|t| format!(" (throttle {})", rate(t)))
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
+        bar.set_message(format!(
+            "{} {} tasks{io}",
+            j.phase,
+            of(p.tasks_done, p.tasks_total)
+        ));
         bar.set_position(p.bytes_done);
         // Ended, or stopped without ending (its cleanup failed; it waits for resume).
         if j.is_final() || !j.live {
@@ -700,31 +776,34 @@ fn print_outcome(j: &JobInfo) {
     let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
     match j.kind.as_str() {
         "backup_incr" => println!(
-            "incremental backup {} of tenant `{}` after {}: {} commits up to {}, {} stored in {} segment(s) (job {})",
+            "incremental backup {} of tenant `{}` after {}: {} up to {}, {} stored in {} (job {})",
             s("backup_id"),
             s("tenant"),
             s("parent"),
-            u("commits"),
+            count(u("commits"), "commit", "commits"),
             s("backup_time"),
-            mib(u("stored_bytes")),
-            u("files"),
+            size(u("stored_bytes")),
+            count(u("files"), "segment", "segments"),
             j.id
         ),
         "backup_full" => println!(
-            "backup {} of tenant `{}` as of {}: {} rows in {} tables, {} logical, {} stored in {} files ({:.1} s, job {})",
+            "backup {} of tenant `{}` as of {}: {} in {}, {} logical, {} stored in {} ({}, job {})",
             s("backup_id"),
             s("tenant"),
             s("backup_time"),
-            u("rows"),
-            u("tables"),
-            mib(u("logical_bytes")),
-            mib(u("stored_bytes")),
-            u("files"),
-            r["seconds"].as_f64().unwrap_or(0.0),
+            count(u("rows"), "row", "rows"),
+            count(u("tables"), "table", "tables"),
+            size(u("logical_bytes")),
+            size(u("stored_bytes")),
+            count(u("files"), "file", "files"),
+            duration(
+                Duration::try_from_secs_f64(r["seconds"].as_f64().unwrap_or(0.0))
+                    .unwrap_or_default()
+            ),
             j.id
         ),
         "restore" if u("restored_ts") > u("backup_ts") => println!(
-            "restored `{}` to {} (ts {}) into tenant `{}` (id {}): backup {} (as of {}, verified by digest) + {} commit(s) from the log (job {})",
+            "restored `{}` to {} (ts {}) into tenant `{}` (id {}): backup {} (as of {}, verified by digest) + {} from the log (job {})",
             s("source_tenant"),
             s("restored_time"),
             u("restored_ts"),
@@ -732,26 +811,26 @@ fn print_outcome(j: &JobInfo) {
             u("tenant_id"),
             s("backup_id"),
             s("backup_time"),
-            u("replayed_records"),
+            count(u("replayed_records"), "commit", "commits"),
             j.id
         ),
         "restore" => println!(
-            "restored backup {} of `{}` (as of {}) into tenant `{}` (id {}): {} rows in {} tables, verified by digest (job {})",
+            "restored backup {} of `{}` (as of {}) into tenant `{}` (id {}): {} in {}, verified by digest (job {})",
             s("backup_id"),
             s("source_tenant"),
             s("backup_time"),
             s("tenant"),
             u("tenant_id"),
-            u("rows"),
-            u("tables"),
+            count(u("rows"), "row", "rows"),
+            count(u("tables"), "table", "tables"),
             j.id
         ),
         "verify" => println!(
-            "backup {} is intact: {} files, {} rows, {} stored; checksums, records and digests match (job {})",
+            "backup {} is intact: {}, {}, {} stored; checksums, records and digests match (job {})",
             s("backup_id"),
-            u("files"),
-            u("rows"),
-            mib(u("stored_bytes")),
+            count(u("files"), "file", "files"),
+            count(u("rows"), "row", "rows"),
+            size(u("stored_bytes")),
             j.id
         ),
         _ => println!("job {} {}: {r}", j.id, j.state),

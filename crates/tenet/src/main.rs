@@ -93,15 +93,16 @@ enum Command {
         tenant: String,
         table: String,
         key: String,
-        /// RFC 3339 time, commit ts, or @snapshot.
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
     },
     /// Read rows in primary-key order.
     Scan {
         tenant: String,
         table: String,
-        #[arg(long)]
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h) or @snapshot.
+        #[arg(long, allow_hyphen_values = true)]
         as_of: Option<String>,
         /// Inclusive lower bound (primary key JSON).
         #[arg(long)]
@@ -135,12 +136,13 @@ enum Command {
         /// The backup to restore (see `tenet backups list`).
         #[arg(long)]
         backup: Option<String>,
-        /// RFC 3339 time or commit ts: the state with every commit at or before it.
-        #[arg(long)]
+        /// The state with every commit at or before it: an RFC 3339 time, a commit ts,
+        /// a relative time (-5m, -1h30m, -2d) or @snapshot of the source tenant.
+        #[arg(long, allow_hyphen_values = true)]
         to: Option<String>,
-        /// Commit ts: the state just before that commit.
-        #[arg(long)]
-        before_commit: Option<u64>,
+        /// Commit ts: the state just before that commit (`commit_ts` of `--json` output).
+        #[arg(long, allow_hyphen_values = true)]
+        before_commit: Option<String>,
         /// The newest restorable state.
         #[arg(long)]
         latest: bool,
@@ -177,7 +179,21 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if !e.use_stderr() {
+                e.exit(); // --help, --version
+            }
+            // clap echoes the offending argument: keep control characters from it off
+            // the terminal (its own line breaks stay).
+            eprint!(
+                "{}",
+                output::escape_controls_but(&e.render().to_string(), &['\n'])
+            );
+            return ExitCode::from(2);
+        }
+    };
     let json = cli.global.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,12 +205,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), output::CliError> {
+    use connect::Access::{Existing, MayCreate};
     let g = cli.global;
     match cli.command {
         Command::Serve {
             listen,
             gc_interval,
         } => {
+            if !tenet_store::Store::exists(&g.data_dir) {
+                connect::announce_new_store(&g.data_dir);
+            }
             let rt = tokio::runtime::Runtime::new().map_err(output::CliError::other)?;
             rt.block_on(tenet_server::server::serve(
                 tenet_server::server::ServeOptions {
@@ -208,9 +228,11 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Demo => demo::run(&g),
         Command::Bench(cmd) => bench::run(cmd, &g),
         Command::Debug(cmd) => debug::run(cmd, &g),
-        Command::Backup(cmd) => jobs_cli::backup(cmd, connect::connect(&g)?.as_ref(), &g),
-        Command::Backups(cmd) => jobs_cli::backups(cmd, connect::connect(&g)?.as_ref(), &g),
-        Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Backup(cmd) => jobs_cli::backup(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
+        Command::Backups(cmd) => {
+            jobs_cli::backups(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Jobs(cmd) => jobs_cli::jobs(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
         Command::Restore {
             source,
             into,
@@ -226,14 +248,21 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                 before_commit,
                 latest,
             };
-            jobs_cli::restore(source, into, what, opts, connect::connect(&g)?.as_ref(), &g)
+            let admin = connect::connect(&g, MayCreate)?;
+            jobs_cli::restore(source, into, what, opts, admin.as_ref(), &g)
         }
         Command::RestorePoints { tenant, repo } => {
-            jobs_cli::restore_points(&tenant, repo, connect::connect(&g)?.as_ref(), &g)
+            jobs_cli::restore_points(&tenant, repo, connect::connect(&g, Existing)?.as_ref(), &g)
         }
-        Command::Archive(cmd) => jobs_cli::archive(cmd, connect::connect(&g)?.as_ref(), &g),
+        Command::Archive(cmd) => {
+            jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
         other => {
-            let admin = connect::connect(&g)?;
+            let access = match &other {
+                Command::Tenant(commands::TenantCmd::Create { .. }) => MayCreate,
+                _ => Existing,
+            };
+            let admin = connect::connect(&g, access)?;
             commands::run(other, admin.as_ref(), &g)
         }
     }

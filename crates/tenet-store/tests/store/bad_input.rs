@@ -160,7 +160,29 @@ fn bad_names_are_refused() {
         AsOf::parse("@snap-1").unwrap(),
         AsOf::Snapshot("snap-1".into())
     );
-    assert_eq!(AsOf::parse("42").unwrap(), AsOf::Ts(Ts(42)));
+    assert_eq!(
+        AsOf::parse("115584906813145088").unwrap(),
+        AsOf::Ts(Ts(115584906813145088))
+    );
+    assert_eq!(
+        AsOf::parse("-1h30m").unwrap(),
+        AsOf::Ago(std::time::Duration::from_secs(5400))
+    );
+    assert_err(
+        AsOf::parse("42"),
+        InvalidInput,
+        "too small to be a commit ts",
+    );
+    assert_err(
+        AsOf::parse("1732370000"),
+        InvalidInput,
+        "looks like unix seconds",
+    );
+    assert_err(
+        AsOf::parse("-5 parsecs"),
+        InvalidInput,
+        "not a relative time",
+    );
     assert_eq!(AsOf::parse("latest").unwrap(), AsOf::Latest);
     assert_eq!(state(&t.store, "acme"), before);
 }
@@ -354,7 +376,7 @@ fn read_only_tenants_refuse_writes_but_allow_snapshots_and_reads() {
     type Write = fn(&mut tenet_store::Txn) -> tenet_store::Result<()>;
     let writes: [(&str, Write); 6] = [
         ("put", |x| x.put("t", &json!({"k": 2}))),
-        ("delete", |x| x.delete("t", &json!(1))),
+        ("delete", |x| x.delete("t", &json!(1)).map(|_| ())),
         ("create table", |x| x.create_table(&kv_spec("v")).map(drop)),
         ("add column", |x| {
             x.add_column("t", col("c", ColumnType::Int)).map(drop)
@@ -450,8 +472,15 @@ fn as_of_transactions_and_the_future_are_refused() {
     assert!(t.store.pins("acme").unwrap().is_empty());
     assert_eq!(state(&t.store, "acme"), before);
 
-    // Slightly ahead of the clock is fine, and later commits come after it.
-    let soon = Ts::end_of_millis(t.now() + 500);
+    // Even slightly ahead of the clock is the future; the current time is fine, and
+    // later commits come after it.
+    assert_err(
+        t.store
+            .read_at("acme", &AsOf::Ts(Ts::from_millis(t.now() + 500))),
+        InvalidInput,
+        "the newest readable time is",
+    );
+    let soon = Ts::end_of_millis(t.now());
     let txn = t.store.read_at("acme", &AsOf::Ts(soon)).unwrap();
     assert!(txn.scan("t", &ScanRange::default()).unwrap().is_empty());
     let mut w = t.store.begin("acme").unwrap();
@@ -538,4 +567,30 @@ fn dropped_tenants_leave_nothing_behind() {
     let t = t.reopen();
     assert_eq!(t.store.tenants(), [other, third]);
     assert!(t.store.read_log(old.id, Ts::ZERO, 100).unwrap().is_empty());
+}
+
+#[test]
+fn relative_times_read_against_the_store_clock() {
+    let t = TestStore::new();
+    t.tenant("acme", 3600);
+    t.kv_table("acme", "t");
+    let mut w = t.store.begin("acme").unwrap();
+    w.put("t", &json!({"k": 1})).unwrap();
+    w.commit().unwrap();
+    t.clock.advance(10 * 60_000);
+    let mut w = t.store.begin("acme").unwrap();
+    w.put("t", &json!({"k": 2})).unwrap();
+    w.commit().unwrap();
+    let ago = |s: &str| {
+        let txn = t.store.read_at("acme", &AsOf::parse(s).unwrap()).unwrap();
+        (
+            txn.start_ts(),
+            txn.scan("t", &ScanRange::default()).unwrap().len(),
+        )
+    };
+    let (ts, rows) = ago("-5m");
+    assert_eq!(ts, Ts::end_of_millis(t.now() - 5 * 60_000));
+    assert_eq!(rows, 1);
+    assert_eq!(ago("-0s").1, 2);
+    assert_eq!(ago("-9m 59s").1, 1);
 }

@@ -4,7 +4,8 @@
 //!
 //! Rules checked on every read at a ts (exact commit ts, the ts around them, snapshot
 //! and pin ts):
-//! * a ts in the future beyond the store's tolerance is refused (`InvalidArgument`);
+//! * a ts after the current time (the clock, or the newest commit if the clock is
+//!   behind it) is refused (`InvalidArgument`): reads never push the clock ahead;
 //! * a ts at or after the tenant's safe point, a pinned ts and a snapshot's ts show
 //!   exactly the model's state (tables, columns in order, rows, snapshots);
 //! * any other ts is refused with `TooOld`;
@@ -342,7 +343,7 @@ impl Harness {
     fn expect(&self, tenant: usize, ts: Ts) -> Expect {
         let m = &self.tenants[tenant];
         let store = &self.t().store;
-        if ts > store.visible_ts() && ts.millis() > self.future_from() + 1_000 {
+        if ts > store.visible_ts() && ts.millis() > self.future_from() {
             return Expect::Future;
         }
         let safe = store.safe_point(m.name).unwrap();
@@ -415,11 +416,11 @@ impl Harness {
                     self.check_read(tenant, ts, None);
                 }
             }
-            // Just past everything committed: the newest state. Past the tolerance for
-            // clock skew: refused as the future.
+            // Just past everything committed: the newest state. Past the current time:
+            // refused as the future.
             let next = self.t().store.visible_ts().next();
             self.check_read(tenant, next, None);
-            let future = Ts::from_millis(self.future_from() + 1_001);
+            let future = Ts::from_millis(self.future_from() + 1);
             self.check_read(tenant, future, None);
             // The log holds a suffix of the tenant's commits, all of those after the
             // safe point among them.

@@ -150,22 +150,62 @@ fn everything_survives_a_reopen() {
 }
 
 #[test]
-fn reads_ahead_of_the_clock_stay_repeatable_across_a_reopen() {
+fn reads_of_the_current_time_stay_repeatable_across_a_reopen() {
     let t = TestStore::new();
     t.tenant("acme", 3600);
     t.kv_table("acme", "t");
     put(&t.store, "acme", "t", json!({"k": 1, "s": "before"}));
-    // Read 900 ms ahead of the clock: no later commit may change what it saw.
-    let ahead = Ts::end_of_millis(t.now() + 900);
-    let seen = scan_at(&t.store, "acme", "t", &AsOf::Ts(ahead));
+    // Read the current millisecond, which no commit has reached: no later commit may
+    // change what it saw.
+    let now = Ts::end_of_millis(t.now());
+    let seen = scan_at(&t.store, "acme", "t", &AsOf::Ts(now));
     let t = t.reopen();
     t.clock.set(T0 - 60_000);
     let c = put(&t.store, "acme", "t", json!({"k": 2, "s": "after"}));
+    assert!(c > now, "commit {c} at or before a ts already read ({now})");
+    assert_eq!(scan_at(&t.store, "acme", "t", &AsOf::Ts(now)), seen);
+}
+
+/// Reads of times ahead of the clock are refused and never move the commit clock: 30
+/// of them used to push every later commit (of every tenant) 30 s ahead, persisted.
+#[test]
+fn reads_of_the_future_never_move_the_commit_clock() {
+    let t = TestStore::new();
+    t.tenant("acme", 3600);
+    t.tenant("globex", 3600);
+    t.kv_table("acme", "t");
+    t.kv_table("globex", "t");
+    for i in 0..30 {
+        for ms in [1, 500, 999] {
+            let ahead = Ts::end_of_millis(t.now() + ms);
+            let e = t.store.read_at("acme", &AsOf::Ts(ahead)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(
+                e.to_string()
+                    .contains("is in the future; the newest readable time is"),
+                "{e}"
+            );
+        }
+        // Reads of the current time are allowed (and move nothing past the clock).
+        scan_at(&t.store, "acme", "t", &AsOf::Ts(Ts::end_of_millis(t.now())));
+        t.clock.advance(if i % 2 == 0 { 0 } else { 1 });
+    }
+    let wall = t.now();
+    let c = put(&t.store, "globex", "t", json!({"k": 1}));
     assert!(
-        c > ahead,
-        "commit {c} at or before a ts already read ({ahead})"
+        c.millis() <= wall + 1,
+        "commit at {} ms, {} ms past the wall clock",
+        c.millis(),
+        c.millis() - wall
     );
-    assert_eq!(scan_at(&t.store, "acme", "t", &AsOf::Ts(ahead)), seen);
+    let t = t.reopen();
+    t.clock.advance(10);
+    let c = put(&t.store, "acme", "t", json!({"k": 1}));
+    assert_eq!(
+        c,
+        Ts::from_millis(t.now()),
+        "commit ts after a reopen follows the wall clock"
+    );
 }
 
 #[test]

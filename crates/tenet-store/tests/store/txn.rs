@@ -180,8 +180,20 @@ fn a_transaction_reads_its_own_writes() {
     txn.put("t", &json!({"k": 2, "s": "new"})).unwrap();
     txn.put("t", &json!({"k": 3, "s": "changed", "n": 3}))
         .unwrap();
-    txn.delete("t", &json!(5)).unwrap();
-    txn.delete("t", &json!(6)).unwrap(); // absent: no error
+    assert!(txn.delete("t", &json!(5)).unwrap(), "5 existed");
+    assert!(
+        !txn.delete("t", &json!(6)).unwrap(),
+        "absent: no error, and said so"
+    );
+    assert!(
+        !txn.delete("t", &json!(5)).unwrap(),
+        "deleted by this transaction"
+    );
+    txn.put("t", &json!({"k": 8})).unwrap();
+    assert!(
+        txn.delete("t", &json!(8)).unwrap(),
+        "put by this transaction"
+    );
     assert_eq!(
         txn.get("t", &json!(2)).unwrap(),
         Some(json!({"k": 2, "s": "new", "n": null}))

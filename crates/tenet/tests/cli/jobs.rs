@@ -480,3 +480,79 @@ fn archive_and_point_in_time_restore_through_the_cli() {
     let stopped = json_out(&tenet(dir.path(), &["--json", "archive", "stop", "pt"]));
     assert_eq!(stopped["status"], "stopped", "{stopped}");
 }
+
+/// A job whose process died says so in `jobs show` as in `jobs list` (no ETA), and a new
+/// backup of its tenant points to `jobs resume`; once resumed and done, its progress
+/// totals are what it did.
+#[test]
+fn an_interrupted_job_says_so_and_how_to_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_arg = repo.path().display().to_string();
+    let d = dir.path();
+    populate(d, "k", 1000);
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(d)
+        .args([
+            "backup",
+            "full",
+            "k",
+            "--repo",
+            &repo_arg,
+            "--throttle",
+            "1MiB",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let jobs = json_out(&tenet(d, &["--json", "jobs", "list"]));
+    let job = jobs.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(job["state"], "running", "the kill came too late: {job}");
+    let id = job["id"].as_u64().unwrap().to_string();
+
+    let shown = json_out(&tenet(d, &["--json", "jobs", "show", &id]));
+    assert_eq!(shown["live"], false, "{shown}");
+    assert!(shown["progress"]["eta_secs"].is_null(), "{shown}");
+    let show = stdout(&tenet(d, &["jobs", "show", &id]));
+    assert!(show.contains("running (interrupted)"), "{show}");
+    assert!(!show.contains("eta"), "{show}");
+    assert!(show.contains(&format!("tenet jobs resume {id}")), "{show}");
+    let list = stdout(&tenet(d, &["jobs", "list"]));
+    assert!(list.contains("running (interrupted)"), "{list}");
+
+    let o = tenet(d, &["backup", "full", "k", "--repo", &repo_arg]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "job {id} (backup_full of tenant `k`) was interrupted"
+        )) && e.contains(&format!("resume it with `tenet jobs resume {id}`"))
+            && e.contains(&format!("cancel it with `tenet jobs cancel {id}`"))
+            && !e.contains("wait"),
+        "{e}"
+    );
+
+    let done = json_out(&tenet(d, &["--json", "jobs", "resume", &id]));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let p = &done["progress"];
+    for (what, want) in [("tasks", None), ("rows", Some(6000)), ("bytes", None)] {
+        let (n, total) = (
+            p[format!("{what}_done")].as_u64().unwrap(),
+            p[format!("{what}_total")].as_u64().unwrap(),
+        );
+        assert_eq!(n, total, "{what}: {p}");
+        assert!(n > 0, "{what}: {p}");
+        if let Some(want) = want {
+            assert_eq!(n, want, "{what}: {p}");
+        }
+    }
+    assert!(p["io_bytes"].as_u64().unwrap() > 0, "{p}");
+    let show = stdout(&tenet(d, &["jobs", "show", &id]));
+    assert!(show.contains("6000/6000 rows"), "{show}");
+    assert!(show.contains("(throttle 1.00 MiB/s)"), "{show}");
+}

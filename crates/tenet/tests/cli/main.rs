@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod ensure_deps;
+mod honest;
 mod http;
 mod jobs;
 mod modes;

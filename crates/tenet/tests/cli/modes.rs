@@ -125,7 +125,10 @@ fn run_script(dir: &Path) -> Vec<String> {
                 "tenet {args:?} failed without a message"
             );
         }
-        let text = format!("$ {}\n{}{}", args.join(" "), stdout(&o), stderr(&o));
+        // Embedded, the first write creates the store and says so; a server made it
+        // when it started.
+        let err = stderr(&o).replace(&format!("created a new store at {}\n", dir.display()), "");
+        let text = format!("$ {}\n{}{}", args.join(" "), stdout(&o), err);
         outputs.push(normalize(&text.replace(dir.to_str().unwrap(), "<dir>")));
     }
     outputs
