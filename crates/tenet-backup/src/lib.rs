@@ -103,9 +103,10 @@ impl Backups {
 
     /// Resolves a tenant named at the edge (API, CLI) to its id, once:
     /// `#<id>` names an id; otherwise the live tenant of that name, else a dropped
-    /// tenant whose backups in this store's records, or whose archiver, had that name,
-    /// else (given `repo`) a tenant whose newest backup in that repository had that
-    /// name. The newest wins where several dropped tenants had the name.
+    /// tenant that had that name when it was dropped, or whose backups in this store's
+    /// records or whose archiver had it, else (given `repo`) a tenant whose newest
+    /// backup in that repository had that name. The newest wins where several dropped
+    /// tenants had the name.
     pub async fn resolve(&self, name: &str, repo: Option<&str>) -> Result<Subject> {
         let store = self.jobs.store();
         let by_id = name.strip_prefix('#').and_then(|n| n.parse::<u64>().ok());
@@ -128,6 +129,9 @@ impl Backups {
         }
         for a in archiver::all(store)? {
             candidates.push((a.checkpoint, a.tenant_id, a.tenant));
+        }
+        for t in store.dropped_tenants()? {
+            candidates.push((t.dropped_ts, t.id, t.name));
         }
         let pick = |c: &[(tenet_store::Ts, u64, String)]| {
             c.iter()

@@ -71,6 +71,12 @@ pub enum PlanError {
         target: Ts,
         available: Vec<Restorable>,
     },
+    #[error("{target} ({}) is not archived yet: the log is archived up to {} ({archived_to}); retry shortly if the archiver is running, or restore to an earlier time; restorable: {}", .target.to_rfc3339(), .archived_to.to_rfc3339(), describe(.available))]
+    NotArchivedYet {
+        target: Ts,
+        archived_to: Ts,
+        available: Vec<Restorable>,
+    },
     #[error("{target} ({}) is not covered: the log has a gap after {gap_from} ({}); restorable: {}", .target.to_rfc3339(), .gap_from.to_rfc3339(), describe(.available))]
     Gap {
         target: Ts,
@@ -173,7 +179,15 @@ pub fn plan(
             available,
         });
     };
-    let (logs, reached) = cover(full.ts, t, logs);
+    let (used, reached) = cover(full.ts, t, logs);
+    // Nothing after the end of coverage: the log is simply not archived that far yet.
+    if reached < t && !logs.iter().any(|l| l.end > reached) {
+        return Err(PlanError::NotArchivedYet {
+            target: t,
+            archived_to: reached,
+            available,
+        });
+    }
     if reached < t {
         return Err(PlanError::Gap {
             target: t,
@@ -184,7 +198,7 @@ pub fn plan(
     Ok(Plan {
         full: full.clone(),
         target: t,
-        logs,
+        logs: used,
     })
 }
 
@@ -300,6 +314,33 @@ mod tests {
         );
         let p = plan(&fulls, &logs, &Target::Backup("a".into()), NOW).unwrap();
         assert_eq!((p.target, p.logs.len()), (Ts(100), 0));
+    }
+
+    #[test]
+    fn a_target_past_the_end_of_the_archive_is_not_yet_archived_not_a_gap() {
+        let fulls = [full("a", 100)];
+        let logs = [log(100, 200), log(200, 300)];
+        let e = plan(&fulls, &logs, &Target::At(Ts(350)), NOW).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PlanError::NotArchivedYet {
+                    archived_to: Ts(300),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("archived up to") && msg.contains("retry shortly"),
+            "{msg}"
+        );
+        assert!(!msg.contains("gap"), "{msg}");
+        // A hole followed by later log is a gap.
+        let logs = [log(100, 200), log(250, 300)];
+        let e = plan(&fulls, &logs, &Target::At(Ts(280)), NOW).unwrap_err();
+        assert!(matches!(e, PlanError::Gap { .. }), "{e:?}");
     }
 
     #[test]

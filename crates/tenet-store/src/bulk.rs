@@ -33,6 +33,9 @@ pub const JOBS_TABLE: u64 = 2;
 pub const BACKUPS_TABLE: u64 = 3;
 /// System table of log archivers (system tenant), keyed by tenant id.
 pub const ARCHIVES_TABLE: u64 = 4;
+/// System table of dropped tenants (system tenant), keyed by tenant id: the name a
+/// tenant had when it was dropped, so its backups stay reachable by that name.
+pub const DROPPED_TABLE: u64 = 5;
 
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

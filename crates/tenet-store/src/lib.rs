@@ -33,7 +33,8 @@ pub mod ts;
 mod txn;
 
 pub use bulk::{
-    decode_system_row, encode_system_row, SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, JOBS_TABLE,
+    decode_system_row, encode_system_row, SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, DROPPED_TABLE,
+    JOBS_TABLE,
 };
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -42,6 +43,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcHandle, GcStats, PinRecord};
 pub use schema::{Column, ColumnType, TableDef, TableSpec};
 pub use store::{CommitInfo, Store, StoreOptions};
-pub use tenant::{TenantOptions, TenantRecord, TenantRef, TenantState, TenantUpdate};
+pub use tenant::{
+    DroppedTenant, TenantOptions, TenantRecord, TenantRef, TenantState, TenantUpdate,
+};
 pub use ts::Ts;
 pub use txn::{AsOf, ScanRange, Txn};

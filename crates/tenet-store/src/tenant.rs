@@ -209,6 +209,14 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<TenantRecord> {
     }
 }
 
+/// A tenant that was dropped: its id and the name it had then.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DroppedTenant {
+    pub id: u64,
+    pub name: String,
+    pub dropped_ts: Ts,
+}
+
 /// A tenant as a caller names it: by id inside Tenet (jobs, pins, archivers, backup
 /// records), by name only at the edge (API, CLI), where names are resolved once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,11 +340,31 @@ impl Store {
     }
 
     /// Deletes a tenant with its data, log, snapshots and pins. Its id is never reused.
+    /// The tenant's last name is remembered ([`Store::dropped_tenants`]).
     pub fn drop_tenant<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<CommitInfo> {
         let mut rec = self.resolve(tenant)?;
         rec.state = TenantState::Dropping;
         self.commit_registry(RegistryChange::Upsert(rec.clone()), false)?;
-        self.finish_drop(rec.id)
+        let info = self.finish_drop(rec.id)?;
+        let gone = DroppedTenant {
+            id: rec.id,
+            name: rec.name,
+            dropped_ts: info.commit_ts,
+        };
+        self.system_put(
+            crate::bulk::DROPPED_TABLE,
+            &crate::keys::pk_bytes(&[crate::keys::KeyValue::Int(gone.id as i64)]),
+            Some(&crate::bulk::encode_system_row(&gone)),
+        )?;
+        Ok(info)
+    }
+
+    /// Every tenant dropped from this store, with the name it had then.
+    pub fn dropped_tenants(&self) -> Result<Vec<DroppedTenant>> {
+        self.system_scan(crate::bulk::DROPPED_TABLE)?
+            .into_iter()
+            .map(|(_, v)| crate::bulk::decode_system_row("dropped tenant", &v))
+            .collect()
     }
 
     pub(crate) fn finish_drop(&self, id: u64) -> Result<CommitInfo> {

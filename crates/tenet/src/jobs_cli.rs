@@ -171,6 +171,12 @@ pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliEr
         repo,
         throttle_bytes_per_sec: opts.throttle,
     })?;
+    if job.params["new_repository"] == true {
+        eprintln!(
+            "note: {} held no repository: created a new one there",
+            job.params["repo"].as_str().unwrap_or_default()
+        );
+    }
     follow(admin, job, opts.detach, g.json)
 }
 
@@ -230,6 +236,12 @@ pub fn restore(
         repo,
         throttle_bytes_per_sec: opts.throttle,
     })?;
+    if job.params["new_repository"] == true {
+        eprintln!(
+            "note: {} held no repository: created a new one there",
+            job.params["repo"].as_str().unwrap_or_default()
+        );
+    }
     follow(admin, job, opts.detach, g.json)
 }
 

@@ -19,6 +19,24 @@ pub fn tenet(dir: &Path, args: &[&str]) -> Output {
         .expect("run tenet")
 }
 
+/// The JSON a successful command printed.
+pub fn json_out(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// Runs a command that must succeed.
+pub fn ok(dir: &Path, args: &[&str]) -> Output {
+    let o = tenet(dir, args);
+    assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
+    o
+}
+
+/// A timestamp from JSON, given as a decimal string or a number.
+pub fn ts(v: &serde_json::Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str()?.parse().ok())
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{stderr, stdout, tenet, Server};
+use crate::common::{json_out, ok, stderr, stdout, tenet, Server};
 
 /// Runs `f` against a fresh data directory embedded, then against one a server owns.
 fn both_modes(f: impl Fn(&Path, &str)) {
@@ -112,16 +112,6 @@ fn read_only_commands_never_create_a_store() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("acme"));
     assert!(!stderr(&o).contains("created"), "{}", stderr(&o));
-}
-
-fn json_out(o: &std::process::Output) -> serde_json::Value {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
-
-fn ok(dir: &Path, args: &[&str]) {
-    let o = tenet(dir, args);
-    assert!(o.status.success(), "{args:?}: {}{}", stdout(&o), stderr(&o));
 }
 
 /// A tenant `p` with table `t` (id:int) and row 1.

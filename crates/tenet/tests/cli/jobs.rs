@@ -12,7 +12,7 @@ use tenet_store::{
     AsOf, Column, ColumnType, ScanRange, Store, StoreOptions, TableSpec, TenantOptions,
 };
 
-use crate::common::{bin, stderr, stdout, tenet, Server};
+use crate::common::{bin, json_out, stderr, stdout, tenet, Server};
 
 const TABLES: usize = 6;
 
@@ -70,11 +70,6 @@ fn dump(dir: &Path, tenant: &str) -> Vec<Vec<Value>> {
     (0..TABLES)
         .map(|t| txn.scan(&format!("t{t}"), &ScanRange::default()).unwrap())
         .collect()
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
 
 /// Starts a CLI job command in the background, SIGKILLs it after a random delay, and

@@ -13,12 +13,7 @@ use serde_json::{json, Value};
 use tenet_server::admin::Admin;
 use tenet_server::client::Client;
 
-use crate::common::{stderr, stdout, tenet, Server};
-
-fn json_out(o: &std::process::Output) -> Value {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
+use crate::common::{json_out, tenet, Server};
 
 fn scan(dir: &Path, tenant: &str) -> Value {
     json_out(&tenet(
