@@ -7,6 +7,14 @@
 //!   `verify.rs` — re-read and check a backup. All three are [`tenet_jobs`] kinds, so
 //!   they report progress, can be cancelled and resume after a crash.
 //! * `records.rs` — backup records in the system tenant.
+//! * `inventory.rs` — what a repository holds of a tenant, read from it alone: the
+//!   one source of restore points, plans, the archive's start point and status, chains
+//!   and dependents.
+//! * `archiver.rs`, `incr.rs`, `planner.rs`, `segment.rs` — the log archive,
+//!   incremental backups, the restore planner, the log segment format.
+//!
+//! Tenants are ids here; [`Backups::resolve`] turns a name typed at the edge into a
+//! [`Subject`] once.
 //!
 //! [`Backups`] is the entry point the server and the CLI use: it validates a request,
 //! creates the job and returns its record; the caller then runs or starts the job with

@@ -71,7 +71,7 @@ pub enum PlanError {
         target: Ts,
         available: Vec<Restorable>,
     },
-    #[error("{target} ({}) is not archived yet: the log is archived up to {} ({archived_to}); retry shortly if the archiver is running, or restore to an earlier time; restorable: {}", .target.to_rfc3339(), .archived_to.to_rfc3339(), describe(.available))]
+    #[error("{target} ({}) is not archived yet: the log is archived up to {} ({archived_to}); retry shortly if the archiver is running (or take an incremental backup), or restore to an earlier time; restorable: {}", .target.to_rfc3339(), .archived_to.to_rfc3339(), describe(.available))]
     NotArchivedYet {
         target: Ts,
         archived_to: Ts,

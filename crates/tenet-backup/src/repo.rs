@@ -3,7 +3,10 @@
 //! URLs: a plain path or `file:///abs/path` (a local directory, created on first use),
 //! or `s3://bucket[/prefix]` (S3-compatible storage; endpoint, region and credentials
 //! from the usual `AWS_*` environment variables: `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`,
-//! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`).
+//! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`) of the
+//! process that opens the repository (the server, when one runs). Without credentials
+//! in the environment an S3 repository is refused with what is missing; the EC2
+//! instance metadata service is used only with `TENET_S3_INSTANCE_METADATA=1`.
 //! S3 requests use path-style addressing unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` is
 //! set.
 //!
@@ -166,6 +169,7 @@ impl Repo {
             Some((b, p)) => (b, Some(ObjPath::from(p))),
             None => (rest, None),
         };
+        check_s3_credentials(&url)?;
         let virtual_hosted = std::env::var("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
             .is_ok_and(|v| v == "true" || v == "1");
         let mut builder = AmazonS3Builder::from_env()
@@ -366,6 +370,41 @@ impl Repo {
         }
         Ok(keys.len() as u64)
     }
+}
+
+/// Environment variables that give S3 credentials other than a static key pair.
+const S3_CREDENTIAL_SOURCES: [&str; 3] = [
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+];
+/// Opt-in to the EC2 instance metadata service for credentials.
+const S3_USE_INSTANCE_METADATA: &str = "TENET_S3_INSTANCE_METADATA";
+
+/// Refuses an S3 repository when this process has no credentials for it, naming what
+/// is missing — instead of a request to the instance metadata service whose failure
+/// says nothing useful (and that goes to 169.254.169.254 off an EC2 machine).
+fn check_s3_credentials(url: &str) -> Result<()> {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    let key_pair = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+    if key_pair.iter().all(|v| set(v))
+        || S3_CREDENTIAL_SOURCES.iter().any(|v| set(v))
+        || std::env::var(S3_USE_INSTANCE_METADATA).is_ok_and(|v| v == "1" || v == "true")
+    {
+        return Ok(());
+    }
+    let missing: Vec<&str> = key_pair.iter().copied().filter(|v| !set(v)).collect();
+    Err(Error::InvalidRepo {
+        url: url.to_string(),
+        reason: format!(
+            "no S3 credentials in the environment of the process that opens the \
+             repository: {} not set. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+             AWS_ENDPOINT_URL, AWS_REGION for S3-compatible storage), or \
+             {S3_USE_INSTANCE_METADATA}=1 on EC2. With a server running it is the server \
+             that opens repositories: set them for `tenet serve`, not for the CLI",
+            missing.join(" and ")
+        ),
+    })
 }
 
 // Repository layout: the one place keys are spelled (docs/format.md).

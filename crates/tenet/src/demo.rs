@@ -208,21 +208,10 @@ pub fn run(g: &Global) -> Result<(), CliError> {
 
     step(
         10,
-        "Continuous log archiving for acme, then an online full backup of acme alone \
-         (a local repository here; s3:// works too)",
+        "An online full backup of acme alone (a local repository here; s3:// works too), \
+         then continuous log archiving from that backup on",
     );
     let repo = format!("{}-backups", dir.display());
-    svc.runtime()
-        .block_on(svc.archivers().start(
-            svc.store().tenant("acme")?.id,
-            &repo,
-            ArchiveOptions {
-                interval_ms: 200,
-                ..ArchiveOptions::default()
-            },
-        ))
-        .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))?;
-    println!("archiving acme's commit log every 200 ms to {repo}");
     let job = admin.create_backup(&CreateBackup {
         tenant: "acme".into(),
         kind: None,
@@ -240,6 +229,23 @@ pub fn run(g: &Global) -> Result<(), CliError> {
         r["backup_time"].as_str().unwrap_or_default(),
         crate::output::count(n("files"), "file", "files"),
         crate::output::size(n("stored_bytes"))
+    );
+
+    svc.runtime()
+        .block_on(svc.archivers().start(
+            svc.store().tenant("acme")?.id,
+            &repo,
+            ArchiveOptions {
+                interval_ms: 200,
+                ..ArchiveOptions::default()
+            },
+        ))
+        .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))?;
+    let a = admin.archive_status("acme")?;
+    println!(
+        "archiving acme's commit log every 200 ms to {repo}, continuing from the backup: \
+         restorable up to {}",
+        a.restorable_until_time.as_deref().unwrap_or("nothing yet")
     );
 
     step(
@@ -318,7 +324,10 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let a = admin.archive_status("acme")?;
-        if a.checkpoint_ts >= accident.commit.commit_ts || Instant::now() > deadline {
+        let covered = a
+            .restorable_until_ts
+            .is_some_and(|t| t >= accident.commit.commit_ts);
+        if covered || Instant::now() > deadline {
             println!(
                 "archive: {} in {}, restorable up to {} (RPO {})",
                 crate::output::count(a.records, "commit", "commits"),

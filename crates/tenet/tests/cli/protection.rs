@@ -370,3 +370,31 @@ fn a_mistyped_repository_is_never_created() {
     let o = ok(d, &["backup", "full", "m", "--repo", &t]);
     assert!(!stderr(&o).contains("created"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_s3_repository_without_credentials_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tenant(d, "s");
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.arg("--data-dir")
+        .arg(d)
+        .args(["backup", "full", "s", "--repo", "s3://bucket/prefix"])
+        .env_remove("TENET_SERVER");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("TENET_S3") {
+            cmd.env_remove(k);
+        }
+    }
+    // Only the endpoint: the key pair is missing, and no request is made to find one.
+    cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let o = cmd.output().unwrap();
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY not set")
+            && e.contains("tenet serve"),
+        "{e}"
+    );
+    assert!(!e.contains("169.254"), "{e}");
+}
