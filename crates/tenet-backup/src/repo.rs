@@ -256,7 +256,7 @@ impl Repo {
                 };
                 let bytes = serde_json::to_vec_pretty(&marker).expect("markers serialize");
                 self.put(MARKER, Bytes::from(bytes)).await?;
-                tracing::warn!(repo = %self.url, "created a new repository");
+                tracing::info!(repo = %self.url, "created a new repository");
                 Ok((marker, true))
             }
         }
