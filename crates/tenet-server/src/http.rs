@@ -6,7 +6,8 @@
 //! failure — including malformed JSON, wrong content type, oversized bodies and unknown
 //! routes — is an [`ErrorBody`] with a stable code.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -18,26 +19,43 @@ use utoipa::OpenApi;
 use crate::admin::Admin;
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
-use crate::service::Service;
+use crate::service::{Service, MAX_TXN_BYTES, MAX_TXN_OPS};
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Largest request body accepted: a transaction of the largest size the service takes
+/// ([`MAX_TXN_BYTES`] of operations, [`MAX_TXN_OPS`] commas between them) plus 1 MiB for
+/// the rest of the body, so that the limit of a transaction is the same embedded and
+/// through a server.
+pub const MAX_BODY_BYTES: usize = MAX_TXN_BYTES as usize + MAX_TXN_OPS + (1 << 20);
 
-/// JSON body whose rejections are API errors.
+/// JSON body whose rejections are API errors. Only a JSON object is accepted: serde
+/// would also read a struct from an array (`["acme", 3600]`), which no client means.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(req, state)
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map(|Json(v)| ApiJson(v))
-            .map_err(json_rejection)
+            .map_err(|rej| body_rejection(rej.status(), rej.body_text()))?;
+        // Content type and syntax first (axum's checks), then the shape.
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let Json(v) = Json::<T>::from_request(req, state)
+            .await
+            .map_err(|rej| body_rejection(rej.status(), rej.body_text()))?;
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Ok(ApiJson(v)),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_JSON",
+                "request body must be a JSON object ({\"field\": value, …}); arrays and other \
+                 values are not accepted",
+            )),
+        }
     }
 }
 
-fn json_rejection(rej: JsonRejection) -> ApiError {
-    let status = rej.status();
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
@@ -45,12 +63,14 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
     };
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "request body is larger than the limit of {MAX_BODY_BYTES} bytes; split the write"
+            "request body is larger than the limit of {MAX_BODY_BYTES} bytes; one transaction \
+             holds at most {MAX_TXN_OPS} operations and {MAX_TXN_BYTES} bytes of operations in \
+             compact JSON"
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             "send the body as JSON with `Content-Type: application/json`".to_string()
         }
-        _ => format!("request body is not valid: {}", rej.body_text()),
+        _ => format!("request body is not valid: {text}"),
     };
     let status = if code == "MALFORMED_JSON" {
         StatusCode::BAD_REQUEST

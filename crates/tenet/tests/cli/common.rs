@@ -123,3 +123,12 @@ pub fn normalize(s: &str) -> String {
     }
     out
 }
+
+/// A commit ts of a JSON answer: a decimal string (ts exceed 2^53, which JSON numbers
+/// do not keep exactly in JavaScript or jq).
+pub fn ts(v: &serde_json::Value) -> u64 {
+    v.as_str()
+        .unwrap_or_else(|| panic!("a ts is a decimal string, got {v}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("ts {v} does not parse: {e}"))
+}

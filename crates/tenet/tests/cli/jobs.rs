@@ -416,12 +416,12 @@ fn archive_and_point_in_time_restore_through_the_cli() {
         dir.path(),
         &["--json", "delete", "pt", "t0", "1", "2", "3"],
     ));
-    let accident = del["commit_ts"].as_u64().unwrap();
+    let accident = crate::common::ts(&del["commit_ts"]);
     // The archiver (100 ms interval) catches up with the accident within seconds.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let st = loop {
         let st = json_out(&tenet(dir.path(), &["--json", "archive", "status", "pt"]));
-        if st["checkpoint_ts"].as_u64().unwrap() >= accident {
+        if crate::common::ts(&st["checkpoint_ts"]) >= accident {
             break st;
         }
         assert!(std::time::Instant::now() < deadline, "archive stuck: {st}");
@@ -429,7 +429,7 @@ fn archive_and_point_in_time_restore_through_the_cli() {
     };
     assert!(st["lag_ms"].as_u64().unwrap() < 30_000, "{st}");
     let points = json_out(&tenet(dir.path(), &["--json", "restore-points", "pt"]));
-    assert!(points[0]["to_ts"].as_u64().unwrap() >= accident, "{points}");
+    assert!(crate::common::ts(&points[0]["to_ts"]) >= accident, "{points}");
 
     let r = json_out(&tenet(
         dir.path(),
