@@ -72,8 +72,10 @@ impl std::io::Write for ByteCount {
     }
 }
 
-/// Refuses a transaction over [`MAX_TXN_OPS`] or [`MAX_TXN_BYTES`].
-fn check_txn_size(ops: &[TxnOp]) -> ApiResult<()> {
+/// Refuses a transaction over [`MAX_TXN_OPS`] or [`MAX_TXN_BYTES`]. The HTTP client
+/// checks too before sending, so a transaction too large for the body limit gets this
+/// answer as well.
+pub(crate) fn check_txn_size(ops: &[TxnOp]) -> ApiResult<()> {
     if ops.len() > MAX_TXN_OPS {
         return Err(ApiError::txn_too_large(format!(
             "the transaction has {} operations; a transaction holds at most {MAX_TXN_OPS} \

@@ -9,3 +9,4 @@ mod http;
 mod jobs;
 mod modes;
 mod pitr;
+mod server_log;
