@@ -300,7 +300,11 @@ impl JobManager {
             }))),
             _ => {
                 let rec = ctx.record();
-                let how = if rec.started_at.is_some() { "resumed" } else { "started" };
+                let how = if rec.started_at.is_some() {
+                    "resumed"
+                } else {
+                    "started"
+                };
                 tracing::info!(job = id, kind = %rec.kind, tenant = %rec.tenant, "job {how}");
                 let started = ctx.update(|r| {
                     r.state = JobState::Running;

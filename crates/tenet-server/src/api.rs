@@ -304,6 +304,7 @@ pub struct WriteResponse {
 /// Query of a point read.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// Primary key as JSON (e.g. `5`, `"x"`, `[1,"a"]`).
     pub key: String,
@@ -315,6 +316,7 @@ pub struct GetQuery {
 /// Query of a range scan.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ScanQuery {
     /// Inclusive lower bound, primary key as JSON.
     #[serde(default)]
@@ -332,6 +334,7 @@ pub struct ScanQuery {
 /// Query with only an as-of.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
     #[serde(default)]
     pub as_of: Option<String>,
@@ -583,6 +586,7 @@ pub struct BackupDetail {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListBackupsQuery {
     /// Only backups of this tenant.
     pub tenant: Option<String>,
@@ -590,6 +594,7 @@ pub struct ListBackupsQuery {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RepoQuery {
     /// Look for the backup in this repository if the store has no record of it.
     pub repo: Option<String>,

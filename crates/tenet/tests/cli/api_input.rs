@@ -81,7 +81,10 @@ fn unknown_fields_are_refused_naming_the_field_and_the_allowed_ones() {
         ),
     ] {
         let msg = error(call(&c, "POST", &url, Some(body)), 400, "MALFORMED_JSON");
-        assert!(msg.contains("`repository`") || msg.contains("`nullable`"), "{msg}");
+        assert!(
+            msg.contains("`repository`") || msg.contains("`nullable`"),
+            "{msg}"
+        );
         assert!(msg.contains(&format!("`{allowed}`")), "{msg}");
     }
     // Nothing was started: no job, no repository.
@@ -190,7 +193,10 @@ fn durations_and_sizes_are_bounded_with_the_range_in_the_message() {
         400,
         "INVALID_ARGUMENT",
     );
-    assert!(msg.contains("limit 100001 is out of range; use 1 to 100000"), "{msg}");
+    assert!(
+        msg.contains("limit 100001 is out of range; use 1 to 100000"),
+        "{msg}"
+    );
     // Nothing started.
     assert_eq!(call(&c, "GET", &format!("{base}/jobs"), None).1, json!([]));
     let st = call(&c, "GET", &format!("{base}/tenants/acme/archive"), None);
@@ -330,7 +336,9 @@ fn timestamps_are_strings_in_answers_and_strings_or_numbers_in_requests() {
         &c,
         "POST",
         &format!("{base}/tenants/acme/tables"),
-        Some(json!({"name": "t", "columns": [{"name": "id", "type": "int"}], "primary_key": ["id"]})),
+        Some(
+            json!({"name": "t", "columns": [{"name": "id", "type": "int"}], "primary_key": ["id"]}),
+        ),
     );
     assert_eq!(s, 201, "{v}");
     let created = ts(&v["commit_ts"]);

@@ -47,7 +47,11 @@ fn check(root: &Path, env: &[(&str, &str)]) -> Option<String> {
 fn only_libclang_cpp_is_not_enough() {
     // The fresh Debian image of the bug report: libclang-cpp14 without libclang.
     let t = tempfile::tempdir().unwrap();
-    lib(t.path(), "usr/lib/x86_64-linux-gnu/libclang-cpp.so.14", ELF64);
+    lib(
+        t.path(),
+        "usr/lib/x86_64-linux-gnu/libclang-cpp.so.14",
+        ELF64,
+    );
     lib(t.path(), "usr/lib/llvm-14/lib/libclang-cpp.so.14", ELF64);
     lib(t.path(), "usr/lib/llvm-14/lib/libclang-cpp.so", ELF64);
     // A bare soname is only loadable at runtime, which our bindgen build does not use.
@@ -103,11 +107,7 @@ fn llvm_config_and_library_paths_are_searched() {
     let prefix = t.path().join("opt/llvm");
     let p = lib(&prefix, "lib/libclang.so", ELF64);
     let fake = t.path().join("llvm-config");
-    fs::write(
-        &fake,
-        format!("#!/bin/sh\necho {}\n", prefix.display()),
-    )
-    .unwrap();
+    fs::write(&fake, format!("#!/bin/sh\necho {}\n", prefix.display())).unwrap();
     fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
     let fake = fake.display().to_string();
     assert_eq!(

@@ -429,7 +429,10 @@ fn archive_and_point_in_time_restore_through_the_cli() {
     };
     assert!(st["lag_ms"].as_u64().unwrap() < 30_000, "{st}");
     let points = json_out(&tenet(dir.path(), &["--json", "restore-points", "pt"]));
-    assert!(crate::common::ts(&points[0]["to_ts"]) >= accident, "{points}");
+    assert!(
+        crate::common::ts(&points[0]["to_ts"]) >= accident,
+        "{points}"
+    );
 
     let r = json_out(&tenet(
         dir.path(),

@@ -8,5 +8,6 @@ mod ensure_deps;
 mod http;
 mod jobs;
 mod modes;
+mod openapi;
 mod pitr;
 mod server_log;

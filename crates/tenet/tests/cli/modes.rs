@@ -221,7 +221,10 @@ fn a_transaction_has_the_same_size_limit_embedded_and_through_a_server() {
             let o = tenet(dir, &args);
             assert!(o.status.success(), "{}", stderr(&o));
         }
-        let ok = tenet(dir, &["--json", "txn", "acme", "--file", fits.to_str().unwrap()]);
+        let ok = tenet(
+            dir,
+            &["--json", "txn", "acme", "--file", fits.to_str().unwrap()],
+        );
         assert!(ok.status.success(), "{}", stderr(&ok));
         let v: serde_json::Value = serde_json::from_str(&stdout(&ok)).unwrap();
         assert_eq!(v["writes"], 410, "{v}");

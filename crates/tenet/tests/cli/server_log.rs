@@ -33,7 +33,12 @@ fn the_server_logs_jobs_without_colours_and_reports_an_absolute_data_dir() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let c = reqwest::blocking::Client::new();
-    let health: Value = c.get(format!("{url}/healthz")).send().unwrap().json().unwrap();
+    let health: Value = c
+        .get(format!("{url}/healthz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let abs = std::fs::canonicalize(&data).unwrap();
     assert_eq!(health["data_dir"], abs.display().to_string(), "{health}");
 
@@ -52,7 +57,12 @@ fn the_server_logs_jobs_without_colours_and_reports_an_absolute_data_dir() {
     // A job that fails: verify a backup whose manifest is gone.
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
-        let j: Value = c.get(format!("{url}/v1/jobs/{id}")).send().unwrap().json().unwrap();
+        let j: Value = c
+            .get(format!("{url}/v1/jobs/{id}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         if j["state"] == "succeeded" {
             break j;
         }
@@ -70,7 +80,12 @@ fn the_server_logs_jobs_without_colours_and_reports_an_absolute_data_dir() {
     if let Some(vid) = vid {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let j: Value = c.get(format!("{url}/v1/jobs/{vid}")).send().unwrap().json().unwrap();
+            let j: Value = c
+                .get(format!("{url}/v1/jobs/{vid}"))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
             if j["state"] == "failed" {
                 break;
             }
@@ -82,7 +97,10 @@ fn the_server_logs_jobs_without_colours_and_reports_an_absolute_data_dir() {
     assert!(child.wait().unwrap().success());
 
     let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(!text.contains('\u{1b}'), "ANSI escapes in a redirected log:\n{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in a redirected log:\n{text}"
+    );
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.contains(needle) && l.contains(&format!("job={id}")))
