@@ -77,9 +77,11 @@ pub struct ArchiveOptions {
     pub budget_secs: u64,
 }
 
-/// Allowed ranges of the archiver's settings.
+/// How often an archiver cuts a segment: 10 ms to 1 hour.
 pub const INTERVAL_MS_RANGE: (u64, u64) = (10, 3_600_000);
-pub const SEGMENT_MAX_BYTES_RANGE: (u64, u64) = (4096, 1 << 30);
+/// Size at which a segment is cut early: 4 KiB to 1 GiB.
+pub const SEGMENT_MAX_BYTES_RANGE: (u64, u64) = (4 << 10, 1 << 30);
+/// How long uploads may fail before the archiver gives up: 0 (at once) to 30 days.
 pub const BUDGET_SECS_RANGE: (u64, u64) = (0, 30 * 24 * 3600);
 
 impl ArchiveOptions {

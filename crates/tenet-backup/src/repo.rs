@@ -72,6 +72,16 @@ pub fn canonical_url(arg: &str) -> Result<String> {
             "empty; give a directory, file:///path or s3://bucket/prefix",
         ));
     }
+    if let Some(c) = arg.chars().find(|c| c.is_control()) {
+        return Err(Error::InvalidRepo {
+            url: arg.escape_debug().to_string(),
+            reason: format!(
+                "contains the control character {:?}; a repository path or URL cannot hold \
+                 control characters (NUL, newline, tab, …)",
+                c
+            ),
+        });
+    }
     if let Some((scheme, rest)) = arg.split_once("://") {
         return match scheme {
             "file" => {

@@ -314,6 +314,13 @@ impl JobManager {
                 message: "the job failed".into(),
             }))),
             _ => {
+                let rec = ctx.record();
+                let how = if rec.started_at.is_some() {
+                    "resumed"
+                } else {
+                    "started"
+                };
+                tracing::info!(job = id, kind = %rec.kind, tenant = %rec.tenant, "job {how}");
                 let started = ctx.update(|r| {
                     r.state = JobState::Running;
                     if r.started_at.is_none() {
@@ -339,7 +346,17 @@ impl JobManager {
             tracing::error!(job = id, error = %e, "could not persist the end of a job");
         }
         self.inner.live.lock().remove(&id);
-        ctx.record()
+        let rec = ctx.record();
+        let (kind, tenant) = (&rec.kind, &rec.tenant);
+        match (&rec.state, &rec.error) {
+            (JobState::Succeeded, _) => tracing::info!(job = id, %kind, %tenant, "job succeeded"),
+            (JobState::Cancelled, _) => tracing::info!(job = id, %kind, %tenant, "job cancelled"),
+            (state, Some(e)) => {
+                tracing::info!(job = id, %kind, %tenant, %state, code = %e.code, error = %e.message, "job failed")
+            }
+            (state, None) => tracing::info!(job = id, %kind, %tenant, %state, "job stopped"),
+        }
+        rec
     }
 
     /// Records why the job stops, runs the kind's cleanup, and ends the job.

@@ -6,6 +6,106 @@ use serde_json::Value;
 use tenet_store::{CommitInfo, SnapshotDef, TableDef, TenantRecord, Ts};
 use utoipa::{IntoParams, ToSchema};
 
+/// Commit timestamps in JSON. They exceed 2^53, the largest integer JavaScript and `jq`
+/// keep exactly, so every `*_ts` field is written as a decimal string
+/// (`"commit_ts": "115584906813145088"`); on input a string or a number is accepted.
+/// Use as `#[serde(with = "ts_json")]` with `#[schema(value_type = String)]`.
+pub mod ts_json {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(ts)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(TsVisitor)
+    }
+
+    struct TsVisitor;
+
+    impl Visitor<'_> for TsVisitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a commit ts: a decimal string or a non-negative integer")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            v.parse()
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+        }
+    }
+
+    /// The same for an optional ts.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(ts: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+            match ts {
+                Some(ts) => s.collect_str(ts),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+            #[derive(Deserialize)]
+            struct Ts(#[serde(with = "super")] u64);
+            Ok(Option::<Ts>::deserialize(d)?.map(|t| t.0))
+        }
+    }
+
+    /// A time given as text (RFC 3339 or a commit ts) that may also come as a JSON
+    /// number (a commit ts).
+    pub mod text {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => s.serialize_str(v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Text {
+                Ts(u64),
+                Text(String),
+            }
+            Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+                Text::Ts(ts) => ts.to_string(),
+                Text::Text(s) => s,
+            }))
+        }
+    }
+
+    /// Rewrites every number under a key ending in `_ts` of a free-form value (job
+    /// parameters and results) as a decimal string.
+    pub fn stringify(v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match x {
+                        Value::Number(n) if k.ends_with("_ts") => {
+                            *x = Value::String(n.to_string());
+                        }
+                        _ => stringify(x),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(stringify),
+            _ => {}
+        }
+    }
+}
+
 /// Every error: a stable code and a message that says what to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -24,6 +124,8 @@ pub struct Health {
 /// Commit timestamp of a write and its wall-clock time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Commit {
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub commit_ts: u64,
     /// RFC 3339, millisecond precision.
     pub commit_time: String,
@@ -45,6 +147,8 @@ pub struct TenantInfo {
     /// `active`, `read_only`, `restoring`, `standby` or `dropping`.
     pub state: String,
     pub history_retention_secs: u64,
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub created_ts: u64,
     pub created_time: String,
 }
@@ -92,6 +196,7 @@ pub struct TenantResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ColumnInfo {
     pub name: String,
     /// `int`, `float`, `string`, `bool`, `bytes` or `json`.
@@ -202,6 +307,8 @@ pub struct WriteResponse {
 
 /// Query of a point read.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GetQuery {
     /// Primary key as JSON (e.g. `5`, `"x"`, `[1,"a"]`).
     pub key: String,
@@ -212,6 +319,8 @@ pub struct GetQuery {
 
 /// Query of a range scan.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ScanQuery {
     /// Inclusive lower bound, primary key as JSON.
     #[serde(default)]
@@ -228,6 +337,8 @@ pub struct ScanQuery {
 
 /// Query with only an as-of.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
     #[serde(default)]
     pub as_of: Option<String>,
@@ -238,6 +349,8 @@ pub struct RowResponse {
     #[schema(value_type = Option<Object>)]
     pub row: Option<Value>,
     /// The ts the read saw.
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub read_ts: u64,
     pub read_time: String,
 }
@@ -246,6 +359,8 @@ pub struct RowResponse {
 pub struct ScanResponse {
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<Value>,
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub read_ts: u64,
     pub read_time: String,
 }
@@ -253,6 +368,8 @@ pub struct ScanResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotInfo {
     pub name: String,
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub ts: u64,
     pub time: String,
 }
@@ -355,8 +472,15 @@ impl From<tenet_jobs::JobRecord> for JobInfo {
                 io_bytes_per_sec: p.io_bytes_per_sec,
             },
             throttle_bytes_per_sec: r.throttle_bytes_per_sec,
-            params: r.params,
-            result: r.result,
+            params: {
+                let mut p = r.params;
+                ts_json::stringify(&mut p);
+                p
+            },
+            result: r.result.map(|mut v| {
+                ts_json::stringify(&mut v);
+                v
+            }),
             error: r.error.map(|e| ErrorBody {
                 code: e.code,
                 message: e.message,
@@ -379,6 +503,7 @@ impl JobInfo {
 
 /// Start a backup of a tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateBackup {
     pub tenant: String,
     /// `full` (default) or `incr`: the commit log since the tenant's newest backup.
@@ -409,6 +534,8 @@ pub struct BackupInfo {
     pub tenant_live: bool,
     pub repo: String,
     /// F: the backup holds every commit at or before this ts.
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub backup_ts: u64,
     pub backup_time: String,
     pub tables: u64,
@@ -467,6 +594,8 @@ pub struct BackupDetail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_at_backup: Option<String>,
     pub repo: String,
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub backup_ts: u64,
     pub backup_time: String,
     pub started_at: String,
@@ -481,6 +610,8 @@ pub struct BackupDetail {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListBackupsQuery {
     /// Only backups of this tenant.
     pub tenant: Option<String>,
@@ -490,6 +621,8 @@ pub struct ListBackupsQuery {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteBackupQuery {
     /// Delete even if incremental backups are chained on it.
     #[serde(default)]
@@ -497,6 +630,8 @@ pub struct DeleteBackupQuery {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RepoQuery {
     /// Look for the backup in this repository if the store has no record of it.
     pub repo: Option<String>,
@@ -504,6 +639,7 @@ pub struct RepoQuery {
 
 /// Verify a backup (download, checksums, decode, digests).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyBackup {
     #[serde(default)]
     pub repo: Option<String>,
@@ -513,6 +649,7 @@ pub struct VerifyBackup {
 
 /// Restore a backup into a new tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRestore {
     /// The tenant to restore (for `backup_id`: the tenant the backup was taken of).
     pub source: String,
@@ -520,11 +657,13 @@ pub struct CreateRestore {
     /// `latest` for a point-in-time restore from full backups and the archived log.
     #[serde(default)]
     pub backup_id: Option<String>,
-    /// The state at this time: RFC 3339 or a commit ts (every commit ≤ it).
-    #[serde(default)]
+    /// The state at this time: RFC 3339 or a commit ts (every commit ≤ it); a commit
+    /// ts may also be given as a JSON number.
+    #[serde(default, with = "ts_json::text")]
     pub to: Option<String>,
     /// The state just before the commit with this ts.
-    #[serde(default)]
+    #[serde(default, with = "ts_json::option")]
+    #[schema(value_type = Option<String>)]
     pub before_commit: Option<u64>,
     /// The newest restorable state.
     #[serde(default)]
@@ -540,6 +679,7 @@ pub struct CreateRestore {
 
 /// Start a tenant's log archiver.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ArchiveStart {
     #[serde(default)]
     pub repo: Option<String>,
@@ -569,10 +709,14 @@ pub struct ArchiveInfo {
     pub running: bool,
     pub repo: String,
     /// Every commit at or before this is in the archive (shipped so far).
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub checkpoint_ts: u64,
     pub checkpoint_time: String,
     /// The newest point a restore from `repo` can reach now (the restore planner's
     /// answer); null when nothing is restorable.
+    #[serde(with = "ts_json::option")]
+    #[schema(value_type = Option<String>)]
     pub restorable_until_ts: Option<u64>,
     pub restorable_until_time: Option<String>,
     /// The real RPO: age of the oldest commit that is not yet restorable (0 when every
@@ -594,8 +738,12 @@ pub struct ArchiveInfo {
 /// A range of restorable times.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RestorePoint {
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub from_ts: u64,
     pub from_time: String,
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
     pub to_ts: u64,
     pub to_time: String,
 }

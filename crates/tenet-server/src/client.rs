@@ -179,6 +179,7 @@ impl Admin for Client {
     }
 
     fn txn(&self, tenant: &str, req: TxnRequest) -> ApiResult<WriteResponse> {
+        crate::service::check_txn_size(&req.ops)?;
         self.with_body(Method::POST, &["v1", "tenants", tenant, "txn"], &req)
     }
 

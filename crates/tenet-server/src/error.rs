@@ -31,6 +31,39 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
     }
 
+    /// A transaction over the size limit of [`crate::service::MAX_TXN_OPS`] /
+    /// [`crate::service::MAX_TXN_BYTES`].
+    pub fn txn_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "TXN_TOO_LARGE", message)
+    }
+
+    /// The error of a request hyper refuses before routing (see `listener.rs`), by the
+    /// status hyper gives it.
+    pub fn transport(status: u16) -> Option<Self> {
+        use StatusCode as S;
+        Some(match status {
+            400 => Self::new(
+                S::BAD_REQUEST,
+                "MALFORMED_REQUEST",
+                "the request is not valid HTTP/1.1 (request line, method, URI or a header); \
+                 send a well-formed request",
+            ),
+            414 => Self::new(
+                S::URI_TOO_LONG,
+                "URI_TOO_LONG",
+                "the request URI is longer than the limit of 65534 bytes; send long input \
+                 in a JSON body instead of the query string",
+            ),
+            431 => Self::new(
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "HEADERS_TOO_LARGE",
+                "the request head is too large; at most 100 header fields and about 400 KiB \
+                 of request line and headers are accepted",
+            ),
+            _ => return None,
+        })
+    }
+
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             code: self.code.clone(),

@@ -6,38 +6,57 @@
 //! failure — including malformed JSON, wrong content type, oversized bodies and unknown
 //! routes — is an [`ErrorBody`] with a stable code.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::admin::Admin;
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
-use crate::service::Service;
+use crate::service::{Service, MAX_TXN_BYTES, MAX_TXN_OPS};
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Largest request body accepted: a transaction of the largest size the service takes
+/// ([`MAX_TXN_BYTES`] of operations, [`MAX_TXN_OPS`] commas between them) plus 1 MiB for
+/// the rest of the body, so that the limit of a transaction is the same embedded and
+/// through a server.
+pub const MAX_BODY_BYTES: usize = MAX_TXN_BYTES as usize + MAX_TXN_OPS + (1 << 20);
 
-/// JSON body whose rejections are API errors.
+/// JSON body whose rejections are API errors. Only a JSON object is accepted: serde
+/// would also read a struct from an array (`["acme", 3600]`), which no client means.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(req, state)
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map(|Json(v)| ApiJson(v))
-            .map_err(json_rejection)
+            .map_err(|rej| body_rejection(rej.status(), rej.body_text()))?;
+        // Content type and syntax first (axum's checks), then the shape.
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes.clone()));
+        let Json(v) = Json::<T>::from_request(req, state)
+            .await
+            .map_err(|rej| body_rejection(rej.status(), rej.body_text()))?;
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Ok(ApiJson(v)),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_JSON",
+                "request body must be a JSON object ({\"field\": value, …}); arrays and other \
+                 values are not accepted",
+            )),
+        }
     }
 }
 
-fn json_rejection(rej: JsonRejection) -> ApiError {
-    let status = rej.status();
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
@@ -45,12 +64,14 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
     };
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "request body is larger than the limit of {MAX_BODY_BYTES} bytes; split the write"
+            "request body is larger than the limit of {MAX_BODY_BYTES} bytes; one transaction \
+             holds at most {MAX_TXN_OPS} operations and {MAX_TXN_BYTES} bytes of operations in \
+             compact JSON"
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             "send the body as JSON with `Content-Type: application/json`".to_string()
         }
-        _ => format!("request body is not valid: {}", rej.body_text()),
+        _ => format!("request body is not valid: {text}"),
     };
     let status = if code == "MALFORMED_JSON" {
         StatusCode::BAD_REQUEST
@@ -129,13 +150,13 @@ async fn create_tenant(
     created(s, move |s| s.create_tenant(&req)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = TenantInfo), (status = 404, body = ErrorBody)))]
 async fn get_tenant(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<TenantInfo> {
     run(s, move |s| s.get_tenant(&t)).await
 }
 
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", request_body = AlterTenant,
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = AlterTenant,
     responses((status = 200, body = TenantResponse), (status = 404, body = ErrorBody)))]
 async fn alter_tenant(
     State(s): State<Service>,
@@ -145,13 +166,13 @@ async fn alter_tenant(
     run(s, move |s| s.alter_tenant(&t, &req)).await
 }
 
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants",
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = Commit), (status = 404, body = ErrorBody)))]
 async fn drop_tenant(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<Commit> {
     run(s, move |s| s.drop_tenant(&t)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables", tag = "tables", params(AsOfQuery),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), AsOfQuery),
     responses((status = 200, body = Vec<TableInfo>)))]
 async fn list_tables(
     State(s): State<Service>,
@@ -161,7 +182,7 @@ async fn list_tables(
     run(s, move |s| s.list_tables(&t, &q)).await
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables", tag = "tables", request_body = CreateTable,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables", tag = "tables", params(("tenant" = String, Path, description = "Tenant name")), request_body = CreateTable,
     responses((status = 201, body = TableResponse), (status = 409, body = ErrorBody)))]
 async fn create_table(
     State(s): State<Service>,
@@ -171,7 +192,7 @@ async fn create_table(
     created(s, move |s| s.create_table(&t, &req)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(AsOfQuery),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name"), AsOfQuery),
     responses((status = 200, body = TableInfo), (status = 404, body = ErrorBody)))]
 async fn get_table(
     State(s): State<Service>,
@@ -181,7 +202,7 @@ async fn get_table(
     run(s, move |s| s.get_table(&t, &tb, &q)).await
 }
 
-#[utoipa::path(patch, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", request_body = AlterTable,
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")), request_body = AlterTable,
     responses((status = 200, body = TableResponse)))]
 async fn alter_table(
     State(s): State<Service>,
@@ -191,7 +212,7 @@ async fn alter_table(
     run(s, move |s| s.alter_table(&t, &tb, &req)).await
 }
 
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables",
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")),
     responses((status = 200, body = Commit)))]
 async fn drop_table(
     State(s): State<Service>,
@@ -200,7 +221,7 @@ async fn drop_table(
     run(s, move |s| s.drop_table(&t, &tb)).await
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", request_body = PutRows,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")), request_body = PutRows,
     responses((status = 200, body = WriteResponse), (status = 400, body = ErrorBody)))]
 async fn put_rows(
     State(s): State<Service>,
@@ -210,7 +231,7 @@ async fn put_rows(
     run(s, move |s| s.put_rows(&t, &tb, req.rows)).await
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows/delete", tag = "rows", request_body = DeleteRows,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows/delete", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")), request_body = DeleteRows,
     responses((status = 200, body = WriteResponse)))]
 async fn delete_rows(
     State(s): State<Service>,
@@ -220,7 +241,7 @@ async fn delete_rows(
     run(s, move |s| s.delete_rows(&t, &tb, req.keys)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/row", tag = "rows", params(GetQuery),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/row", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name"), GetQuery),
     responses((status = 200, body = RowResponse), (status = 410, body = ErrorBody)))]
 async fn get_row(
     State(s): State<Service>,
@@ -230,7 +251,7 @@ async fn get_row(
     run(s, move |s| s.get_row(&t, &tb, &q)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", params(ScanQuery),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name"), ScanQuery),
     responses((status = 200, body = ScanResponse)))]
 async fn scan(
     State(s): State<Service>,
@@ -240,7 +261,7 @@ async fn scan(
     run(s, move |s| s.scan(&t, &tb, &q)).await
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/txn", tag = "rows", request_body = TxnRequest,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/txn", tag = "rows", params(("tenant" = String, Path, description = "Tenant name")), request_body = TxnRequest,
     responses((status = 200, body = WriteResponse), (status = 409, body = ErrorBody)))]
 async fn txn(
     State(s): State<Service>,
@@ -250,7 +271,7 @@ async fn txn(
     run(s, move |s| s.txn(&t, req)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = Vec<SnapshotInfo>)))]
 async fn list_snapshots(
     State(s): State<Service>,
@@ -259,7 +280,7 @@ async fn list_snapshots(
     run(s, move |s| s.list_snapshots(&t)).await
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots", request_body = CreateSnapshot,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name")), request_body = CreateSnapshot,
     responses((status = 201, body = SnapshotResponse), (status = 409, body = ErrorBody)))]
 async fn create_snapshot(
     State(s): State<Service>,
@@ -269,7 +290,7 @@ async fn create_snapshot(
     created(s, move |s| s.create_snapshot(&t, &req)).await
 }
 
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/snapshots/{snapshot}", tag = "snapshots",
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/snapshots/{snapshot}", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name"), ("snapshot" = String, Path, description = "Snapshot name")),
     responses((status = 200, body = Commit), (status = 404, body = ErrorBody)))]
 async fn drop_snapshot(
     State(s): State<Service>,
@@ -307,7 +328,7 @@ async fn list_backups(
     run(s, move |s| s.list_backups(&q)).await
 }
 
-#[utoipa::path(get, path = "/v1/backups/{id}", tag = "backups", params(RepoQuery),
+#[utoipa::path(get, path = "/v1/backups/{id}", tag = "backups", params(("id" = String, Path, description = "Backup id"), RepoQuery),
     responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_backup(
     State(s): State<Service>,
@@ -317,7 +338,8 @@ async fn get_backup(
     run(s, move |s| s.get_backup(&id, &q)).await
 }
 
-#[utoipa::path(delete, path = "/v1/backups/{id}", tag = "backups", params(DeleteBackupQuery),
+#[utoipa::path(delete, path = "/v1/backups/{id}", tag = "backups",
+    params(("id" = String, Path, description = "Backup id"), DeleteBackupQuery),
     responses((status = 200, body = BackupInfo), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn delete_backup(
@@ -328,7 +350,7 @@ async fn delete_backup(
     run(s, move |s| s.delete_backup(&id, &q)).await
 }
 
-#[utoipa::path(post, path = "/v1/backups/{id}/verify", tag = "backups", request_body = VerifyBackup,
+#[utoipa::path(post, path = "/v1/backups/{id}/verify", tag = "backups", params(("id" = String, Path, description = "Backup id")), request_body = VerifyBackup,
     responses((status = 202, body = JobInfo), (status = 404, body = ErrorBody)))]
 async fn verify_backup(
     State(s): State<Service>,
@@ -347,10 +369,16 @@ async fn create_restore(
     accepted(s, move |s| s.create_restore(&req)).await
 }
 
-#[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores",
+#[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
 async fn get_restore(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.get_job(id)).await
+}
+
+#[utoipa::path(post, path = "/v1/restores/{id}/cancel", tag = "restores", params(("id" = u64, Path, description = "Job id")),
+    responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel_restore(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+    run(s, move |s| s.cancel_job(id)).await
 }
 
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", responses((status = 200, body = Vec<JobInfo>)))]
@@ -358,25 +386,25 @@ async fn list_jobs(State(s): State<Service>) -> R<Vec<JobInfo>> {
     run(s, |s| s.list_jobs()).await
 }
 
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
 async fn get_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.get_job(id)).await
 }
 
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.cancel_job(id)).await
 }
 
-#[utoipa::path(post, path = "/v1/jobs/{id}/resume", tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs/{id}/resume", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn resume_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.resume_job(id)).await
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/archive", tag = "archive", request_body = ArchiveStart,
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/archive", tag = "archive", params(("tenant" = String, Path, description = "Tenant name")), request_body = ArchiveStart,
     responses((status = 200, body = ArchiveInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn archive_start(
     State(s): State<Service>,
@@ -386,19 +414,19 @@ async fn archive_start(
     run(s, move |s| s.archive_start(&t, &req)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/archive", tag = "archive",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/archive", tag = "archive", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = ArchiveInfo), (status = 400, body = ErrorBody)))]
 async fn archive_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
     run(s, move |s| s.archive_status(&t)).await
 }
 
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/archive", tag = "archive",
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/archive", tag = "archive", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = ArchiveInfo), (status = 400, body = ErrorBody)))]
 async fn archive_stop(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
     run(s, move |s| s.archive_stop(&t)).await
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/restore-points", tag = "restores", params(RepoQuery),
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/restore-points", tag = "restores", params(("tenant" = String, Path, description = "Tenant name"), RepoQuery),
     responses((status = 200, body = Vec<RestorePoint>), (status = 404, body = ErrorBody)))]
 async fn restore_points(
     State(s): State<Service>,
@@ -416,6 +444,7 @@ async fn restore_points(
     ),
     paths(
         healthz,
+        openapi,
         list_tenants,
         create_tenant,
         get_tenant,
@@ -441,6 +470,7 @@ async fn restore_points(
         verify_backup,
         create_restore,
         get_restore,
+        cancel_restore,
         list_jobs,
         get_job,
         cancel_job,
@@ -454,6 +484,8 @@ async fn restore_points(
 )]
 pub struct ApiDoc;
 
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
@@ -474,57 +506,76 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The whole API.
-pub fn router(svc: Service) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route(
+/// Every route of the API, as (path, handlers). The router is built from this table,
+/// and a test checks that every path and method it answers is in the OpenAPI document.
+fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
+    vec![
+        ("/healthz", get(healthz)),
+        ("/v1/openapi.json", get(openapi)),
+        ("/v1/tenants", get(list_tenants).post(create_tenant)),
+        (
             "/v1/tenants/{tenant}",
             get(get_tenant).patch(alter_tenant).delete(drop_tenant),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{tenant}/tables",
             get(list_tables).post(create_table),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{tenant}/tables/{table}",
             get(get_table).patch(alter_table).delete(drop_table),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{tenant}/tables/{table}/rows",
             get(scan).post(put_rows),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{tenant}/tables/{table}/rows/delete",
             post(delete_rows),
-        )
-        .route("/v1/tenants/{tenant}/tables/{table}/row", get(get_row))
-        .route("/v1/tenants/{tenant}/txn", post(txn))
-        .route(
+        ),
+        ("/v1/tenants/{tenant}/tables/{table}/row", get(get_row)),
+        ("/v1/tenants/{tenant}/txn", post(txn)),
+        (
             "/v1/tenants/{tenant}/snapshots",
             get(list_snapshots).post(create_snapshot),
-        )
-        .route(
+        ),
+        (
             "/v1/tenants/{tenant}/snapshots/{snapshot}",
-            axum::routing::delete(drop_snapshot),
-        )
-        .route(
+            delete(drop_snapshot),
+        ),
+        (
             "/v1/tenants/{tenant}/archive",
             get(archive_status).post(archive_start).delete(archive_stop),
-        )
-        .route("/v1/tenants/{tenant}/restore-points", get(restore_points))
-        .route("/v1/backups", get(list_backups).post(create_backup))
-        .route("/v1/backups/{id}", get(get_backup).delete(delete_backup))
-        .route("/v1/backups/{id}/verify", post(verify_backup))
-        .route("/v1/restores", post(create_restore))
-        .route("/v1/restores/{id}", get(get_restore))
-        .route("/v1/restores/{id}/cancel", post(cancel_job))
-        .route("/v1/jobs", get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route("/v1/jobs/{id}/cancel", post(cancel_job))
-        .route("/v1/jobs/{id}/resume", post(resume_job))
+        ),
+        ("/v1/tenants/{tenant}/restore-points", get(restore_points)),
+        ("/v1/backups", get(list_backups).post(create_backup)),
+        ("/v1/backups/{id}", get(get_backup).delete(delete_backup)),
+        ("/v1/backups/{id}/verify", post(verify_backup)),
+        ("/v1/restores", post(create_restore)),
+        ("/v1/restores/{id}", get(get_restore)),
+        ("/v1/restores/{id}/cancel", post(cancel_restore)),
+        ("/v1/jobs", get(list_jobs)),
+        ("/v1/jobs/{id}", get(get_job)),
+        ("/v1/jobs/{id}/cancel", post(cancel_job)),
+        ("/v1/jobs/{id}/resume", post(resume_job)),
+    ]
+}
+
+/// The paths of [`routes`] (for the test that compares them with the OpenAPI document).
+pub fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// Where Swagger UI is served (over `/v1/openapi.json`).
+pub const DOCS_PATH: &str = "/docs";
+
+/// The whole API, and Swagger UI at [`DOCS_PATH`].
+pub fn router(svc: Service) -> Router {
+    let api = routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers));
+    let docs = SwaggerUi::new(DOCS_PATH).config(SwaggerConfig::from("/v1/openapi.json"));
+    api.merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

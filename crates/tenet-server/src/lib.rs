@@ -8,5 +8,6 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod server;
 pub mod service;

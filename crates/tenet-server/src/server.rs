@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tenet_store::{Store, StoreOptions};
 
 use crate::http::router;
+use crate::listener::ApiListener;
 use crate::service::Service;
 
 /// Name of the discovery file inside the data directory.
@@ -90,7 +91,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::info!(jobs = ?resumed, "resuming unfinished jobs");
         println!("tenet: resuming unfinished jobs {resumed:?}");
     }
-    let result = axum::serve(listener, router(svc))
+    let result = axum::serve(ApiListener(listener), router(svc))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let _ = std::fs::remove_file(opts.data_dir.join(SERVER_FILE));

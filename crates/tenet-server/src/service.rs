@@ -21,6 +21,80 @@ use crate::error::{ApiError, ApiResult};
 pub const DEFAULT_SCAN_LIMIT: usize = 1000;
 pub const MAX_SCAN_LIMIT: usize = 100_000;
 
+/// Largest transaction, the same embedded and through a server: at most this many
+/// operations, and at most this many bytes of operations in compact JSON (the sum of
+/// `{"op":"put","table":…,"row":…}` of each). The server's body limit is larger, so
+/// any transaction within these fits in a request.
+pub const MAX_TXN_OPS: usize = 1_000_000;
+pub const MAX_TXN_BYTES: u64 = 64 << 20;
+
+/// Allowed ranges (inclusive) of the API's durations and sizes; docs/api.md lists them.
+pub mod bounds {
+    /// Seconds of history a tenant keeps readable: up to 10 years.
+    pub const HISTORY_RETENTION_SECS: (u64, u64) = (0, 10 * 365 * 24 * 3600);
+    /// I/O limit of a backup, verify or restore job: 1 KiB/s to 1 TiB/s.
+    pub const THROTTLE_BYTES_PER_SEC: (u64, u64) = (1 << 10, 1 << 40);
+    // The archiver's settings are bounded by `ArchiveOptions::validate`
+    // (`tenet_backup::archiver::{INTERVAL_MS_RANGE, SEGMENT_MAX_BYTES_RANGE,
+    // BUDGET_SECS_RANGE}`).
+    /// Rows a scan returns.
+    pub const SCAN_LIMIT: (u64, u64) = (1, super::MAX_SCAN_LIMIT as u64);
+}
+
+/// Checks that `value` of parameter `name` lies in `range`.
+fn check_range(name: &str, value: u64, (lo, hi): (u64, u64)) -> ApiResult<u64> {
+    if value < lo || value > hi {
+        return Err(ApiError::invalid(format!(
+            "{name} {value} is out of range; use {lo} to {hi}"
+        )));
+    }
+    Ok(value)
+}
+
+/// [`check_range`] for an optional parameter.
+fn check_opt(name: &str, value: Option<u64>, range: (u64, u64)) -> ApiResult<Option<u64>> {
+    value.map(|v| check_range(name, v, range)).transpose()
+}
+
+/// Counts bytes written to it.
+struct ByteCount(u64);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Refuses a transaction over [`MAX_TXN_OPS`] or [`MAX_TXN_BYTES`]. The HTTP client
+/// checks too before sending, so a transaction too large for the body limit gets this
+/// answer as well.
+pub(crate) fn check_txn_size(ops: &[TxnOp]) -> ApiResult<()> {
+    if ops.len() > MAX_TXN_OPS {
+        return Err(ApiError::txn_too_large(format!(
+            "the transaction has {} operations; a transaction holds at most {MAX_TXN_OPS} \
+             operations and {MAX_TXN_BYTES} bytes of operations in compact JSON",
+            ops.len()
+        )));
+    }
+    let mut size = ByteCount(0);
+    for op in ops {
+        serde_json::to_writer(&mut size, op)
+            .map_err(|e| ApiError::invalid(format!("operation does not encode: {e}")))?;
+        if size.0 > MAX_TXN_BYTES {
+            return Err(ApiError::txn_too_large(format!(
+                "the transaction is larger than {MAX_TXN_BYTES} bytes of operations in compact \
+                 JSON (the limit of one transaction, at most {MAX_TXN_OPS} operations); \
+                 a transaction is atomic only within this limit"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The store behind the API, and the jobs running on it.
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -225,7 +299,10 @@ impl Admin for Service {
     fn health(&self) -> ApiResult<Health> {
         Ok(Health {
             status: "ok".into(),
-            data_dir: self.store.path().display().to_string(),
+            data_dir: std::fs::canonicalize(self.store.path())
+                .unwrap_or_else(|_| self.store.path().to_path_buf())
+                .display()
+                .to_string(),
             version: env!("CARGO_PKG_VERSION").into(),
         })
     }
@@ -235,10 +312,15 @@ impl Admin for Service {
     }
 
     fn create_tenant(&self, req: &CreateTenant) -> ApiResult<TenantResponse> {
+        let retention = check_opt(
+            "history_retention_secs",
+            req.history_retention_secs,
+            bounds::HISTORY_RETENTION_SECS,
+        )?;
         let (rec, info) = self.store.create_tenant(
             &req.name,
             TenantOptions {
-                history_retention_secs: req.history_retention_secs,
+                history_retention_secs: retention,
                 state: None,
             },
         )?;
@@ -264,6 +346,11 @@ impl Admin for Service {
                 }
             },
         };
+        check_opt(
+            "history_retention_secs",
+            req.history_retention_secs,
+            bounds::HISTORY_RETENTION_SECS,
+        )?;
         if req.name.is_none() && state.is_none() && req.history_retention_secs.is_none() {
             return Err(ApiError::invalid(
                 "nothing to change: give a new name, a state (active, read_only) or history_retention_secs",
@@ -394,6 +481,7 @@ impl Admin for Service {
         if req.ops.is_empty() {
             return Err(ApiError::invalid("the transaction has no operations"));
         }
+        check_txn_size(&req.ops)?;
         let writes = req.ops.len();
         let (absent, info) = self.store.with_txn(tenant, |txn| {
             let mut absent = 0;
@@ -438,12 +526,8 @@ impl Admin for Service {
     }
 
     fn scan(&self, tenant: &str, table: &str, q: &ScanQuery) -> ApiResult<ScanResponse> {
-        let limit = q.limit.unwrap_or(DEFAULT_SCAN_LIMIT);
-        if limit == 0 || limit > MAX_SCAN_LIMIT {
-            return Err(ApiError::invalid(format!(
-                "limit {limit} is out of range; use 1 to {MAX_SCAN_LIMIT}"
-            )));
-        }
+        let limit = q.limit.unwrap_or(DEFAULT_SCAN_LIMIT) as u64;
+        let limit = check_range("limit", limit, bounds::SCAN_LIMIT)? as usize;
         let range = ScanRange {
             from: q
                 .from
@@ -489,6 +573,11 @@ impl Admin for Service {
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
         let tenant = self.live_tenant(&req.tenant)?;
+        check_opt(
+            "throttle_bytes_per_sec",
+            req.throttle_bytes_per_sec,
+            bounds::THROTTLE_BYTES_PER_SEC,
+        )?;
         let job = match req.kind.as_deref().unwrap_or("full") {
             "full" => {
                 let repo = Self::repo_or_default(&req.repo)?;
@@ -578,6 +667,11 @@ impl Admin for Service {
     }
 
     fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo> {
+        check_opt(
+            "throttle_bytes_per_sec",
+            req.throttle_bytes_per_sec,
+            bounds::THROTTLE_BYTES_PER_SEC,
+        )?;
         let repo = req.repo.as_deref().map(canonical_url).transpose()?;
         let job = self.runtime.block_on(self.backups.start_verify(
             id,
@@ -588,6 +682,11 @@ impl Admin for Service {
     }
 
     fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo> {
+        check_opt(
+            "throttle_bytes_per_sec",
+            req.throttle_bytes_per_sec,
+            bounds::THROTTLE_BYTES_PER_SEC,
+        )?;
         let repo = req.repo.as_deref().map(canonical_url).transpose()?;
         let mut targets = Vec::new();
         if let Some(to) = &req.to {
@@ -641,6 +740,15 @@ impl Admin for Service {
     }
 
     fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
+        let d = ArchiveOptions::default();
+        let opts = ArchiveOptions {
+            interval_ms: req.interval_ms.unwrap_or(d.interval_ms),
+            segment_max_bytes: req.segment_max_bytes.unwrap_or(d.segment_max_bytes),
+            budget_secs: req.budget_secs.unwrap_or(d.budget_secs),
+        };
+        // Checked before SERVER_REQUIRED, so both modes refuse bad values alike.
+        opts.validate()?;
+        let repo = Self::repo_or_default(&req.repo)?;
         if !self.detached {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -650,13 +758,6 @@ impl Admin for Service {
             ));
         }
         let tenant = self.live_tenant(tenant)?;
-        let d = ArchiveOptions::default();
-        let opts = ArchiveOptions {
-            interval_ms: req.interval_ms.unwrap_or(d.interval_ms),
-            segment_max_bytes: req.segment_max_bytes.unwrap_or(d.segment_max_bytes),
-            budget_secs: req.budget_secs.unwrap_or(d.budget_secs),
-        };
-        let repo = Self::repo_or_default(&req.repo)?;
         self.runtime
             .block_on(self.archivers.start(tenant, &repo, opts))?;
         // The backup starts after the archive, so the archive covers everything after

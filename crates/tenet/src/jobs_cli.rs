@@ -784,7 +784,12 @@ fn print_outcome(j: &JobInfo) {
     let Some(r) = j.result.as_ref() else {
         return;
     };
-    let u = |k: &str| r[k].as_u64().unwrap_or(0);
+    // Timestamps come as decimal strings, counts as numbers.
+    let u = |k: &str| {
+        r[k].as_u64()
+            .or_else(|| r[k].as_str()?.parse().ok())
+            .unwrap_or(0)
+    };
     let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
     match j.kind.as_str() {
         "backup_incr" => println!(

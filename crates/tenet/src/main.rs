@@ -172,13 +172,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -194,6 +187,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A server logs what it does (jobs starting and ending) by default; a command only
+    // its warnings. Colours only on a terminal, never into a redirected log.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
     let json = cli.global.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

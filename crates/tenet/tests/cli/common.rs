@@ -32,9 +32,9 @@ pub fn ok(dir: &Path, args: &[&str]) -> Output {
     o
 }
 
-/// A timestamp from JSON, given as a decimal string or a number.
-pub fn ts(v: &serde_json::Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str()?.parse().ok())
+/// A timestamp from JSON that may be null (it must be a decimal string otherwise).
+pub fn ts_opt(v: &serde_json::Value) -> Option<u64> {
+    (!v.is_null()).then(|| ts(v))
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -140,4 +140,13 @@ pub fn normalize(s: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// A commit ts of a JSON answer: a decimal string (ts exceed 2^53, which JSON numbers
+/// do not keep exactly in JavaScript or jq).
+pub fn ts(v: &serde_json::Value) -> u64 {
+    v.as_str()
+        .unwrap_or_else(|| panic!("a ts is a decimal string, got {v}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("ts {v} does not parse: {e}"))
 }

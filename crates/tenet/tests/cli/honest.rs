@@ -230,12 +230,12 @@ fn restore_to_a_snapshot_of_the_source() {
     ok(d, &["backup", "full", "p", "--repo", repo]);
     ok(d, &["snapshot", "create", "p", "s1"]);
     let w = json_out(&tenet(d, &["--json", "put", "p", "t", r#"{"id":2}"#]));
-    let last = w["commit_ts"].as_u64().unwrap();
+    let last = crate::common::ts(&w["commit_ts"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while json_out(&tenet(d, &["--json", "archive", "status", "p"]))["checkpoint_ts"]
-        .as_u64()
-        .unwrap()
-        < last
+    while crate::common::ts_opt(
+        &json_out(&tenet(d, &["--json", "archive", "status", "p"]))["restorable_until_ts"],
+    )
+    .is_none_or(|t| t < last)
     {
         assert!(std::time::Instant::now() < deadline, "archive stuck");
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -44,7 +44,7 @@ fn api_round_trip_and_bad_input() {
         Some(json!({"name": "acme"})),
     );
     assert_eq!(s, 201, "{v}");
-    assert!(v["commit_ts"].as_u64().unwrap() > 0);
+    assert!(crate::common::ts(&v["commit_ts"]) > 0);
     assert!(v["commit_time"].as_str().unwrap().ends_with('Z'));
     let (s, _) = call(
         &c,
@@ -62,7 +62,7 @@ fn api_round_trip_and_bad_input() {
         Some(json!({"rows": [{"id": 1, "name": "ada"}, {"id": 2, "name": "bob"}]})),
     );
     assert_eq!(s, 200, "{v}");
-    let first = v["commit_ts"].as_u64().unwrap();
+    let first = crate::common::ts(&v["commit_ts"]);
     let (s, v) = call(
         &c,
         "POST",
@@ -146,7 +146,7 @@ fn api_round_trip_and_bad_input() {
     );
     let big = format!(
         "{{\"rows\": [{{\"id\": 9, \"name\": \"{}\"}}]}}",
-        "x".repeat(17 << 20)
+        "x".repeat(tenet_server::http::MAX_BODY_BYTES)
     );
     assert_error(raw(&big, "application/json"), 413, "PAYLOAD_TOO_LARGE");
     let msg = assert_error(

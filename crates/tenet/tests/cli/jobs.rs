@@ -411,15 +411,12 @@ fn archive_and_point_in_time_restore_through_the_cli() {
         dir.path(),
         &["--json", "delete", "pt", "t0", "1", "2", "3"],
     ));
-    let accident = del["commit_ts"].as_u64().unwrap();
+    let accident = crate::common::ts(&del["commit_ts"]);
     // The archiver (100 ms interval) catches up with the accident within seconds.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let st = loop {
         let st = json_out(&tenet(dir.path(), &["--json", "archive", "status", "pt"]));
-        if st["restorable_until_ts"]
-            .as_u64()
-            .is_some_and(|t| t >= accident)
-        {
+        if crate::common::ts_opt(&st["restorable_until_ts"]).is_some_and(|t| t >= accident) {
             break st;
         }
         assert!(std::time::Instant::now() < deadline, "archive stuck: {st}");
@@ -428,7 +425,10 @@ fn archive_and_point_in_time_restore_through_the_cli() {
     assert!(st["rpo_ms"].as_u64().unwrap() < 30_000, "{st}");
     assert!(st["problem"].is_null(), "{st}");
     let points = json_out(&tenet(dir.path(), &["--json", "restore-points", "pt"]));
-    assert!(points[0]["to_ts"].as_u64().unwrap() >= accident, "{points}");
+    assert!(
+        crate::common::ts(&points[0]["to_ts"]) >= accident,
+        "{points}"
+    );
 
     let r = json_out(&tenet(
         dir.path(),

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tenet` binary: the REST API over real HTTP, the CLI in both
 //! modes, and crash safety with real process kills. One test binary keeps link time low.
 
+mod api_input;
 mod common;
 mod crash;
 mod ensure_deps;
@@ -8,5 +9,7 @@ mod honest;
 mod http;
 mod jobs;
 mod modes;
+mod openapi;
 mod pitr;
 mod protection;
+mod server_log;

@@ -176,3 +176,92 @@ fn embedded_mode_refuses_a_directory_a_server_owns_when_told_to_skip_it() {
     );
     std::fs::write(&file, saved).unwrap();
 }
+
+/// A JSON-lines transaction file of `rows` rows of `row_bytes` bytes each.
+fn big_txn_file(path: &Path, rows: usize, row_bytes: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let name = "n".repeat(row_bytes);
+    for id in 0..rows {
+        writeln!(
+            f,
+            "{{\"op\":\"put\",\"table\":\"users\",\"row\":{{\"id\":{id},\"name\":\"{name}\"}}}}"
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_transaction_has_the_same_size_limit_embedded_and_through_a_server() {
+    let files = tempfile::tempdir().unwrap();
+    // 41 MB: over the old 16 MiB body limit, within the 64 MiB transaction limit.
+    let fits = files.path().join("fits.jsonl");
+    big_txn_file(&fits, 410, 100_000);
+    // 68 MB: over the transaction limit, under the server's body limit; 80 MB: over
+    // both. Each mode gives the same answer for both.
+    let over = files.path().join("over.jsonl");
+    big_txn_file(&over, 680, 100_000);
+    let way_over = files.path().join("way_over.jsonl");
+    big_txn_file(&way_over, 800, 100_000);
+
+    let run = |dir: &Path| {
+        let setup = [
+            vec!["tenant", "create", "acme"],
+            vec![
+                "table",
+                "create",
+                "acme",
+                "users",
+                "--column",
+                "id:int",
+                "--column",
+                "name:string",
+                "--primary-key",
+                "id",
+            ],
+        ];
+        for args in setup {
+            let o = tenet(dir, &args);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        let ok = tenet(
+            dir,
+            &["--json", "txn", "acme", "--file", fits.to_str().unwrap()],
+        );
+        assert!(ok.status.success(), "{}", stderr(&ok));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&ok)).unwrap();
+        assert_eq!(v["writes"], 410, "{v}");
+        let bad = tenet(dir, &["txn", "acme", "--file", over.to_str().unwrap()]);
+        assert!(!bad.status.success());
+        let worse = tenet(dir, &["txn", "acme", "--file", way_over.to_str().unwrap()]);
+        assert!(!worse.status.success());
+        assert_eq!(stderr(&bad), stderr(&worse));
+        stderr(&bad)
+    };
+    let embedded_dir = tempfile::tempdir().unwrap();
+    let embedded = run(embedded_dir.path());
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path());
+    let served = run(server_dir.path());
+    // The server itself refuses it too (a client that does not check first).
+    let ops: Vec<String> = std::fs::read_to_string(&over)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let body = format!("{{\"ops\":[{}]}}", ops.join(","));
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tenants/acme/txn", server.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let v: serde_json::Value = resp.json().unwrap();
+    assert_eq!(v["code"], "TXN_TOO_LARGE", "{v}");
+    drop(server);
+    assert_eq!(embedded, served);
+    assert!(embedded.contains("TXN_TOO_LARGE"), "{embedded}");
+    assert!(embedded.contains("67108864 bytes"), "{embedded}");
+    assert!(!embedded.contains("split"), "{embedded}");
+}

@@ -106,7 +106,7 @@ fn archive_survives_server_kills_and_replay_resumes() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let st = json_out(&tenet(d, &["--json", "archive", "status", "w"]));
-        if st["checkpoint_ts"].as_u64().unwrap() >= last {
+        if crate::common::ts(&st["checkpoint_ts"]) >= last {
             assert_eq!(st["status"], "running", "{st}");
             break;
         }
@@ -115,7 +115,7 @@ fn archive_survives_server_kills_and_replay_resumes() {
     }
     let points = json_out(&tenet(d, &["--json", "restore-points", "w"]));
     assert_eq!(points.as_array().unwrap().len(), 1, "a gap: {points}");
-    assert!(points[0]["to_ts"].as_u64().unwrap() >= last);
+    assert!(crate::common::ts(&points[0]["to_ts"]) >= last);
     let r = json_out(&tenet(
         d,
         &[

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{json_out, ok, stderr, tenet, ts, Server};
+use crate::common::{json_out, ok, stderr, tenet, ts_opt, Server};
 
 /// Tenant `name` with table `t` (id int, v string) and row 1.
 fn tenant(dir: &Path, name: &str) {
@@ -35,7 +35,7 @@ fn tenant(dir: &Path, name: &str) {
 fn put(dir: &Path, tenant: &str, id: i64) -> u64 {
     let row = format!(r#"{{"id":{id},"v":"row {id}"}}"#);
     let w = json_out(&tenet(dir, &["--json", "put", tenant, "t", &row]));
-    ts(&w["commit_ts"]).expect("commit_ts")
+    ts_opt(&w["commit_ts"]).expect("commit_ts")
 }
 
 fn backup(dir: &Path, args: &[&str]) -> Value {
@@ -56,7 +56,7 @@ fn wait_restorable(dir: &Path, tenant: &str, at: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let st = status(dir, tenant);
-        if ts(&st["restorable_until_ts"]).is_some_and(|t| t >= at) {
+        if ts_opt(&st["restorable_until_ts"]).is_some_and(|t| t >= at) {
             return st;
         }
         assert!(
@@ -74,7 +74,7 @@ fn points(dir: &Path, args: &[&str]) -> Vec<(u64, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (ts(&p["from_ts"]).unwrap(), ts(&p["to_ts"]).unwrap()))
+        .map(|p| (ts_opt(&p["from_ts"]).unwrap(), ts_opt(&p["to_ts"]).unwrap()))
         .collect()
 }
 
@@ -97,7 +97,7 @@ fn backup_first_then_archive_leaves_no_gap_and_status_tells_the_truth() {
 
     // The natural order: a full backup, then the archive, then writes.
     let b = backup(d, &["full", "acme", "--repo", &r]);
-    let f = ts(&b["result"]["backup_ts"]).unwrap();
+    let f = ts_opt(&b["result"]["backup_ts"]).unwrap();
     let a = json_out(&tenet(
         d,
         &[
@@ -112,14 +112,19 @@ fn backup_first_then_archive_leaves_no_gap_and_status_tells_the_truth() {
         ],
     ));
     assert!(a["problem"].is_null(), "{a}");
-    assert!(ts(&a["restorable_until_ts"]).unwrap() >= f, "{a}");
+    assert!(ts_opt(&a["restorable_until_ts"]).unwrap() >= f, "{a}");
     let c2 = put(d, "acme", 2);
     let st = wait_restorable(d, "acme", c2);
     assert!(st["problem"].is_null(), "{st}");
     let p = points(d, &["acme"]);
     assert_eq!(p.len(), 1, "one range from the backup on: {p:?}");
     assert!(p[0].0 == f && p[0].1 >= c2, "{p:?}");
-    ok(d, &["restore", "acme", "--latest", "--into", "acme_latest"]);
+    let o = ok(d, &["restore", "acme", "--latest", "--into", "acme_latest"]);
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.contains("restored `acme` to") && said.contains("from the log"),
+        "a PITR says what it restored: {said}"
+    );
     assert!(has_row(d, "acme_latest", 2));
 
     // An idle tenant with everything restorable has an RPO of 0, however old the
