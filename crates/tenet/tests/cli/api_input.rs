@@ -9,29 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::common::{stderr, tenet, ts, Server};
+use crate::common::{assert_error, call, stderr, tenet, ts, Server};
 
-fn call(c: &Client, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let req = c.request(method.parse().unwrap(), url);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
-/// Asserts status and code; returns the message.
-fn error(r: (u16, Value), status: u16, code: &str) -> String {
-    assert_eq!(r.0, status, "{}", r.1);
-    assert_eq!(r.1["code"], code, "{}", r.1);
-    r.1["message"].as_str().unwrap().to_string()
-}
 
 fn setup() -> (tempfile::TempDir, Server, Client, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +60,7 @@ fn unknown_fields_are_refused_naming_the_field_and_the_allowed_ones() {
             "type",
         ),
     ] {
-        let msg = error(call(&c, "POST", &url, Some(body)), 400, "MALFORMED_JSON");
+        let msg = assert_error(call(&c, "POST", &url, Some(body)), 400, "MALFORMED_JSON");
         assert!(
             msg.contains("`repository`") || msg.contains("`nullable`"),
             "{msg}"
@@ -91,7 +71,7 @@ fn unknown_fields_are_refused_naming_the_field_and_the_allowed_ones() {
     assert_eq!(call(&c, "GET", &format!("{base}/jobs"), None).1, json!([]));
     assert!(!dir.path().join("repo").exists());
     // Query strings too: a misspelt filter does not list everything.
-    let msg = error(
+    let msg = assert_error(
         call(&c, "GET", &format!("{base}/backups?tenantt=acme"), None),
         400,
         "INVALID_ARGUMENT",
@@ -118,7 +98,7 @@ fn only_json_objects_are_accepted_as_bodies() {
         (format!("{base}/tenants/acme/snapshots"), r#"["s1"]"#),
         (format!("{base}/tenants/acme/txn"), r#"[[]]"#),
     ] {
-        let msg = error(raw(url, body), 400, "MALFORMED_JSON");
+        let msg = assert_error(raw(url, body), 400, "MALFORMED_JSON");
         assert!(msg.contains("JSON object"), "{msg}");
     }
     let tenants = call(&c, "GET", &format!("{base}/tenants"), None).1;
@@ -169,10 +149,10 @@ fn durations_and_sizes_are_bounded_with_the_range_in_the_message() {
         ),
     ];
     for (url, body, want) in cases {
-        let msg = error(call(&c, "POST", &url, Some(body)), 400, "INVALID_ARGUMENT");
+        let msg = assert_error(call(&c, "POST", &url, Some(body)), 400, "INVALID_ARGUMENT");
         assert!(msg.contains(want), "{msg}");
     }
-    let msg = error(
+    let msg = assert_error(
         call(
             &c,
             "PATCH",
@@ -183,7 +163,7 @@ fn durations_and_sizes_are_bounded_with_the_range_in_the_message() {
         "INVALID_ARGUMENT",
     );
     assert!(msg.contains("use 0 to 315360000"), "{msg}");
-    let msg = error(
+    let msg = assert_error(
         call(
             &c,
             "GET",
@@ -244,7 +224,7 @@ fn a_control_character_in_a_repository_path_is_an_invalid_repository() {
             None,
         ),
     ] {
-        let msg = error(call(&c, method, &url, body), 400, "INVALID_REPOSITORY");
+        let msg = assert_error(call(&c, method, &url, body), 400, "INVALID_REPOSITORY");
         assert!(msg.contains("control character"), "{msg}");
     }
 }
@@ -416,7 +396,7 @@ fn timestamps_are_strings_in_answers_and_strings_or_numbers_in_requests() {
         let (s, v) = call(&c, "POST", &format!("{base}/restores"), Some(body.clone()));
         assert!(s == 202 || v["code"] == "NOT_RESTORABLE", "{body}: {s} {v}");
     }
-    let msg = error(
+    let msg = assert_error(
         call(
             &c,
             "POST",

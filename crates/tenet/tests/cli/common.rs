@@ -19,6 +19,36 @@ pub fn tenet(dir: &Path, args: &[&str]) -> Output {
         .expect("run tenet")
 }
 
+/// One HTTP request: the status and the JSON body (or the text, as a JSON string).
+pub fn call(
+    c: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let req = c.request(method.parse().unwrap(), url);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Asserts an error answer's status and code; returns its (non-empty) message.
+pub fn assert_error(r: (u16, serde_json::Value), status: u16, code: &str) -> String {
+    assert_eq!(r.0, status, "{}", r.1);
+    assert_eq!(r.1["code"], code, "{}", r.1);
+    let msg = r.1["message"].as_str().unwrap().to_string();
+    assert!(!msg.is_empty());
+    msg
+}
+
 /// The JSON a successful command printed.
 pub fn json_out(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));

@@ -3,30 +3,9 @@
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::common::Server;
+use crate::common::{assert_error, call, Server};
 
-fn call(c: &Client, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let req = c.request(method.parse().unwrap(), url);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
-fn assert_error(r: (u16, Value), status: u16, code: &str) -> String {
-    assert_eq!(r.0, status, "{:?}", r.1);
-    assert_eq!(r.1["code"], code, "{:?}", r.1);
-    let msg = r.1["message"].as_str().unwrap().to_string();
-    assert!(!msg.is_empty());
-    msg
-}
 
 #[test]
 fn api_round_trip_and_bad_input() {

@@ -46,6 +46,15 @@ fn backup(dir: &Path, args: &[&str]) -> Value {
     b
 }
 
+/// `archive start` with a 100 ms interval; returns its JSON answer.
+fn archive_start(dir: &Path, tenant: &str, repo: &str, extra: &[&str]) -> Value {
+    let mut a = vec![
+        "--json", "archive", "start", tenant, "--repo", repo, "--interval", "100ms",
+    ];
+    a.extend_from_slice(extra);
+    json_out(&tenet(dir, &a))
+}
+
 fn status(dir: &Path, tenant: &str) -> Value {
     json_out(&tenet(dir, &["--json", "archive", "status", tenant]))
 }
@@ -98,19 +107,7 @@ fn backup_first_then_archive_leaves_no_gap_and_status_tells_the_truth() {
     // The natural order: a full backup, then the archive, then writes.
     let b = backup(d, &["full", "acme", "--repo", &r]);
     let f = ts_opt(&b["result"]["backup_ts"]).unwrap();
-    let a = json_out(&tenet(
-        d,
-        &[
-            "--json",
-            "archive",
-            "start",
-            "acme",
-            "--repo",
-            &r,
-            "--interval",
-            "100ms",
-        ],
-    ));
+    let a = archive_start(d, "acme", &r, &[]);
     assert!(a["problem"].is_null(), "{a}");
     assert!(ts_opt(&a["restorable_until_ts"]).unwrap() >= f, "{a}");
     let c2 = put(d, "acme", 2);
@@ -143,18 +140,7 @@ fn backup_first_then_archive_leaves_no_gap_and_status_tells_the_truth() {
     let e = stderr(&o);
     assert!(!o.status.success());
     assert!(e.contains("archived up to") && !e.contains("gap"), "{e}");
-    ok(
-        d,
-        &[
-            "archive",
-            "start",
-            "acme",
-            "--repo",
-            &r,
-            "--interval",
-            "100ms",
-        ],
-    );
+    archive_start(d, "acme", &r, &[]);
     wait_restorable(d, "acme", c3);
     let p = points(d, &["acme"]);
     assert!(p.len() == 1 && p[0].0 == f && p[0].1 >= c3, "{p:?}");
@@ -179,20 +165,7 @@ fn backup_first_then_archive_leaves_no_gap_and_status_tells_the_truth() {
         "{text}"
     );
     ok(d, &["archive", "stop", "acme"]);
-    let a = json_out(&tenet(
-        d,
-        &[
-            "--json",
-            "archive",
-            "start",
-            "acme",
-            "--repo",
-            &o,
-            "--interval",
-            "100ms",
-            "--full-backup",
-        ],
-    ));
+    let a = archive_start(d, "acme", &o, &["--full-backup"]);
     assert!(a["backup_job"].as_u64().is_some(), "{a}");
     let c4 = put(d, "acme", 4);
     let st = wait_restorable(d, "acme", c4);
@@ -216,10 +189,7 @@ fn tenants_are_followed_by_id_through_renames_swaps_and_drops() {
     let (ida, idb) = (id_of("a"), id_of("b"));
     backup(d, &["full", "a", "--repo", &r]);
     backup(d, &["full", "b", "--repo", &r]);
-    ok(
-        d,
-        &["archive", "start", "a", "--repo", &r, "--interval", "100ms"],
-    );
+    archive_start(d, "a", &r, &[]);
 
     // Rename while archiving: the archiver keeps going under the new name.
     ok(d, &["tenant", "rename", "a", "a2"]);
