@@ -146,7 +146,7 @@ fn no_archiver(name: &str) -> Error {
 
 /// What is protected of a tenant in one repository, computed from its [`Inventory`] —
 /// the planner's inputs, so "restorable up to T" is exactly what a restore can reach.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Protection {
     /// The newest restorable point (None: nothing is restorable).
     pub restorable_until: Option<Ts>,
@@ -164,10 +164,16 @@ impl Protection {
                 rpo_ms: None,
             });
         };
-        let (recs, _) = store.read_log_raw_covered(tenant_id, r, 1)?;
-        let rpo_ms = match recs.first() {
-            None => 0,
-            Some((ts, _)) => store.clock().now_millis().saturating_sub(ts.millis()),
+        let now = store.clock().now_millis();
+        // If GC removed log after R, commits older than any still in the log are lost
+        // too: the RPO is at least the age of R itself.
+        let rpo_ms = if store.log_complete_after(tenant_id)? > r {
+            now.saturating_sub(r.millis())
+        } else {
+            match store.read_log_raw_covered(tenant_id, r, 1)?.0.first() {
+                None => 0,
+                Some((ts, _)) => now.saturating_sub(ts.millis()),
+            }
         };
         Ok(Protection {
             restorable_until: Some(r),
@@ -288,7 +294,9 @@ impl Archivers {
         }
         let repo = Repo::create(repo)?;
         repo.check(&now(&self.store)).await?;
-        let inventory = Inventory::load(&repo, rec.id).await?;
+        let inventory = Inventory::load(&repo, rec.id)
+            .await?
+            .of_incarnation(Some(rec.created_ts));
         let (start, pin) = self.start_point(rec.id, inventory.restorable_until())?;
         if let Some(old) = load(&self.store, rec.id)? {
             if let Some(p) = old.pin_id {
@@ -394,19 +402,39 @@ impl Archivers {
     pub async fn status(&self, tenant_id: u64) -> Result<ArchiveReport> {
         let rec = self.store.resolve(tenant_id)?;
         let state = load(&self.store, rec.id)?.ok_or_else(|| no_archiver(&rec.name))?;
-        let repo = Repo::open(&state.repo)?;
-        let inventory = Inventory::load(&repo, rec.id).await?;
-        let protection = Protection::of(&self.store, rec.id, &inventory)?;
+        // An unreadable repository is a problem to report with the state, not an error
+        // that hides the state (it is the usual reason an archiver breaks).
+        let inventory = match Repo::open(&state.repo) {
+            Ok(repo) => Inventory::load(&repo, rec.id).await,
+            Err(e) => Err(e),
+        };
+        let (protection, unreadable) = match inventory {
+            Ok(inv) => (
+                Protection::of(
+                    &self.store,
+                    rec.id,
+                    &inv.of_incarnation(Some(rec.created_ts)),
+                )?,
+                None,
+            ),
+            Err(e) => (Protection::default(), Some(e)),
+        };
+        let running = self.is_running(rec.id);
         let problem = match (&protection.restorable_until, state.status) {
-            (None, _) => Some(format!(
-                "nothing of tenant `{}` is restorable from {}: it holds no full backup; take \
-                 one with `tenet backup full {} --repo {}`",
-                rec.name, state.repo, rec.name, state.repo
+            _ if unreadable.is_some() => Some(format!(
+                "cannot read the repository {}, so what is restorable is unknown: {}",
+                state.repo,
+                unreadable.as_ref().expect("matched")
             )),
             (_, ArchiveStatus::Broken) => Some(format!(
                 "the archiver is broken ({}); start it again with `tenet archive start {}`",
                 state.error.as_deref().unwrap_or("no detail"),
                 rec.name
+            )),
+            (None, _) => Some(format!(
+                "nothing of tenant `{}` is restorable from {}: it holds no full backup of \
+                 it; take one with `tenet backup full {} --repo {}`",
+                rec.name, state.repo, rec.name, state.repo
             )),
             (Some(r), _) if *r < state.checkpoint => Some(format!(
                 "the archive holds commits up to {} but only {} is restorable: the log \
@@ -417,10 +445,15 @@ impl Archivers {
                 rec.name,
                 state.repo
             )),
+            (_, ArchiveStatus::Running) if !running => Some(
+                "the archiver should be running but is not running in this process; start \
+                 `tenet serve` on this data directory"
+                    .to_string(),
+            ),
             _ => None,
         };
         Ok(ArchiveReport {
-            running: self.is_running(rec.id),
+            running,
             tenant: rec.name,
             state,
             protection,
@@ -431,13 +464,24 @@ impl Archivers {
     /// Starts the archivers that were running when the process stopped.
     pub fn resume_all(&self) -> Result<Vec<u64>> {
         let mut ids = Vec::new();
-        for st in all(&self.store)? {
-            if st.status == ArchiveStatus::Running
-                && self.store.tenant_by_id(st.tenant_id).is_some()
+        for mut st in all(&self.store)? {
+            if st.status != ArchiveStatus::Running
+                || self.store.tenant_by_id(st.tenant_id).is_none()
             {
-                ids.push(st.tenant_id);
-                let repo = Repo::open(&st.repo)?;
-                self.spawn(st, repo);
+                continue;
+            }
+            match Repo::open(&st.repo) {
+                Ok(repo) => {
+                    ids.push(st.tenant_id);
+                    self.spawn(st, repo);
+                }
+                // One unusable repository (an unmounted disk, missing credentials) must
+                // not keep the server, or the other archivers, from starting.
+                Err(e) => {
+                    tracing::error!(tenant_id = st.tenant_id, error = %e, "archiver not resumed");
+                    st.error = Some(format!("not resumed: {e}"));
+                    save(&self.store, &st)?;
+                }
             }
         }
         Ok(ids)

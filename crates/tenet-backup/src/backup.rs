@@ -54,6 +54,8 @@ pub struct BackupParams {
 struct Plan {
     backup_id: String,
     backup_ts: Ts,
+    #[serde(default)]
+    tenant_created_ts: Option<Ts>,
     pin_id: u64,
     started_at: String,
     history_retention_secs: u64,
@@ -200,6 +202,7 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
             &compact[8..14]
         ),
         backup_ts: f,
+        tenant_created_ts: Some(rec.created_ts),
         pin_id: pin.id,
         started_at: now(store),
         history_retention_secs: rec.history_retention_secs,
@@ -340,6 +343,7 @@ fn build_manifest(
         kind: "full".into(),
         tenant_id: p.tenant_id,
         tenant_name: p.tenant.clone(),
+        tenant_created_ts: plan.tenant_created_ts,
         history_retention_secs: plan.history_retention_secs,
         backup_ts: plan.backup_ts,
         backup_time: plan.backup_ts.to_rfc3339(),

@@ -344,6 +344,11 @@ pub struct Manifest {
     pub kind: String,
     pub tenant_id: u64,
     pub tenant_name: String,
+    /// When the tenant was created (its registry commit ts). Tenant ids are per store:
+    /// (id, created ts) tells one tenant from another that got the same id in another
+    /// store writing to the same repository. Absent in manifests written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_created_ts: Option<Ts>,
     /// The tenant's history retention, carried to restored tenants.
     pub history_retention_secs: u64,
     /// F: the backup holds every commit ≤ this ts.

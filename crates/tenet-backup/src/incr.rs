@@ -46,6 +46,8 @@ pub struct IncrParams {
 struct Plan {
     backup_id: String,
     end: Ts,
+    #[serde(default)]
+    tenant_created_ts: Option<Ts>,
     started_at: String,
     history_retention_secs: u64,
 }
@@ -94,6 +96,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
                     ctx.id()
                 ),
                 end,
+                tenant_created_ts: Some(rec.created_ts),
                 started_at: now(&store),
                 history_retention_secs: rec.history_retention_secs,
             };
@@ -135,6 +138,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         kind: "incr".into(),
         tenant_id: p.tenant_id,
         tenant_name: p.tenant.clone(),
+        tenant_created_ts: plan.tenant_created_ts,
         history_retention_secs: plan.history_retention_secs,
         backup_ts: plan.end,
         backup_time: plan.end.to_rfc3339(),

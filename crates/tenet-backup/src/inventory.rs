@@ -101,6 +101,19 @@ impl Inventory {
         })
     }
 
+    /// Only the backups of one incarnation of the tenant id: the tenant created at
+    /// `created` (None: all). Tenant ids are per store, so a repository that two stores
+    /// wrote to (e.g. a store rebuilt after its data directory was lost) can hold
+    /// another tenant's backups under the same id; they must never extend this one's
+    /// chain or restorable range. Manifests from before the field existed are kept.
+    pub fn of_incarnation(mut self, created: Option<Ts>) -> Inventory {
+        if let Some(c) = created {
+            self.backups
+                .retain(|m| m.tenant_created_ts.is_none_or(|t| t == c));
+        }
+        self
+    }
+
     /// The full backups, as the planner sees them.
     pub fn fulls(&self) -> Vec<FullPoint> {
         self.backups
@@ -170,11 +183,6 @@ impl Inventory {
         }
         out
     }
-
-    /// The tenant's name at its newest backup.
-    pub fn tenant_name(&self) -> Option<&str> {
-        self.backups.last().map(|m| m.tenant_name.as_str())
-    }
 }
 
 /// A tenant as a repository knows it.
@@ -183,6 +191,8 @@ pub struct RepoTenant {
     pub tenant_id: u64,
     /// Its name at its newest backup (None: only archived log, no backup).
     pub name: Option<String>,
+    /// When that backup's tenant was created (see [`Inventory::of_incarnation`]).
+    pub created_ts: Option<Ts>,
     /// The end of its newest backup.
     pub newest_backup_ts: Option<Ts>,
 }
@@ -205,6 +215,7 @@ pub async fn repo_tenants(repo: &Repo) -> Result<Vec<RepoTenant>> {
         out.push(RepoTenant {
             tenant_id,
             name: newest.as_ref().map(|m| m.tenant_name.clone()),
+            created_ts: newest.as_ref().and_then(|m| m.tenant_created_ts),
             newest_backup_ts: newest.map(|m| m.backup_ts),
         });
     }

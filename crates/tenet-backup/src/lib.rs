@@ -64,8 +64,9 @@ pub struct Subject {
     pub id: u64,
     /// Its current name; for a dropped tenant, its name at its newest backup.
     pub name: String,
-    /// Whether it exists in this store.
-    pub live: bool,
+    /// When it was created, where known: tenant ids are per store, so (id, created ts)
+    /// is what tells it from another store's tenant with the same id in a repository.
+    pub created_ts: Option<tenet_store::Ts>,
 }
 
 /// A restore request.
@@ -111,10 +112,9 @@ impl Backups {
 
     /// Resolves a tenant named at the edge (API, CLI) to its id, once:
     /// `#<id>` names an id; otherwise the live tenant of that name, else a dropped
-    /// tenant that had that name when it was dropped, or whose backups in this store's
-    /// records or whose archiver had it, else (given `repo`) a tenant whose newest
-    /// backup in that repository had that name. The newest wins where several dropped
-    /// tenants had the name.
+    /// tenant that had that name when it was dropped or at a backup in this store's
+    /// records, else (given `repo`) a tenant whose newest backup in that repository had
+    /// that name. The newest wins where several dropped tenants had the name.
     pub async fn resolve(&self, name: &str, repo: Option<&str>) -> Result<Subject> {
         let store = self.jobs.store();
         let by_id = name.strip_prefix('#').and_then(|n| n.parse::<u64>().ok());
@@ -125,25 +125,29 @@ impl Backups {
             return Ok(Subject {
                 id: t.id,
                 name: t.name,
-                live: true,
+                created_ts: Some(t.created_ts),
             });
         }
-        let gone = |id: u64| store.tenant_by_id(id).is_none();
+        // Another tenant of this store may have the same id as one a repository knows
+        // (ids are per store): only the creation ts tells them apart.
+        let gone = |id: u64, created: Option<tenet_store::Ts>| match store.tenant_by_id(id) {
+            None => true,
+            Some(live) => created.is_some_and(|c| c != live.created_ts),
+        };
         let matches = |id: u64, n: &str| by_id.map_or(n == name, |want| want == id);
-        // (newest ts, id, name) of dropped tenants this store remembers.
-        let mut candidates: Vec<(tenet_store::Ts, u64, String)> = Vec::new();
-        for r in records::list(store)? {
-            candidates.push((r.backup_ts, r.tenant_id, r.tenant_name));
-        }
-        for a in archiver::all(store)? {
-            candidates.push((a.checkpoint, a.tenant_id, a.tenant));
-        }
+        // (newest ts, id, name, created) of dropped tenants this store remembers.
+        type Candidate = (tenet_store::Ts, u64, String, Option<tenet_store::Ts>);
+        let mut candidates: Vec<Candidate> = Vec::new();
         for t in store.dropped_tenants()? {
-            candidates.push((t.dropped_ts, t.id, t.name));
+            let created = (t.created_ts != tenet_store::Ts::ZERO).then_some(t.created_ts);
+            candidates.push((t.dropped_ts, t.id, t.name, created));
         }
-        let pick = |c: &[(tenet_store::Ts, u64, String)]| {
+        for r in records::list(store)? {
+            candidates.push((r.backup_ts, r.tenant_id, r.tenant_name, None));
+        }
+        let pick = |c: &[Candidate]| {
             c.iter()
-                .filter(|(_, id, n)| matches(*id, n) && gone(*id))
+                .filter(|(_, id, n, created)| matches(*id, n) && gone(*id, *created))
                 .max()
                 .cloned()
         };
@@ -151,19 +155,20 @@ impl Backups {
         if found.is_none() {
             if let Some(url) = repo {
                 let repo = Repo::open(url)?;
-                let known: Vec<_> = inventory::repo_tenants(&repo)
+                repo.marker().await?;
+                let known: Vec<Candidate> = inventory::repo_tenants(&repo)
                     .await?
                     .into_iter()
-                    .filter_map(|t| Some((t.newest_backup_ts?, t.tenant_id, t.name?)))
+                    .filter_map(|t| Some((t.newest_backup_ts?, t.tenant_id, t.name?, t.created_ts)))
                     .collect();
                 found = pick(&known);
             }
         }
         match found {
-            Some((_, id, name)) => Ok(Subject {
+            Some((_, id, name, created_ts)) => Ok(Subject {
                 id,
                 name,
-                live: false,
+                created_ts,
             }),
             None => Err(Error::TenantNotFound {
                 name: name.to_string(),
@@ -224,16 +229,15 @@ impl Backups {
         let rec = store.resolve(tenant_id)?;
         let repo_url = match repo {
             Some(r) => canonical_url(r)?,
-            None => records::list(store)?
-                .into_iter()
-                .filter(|r| r.tenant_id == rec.id)
-                .max_by_key(|r| r.backup_ts)
-                .map(|r| r.repo)
+            None => self
+                .default_repo(rec.id)?
                 .ok_or_else(|| no_chain(&rec.name, None))?,
         };
         let repo = Repo::open(&repo_url)?;
-        repo.check(&util::now(store)).await?;
-        let inventory = Inventory::load(&repo, rec.id).await?;
+        repo.marker().await?;
+        let inventory = Inventory::load(&repo, rec.id)
+            .await?
+            .of_incarnation(Some(rec.created_ts));
         let parent = inventory
             .chain_head()
             .ok_or_else(|| no_chain(&rec.name, Some(repo.url())))?;
@@ -275,10 +279,12 @@ impl Backups {
                 )));
             };
             let r = Repo::open(url)?;
+            r.marker().await?;
             let mut tenant_id = None;
-            for t in inventory::repo_tenants(&r).await? {
-                if r.exists(&repo::manifest_key(t.tenant_id, id)).await? {
-                    tenant_id = Some(t.tenant_id);
+            for t in r.list_dirs(repo::TENANTS_DIR).await? {
+                let Ok(t) = t.parse::<u64>() else { continue };
+                if r.exists(&repo::manifest_key(t, id)).await? {
+                    tenant_id = Some(t);
                     break;
                 }
             }
@@ -316,7 +322,7 @@ impl Backups {
             let source = Subject {
                 id: m.tenant_id,
                 name: m.tenant_name.clone(),
-                live: false,
+                created_ts: m.tenant_created_ts,
             };
             return self
                 .start_restore_to(
@@ -421,7 +427,10 @@ impl Backups {
             })?,
         };
         let repo = Repo::open(&url)?;
-        let inventory = Inventory::load(&repo, tenant.id).await?;
+        repo.marker().await?;
+        let inventory = Inventory::load(&repo, tenant.id)
+            .await?
+            .of_incarnation(tenant.created_ts);
         Ok((repo, inventory))
     }
 
@@ -506,19 +515,26 @@ impl Backups {
 
     /// Backups in a repository (read from it alone), optionally of one tenant,
     /// oldest first. Their job id is that of this store's record, 0 if none.
-    pub async fn list_repo(&self, repo: &str, tenant_id: Option<u64>) -> Result<Vec<BackupRecord>> {
+    pub async fn list_repo(
+        &self,
+        repo: &str,
+        tenant: Option<&Subject>,
+    ) -> Result<Vec<BackupRecord>> {
         let repo = Repo::open(repo)?;
-        let ids = match tenant_id {
-            Some(t) => vec![t],
-            None => inventory::repo_tenants(&repo)
+        repo.marker().await?;
+        let tenants: Vec<(u64, Option<tenet_store::Ts>)> = match tenant {
+            Some(t) => vec![(t.id, t.created_ts)],
+            None => repo
+                .list_dirs(repo::TENANTS_DIR)
                 .await?
-                .into_iter()
-                .map(|t| t.tenant_id)
+                .iter()
+                .filter_map(|d| Some((d.parse().ok()?, None)))
                 .collect(),
         };
         let mut out = Vec::new();
-        for id in ids {
-            for m in Inventory::load(&repo, id).await?.backups {
+        for (id, created) in tenants {
+            let inventory = Inventory::load(&repo, id).await?.of_incarnation(created);
+            for m in inventory.backups {
                 let job_id = records::get(self.jobs.store(), &m.backup_id)?.map_or(0, |r| r.job_id);
                 out.push(BackupRecord::from_manifest(&m, repo.url(), job_id));
             }

@@ -17,6 +17,10 @@ pub struct BackupRecord {
     pub kind: String,
     pub tenant_id: u64,
     pub tenant_name: String,
+    /// When the tenant was created (with the id, which tenant it is; see
+    /// `Manifest::tenant_created_ts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_created_ts: Option<Ts>,
     /// Canonical URL of the repository holding it.
     pub repo: String,
     pub backup_ts: Ts,
@@ -37,6 +41,7 @@ impl BackupRecord {
             kind: m.kind.clone(),
             tenant_id: m.tenant_id,
             tenant_name: m.tenant_name.clone(),
+            tenant_created_ts: m.tenant_created_ts,
             repo: repo.to_string(),
             backup_ts: m.backup_ts,
             backup_time: m.backup_time.clone(),

@@ -220,8 +220,19 @@ impl Service {
 
     /// The name to show for a tenant id (its current one if it exists, else the name
     /// recorded), the recorded name where it differs, and whether it exists.
-    fn names(&self, tenant_id: u64, recorded: &str) -> (String, Option<String>, bool) {
-        match self.store.tenant_by_id(tenant_id) {
+    /// A tenant of this store with that id is the same tenant only if it was created at
+    /// `created` (when known): ids are per store.
+    fn names(
+        &self,
+        tenant_id: u64,
+        created: Option<tenet_store::Ts>,
+        recorded: &str,
+    ) -> (String, Option<String>, bool) {
+        let live = self
+            .store
+            .tenant_by_id(tenant_id)
+            .filter(|t| created.is_none_or(|c| c == t.created_ts));
+        match live {
             Some(t) if t.name == recorded => (t.name, None, true),
             Some(t) => (t.name, Some(recorded.to_string()), true),
             None => (recorded.to_string(), None, false),
@@ -229,7 +240,8 @@ impl Service {
     }
 
     fn backup_info(&self, r: tenet_backup::BackupRecord) -> BackupInfo {
-        let (tenant, tenant_at_backup, tenant_live) = self.names(r.tenant_id, &r.tenant_name);
+        let (tenant, tenant_at_backup, tenant_live) =
+            self.names(r.tenant_id, r.tenant_created_ts, &r.tenant_name);
         BackupInfo {
             tenant,
             tenant_at_backup,
@@ -614,7 +626,7 @@ impl Admin for Service {
         let records = match &repo {
             Some(r) => self
                 .runtime
-                .block_on(self.backups.list_repo(r, tenant.as_ref().map(|t| t.id)))?,
+                .block_on(self.backups.list_repo(r, tenant.as_ref()))?,
             None => self.backups.list(tenant.as_ref().map(|t| t.id))?,
         };
         Ok(records.into_iter().map(|r| self.backup_info(r)).collect())
@@ -625,7 +637,8 @@ impl Admin for Service {
         let (rec, m) = self
             .runtime
             .block_on(self.backups.show(id, repo.as_deref()))?;
-        let (tenant, tenant_at_backup, _) = self.names(m.tenant_id, &m.tenant_name);
+        let (tenant, tenant_at_backup, _) =
+            self.names(m.tenant_id, m.tenant_created_ts, &m.tenant_name);
         Ok(BackupDetail {
             id: m.backup_id.clone(),
             tenant_id: m.tenant_id,
@@ -762,18 +775,23 @@ impl Admin for Service {
             .block_on(self.archivers.start(tenant, &repo, opts))?;
         // The backup starts after the archive, so the archive covers everything after
         // the backup's F.
-        let backup_job = if req.full_backup {
-            let job = self
-                .runtime
-                .block_on(self.backups.start_full(tenant, &repo, None))?;
-            Some(self.start(job)?.id)
-        } else {
-            None
-        };
+        let backup = req.full_backup.then(|| {
+            self.runtime
+                .block_on(self.backups.start_full(tenant, &repo, None))
+                .map_err(ApiError::from)
+                .and_then(|job| self.start(job))
+        });
         let mut info = self.archive_info(tenant)?;
-        if backup_job.is_some() {
-            info.backup_job = backup_job;
-            info.problem = None;
+        match backup {
+            // Until it finishes, status keeps saying that nothing is restorable yet.
+            Some(Ok(job)) => info.backup_job = Some(job.id),
+            Some(Err(e)) => {
+                info.problem = Some(format!(
+                    "the archive started, but the full backup did not: {}",
+                    e.body().message
+                ))
+            }
+            None => {}
         }
         Ok(info)
     }

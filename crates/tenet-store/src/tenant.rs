@@ -214,6 +214,10 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<TenantRecord> {
 pub struct DroppedTenant {
     pub id: u64,
     pub name: String,
+    /// When the tenant was created: with the id, which tenant this was.
+    #[serde(default)]
+    pub created_ts: Ts,
+    /// The visible ts when the drop began.
     pub dropped_ts: Ts,
 }
 
@@ -343,20 +347,24 @@ impl Store {
     /// The tenant's last name is remembered ([`Store::dropped_tenants`]).
     pub fn drop_tenant<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<CommitInfo> {
         let mut rec = self.resolve(tenant)?;
+        // Remembered before the drop starts (a drop a crash interrupts is finished at
+        // the next open); a restore's unfinished target was never a tenant of its own.
+        if rec.state != TenantState::Restoring {
+            let gone = DroppedTenant {
+                id: rec.id,
+                name: rec.name.clone(),
+                created_ts: rec.created_ts,
+                dropped_ts: self.visible_ts(),
+            };
+            self.system_put(
+                crate::bulk::DROPPED_TABLE,
+                &crate::keys::pk_bytes(&[crate::keys::KeyValue::Int(gone.id as i64)]),
+                Some(&crate::bulk::encode_system_row(&gone)),
+            )?;
+        }
         rec.state = TenantState::Dropping;
         self.commit_registry(RegistryChange::Upsert(rec.clone()), false)?;
-        let info = self.finish_drop(rec.id)?;
-        let gone = DroppedTenant {
-            id: rec.id,
-            name: rec.name,
-            dropped_ts: info.commit_ts,
-        };
-        self.system_put(
-            crate::bulk::DROPPED_TABLE,
-            &crate::keys::pk_bytes(&[crate::keys::KeyValue::Int(gone.id as i64)]),
-            Some(&crate::bulk::encode_system_row(&gone)),
-        )?;
-        Ok(info)
+        self.finish_drop(rec.id)
     }
 
     /// Every tenant dropped from this store, with the name it had then.

@@ -293,7 +293,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
             &Subject {
                 id: fg,
                 name: "fg".into(),
-                live: true,
+                created_ts: Some(store.tenant("fg")?.created_ts),
             },
             &Target::At(target),
             "fg_copy",

@@ -11,8 +11,6 @@ use serde_json::{json, Value};
 
 use crate::common::{assert_error, call, stderr, tenet, ts, Server};
 
-
-
 fn setup() -> (tempfile::TempDir, Server, Client, String) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());

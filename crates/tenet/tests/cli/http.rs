@@ -5,8 +5,6 @@ use serde_json::{json, Value};
 
 use crate::common::{assert_error, call, Server};
 
-
-
 #[test]
 fn api_round_trip_and_bad_input() {
     let dir = tempfile::tempdir().unwrap();

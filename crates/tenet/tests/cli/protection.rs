@@ -49,7 +49,14 @@ fn backup(dir: &Path, args: &[&str]) -> Value {
 /// `archive start` with a 100 ms interval; returns its JSON answer.
 fn archive_start(dir: &Path, tenant: &str, repo: &str, extra: &[&str]) -> Value {
     let mut a = vec![
-        "--json", "archive", "start", tenant, "--repo", repo, "--interval", "100ms",
+        "--json",
+        "archive",
+        "start",
+        tenant,
+        "--repo",
+        repo,
+        "--interval",
+        "100ms",
     ];
     a.extend_from_slice(extra);
     json_out(&tenet(dir, &a))
@@ -132,6 +139,12 @@ fn backup_first_then_archive_leaves_no_gap_and_status_tells_the_truth() {
     // Stop, write, start again: the archive continues where it was restorable.
     ok(d, &["archive", "stop", "acme"]);
     let c3 = put(d, "acme", 3);
+    std::thread::sleep(Duration::from_millis(20));
+    let st = status(d, "acme");
+    assert!(
+        st["rpo_ms"].as_u64().unwrap() >= 20,
+        "a commit is not restorable: {st}"
+    );
     // Not shipped yet: said as such, not as a gap.
     let o = tenet(
         d,
@@ -206,6 +219,9 @@ fn tenants_are_followed_by_id_through_renames_swaps_and_drops() {
 
     // Swap names: `b` is now called `a`. Every command about `a` is about it.
     ok(d, &["tenant", "rename", "b", "a"]);
+    put(d, "a", 8);
+    let c = put(d, "a2", 9);
+    wait_restorable(d, "a2", c);
     let list = json_out(&tenet(d, &["--json", "backups", "list", "a"]));
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["tenant_id"], idb, "{list}");
@@ -214,7 +230,11 @@ fn tenants_are_followed_by_id_through_renames_swaps_and_drops() {
     assert_ne!(pa, pa2);
     assert!(pa2[0].1 >= c, "{pa2:?}");
     ok(d, &["restore", "a2", "--latest", "--into", "a2_copy"]);
-    assert!(has_row(d, "a2_copy", 7));
+    assert!(has_row(d, "a2_copy", 7) && has_row(d, "a2_copy", 9));
+    assert!(
+        !has_row(d, "a2_copy", 8),
+        "a write to the new `a` is not `a2`'s"
+    );
     ok(d, &["restore", "a", "--latest", "--into", "a_copy"]);
     assert!(!has_row(d, "a_copy", 7), "`a` is the former `b` now");
 
@@ -276,22 +296,24 @@ fn a_lost_data_directory_is_recovered_from_the_repository_alone() {
     let before = points(&old, &["acme"]);
     std::fs::remove_dir_all(&old).unwrap();
 
-    // A fresh store pointed at the repository.
+    // A fresh store pointed at the repository. Its first tenant gets the id `acme`
+    // had (ids are per store): it must not inherit acme's backups.
     let new = dir.path().join("new");
     let _server = Server::start(&new);
+    tenant(&new, "other");
+    assert!(points(&new, &["other", "--repo", &r]).is_empty());
+    let o = tenet(&new, &["backup", "incr", "other", "--repo", &r]);
+    assert!(
+        stderr(&o).contains("no restorable backup"),
+        "{}",
+        stderr(&o)
+    );
     let o = tenet(&new, &["restore-points", "acme"]);
     assert!(stderr(&o).contains("--repo"), "{}", stderr(&o));
     let list = json_out(&tenet(&new, &["--json", "backups", "list", "--repo", &r]));
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     assert_eq!(list[0]["tenant"], "acme");
     assert_eq!(points(&new, &["acme", "--repo", &r]), before);
-    ok(
-        &new,
-        &[
-            "restore", "acme", "--latest", "--repo", &r, "--into", "acme",
-        ],
-    );
-    assert!(has_row(&new, "acme", 2));
     ok(
         &new,
         &[
@@ -306,6 +328,14 @@ fn a_lost_data_directory_is_recovered_from_the_repository_alone() {
         ],
     );
     assert!(has_row(&new, "acme_before", 1) && !has_row(&new, "acme_before", 2));
+    // Last, the tenant back under its own name.
+    ok(
+        &new,
+        &[
+            "restore", "acme", "--latest", "--repo", &r, "--into", "acme",
+        ],
+    );
+    assert!(has_row(&new, "acme", 2));
 }
 
 #[test]
@@ -330,6 +360,14 @@ fn a_mistyped_repository_is_never_created() {
         stderr(&o)
     );
     assert!(!typo.exists());
+    // An existing directory that is not a repository is not read as an empty one.
+    let plain = base.path().display().to_string();
+    let o = tenet(d, &["restore-points", "m", "--repo", &plain]);
+    assert!(
+        stderr(&o).contains("not a Tenet repository"),
+        "{}",
+        stderr(&o)
+    );
     // A backup never creates a whole new path (an unmounted disk)…
     let deep = base.path().join("not-mounted").join("backups");
     let o = tenet(
