@@ -75,8 +75,8 @@ fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
         if lower.starts_with("connection:") {
             continue;
         }
-        if lower.starts_with("content-length:") {
-            zero_length = lower["content-length:".len()..].trim() == "0";
+        if let Some(len) = lower.strip_prefix("content-length:") {
+            zero_length = len.trim() == "0";
             continue;
         }
         out.push_str(line);
