@@ -193,7 +193,24 @@ impl Service {
 
     fn info(&self, r: tenet_jobs::JobRecord) -> JobInfo {
         let live = self.jobs().is_live(r.id);
+        // A backup names its tenant (of this store) by id: show its current name. (A
+        // restore's or verify's source id may be another store's, so those keep the
+        // name they were given.)
+        let of_this_store = [
+            tenet_backup::KIND_BACKUP_FULL,
+            tenet_backup::KIND_BACKUP_INCR,
+        ]
+        .contains(&r.kind.as_str());
+        let current = r
+            .params
+            .get("tenant_id")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|_| of_this_store)
+            .and_then(|id| self.store.tenant_by_id(id));
         let mut info = JobInfo { live, ..r.into() };
+        if let Some(t) = current {
+            info.tenant = t.name;
+        }
         if !live && !info.is_final() {
             // Interrupted: the stored rate and ETA were of a process that is gone.
             info.progress.eta_secs = None;

@@ -216,6 +216,9 @@ fn tenants_are_followed_by_id_through_renames_swaps_and_drops() {
     assert_eq!(list[0]["tenant"], "a2");
     assert_eq!(list[0]["tenant_at_backup"], "a");
     assert_eq!(list[0]["tenant_id"], ida);
+    let jobs = json_out(&tenet(d, &["--json", "jobs", "list"]));
+    let first = &jobs.as_array().unwrap()[0];
+    assert_eq!(first["tenant"], "a2", "jobs show current names: {first}");
 
     // Swap names: `b` is now called `a`. Every command about `a` is about it.
     ok(d, &["tenant", "rename", "b", "a"]);
