@@ -204,18 +204,13 @@ pub async fn repo_tenants(repo: &Repo) -> Result<Vec<RepoTenant>> {
         let Ok(tenant_id) = dir.parse::<u64>() else {
             continue;
         };
-        let mut newest: Option<Manifest> = None;
-        for id in repo.list_dirs(&backups_prefix(tenant_id)).await? {
-            if let Some(m) = load_manifest_opt(repo, tenant_id, &id).await? {
-                if newest.as_ref().is_none_or(|n| m.backup_ts > n.backup_ts) {
-                    newest = Some(m);
-                }
-            }
-        }
+        // Backups are sorted oldest first.
+        let inventory = Inventory::load(repo, tenant_id).await?;
+        let newest = inventory.backups.last();
         out.push(RepoTenant {
             tenant_id,
-            name: newest.as_ref().map(|m| m.tenant_name.clone()),
-            created_ts: newest.as_ref().and_then(|m| m.tenant_created_ts),
+            name: newest.map(|m| m.tenant_name.clone()),
+            created_ts: newest.and_then(|m| m.tenant_created_ts),
             newest_backup_ts: newest.map(|m| m.backup_ts),
         });
     }

@@ -217,8 +217,8 @@ impl Backups {
     }
 
     /// Creates an incremental backup job of tenant `tenant_id`: the log since the end
-    /// of the newest restorable backup of its chain in `repo` (default: the repository
-    /// of its newest backup). A backup whose chain lost its full is never continued.
+    /// of the newest restorable backup of its chain in `repo` (default:
+    /// [`Backups::default_repo`]). A backup whose chain lost its full is never continued.
     pub async fn start_incr(
         &self,
         tenant_id: u64,
