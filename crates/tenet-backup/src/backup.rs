@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use tenet_jobs::{JobContext, RowCounter, Task};
 use tenet_store::catalog::{decode_entry, CATALOG_TABLE};
-use tenet_store::{CatalogEntry, Store, TableDef, TenantState, Ts};
+use tenet_store::{CatalogEntry, Store, TableDef, Ts};
 
 use crate::error::{Error, Result};
 use crate::format::{
@@ -156,15 +156,10 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
     let rec = store
         .tenant_by_id(p.tenant_id)
         .ok_or_else(|| tenet_store::Error::TenantNotFound(p.tenant.clone()))?;
-    if !rec.state.readable() || rec.state == TenantState::Dropping {
-        return Err(Error::InvalidArgument(format!(
-            "tenant `{}` is {}; only a readable tenant can be backed up",
-            rec.name, rec.state
-        )));
-    }
+    tenet_store::lifecycle::check(&rec, tenet_store::lifecycle::TenantAction::Backup)?;
     // A crash between pinning and persisting the plan leaves a pin of this job.
     release_pins(store, rec.id, job_id)?;
-    let f = store.visible_ts();
+    let f = store.tenant_visible_ts(rec.id);
     let pin = store.pin(rec.id, f, &pin_owner(job_id))?;
     let mut tables = Vec::new();
     let mut snapshots = Vec::new();

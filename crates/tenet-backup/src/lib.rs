@@ -193,12 +193,7 @@ impl Backups {
     ) -> Result<JobRecord> {
         let store = self.jobs.store();
         let rec = store.resolve(tenant_id)?;
-        if !rec.state.readable() {
-            return Err(Error::InvalidArgument(format!(
-                "tenant `{}` is {}; only a readable tenant can be backed up",
-                rec.name, rec.state
-            )));
-        }
+        tenet_store::lifecycle::check(&rec, tenet_store::lifecycle::TenantAction::Backup)?;
         let repo = Repo::create(repo)?;
         let (_, new_repository) = repo.check(&util::now(store)).await?;
         let params = BackupParams {

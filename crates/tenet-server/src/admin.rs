@@ -31,6 +31,10 @@ pub trait Admin: Send + Sync {
     fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>>;
     fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse>;
     fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit>;
+    /// Puts the tenant back as it was at the snapshot (a revert to its ts).
+    fn rollback_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<RevertResponse>;
+    /// Puts the tenant (or a table, or a key range) back as it was, in one commit.
+    fn revert(&self, tenant: &str, req: &RevertRequest) -> ApiResult<RevertResponse>;
 
     /// Starts a full backup job (runs in the background of whoever owns the store).
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo>;

@@ -747,3 +747,107 @@ pub struct RestorePoint {
     pub to_ts: u64,
     pub to_time: String,
 }
+
+/// Body of `POST /v1/tenants/{tenant}/revert`: the state to go back to (exactly one of
+/// `to` and `before_commit`) and what to put back (the whole tenant, a `table`, or a key
+/// range `from_key`..`to_key` of a table).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertRequest {
+    /// RFC 3339 time, commit ts, relative time (`-5m`) or `@snapshot`.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Undo this commit and every later one: go back to the state just before it.
+    #[serde(default, with = "ts_json::option")]
+    #[schema(value_type = Option<String>)]
+    pub before_commit: Option<u64>,
+    /// Only this table (its name at the target time or now).
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Inclusive lower bound of a key range of `table` (primary key as JSON).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub from_key: Option<Value>,
+    /// Exclusive upper bound of a key range of `table` (primary key as JSON).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub to_key: Option<Value>,
+}
+
+/// What a revert changed in one table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TableRevertInfo {
+    pub table: String,
+    pub table_id: u64,
+    /// `restored` (dropped since, back now), `dropped` (created since), `schema_reverted`
+    /// or `replaced` (recreated since; the old table is back); null: rows only.
+    pub catalog: Option<String>,
+    /// Rows that were gone and are back.
+    pub rows_restored: u64,
+    /// Rows that hold their old values again.
+    pub rows_reverted: u64,
+    /// Rows that did not exist then and are deleted.
+    pub rows_removed: u64,
+}
+
+/// The outcome of a revert or snapshot rollback.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RevertResponse {
+    pub tenant: String,
+    /// The tenant (or scope) now shows its state at this ts.
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
+    pub target_ts: u64,
+    pub target_time: String,
+    /// The revert's commit; null when nothing differed from the target state.
+    #[serde(with = "ts_json::option")]
+    #[schema(value_type = Option<String>)]
+    pub commit_ts: Option<u64>,
+    pub commit_time: Option<String>,
+    /// How the changed keys were found: `log` (the commit log since the target; cost ∝
+    /// changes) or `diff_scan` (the log was garbage-collected; every key was scanned).
+    pub found_by: String,
+    /// Keys compared with their state at the target.
+    pub keys_examined: u64,
+    pub tables: Vec<TableRevertInfo>,
+    /// How long the tenant's writes were held (they wait, then go on).
+    pub writes_held_ms: f64,
+    pub elapsed_ms: f64,
+}
+
+impl From<tenet_store::RevertReport> for RevertResponse {
+    fn from(r: tenet_store::RevertReport) -> Self {
+        let ms = |d: std::time::Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+        RevertResponse {
+            tenant: r.tenant,
+            target_ts: r.target_ts.0,
+            target_time: r.target_ts.to_rfc3339(),
+            commit_ts: r.commit_ts.map(|t| t.0),
+            commit_time: r.commit_ts.map(Ts::to_rfc3339),
+            found_by: enum_name(&r.found_by),
+            keys_examined: r.keys_examined,
+            tables: r
+                .tables
+                .into_iter()
+                .map(|t| TableRevertInfo {
+                    catalog: t.catalog.as_ref().map(enum_name),
+                    table: t.table,
+                    table_id: t.table_id,
+                    rows_restored: t.rows_restored,
+                    rows_reverted: t.rows_reverted,
+                    rows_removed: t.rows_removed,
+                })
+                .collect(),
+            writes_held_ms: ms(r.writes_held),
+            elapsed_ms: ms(r.elapsed),
+        }
+    }
+}
+
+/// The snake_case name a unit enum serializes to.
+fn enum_name(v: &impl Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}

@@ -203,6 +203,18 @@ impl Admin for Client {
         self.delete(&["v1", "tenants", tenant, "snapshots", snapshot], &NONE)
     }
 
+    fn rollback_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<RevertResponse> {
+        self.with_body(
+            Method::POST,
+            &["v1", "tenants", tenant, "snapshots", snapshot, "rollback"],
+            &serde_json::json!({}),
+        )
+    }
+
+    fn revert(&self, tenant: &str, req: &RevertRequest) -> ApiResult<RevertResponse> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "revert"], req)
+    }
+
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
         self.with_body(Method::POST, &["v1", "backups"], req)
     }

@@ -299,6 +299,27 @@ async fn drop_snapshot(
     run(s, move |s| s.drop_snapshot(&t, &name)).await
 }
 
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/snapshots/{snapshot}/rollback", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name"), ("snapshot" = String, Path, description = "Snapshot name")),
+    responses((status = 200, body = RevertResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+async fn rollback_snapshot(
+    State(s): State<Service>,
+    ApiPath((t, name)): ApiPath<(String, String)>,
+) -> R<RevertResponse> {
+    run(s, move |s| s.rollback_snapshot(&t, &name)).await
+}
+
+/// Puts a tenant (or a table, or a key range) back as it was at an earlier time, in one
+/// new commit that is logged, archived and itself revertible.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/revert", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = RevertRequest,
+    responses((status = 200, body = RevertResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+async fn revert(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<RevertRequest>,
+) -> R<RevertResponse> {
+    run(s, move |s| s.revert(&t, &req)).await
+}
+
 /// Accepted: the job was created and runs in the background.
 type Accepted<T> = ApiResult<(StatusCode, Json<T>)>;
 
@@ -463,6 +484,8 @@ async fn restore_points(
         list_snapshots,
         create_snapshot,
         drop_snapshot,
+        rollback_snapshot,
+        revert,
         create_backup,
         list_backups,
         get_backup,
@@ -543,6 +566,11 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
             "/v1/tenants/{tenant}/snapshots/{snapshot}",
             delete(drop_snapshot),
         ),
+        (
+            "/v1/tenants/{tenant}/snapshots/{snapshot}/rollback",
+            post(rollback_snapshot),
+        ),
+        ("/v1/tenants/{tenant}/revert", post(revert)),
         (
             "/v1/tenants/{tenant}/archive",
             get(archive_status).post(archive_start).delete(archive_stop),

@@ -9,7 +9,8 @@ use tenet_backup::planner::Target;
 use tenet_backup::{canonical_url, Backups, RestoreRequest, Subject, DEFAULT_REPO};
 use tenet_jobs::JobManager;
 use tenet_store::{
-    AsOf, Column, ColumnType, ScanRange, Store, TableSpec, TenantOptions, TenantState, TenantUpdate,
+    AsOf, Column, ColumnType, RevertScope, RevertTo, ScanRange, Store, TableSpec, TenantOptions,
+    TenantState, TenantUpdate, Ts,
 };
 use tokio::runtime::{Handle, Runtime};
 
@@ -364,17 +365,16 @@ impl Admin for Service {
     }
 
     fn alter_tenant(&self, tenant: &str, req: &AlterTenant) -> ApiResult<TenantResponse> {
-        let state = match req.state.as_deref() {
-            None => None,
-            Some(s) => match s.parse::<TenantState>()? {
-                st @ (TenantState::Active | TenantState::ReadOnly) => Some(st),
-                other => {
-                    return Err(ApiError::invalid(format!(
-                        "a tenant cannot be set to `{other}` by hand; allowed: active, read_only"
-                    )))
-                }
-            },
-        };
+        let state = req
+            .state
+            .as_deref()
+            .map(str::parse::<TenantState>)
+            .transpose()?;
+        if let Some(st) = state.filter(|s| !s.settable_by_hand()) {
+            return Err(ApiError::invalid(format!(
+                "a tenant cannot be set to `{st}` by hand; allowed: active, read_only"
+            )));
+        }
         check_opt(
             "history_retention_secs",
             req.history_retention_secs,
@@ -386,16 +386,11 @@ impl Admin for Service {
             ));
         }
         self.check_not_restoring(tenant, "changing")?;
-        let current = self.store.tenant(tenant)?;
-        if state.is_some() && !matches!(current.state, TenantState::Active | TenantState::ReadOnly)
-        {
-            return Err(tenet_store::Error::TenantState {
-                tenant: current.name,
-                state: current.state.to_string(),
-                action: "changing its state by hand".into(),
-                hint: String::new(),
-            }
-            .into());
+        if let Some(st) = state {
+            tenet_store::lifecycle::check(
+                &self.store.tenant(tenant)?,
+                tenet_store::lifecycle::TenantAction::SetState(st),
+            )?;
         }
         let (rec, info) = self.store.alter_tenant(
             tenant,
@@ -598,6 +593,42 @@ impl Admin for Service {
             .store
             .with_txn(tenant, |txn| txn.drop_snapshot(snapshot))?;
         Ok(info.into())
+    }
+
+    fn rollback_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<RevertResponse> {
+        tenet_store::schema::validate_name("snapshot", snapshot)?;
+        self.check_not_restoring(tenant, "putting it back in place")?;
+        let to = RevertTo::AsOf(AsOf::Snapshot(snapshot.to_string()));
+        Ok(self.store.revert(tenant, &to, &RevertScope::Tenant)?.into())
+    }
+
+    fn revert(&self, tenant: &str, req: &RevertRequest) -> ApiResult<RevertResponse> {
+        let to = match (&req.to, req.before_commit) {
+            (Some(to), None) => RevertTo::AsOf(AsOf::parse(to)?),
+            (None, Some(c)) => RevertTo::BeforeCommit(Ts::from_number(c)?),
+            _ => {
+                return Err(ApiError::invalid(
+                    "give exactly one of `to` (a time, commit ts, relative time like -5m, or \
+                     @snapshot) and `before_commit` (the ts of the commit to undo)",
+                ))
+            }
+        };
+        let scope = match (&req.table, &req.from_key, &req.to_key) {
+            (None, None, None) => RevertScope::Tenant,
+            (None, _, _) => {
+                return Err(ApiError::invalid(
+                    "a key range (from_key, to_key) needs the `table` it belongs to",
+                ))
+            }
+            (Some(t), None, None) => RevertScope::Table(t.clone()),
+            (Some(t), from, to) => RevertScope::Range {
+                table: t.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            },
+        };
+        self.check_not_restoring(tenant, "putting it back in place")?;
+        Ok(self.store.revert(tenant, &to, &scope)?.into())
     }
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {

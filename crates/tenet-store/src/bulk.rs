@@ -24,7 +24,6 @@ use crate::error::{Error, Result};
 use crate::keys::{self, meta, VERSION_DELETE, VERSION_PUT};
 use crate::read::ReadAt;
 use crate::store::{CommitInfo, CommitRequest, Store};
-use crate::tenant::TenantState;
 use crate::ts::Ts;
 
 /// System table of job records (system tenant), keyed by job id.
@@ -87,6 +86,7 @@ impl Store {
         f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let name = self.tenant_label(tenant_id);
+        self.await_read_barrier(tenant_id, ts)?;
         let rd = ReadAt {
             tenant_id,
             tenant_name: &name,
@@ -100,6 +100,7 @@ impl Store {
     /// The catalog of a tenant at `ts` (any state).
     pub fn catalog_at_ts(&self, tenant_id: u64, ts: Ts) -> Result<Arc<Catalog>> {
         let name = self.tenant_label(tenant_id);
+        self.await_read_barrier(tenant_id, ts)?;
         self.catalog_at(&ReadAt {
             tenant_id,
             tenant_name: &name,
@@ -227,7 +228,7 @@ impl Store {
     /// `restoring` (RocksDB moves the files into the database). Files with no entries
     /// are skipped. If catalog versions were ingested, the tenant's catalog is reloaded.
     pub fn ingest(&self, tenant_id: u64, files: &[SstInfo]) -> Result<()> {
-        self.check_restoring(tenant_id, "bulk ingestion")?;
+        self.check_restoring(tenant_id)?;
         let paths: Vec<&Path> = files
             .iter()
             .filter(|f| f.entries > 0)
@@ -255,7 +256,7 @@ impl Store {
         tenant_id: u64,
         records: &[crate::commit_log::LogRecord],
     ) -> Result<()> {
-        self.check_restoring(tenant_id, "log replay")?;
+        self.check_restoring(tenant_id)?;
         // Large batches go in as SST files (no WAL, no memtable); small ones as a
         // write batch.
         let mut data: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -309,20 +310,12 @@ impl Store {
         Ok(())
     }
 
-    /// Refuses `action` unless the tenant is `restoring`.
-    fn check_restoring(&self, tenant_id: u64, action: &str) -> Result<()> {
+    /// Refuses bulk writes unless the tenant is `restoring` (see `lifecycle.rs`).
+    fn check_restoring(&self, tenant_id: u64) -> Result<()> {
         let rec = self
             .tenant_by_id(tenant_id)
             .ok_or_else(|| Error::TenantNotFound(format!("#{tenant_id}")))?;
-        if rec.state != TenantState::Restoring {
-            return Err(Error::TenantState {
-                tenant: rec.name,
-                state: rec.state.to_string(),
-                action: action.into(),
-                hint: "; only a tenant being restored accepts it".into(),
-            });
-        }
-        Ok(())
+        crate::lifecycle::check(&rec, crate::lifecycle::TenantAction::Ingest)
     }
 
     /// Writes sorted copies of `data` and `log` entries as SST files and ingests them

@@ -130,7 +130,7 @@ impl crate::store::Store {
         after: Ts,
         max: usize,
     ) -> crate::error::Result<(Vec<RawRecord>, Ts)> {
-        let upto = self.visible_ts();
+        let upto = self.tenant_visible_ts(tenant_id);
         if after >= upto || max == 0 {
             return Ok((Vec::new(), after));
         }

@@ -44,7 +44,7 @@ pub enum Error {
     /// The requested time is older than what GC keeps.
     #[error(
         "{requested} ({requested_time}) is older than the history kept for tenant `{tenant}`; \
-         the oldest readable time is {oldest} ({oldest_time}), or a snapshot"
+         the oldest readable time is {oldest} ({oldest_time}), or a snapshot{hint}"
     )]
     TooOld {
         tenant: String,
@@ -52,6 +52,8 @@ pub enum Error {
         requested_time: String,
         oldest: Ts,
         oldest_time: String,
+        /// What to do instead (`; …`), or empty.
+        hint: String,
     },
     /// Persisted data failed to decode.
     #[error("corrupt data: {0}")]

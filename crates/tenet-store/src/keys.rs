@@ -300,6 +300,18 @@ pub mod meta {
         k
     }
 
+    /// `revert/<tenant BE>`: the commit ts of an in-place commit (revert) whose log
+    /// record is written and whose data versions may not all be ingested yet; the
+    /// store finishes it from the log record when it reopens (`revert.rs`).
+    pub fn revert_marker(tenant: u64) -> Vec<u8> {
+        let mut k = REVERT_MARKER_PREFIX.to_vec();
+        k.extend_from_slice(&tenant.to_be_bytes());
+        k
+    }
+
+    /// Prefix of every [`revert_marker`].
+    pub const REVERT_MARKER_PREFIX: &[u8] = b"revert/";
+
     /// `pin/<tenant BE>/`: prefix of the tenant's pins.
     pub fn pin_prefix(tenant: u64) -> Vec<u8> {
         let mut k = b"pin/".to_vec();

@@ -9,7 +9,8 @@
 //! Where things live: `keys.rs` (key encoding and layouts), `clock.rs` + `ts.rs` (time),
 //! `schema.rs` + `row.rs` (tables and rows), `catalog.rs`, `tenant.rs` (registry and
 //! tenant lifecycle), `store.rs` (open + commit pipeline), `read.rs` (MVCC reads),
-//! `txn.rs` (transactions), `commit_log.rs`, `gc.rs` (GC, pins), `bulk.rs` (the narrow
+//! `txn.rs` (transactions), `lifecycle.rs` (the tenant state machine), `revert.rs`
+//! (putting a tenant back in place in one commit), `commit_log.rs`, `gc.rs` (GC, pins), `bulk.rs` (the narrow
 //! interface of backup and restore: scans at a ts, split points, SST ingestion, system
 //! tables), `bench.rs` (raw
 //! RocksDB baseline for benchmarks).
@@ -23,7 +24,9 @@ pub mod commit_log;
 pub mod error;
 pub mod gc;
 pub mod keys;
+pub mod lifecycle;
 mod read;
+mod revert;
 pub mod row;
 mod runtime;
 pub mod schema;
@@ -41,6 +44,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit_log::{LogRecord, Mutation};
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcHandle, GcStats, PinRecord};
+pub use revert::{
+    CatalogRevert, ChangeSource, RevertReport, RevertScope, RevertTo, TableRevert, REVERT_PIN_OWNER,
+};
 pub use schema::{Column, ColumnType, TableDef, TableSpec};
 pub use store::{CommitInfo, Store, StoreOptions};
 pub use tenant::{

@@ -100,6 +100,7 @@ impl Store {
             requested_time: rd.ts.to_rfc3339(),
             oldest,
             oldest_time: oldest.to_rfc3339(),
+            hint: String::new(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! In-memory state the store keeps per tenant: catalog cache, GC safe point, pins.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -30,6 +30,12 @@ pub(crate) struct TenantRuntime {
     pub pins: Mutex<BTreeMap<u64, PinRecord>>,
     /// Held by GC while it decides and deletes, and by whoever adds a pin or snapshot.
     pub gc_lock: Mutex<()>,
+    /// Set while an in-place commit (revert) is prepared and written: the tenant's
+    /// commits wait at the commit lock (`revert.rs`).
+    pub write_fence: AtomicBool,
+    /// The ts of an in-place commit whose versions are being written (0: none). Reads
+    /// of the tenant at or past it wait; "latest" reads read just below it.
+    pub read_barrier: AtomicU64,
 }
 
 impl TenantRuntime {
@@ -48,5 +54,13 @@ impl TenantRuntime {
 
     pub fn last_ddl_ts(&self) -> Ts {
         Ts(self.last_ddl_ts.load(Ordering::Acquire))
+    }
+
+    /// The ts of an in-place commit being written, if any.
+    pub fn read_barrier(&self) -> Option<Ts> {
+        match self.read_barrier.load(Ordering::Acquire) {
+            0 => None,
+            ts => Some(Ts(ts)),
+        }
     }
 }

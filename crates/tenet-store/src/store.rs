@@ -35,6 +35,7 @@ use crate::clock::{Clock, Hlc, SystemClock};
 use crate::commit_log::{LogRecord, Mutation};
 use crate::error::{Error, Result};
 use crate::keys::{self, meta, VERSION_DELETE, VERSION_PUT};
+use crate::lifecycle::{self, TenantAction};
 use crate::runtime::TenantRuntime;
 use crate::tenant::{decode_record, Registry, RegistryChange, TenantState};
 use crate::ts::Ts;
@@ -67,6 +68,10 @@ impl Default for StoreOptions {
         }
     }
 }
+
+/// How long a commit waits for a tenant's write fence (an in-place commit) before it
+/// fails with a retryable conflict.
+pub const FENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The result of a commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +215,7 @@ impl Store {
             }),
         };
         store.load_registry()?;
+        store.finish_interrupted_reverts()?;
         // Finish drops that a crash interrupted.
         let dropping: Vec<u64> = store
             .tenants()
@@ -324,6 +330,66 @@ impl Store {
         Ts(self.inner.visible.load(Ordering::Acquire))
     }
 
+    /// The newest ts at which every commit of `tenant_id` is complete: the visible ts,
+    /// or just below an in-place commit of the tenant that is still being written.
+    pub fn tenant_visible_ts(&self, tenant_id: u64) -> Ts {
+        let visible = self.visible_ts();
+        match self
+            .runtime(tenant_id)
+            .ok()
+            .and_then(|rt| rt.read_barrier())
+        {
+            Some(barrier) if barrier <= visible => barrier.prev(),
+            _ => visible,
+        }
+    }
+
+    /// Waits until a read of `tenant_id` at `ts` sees only complete commits: while an
+    /// in-place commit at or below `ts` is being written, reads at `ts` wait for it.
+    pub(crate) fn await_read_barrier(&self, tenant_id: u64, ts: Ts) -> Result<()> {
+        let Ok(rt) = self.runtime(tenant_id) else {
+            return Ok(());
+        };
+        if rt.read_barrier().is_none_or(|b| b > ts) {
+            return Ok(());
+        }
+        let mut st = self.inner.commit.lock();
+        while rt.read_barrier().is_some_and(|b| b <= ts) {
+            self.inner
+                .committed
+                .wait_for(&mut st, std::time::Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Called under the commit lock: while the tenant's writes are fenced (an in-place
+    /// commit is being prepared), waits up to [`FENCE_WAIT`]; then gives up with a
+    /// retryable conflict.
+    fn wait_write_fence(
+        &self,
+        tenant_id: u64,
+        tenant_name: &str,
+        st: &mut parking_lot::MutexGuard<'_, CommitState>,
+    ) -> Result<()> {
+        let Ok(rt) = self.runtime(tenant_id) else {
+            return Ok(());
+        };
+        let mut waited = std::time::Duration::ZERO;
+        let step = std::time::Duration::from_millis(50);
+        while rt.write_fence.load(Ordering::Acquire) {
+            if waited >= FENCE_WAIT {
+                return Err(Error::Conflict(format!(
+                    "tenant `{tenant_name}` is being put back in place (a revert holds its \
+                     writes for longer than {} s)",
+                    FENCE_WAIT.as_secs()
+                )));
+            }
+            self.inner.committed.wait_for(st, step);
+            waited += step;
+        }
+        Ok(())
+    }
+
     /// The current time as a ts (the clock's milliseconds, last logical value).
     pub fn now_ts(&self) -> Ts {
         Ts::end_of_millis(self.inner.clock.now_millis())
@@ -397,6 +463,7 @@ impl Store {
         let mut st = inner.commit.lock();
 
         if req.tenant_id != SYSTEM_TENANT {
+            self.wait_write_fence(req.tenant_id, &req.tenant_name, &mut st)?;
             let reg = inner.registry.read();
             let rec = reg
                 .get(req.tenant_id)
@@ -405,26 +472,12 @@ impl Store {
                 .mutations
                 .iter()
                 .all(|m| m.table_id == CATALOG_TABLE && crate::catalog::is_snapshot_key(&m.pk_enc));
-            let allowed = match rec.state {
-                TenantState::Active => true,
-                TenantState::ReadOnly | TenantState::Standby => snapshot_only,
-                _ => false,
+            let action = if snapshot_only {
+                TenantAction::WriteSnapshot
+            } else {
+                TenantAction::Write
             };
-            if !allowed {
-                return Err(Error::TenantState {
-                    tenant: rec.name.clone(),
-                    state: rec.state.to_string(),
-                    action: "writing".into(),
-                    hint: if rec.state == TenantState::ReadOnly {
-                        format!(
-                            "; make it writable with `tenet tenant set {} --state active`",
-                            rec.name
-                        )
-                    } else {
-                        String::new()
-                    },
-                });
-            }
+            lifecycle::check(rec, action)?;
         }
         if let Some((change, _)) = &req.registry {
             inner.registry.read().check(change)?;

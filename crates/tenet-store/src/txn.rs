@@ -17,11 +17,12 @@ use crate::catalog::{self, encode_entry, CatalogEntry, SnapshotDef, CATALOG_TABL
 use crate::commit_log::Mutation;
 use crate::error::{Error, Result};
 use crate::keys::{meta, pk_bytes};
+use crate::lifecycle::{self, TenantAction};
 use crate::read::ReadAt;
 use crate::row::{decode_row, encode_row};
 use crate::schema::{row_json, validate_name, Column, TableDef, TableSpec};
 use crate::store::{CommitInfo, CommitRequest, Store};
-use crate::tenant::TenantState;
+use crate::tenant::{TenantRecord, TenantRef};
 use crate::ts::Ts;
 
 /// When to read.
@@ -93,49 +94,48 @@ pub struct Txn {
 
 impl Store {
     /// Starts a read-write transaction at the newest committed state.
-    pub fn begin(&self, tenant: &str) -> Result<Txn> {
+    pub fn begin<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<Txn> {
         self.start(tenant, &AsOf::Latest, false)
     }
 
     /// Starts a read-only transaction at `as_of`.
-    pub fn read_at(&self, tenant: &str, as_of: &AsOf) -> Result<Txn> {
+    pub fn read_at<'a>(&self, tenant: impl Into<TenantRef<'a>>, as_of: &AsOf) -> Result<Txn> {
         self.start(tenant, as_of, true)
     }
 
-    fn start(&self, tenant: &str, as_of: &AsOf, read_only: bool) -> Result<Txn> {
-        let rec = self.tenant(tenant)?;
-        if !rec.state.readable() {
-            return Err(Error::TenantState {
-                tenant: rec.name,
-                state: rec.state.to_string(),
-                action: "reading".into(),
-                hint: if rec.state == TenantState::Restoring {
-                    "; it becomes readable when its restore finishes".into()
-                } else {
-                    String::new()
-                },
-            });
-        }
-        let start_ts =
-            match as_of {
-                AsOf::Latest => self.read_ts(None)?,
-                AsOf::Ts(ts) => self.read_ts(Some(*ts))?,
-                AsOf::Ago(d) => self.read_ts(Some(self.ts_ago(*d)))?,
-                AsOf::Snapshot(name) => {
-                    let latest = self.catalog_at(&ReadAt {
-                        tenant_id: rec.id,
-                        tenant_name: &rec.name,
-                        ts: self.visible_ts(),
-                        check: false,
-                    })?;
-                    latest.snapshots.get(name).map(|s| s.ts).ok_or_else(|| {
-                        Error::SnapshotNotFound {
-                            tenant: rec.name.clone(),
-                            snapshot: name.clone(),
-                        }
-                    })?
-                }
-            };
+    /// The ts of snapshot `name` of a tenant (as the newest catalog names it).
+    pub(crate) fn snapshot_ts(&self, rec: &TenantRecord, name: &str) -> Result<Ts> {
+        let latest = self.catalog_at(&ReadAt {
+            tenant_id: rec.id,
+            tenant_name: &rec.name,
+            ts: self.tenant_visible_ts(rec.id),
+            check: false,
+        })?;
+        latest
+            .snapshots
+            .get(name)
+            .map(|s| s.ts)
+            .ok_or_else(|| Error::SnapshotNotFound {
+                tenant: rec.name.clone(),
+                snapshot: name.to_string(),
+            })
+    }
+
+    fn start<'a>(
+        &self,
+        tenant: impl Into<TenantRef<'a>>,
+        as_of: &AsOf,
+        read_only: bool,
+    ) -> Result<Txn> {
+        let rec = self.resolve(tenant)?;
+        lifecycle::check(&rec, TenantAction::Read)?;
+        let start_ts = match as_of {
+            AsOf::Latest => self.tenant_visible_ts(rec.id),
+            AsOf::Ts(ts) => self.read_ts(Some(*ts))?,
+            AsOf::Ago(d) => self.read_ts(Some(self.ts_ago(*d)))?,
+            AsOf::Snapshot(name) => self.snapshot_ts(&rec, name)?,
+        };
+        self.await_read_barrier(rec.id, start_ts)?;
         Ok(Txn {
             store: self.clone(),
             tenant_id: rec.id,
@@ -148,9 +148,9 @@ impl Store {
     }
 
     /// Runs `f` in a transaction and commits it.
-    pub fn with_txn<R>(
+    pub fn with_txn<'a, R>(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantRef<'a>>,
         f: impl FnOnce(&mut Txn) -> Result<R>,
     ) -> Result<(R, CommitInfo)> {
         let mut txn = self.begin(tenant)?;

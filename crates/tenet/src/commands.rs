@@ -89,6 +89,9 @@ pub enum SnapshotCmd {
     List { tenant: String },
     /// Drop a snapshot (its state may then be garbage-collected).
     Drop { tenant: String, name: String },
+    /// Put the tenant back as it was at the snapshot, in one commit (undo: revert
+    /// --before-commit <its commit ts>).
+    Rollback { tenant: String, name: String },
 }
 
 fn column_info(spec: &str) -> Result<ColumnInfo, CliError> {
@@ -525,6 +528,9 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                     print_table(&["NAME", "TS", "TIME"], &rows);
                 }
             }
+            SnapshotCmd::Rollback { tenant, name } => {
+                crate::revert_cli::print(&admin.rollback_snapshot(&tenant, &name)?, json);
+            }
             SnapshotCmd::Drop { tenant, name } => {
                 let c = admin.drop_snapshot(&tenant, &name)?;
                 print_commit(
@@ -534,6 +540,7 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                 );
             }
         },
+        Command::Revert(args) => crate::revert_cli::revert(args, admin, json)?,
         Command::Serve { .. }
         | Command::Demo
         | Command::Bench(_)

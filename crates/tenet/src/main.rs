@@ -11,6 +11,7 @@ mod demo;
 mod duration;
 mod jobs_cli;
 mod output;
+mod revert_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,9 +114,12 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
-    /// Named snapshots: create, list, drop.
+    /// Named snapshots: create, list, drop, rollback.
     #[command(subcommand)]
     Snapshot(commands::SnapshotCmd),
+    /// Put a tenant (or a table, or a key range) back as it was at an earlier time, in
+    /// place and in one commit; other tenants are untouched.
+    Revert(revert_cli::RevertArgs),
     /// Backups: `backup full <tenant>`.
     #[command(subcommand)]
     Backup(jobs_cli::BackupCmd),

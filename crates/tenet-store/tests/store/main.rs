@@ -10,6 +10,8 @@
 //!   future, dropped tenants; nothing is written by a failed call.
 //! * `reopen` — everything survives closing and reopening the directory.
 //! * `snapshots` — snapshots and pins hold their state through GC.
+//! * `revert` — reverts: diff scans, concurrent writers, the SST path, bad input (the
+//!   model test reverts at random too).
 
 mod common;
 
@@ -17,5 +19,6 @@ mod bad_input;
 mod commit_log;
 mod model;
 mod reopen;
+mod revert;
 mod snapshots;
 mod txn;

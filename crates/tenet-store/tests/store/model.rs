@@ -11,6 +11,12 @@
 //! * any other ts is refused with `TooOld`;
 //! * the safe point never passes `now - history_retention` as of the last GC, so every
 //!   ts inside the retention window stays readable.
+//!
+//! Reverts (whole tenant, one table, a key range) to picked times, and undos of them
+//! (`--before-commit` of the revert), are ordinary commits in the model: the new state
+//! is the model's state at the target for the scope and the state before elsewhere
+//! (snapshots are never reverted). Every later read at every ts (before, at and after
+//! each revert, in every tenant) is compared, as above.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -20,8 +26,8 @@ use proptest::sample::Index;
 use proptest::test_runner::TestRunner;
 use serde_json::{json, Map, Value};
 use tenet_store::{
-    AsOf, Column, ColumnType, Error, ErrorKind, PinRecord, ScanRange, SnapshotDef, TenantOptions,
-    Ts, Txn,
+    AsOf, ChangeSource, Column, ColumnType, Error, ErrorKind, PinRecord, RevertScope, RevertTo,
+    ScanRange, SnapshotDef, TenantOptions, Ts, Txn,
 };
 
 use crate::common::*;
@@ -98,6 +104,29 @@ enum Op {
         range: (Option<i64>, Option<i64>, Option<usize>),
     },
     Reopen,
+    /// Put a tenant (or a table, or a key range) back as it was at a picked ts.
+    Revert {
+        tenant: usize,
+        at: Index,
+        offset: i8,
+        scope: RScope,
+    },
+    /// Undo the tenant's newest revert (revert to just before its commit).
+    UndoRevert {
+        tenant: usize,
+    },
+    /// Revert a tenant to a snapshot (its log may be collected: a diff scan).
+    RollbackSnapshot {
+        tenant: usize,
+        snap: usize,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum RScope {
+    Tenant,
+    Table(usize),
+    Range(usize, Option<i64>, Option<i64>),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -136,9 +165,22 @@ fn op(tenants: usize) -> impl Strategy<Value = Op> {
         3 => (0u64..2_500).prop_map(|millis| Op::Advance { millis }),
         1 => (0u64..3_000).prop_map(|millis| Op::ClockBack { millis }),
         3 => Just(Op::Gc),
-        6 => (tenant, any::<Index>(), offset, (bound.clone(), bound, proptest::option::of(0usize..4)))
+        6 => (tenant.clone(), any::<Index>(), offset, (bound.clone(), bound, proptest::option::of(0usize..4)))
             .prop_map(|(tenant, at, offset, range)| Op::Read { tenant, at, offset, range }),
         1 => Just(Op::Reopen),
+        3 => (tenant.clone(), any::<Index>(), prop_oneof![Just(-1i8), Just(0), Just(1)], rscope())
+            .prop_map(|(tenant, at, offset, scope)| Op::Revert { tenant, at, offset, scope }),
+        3 => tenant.clone().prop_map(|tenant| Op::UndoRevert { tenant }),
+        2 => (tenant, 0..SNAPSHOTS.len()).prop_map(|(tenant, snap)| Op::RollbackSnapshot { tenant, snap }),
+    ]
+}
+
+fn rscope() -> impl Strategy<Value = RScope> {
+    let bound = proptest::option::of(-1..=KEYS);
+    prop_oneof![
+        2 => Just(RScope::Tenant),
+        1 => (0..TABLES.len()).prop_map(RScope::Table),
+        1 => (0..TABLES.len(), bound.clone(), bound).prop_map(|(t, f, to)| RScope::Range(t, f, to)),
     ]
 }
 
@@ -198,6 +240,8 @@ struct MTenant {
     /// State after each commit of the tenant, by commit ts.
     history: BTreeMap<Ts, MState>,
     pins: Vec<PinRecord>,
+    /// Commit ts of the tenant's reverts, oldest first.
+    reverts: Vec<Ts>,
     /// `now - retention` at the newest GC: reads at or after it must work.
     window_start: Ts,
 }
@@ -244,6 +288,13 @@ struct Coverage {
     pins_too_old: u64,
     versions_collected: u64,
     reopens: u64,
+    /// Reverts that committed, that found nothing to change, and that were refused.
+    reverts: u64,
+    reverts_noop: u64,
+    reverts_refused: u64,
+    /// Reverts whose changed keys came from a diff scan (the log was collected).
+    reverts_by_scan: u64,
+    undos: u64,
 }
 
 impl Coverage {
@@ -257,6 +308,11 @@ impl Coverage {
         self.pins_too_old += o.pins_too_old;
         self.versions_collected += o.versions_collected;
         self.reopens += o.reopens;
+        self.reverts += o.reverts;
+        self.reverts_noop += o.reverts_noop;
+        self.reverts_refused += o.reverts_refused;
+        self.reverts_by_scan += o.reverts_by_scan;
+        self.undos += o.undos;
     }
 }
 
@@ -302,6 +358,7 @@ impl Harness {
                 retention_ms: secs * 1000,
                 history: BTreeMap::from([(ts, state)]),
                 pins: Vec::new(),
+                reverts: Vec::new(),
                 window_start: Ts::ZERO,
             });
         }
@@ -549,6 +606,159 @@ impl Harness {
                 let t = self.t.take().unwrap().reopen();
                 self.t = Some(t);
             }
+            Op::Revert {
+                tenant,
+                at,
+                offset,
+                scope,
+            } => {
+                let ts = self.pick(at, *offset);
+                self.revert(*tenant, RevertTo::AsOf(AsOf::Ts(ts)), ts, scope);
+            }
+            Op::RollbackSnapshot { tenant, snap } => {
+                let name = SNAPSHOTS[*snap];
+                let Some(&ts) = self.tenants[*tenant].latest().snapshots.get(name) else {
+                    let e = self.t().store.revert(
+                        self.tenants[*tenant].name,
+                        &RevertTo::AsOf(AsOf::Snapshot(name.into())),
+                        &RevertScope::Tenant,
+                    );
+                    assert_err(e, ErrorKind::NotFound, name);
+                    return;
+                };
+                self.revert(
+                    *tenant,
+                    RevertTo::AsOf(AsOf::Snapshot(name.into())),
+                    ts,
+                    &RScope::Tenant,
+                );
+            }
+            Op::UndoRevert { tenant } => {
+                if let Some(&r) = self.tenants[*tenant].reverts.last() {
+                    self.coverage.undos += 1;
+                    self.revert(
+                        *tenant,
+                        RevertTo::BeforeCommit(r),
+                        r.prev(),
+                        &RScope::Tenant,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Reverts `tenant` to `ts` (what `to` names) in `scope`; checks the outcome against
+    /// the model and records the new state.
+    fn revert(&mut self, tenant: usize, to: RevertTo, ts: Ts, scope: &RScope) {
+        let m = &self.tenants[tenant];
+        let name = m.name;
+        let expect = self.expect(tenant, ts);
+        let cur = m.latest();
+        let store_scope = match scope {
+            RScope::Tenant => RevertScope::Tenant,
+            RScope::Table(t) => RevertScope::Table(TABLES[*t].into()),
+            RScope::Range(t, from, to) => RevertScope::Range {
+                table: TABLES[*t].into(),
+                from: from.map(|k| json!(k)),
+                to: to.map(|k| json!(k)),
+            },
+        };
+        let r = self.t().store.revert(name, &to, &store_scope);
+        let old = match expect {
+            Expect::Future => {
+                let e = r.expect_err("a revert to the future");
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+                self.coverage.reverts_refused += 1;
+                return;
+            }
+            Expect::TooOld => {
+                let e = r.expect_err("a revert below the safe point");
+                assert!(
+                    matches!(&e, Error::TooOld { hint, .. } if hint.contains("--in-place")),
+                    "{e:?}"
+                );
+                self.coverage.reverts_refused += 1;
+                return;
+            }
+            Expect::State(old) => old,
+        };
+        let what = format!("revert of {name} to {ts} in {scope:?}");
+        // The model of the new state, or the error kind the store must give.
+        let want: Result<MState, ErrorKind> = match scope {
+            RScope::Tenant => Ok(MState {
+                tables: old.tables.clone(),
+                snapshots: cur.snapshots.clone(),
+            }),
+            RScope::Table(t) => {
+                let table = TABLES[*t];
+                let mut new = cur.clone();
+                match (old.tables.get(table), cur.tables.contains_key(table)) {
+                    (None, false) => Err(ErrorKind::NotFound),
+                    (Some(then), _) => {
+                        new.tables.insert(table.into(), then.clone());
+                        Ok(new)
+                    }
+                    (None, true) => {
+                        new.tables.remove(table);
+                        Ok(new)
+                    }
+                }
+            }
+            RScope::Range(t, from, to) => {
+                let table = TABLES[*t];
+                let in_range = |k: &i64| from.is_none_or(|f| *k >= f) && to.is_none_or(|t| *k < t);
+                match (old.tables.get(table), cur.tables.get(table)) {
+                    (None, None) => Err(ErrorKind::NotFound),
+                    (Some(a), Some(b)) if a.id == b.id => {
+                        if matches!((from, to), (Some(f), Some(t)) if f >= t) {
+                            Err(ErrorKind::InvalidInput)
+                        } else {
+                            let mut new = cur.clone();
+                            let nt = new.tables.get_mut(table).unwrap();
+                            nt.rows.retain(|k, _| !in_range(k));
+                            nt.rows.extend(
+                                a.rows
+                                    .iter()
+                                    .filter(|(k, _)| in_range(k))
+                                    .map(|(k, v)| (*k, v.clone())),
+                            );
+                            Ok(new)
+                        }
+                    }
+                    _ => Err(ErrorKind::InvalidInput),
+                }
+            }
+        };
+        match (want, r) {
+            (Err(kind), Err(e)) => {
+                assert_eq!(e.kind(), kind, "{what}: {e}");
+                self.coverage.reverts_refused += 1;
+            }
+            (Err(kind), Ok(rep)) => panic!("{what}: expected {kind:?}, got {rep:?}"),
+            (Ok(_), Err(e)) => panic!("{what}: {e}"),
+            (Ok(new), Ok(rep)) => {
+                assert_eq!(rep.target_ts, ts, "{what}");
+                if rep.found_by == ChangeSource::DiffScan {
+                    self.coverage.reverts_by_scan += 1;
+                }
+                match rep.commit_ts {
+                    None => {
+                        assert_eq!(new, cur, "{what}: the store found nothing to change");
+                        self.coverage.reverts_noop += 1;
+                    }
+                    Some(r) => {
+                        self.coverage.reverts += 1;
+                        self.tenants[tenant].reverts.push(r);
+                        self.tenants[tenant].history.insert(r, new.clone());
+                        self.committed(r);
+                    }
+                }
+                let txn = self.t().store.begin(name).unwrap();
+                compare(&txn, &new, Some((None, None, None)), &what);
+                // The revert released its pin.
+                let pins = self.t().store.pins(name).unwrap();
+                assert!(pins.iter().all(|p| p.owner != "revert"), "{what}: {pins:?}");
+            }
         }
     }
 
@@ -785,7 +995,7 @@ fn run_scenario(retention: &[u64], ops: &[Op]) -> Coverage {
 
 #[test]
 fn store_matches_the_model() {
-    const CASES: u32 = 24;
+    const CASES: u32 = 40;
     let config = ProptestConfig {
         cases: CASES,
         max_shrink_iters: 200,
@@ -811,6 +1021,10 @@ fn store_matches_the_model() {
     assert!(c.versions_collected > 0, "{c:?}");
     assert!(
         c.pins > 0 && c.reopens > 0 && c.reads_in_the_future > 0,
+        "{c:?}"
+    );
+    assert!(
+        c.reverts > 0 && c.reverts_noop > 0 && c.reverts_refused > 0 && c.undos > 0,
         "{c:?}"
     );
 }
