@@ -39,7 +39,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use tenet_jobs::{JobManager, JobRecord};
-use tenet_store::{TenantOptions, TenantState};
+use tenet_store::{lifecycle, TenantOptions, TenantState};
 
 pub use backup::{BackupParams, SHARD_BYTES};
 pub use error::{Error, Result};
@@ -337,6 +337,7 @@ impl Backups {
             target: req.target.clone(),
             target_ts: None,
             logs: Vec::new(),
+            in_place: None,
         };
         self.create_restore(params, m.history_retention_secs, req.throttle_bytes_per_sec)
             .await
@@ -362,6 +363,7 @@ impl Backups {
         let store = self.jobs.store();
         let target_name = params.target.clone();
         let source = params.source_tenant.clone();
+        let in_place = params.in_place.is_some();
         let job = self.jobs.create(
             KIND_RESTORE,
             &source,
@@ -374,6 +376,7 @@ impl Backups {
             TenantOptions {
                 history_retention_secs: Some(retention_secs),
                 state: Some(TenantState::Restoring),
+                scratch: in_place,
             },
         );
         let (target, _) = match created {
@@ -471,6 +474,54 @@ impl Backups {
             target: into.to_string(),
             target_ts: Some(plan.target),
             logs: plan.logs,
+            in_place: None,
+        };
+        self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
+            .await
+    }
+
+    /// Creates an in-place restore of `tenant` (a tenant of this store): the planned
+    /// state is restored into a hidden scratch tenant, then the live tenant is made
+    /// equal to it in one commit (`restore.rs`). A snapshot `before-restore-<ts>` of
+    /// the live tenant is taken first, so that undoing it is a snapshot rollback.
+    pub async fn start_restore_in_place(
+        &self,
+        tenant: &Subject,
+        target: &planner::Target,
+        repo: Option<&str>,
+        throttle_bytes_per_sec: Option<u64>,
+    ) -> Result<JobRecord> {
+        let store = self.jobs.store();
+        let live = store.resolve(tenant.id)?;
+        if tenant.created_ts.is_some_and(|c| c != live.created_ts) {
+            return Err(Error::InvalidArgument(format!(
+                "tenant `{}` of this store is not the tenant those backups were taken of \
+                 (it was dropped and created again); restore them into a new tenant instead",
+                live.name
+            )));
+        }
+        lifecycle::check(&live, lifecycle::TenantAction::Revert)?;
+        let (repo, inventory) = self.inventory(tenant, repo).await?;
+        let plan = inventory
+            .plan(target, self.plan_now())
+            .map_err(|e| Error::NotRestorable(format!("tenant `{}`: {e}", live.name)))?;
+        let m = inventory
+            .manifest(&plan.full.backup_id)
+            .expect("planned fulls come from the inventory");
+        let snapshot = format!("before-restore-{}", store.tenant_visible_ts(live.id));
+        store.with_txn(live.id, |t| t.create_snapshot(&snapshot))?;
+        let params = RestoreParams {
+            backup_id: m.backup_id.clone(),
+            repo: repo.url().to_string(),
+            source_tenant_id: live.id,
+            source_tenant: live.name.clone(),
+            target: format!(".restore-{}", live.id),
+            target_ts: Some(plan.target),
+            logs: plan.logs,
+            in_place: Some(restore::InPlace {
+                tenant_id: live.id,
+                snapshot,
+            }),
         };
         self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
             .await

@@ -18,6 +18,20 @@
 //!
 //! Cleanup (cancel or failure): drop the target if it is still `restoring`, and remove
 //! temporary SST files. A restore never leaves a half-restored tenant `active`.
+//!
+//! # In place
+//! With [`RestoreParams::in_place`], the target is a hidden scratch tenant
+//! (`.restore-<live id>`) that keeps the live tenant's table ids (the backup is of the
+//! live tenant itself, so no id is rewritten), and step 4 is instead:
+//!
+//! 4. **apply**: the live tenant is made equal to the scratch tenant at the target ts in
+//!    one commit ([`tenet_store::Store::make_equal`]: a diff under a short write fence,
+//!    logged and archived like any commit); then the scratch tenant is dropped.
+//!
+//! The commit records the job's token atomically, so a job resumed after a crash knows
+//! whether it is applied: before it, the live tenant is wholly old and the job redoes
+//! what is missing; after it, wholly new and the job only drops the scratch tenant.
+//! The snapshot `before-restore-<ts>` taken when the job was created is the undo.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,6 +68,22 @@ pub struct RestoreParams {
     /// Log ranges covering (F, target_ts], in order (from the planner).
     #[serde(default)]
     pub logs: Vec<LogRange>,
+    /// Restore the source tenant in place: `target` is then its scratch tenant.
+    #[serde(default)]
+    pub in_place: Option<InPlace>,
+}
+
+/// The live tenant an in-place restore puts back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InPlace {
+    pub tenant_id: u64,
+    /// The snapshot of the live tenant taken before the restore (its undo).
+    pub snapshot: String,
+}
+
+/// The token an in-place restore's commit records ([`tenet_store::Store::make_equal`]).
+fn in_place_token(job: u64) -> String {
+    format!("restore-{job}")
 }
 
 job_kind!(
@@ -96,6 +126,13 @@ fn tmp_dir(store: &Store, job: u64) -> PathBuf {
 async fn run(ctx: JobContext) -> Result<Value> {
     let p: RestoreParams = params(&ctx)?;
     let store = ctx.store().clone();
+    if let Some(ip) = &p.in_place {
+        if store.in_place_done(&in_place_token(ctx.id()))?.is_some() {
+            // Killed after the commit, before the scratch tenant was dropped or the job
+            // recorded its success.
+            return finish_in_place(&ctx, &p, ip, None);
+        }
+    }
     let target_id = target_of(&ctx, &p)?.ok_or_else(|| {
         Error::InvalidArgument(format!(
             "the restore was interrupted before its target tenant `{}` existed, or the \
@@ -121,6 +158,8 @@ async fn run(ctx: JobContext) -> Result<Value> {
     let mut mapping: BTreeMap<u64, u64> = match ctx.checkpoint("mapping") {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| Error::Internal(format!("table id mapping does not decode: {e}")))?,
+        // In place, the scratch tenant keeps the live tenant's ids.
+        None if p.in_place.is_some() => m.tables.iter().map(|t| (t.def.id, t.def.id)).collect(),
         None => {
             let first = store.allocate_table_ids(m.tables.len() as u64)?;
             let map: BTreeMap<u64, u64> = m
@@ -217,6 +256,19 @@ async fn run(ctx: JobContext) -> Result<Value> {
     };
     let replay_secs = replay_started.elapsed().as_secs_f64();
 
+    if let Some(ip) = &p.in_place {
+        ctx.set_phase("apply")?;
+        ctx.check_cancelled()?;
+        let (s2, token, live) = (store.clone(), in_place_token(ctx.id()), ip.tenant_id);
+        let report =
+            blocking(move || Ok(s2.make_equal(live, target_id, target_ts, &token)?)).await?;
+        let _ = std::fs::remove_dir_all(&tmp);
+        let mut out = finish_in_place(&ctx, &p, ip, Some(report))?;
+        out["backup_id"] = json!(m.backup_id);
+        out["replayed_records"] = json!(replayed);
+        return Ok(out);
+    }
+
     ctx.set_phase("activate")?;
     ctx.check_cancelled()?;
     store.advance_clock(target_ts)?;
@@ -298,7 +350,7 @@ async fn replay(
         let mut batch = Vec::new();
         for r in recs {
             if r.commit_ts > applied && r.commit_ts <= to {
-                batch.push(rewrite(ctx, r, mapping, target_id)?);
+                batch.push(rewrite(ctx, r, mapping, target_id, p.in_place.is_some())?);
             }
         }
         let n = batch.len() as u64;
@@ -330,14 +382,63 @@ async fn replay(
     Ok((replayed, replayed_bytes))
 }
 
+/// After an in-place restore's commit: drops the scratch tenant and describes the
+/// outcome (`report` is `None` when a resumed job finds the commit already made).
+fn finish_in_place(
+    ctx: &JobContext,
+    p: &RestoreParams,
+    ip: &InPlace,
+    report: Option<tenet_store::RevertReport>,
+) -> Result<Value> {
+    let store = ctx.store();
+    if let Some(t) = store.tenant_by_id(
+        ctx.checkpoint("target_id")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(u64::MAX),
+    ) {
+        if t.is_scratch() {
+            store.drop_tenant(t.id)?;
+        }
+    }
+    let commit = store.in_place_done(&in_place_token(ctx.id()))?;
+    let live = store.tenant_by_id(ip.tenant_id);
+    let target = p.target_ts.unwrap_or_default();
+    let mut out = json!({
+        "tenant": live.map(|t| t.name).unwrap_or_else(|| p.source_tenant.clone()),
+        "tenant_id": ip.tenant_id,
+        "in_place": true,
+        "restored_ts": target,
+        "restored_time": target.to_rfc3339(),
+        "commit_ts": commit,
+        "commit_time": commit.map(|c| c.to_rfc3339()),
+        "undo_snapshot": ip.snapshot,
+    });
+    if let Some(r) = report {
+        out["keys_compared"] = json!(r.keys_examined);
+        let changed: u64 = r
+            .tables
+            .iter()
+            .map(|t| {
+                t.rows_restored + t.rows_reverted + t.rows_removed + u64::from(t.catalog.is_some())
+            })
+            .sum();
+        out["changed_keys"] = json!(changed);
+        out["tables"] = serde_json::to_value(&r.tables).unwrap_or_default();
+        out["writes_held_ms"] = json!((r.writes_held.as_secs_f64() * 10_000.0).round() / 10.0);
+        out["unchanged"] = json!(r.commit_ts.is_none());
+    }
+    Ok(out)
+}
+
 /// Rewrites a source commit record for the target: tenant id, table ids (a table the
-/// log creates gets a new id, persisted before it is used), and drops named snapshots
-/// (a restore does not bring them back).
+/// log creates gets a new id, persisted before it is used; in place, it keeps its id),
+/// and drops named snapshots (a restore does not bring them back).
 fn rewrite(
     ctx: &JobContext,
     mut r: tenet_store::LogRecord,
     mapping: &mut BTreeMap<u64, u64>,
     target_id: u64,
+    identity: bool,
 ) -> Result<tenet_store::LogRecord> {
     use tenet_store::catalog::{decode_entry, is_snapshot_key};
     r.tenant_id = target_id;
@@ -351,6 +452,11 @@ fn rewrite(
                 if let CatalogEntry::Table(mut def) = decode_entry(v)? {
                     def.id = match mapping.get(&def.id) {
                         Some(id) => *id,
+                        None if identity => {
+                            mapping.insert(def.id, def.id);
+                            ctx.set_checkpoint("mapping", json!(mapping))?;
+                            def.id
+                        }
                         None => {
                             let id = ctx.store().allocate_table_ids(1)?;
                             mapping.insert(def.id, id);

@@ -668,8 +668,14 @@ pub struct CreateRestore {
     /// The newest restorable state.
     #[serde(default)]
     pub latest: bool,
-    /// Name of the new tenant; must not exist.
+    /// Name of the new tenant; must not exist. Empty with `in_place`.
+    #[serde(default)]
     pub target: String,
+    /// Put `source` itself back (it keeps its id, log, backups and snapshots): the
+    /// state is restored into a hidden scratch tenant, then `source` is made equal to
+    /// it in one commit. A snapshot `before-restore-<ts>` is taken first (the undo).
+    #[serde(default)]
+    pub in_place: bool,
     /// Repository to find the backup in if this store has no record of it.
     #[serde(default)]
     pub repo: Option<String>,

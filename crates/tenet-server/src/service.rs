@@ -338,7 +338,14 @@ impl Admin for Service {
     }
 
     fn list_tenants(&self) -> ApiResult<Vec<TenantInfo>> {
-        Ok(self.store.tenants().into_iter().map(Into::into).collect())
+        // A job's scratch tenants are its own business.
+        Ok(self
+            .store
+            .tenants()
+            .into_iter()
+            .filter(|t| !t.is_scratch())
+            .map(Into::into)
+            .collect())
     }
 
     fn create_tenant(&self, req: &CreateTenant) -> ApiResult<TenantResponse> {
@@ -351,7 +358,7 @@ impl Admin for Service {
             &req.name,
             TenantOptions {
                 history_retention_secs: retention,
-                state: None,
+                ..Default::default()
             },
         )?;
         Ok(TenantResponse {
@@ -768,9 +775,38 @@ impl Admin for Service {
         if req.latest {
             targets.push(Target::Latest);
         }
-        let job =
-            match (&req.backup_id, targets.as_slice()) {
-                (Some(id), []) => {
+        if let Some(id) = &req.backup_id {
+            targets.push(Target::Backup(id.clone()));
+        }
+        let [target] = targets.as_slice() else {
+            return Err(ApiError::invalid(
+                "say what to restore with exactly one of: backup_id, to, before_commit, latest",
+            ));
+        };
+        let job = match (req.in_place, req.target.is_empty()) {
+            (true, true) => {
+                let source = self.subject(&req.source, repo.as_deref())?;
+                self.check_not_restoring(&req.source, "restoring it in place")?;
+                self.runtime.block_on(self.backups.start_restore_in_place(
+                    &source,
+                    target,
+                    repo.as_deref(),
+                    req.throttle_bytes_per_sec,
+                ))?
+            }
+            (true, false) => {
+                return Err(ApiError::invalid(
+                    "an in-place restore puts `source` itself back: give no `target`",
+                ))
+            }
+            (false, true) => {
+                return Err(ApiError::invalid(
+                    "give `target` (the name of a new tenant), or `in_place: true` to put \
+                     `source` itself back",
+                ))
+            }
+            (false, false) => match target {
+                Target::Backup(id) => {
                     let source = (!req.source.is_empty())
                         .then(|| self.subject(&req.source, repo.as_deref()))
                         .transpose()?;
@@ -783,7 +819,7 @@ impl Admin for Service {
                             throttle_bytes_per_sec: req.throttle_bytes_per_sec,
                         }))?
                 }
-                (None, [t]) => {
+                t => {
                     let source = self.subject(&req.source, repo.as_deref())?;
                     self.runtime.block_on(self.backups.start_restore_to(
                         &source,
@@ -793,10 +829,8 @@ impl Admin for Service {
                         req.throttle_bytes_per_sec,
                     ))?
                 }
-                _ => return Err(ApiError::invalid(
-                    "say what to restore with exactly one of: backup_id, to, before_commit, latest",
-                )),
-            };
+            },
+        };
         self.start(job)
     }
 

@@ -309,6 +309,15 @@ pub mod meta {
         k
     }
 
+    /// `inplace/<token>`: the commit ts of the in-place commit (an in-place restore)
+    /// that recorded `token`, written in the commit's batch so a resumed job knows it
+    /// is done.
+    pub fn in_place(token: &str) -> Vec<u8> {
+        let mut k = b"inplace/".to_vec();
+        k.extend_from_slice(token.as_bytes());
+        k
+    }
+
     /// Prefix of every [`revert_marker`].
     pub const REVERT_MARKER_PREFIX: &[u8] = b"revert/";
 

@@ -245,60 +245,168 @@ impl Store {
         let cat_t = self.catalog_at(&at(target))?;
         let v0 = self.tenant_visible_ts(rec.id);
         let filter = ScopeFilter::resolve(rec, scope, &cat_t, &*self.catalog_at(&at(v0))?)?;
+        let want = |table: u64, pk: &[u8]| self.get_raw(&at(target), table, pk);
 
-        // Keys changed since T, before the fence (the bulk of the work)…
-        let mut changed = BTreeSet::new();
+        // Keys changed since T and what they must hold, before the fence (the bulk of
+        // the work)…
+        let mut keys = BTreeSet::new();
         let mut found_by = ChangeSource::Log;
-        self.changed_since(rec.id, target, v0, &filter, &mut changed, &mut found_by)?;
-
-        // …and after it, with the tenant's writes held.
-        let fence = WriteFence::raise(self, rec.id, &rec.name)?;
-        let v1 = fence.settled;
-        if v1 > v0 {
-            self.changed_since(rec.id, v0, v1, &filter, &mut changed, &mut found_by)?;
+        self.changed_since(rec.id, target, v0, &filter, &mut keys, &mut found_by)?;
+        let mut diff = Diff::default();
+        for (table, pk) in keys {
+            let (cur, want) = (self.get_raw(&at(v0), table, &pk)?, want(table, &pk)?);
+            diff.settle(table, pk, want, cur);
         }
-        let cat_now = self.catalog_at(&at(v1))?;
-        ScopeFilter::resolve(rec, scope, &cat_t, &cat_now)?;
+        // …then only what changed since, with the tenant's writes held.
+        let done = self.commit_diff(rec, v0, &filter, &want, diff, None, |cat_now| {
+            ScopeFilter::resolve(rec, scope, &cat_t, cat_now).map(drop)
+        })?;
+        Ok(done.report(rec, target, found_by, &cat_t, started))
+    }
 
-        let r = fence.reserve_ts()?;
-        let mut tally = Tally::default();
-        let mut mutations = Vec::new();
-        let mut bytes = 0usize;
-        for (table, pk) in &changed {
-            let old = self.get_raw(&at(target), *table, pk)?;
-            let cur = self.get_raw(&at(v1), *table, pk)?;
-            if old == cur {
-                continue;
-            }
-            tally.count(*table, pk, &old, &cur, &cat_t, &cat_now)?;
-            bytes += 24 + pk.len() + old.as_ref().map_or(0, Vec::len);
-            mutations.push(Mutation {
-                table_id: *table,
-                pk_enc: pk.clone(),
-                value: old,
+    /// Makes the live tenant `live` equal to tenant `source` as of `source_ts` in one
+    /// commit (an in-place restore: `source` is a scratch tenant restored from backups
+    /// with the live tenant's table ids). Snapshots of the live tenant stay. `token`
+    /// makes it idempotent: the commit records it atomically, and a second call with the
+    /// same token returns the first one's commit without writing.
+    pub fn make_equal(
+        &self,
+        live: u64,
+        source: u64,
+        source_ts: Ts,
+        token: &str,
+    ) -> Result<RevertReport> {
+        let started = Instant::now();
+        let rec = self.resolve(live)?;
+        if let Some(ts) = self.in_place_done(token)? {
+            return Ok(RevertReport {
+                tenant_id: rec.id,
+                tenant: rec.name,
+                target_ts: source_ts,
+                commit_ts: Some(ts),
+                found_by: ChangeSource::DiffScan,
+                keys_examined: 0,
+                tables: Vec::new(),
+                writes_held: Duration::ZERO,
+                elapsed: started.elapsed(),
             });
         }
-        let commit_ts = if mutations.is_empty() {
+        lifecycle::check(&rec, TenantAction::Revert)?;
+        let src = ReadAt {
+            tenant_id: source,
+            tenant_name: "(restore source)",
+            ts: source_ts,
+            check: false,
+        };
+        let cat_src = self.catalog_at(&src)?;
+        let v0 = self.tenant_visible_ts(rec.id);
+        let now = ReadAt {
+            tenant_id: rec.id,
+            tenant_name: &rec.name,
+            ts: v0,
+            check: false,
+        };
+        let filter = ScopeFilter {
+            catalog: Some(None),
+            tables: cat_src.tables.values().map(|t| t.id).collect(),
+            range: None,
+        };
+        let want = |table: u64, pk: &[u8]| self.get_raw(&src, table, pk);
+        // Every key of the source's tables and of the catalog, by merging scans.
+        let mut diff = Diff::default();
+        let mut examined = 0u64;
+        for table in filter.scanned_tables() {
+            let mut theirs = Vec::new();
+            self.scan_raw_with(&src, table, None, None, false, |pk, _, row| {
+                theirs.push((pk.to_vec(), row.to_vec()));
+                Ok(true)
+            })?;
+            let mut ours = Vec::new();
+            self.scan_raw_with(&now, table, None, None, false, |pk, _, row| {
+                ours.push((pk.to_vec(), row.to_vec()));
+                Ok(true)
+            })?;
+            examined += merge_diff(table, theirs, ours, &filter, &mut diff);
+        }
+        let done = self.commit_diff(&rec, v0, &filter, &want, diff, Some(token), |_| Ok(()))?;
+        let mut report = done.report(&rec, source_ts, ChangeSource::DiffScan, &cat_src, started);
+        report.keys_examined = examined;
+        Ok(report)
+    }
+
+    /// The commit ts of the in-place commit that recorded `token`, if any.
+    pub fn in_place_done(&self, token: &str) -> Result<Option<Ts>> {
+        Ok(self
+            .inner
+            .db
+            .get_cf(self.cf_meta(), meta::in_place(token))?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
+            .map(Ts))
+    }
+
+    /// Fences the tenant, adds the keys it wrote since `v0` to `diff` (what they must
+    /// hold comes from `want`), checks `recheck` against the catalog under the fence,
+    /// and writes the diff as one commit.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_diff(
+        &self,
+        rec: &TenantRecord,
+        v0: Ts,
+        filter: &ScopeFilter,
+        want: &dyn Fn(u64, &[u8]) -> Result<Option<Vec<u8>>>,
+        mut diff: Diff,
+        token: Option<&str>,
+        recheck: impl FnOnce(&Catalog) -> Result<()>,
+    ) -> Result<Committed> {
+        let fence = WriteFence::raise(self, rec.id, &rec.name)?;
+        let v1 = fence.settled;
+        let at = ReadAt {
+            tenant_id: rec.id,
+            tenant_name: &rec.name,
+            ts: v1,
+            check: false,
+        };
+        if v1 > v0 {
+            let mut keys = BTreeSet::new();
+            let mut found_by = ChangeSource::Log;
+            self.changed_since(rec.id, v0, v1, filter, &mut keys, &mut found_by)?;
+            for (table, pk) in keys {
+                let (cur, want) = (self.get_raw(&at, table, &pk)?, want(table, &pk)?);
+                diff.settle(table, pk, want, cur);
+            }
+        }
+        let cat_now = self.catalog_at(&at)?;
+        recheck(&cat_now)?;
+        let r = fence.reserve_ts()?;
+        let commit_ts = if diff.0.is_empty() {
             None
         } else {
-            let ddl = mutations.iter().any(|m| m.table_id == CATALOG_TABLE);
-            self.write_in_place(rec.id, r, mutations, bytes)?;
-            if ddl {
+            let bytes: usize = diff
+                .0
+                .iter()
+                .map(|((_, pk), (v, _))| 24 + pk.len() + v.as_ref().map_or(0, Vec::len))
+                .sum();
+            let mutations = diff
+                .0
+                .iter()
+                .map(|((table, pk), (value, _))| Mutation {
+                    table_id: *table,
+                    pk_enc: pk.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+            self.write_in_place(rec.id, r, mutations, bytes, token)?;
+            if diff.0.keys().any(|(t, _)| *t == CATALOG_TABLE) {
                 self.reload_catalog(rec.id, r)?;
             }
             Some(r)
         };
         let writes_held = fence.lower();
-        Ok(RevertReport {
-            tenant_id: rec.id,
-            tenant: rec.name.clone(),
-            target_ts: target,
+        Ok(Committed {
             commit_ts,
-            found_by,
-            keys_examined: changed.len() as u64,
-            tables: tally.tables.into_values().collect(),
+            diff,
+            cat_now,
             writes_held,
-            elapsed: started.elapsed(),
         })
     }
 
@@ -373,6 +481,7 @@ impl Store {
         ts: Ts,
         mutations: Vec<Mutation>,
         bytes: usize,
+        token: Option<&str>,
     ) -> Result<()> {
         let record = LogRecord {
             tenant_id,
@@ -390,11 +499,17 @@ impl Store {
                 );
             }
             batch.put_cf(self.cf_log(), log_key, record.encode());
+            if let Some(token) = token {
+                batch.put_cf(self.cf_meta(), meta::in_place(token), ts.0.to_be_bytes());
+            }
             self.inner.db.write_opt(batch, &synced())?;
             return Ok(());
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf_log(), log_key, record.encode());
+        if let Some(token) = token {
+            batch.put_cf(self.cf_meta(), meta::in_place(token), ts.0.to_be_bytes());
+        }
         batch.put_cf(
             self.cf_meta(),
             meta::revert_marker(tenant_id),
@@ -666,63 +781,134 @@ impl ScopeFilter {
     }
 }
 
-/// Per-table counts for the report.
+/// What an in-place commit writes: for each key (table, pk), the row it must hold
+/// (`None`: absent) and whether the key holds a row now.
 #[derive(Default)]
-struct Tally {
-    tables: BTreeMap<String, TableRevert>,
+struct Diff(BTreeMap<(u64, Vec<u8>), (Option<Vec<u8>>, bool)>);
+
+impl Diff {
+    /// Records that `(table, pk)` must hold `want`, given that it holds `cur` now.
+    fn settle(&mut self, table: u64, pk: Vec<u8>, want: Option<Vec<u8>>, cur: Option<Vec<u8>>) {
+        if want == cur {
+            self.0.remove(&(table, pk));
+        } else {
+            self.0.insert((table, pk), (want, cur.is_some()));
+        }
+    }
 }
 
-impl Tally {
-    fn count(
-        &mut self,
-        table: u64,
-        pk: &[u8],
-        old: &Option<Vec<u8>>,
-        cur: &Option<Vec<u8>>,
-        at_t: &Catalog,
-        now: &Catalog,
-    ) -> Result<()> {
-        if table == CATALOG_TABLE {
-            let name = match keys::decode_pk(pk)?.pop() {
-                Some(KeyValue::Str(name)) => name,
-                _ => return Err(Error::Corrupt("catalog key without a name".into())),
-            };
-            let (then, cur_def) = (at_t.tables.get(&name), now.tables.get(&name));
-            let change = match (then, cur_def) {
-                (Some(_), None) => CatalogRevert::Restored,
-                (None, Some(_)) => CatalogRevert::Dropped,
-                (Some(a), Some(b)) if a.id != b.id => CatalogRevert::Replaced,
-                _ => CatalogRevert::SchemaReverted,
-            };
-            let id = then.or(cur_def).map_or(0, |t| t.id);
-            self.entry(&name, id).catalog = Some(change);
-            return Ok(());
+/// Merges two key-ordered row lists of one table (`theirs`: what the keys must hold,
+/// `ours`: what they hold) into `diff`; returns the keys compared.
+fn merge_diff(
+    table: u64,
+    theirs: Vec<(Vec<u8>, Vec<u8>)>,
+    ours: Vec<(Vec<u8>, Vec<u8>)>,
+    filter: &ScopeFilter,
+    diff: &mut Diff,
+) -> u64 {
+    let mut examined = 0;
+    let mut a = theirs.into_iter().peekable();
+    let mut b = ours.into_iter().peekable();
+    loop {
+        let (pk, want, cur) = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                let (x, y) = (a.next().unwrap(), b.next().unwrap());
+                (x.0, Some(x.1), Some(y.1))
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                let x = a.next().unwrap();
+                (x.0, Some(x.1), None)
+            }
+            (Some(_), None) => {
+                let x = a.next().unwrap();
+                (x.0, Some(x.1), None)
+            }
+            _ => {
+                let y = b.next().unwrap();
+                (y.0, None, Some(y.1))
+            }
+        };
+        if filter.contains(table, &pk) {
+            examined += 1;
+            diff.settle(table, pk, want, cur);
         }
-        let name = at_t
-            .table_by_id(table)
-            .or_else(|| now.table_by_id(table))
-            .map_or_else(|| format!("#{table}"), |t| t.name.clone());
-        let entry = self.entry(&name, table);
-        match (old, cur) {
-            (Some(_), None) => entry.rows_restored += 1,
-            (Some(_), Some(_)) => entry.rows_reverted += 1,
-            (None, _) => entry.rows_removed += 1,
-        }
-        Ok(())
     }
+    examined
+}
 
-    fn entry(&mut self, name: &str, id: u64) -> &mut TableRevert {
-        let e = self
-            .tables
-            .entry(name.to_string())
-            .or_insert_with(|| TableRevert {
-                table: name.to_string(),
-                table_id: id,
-                ..TableRevert::default()
-            });
-        if e.table_id == 0 {
-            e.table_id = id;
+/// An in-place commit that was written (or found nothing to write).
+struct Committed {
+    commit_ts: Option<Ts>,
+    diff: Diff,
+    cat_now: Arc<Catalog>,
+    writes_held: Duration,
+}
+
+impl Committed {
+    /// The report, with per-table counts (`then`: the catalog of the target state).
+    fn report(
+        self,
+        rec: &TenantRecord,
+        target: Ts,
+        found_by: ChangeSource,
+        then: &Catalog,
+        started: Instant,
+    ) -> RevertReport {
+        let mut tables: BTreeMap<String, TableRevert> = BTreeMap::new();
+        let now = &*self.cat_now;
+        for ((table, pk), (want, cur)) in &self.diff.0 {
+            if *table == CATALOG_TABLE {
+                let Some(KeyValue::Str(name)) = keys::decode_pk(pk).ok().and_then(|mut k| k.pop())
+                else {
+                    continue;
+                };
+                let (a, b) = (then.tables.get(&name), now.tables.get(&name));
+                let change = match (a, b) {
+                    (Some(_), None) => CatalogRevert::Restored,
+                    (None, Some(_)) => CatalogRevert::Dropped,
+                    (Some(a), Some(b)) if a.id != b.id => CatalogRevert::Replaced,
+                    _ => CatalogRevert::SchemaReverted,
+                };
+                let id = a.or(b).map_or(0, |t| t.id);
+                entry(&mut tables, &name, id).catalog = Some(change);
+                continue;
+            }
+            let name = then
+                .table_by_id(*table)
+                .or_else(|| now.table_by_id(*table))
+                .map_or_else(|| format!("#{table}"), |t| t.name.clone());
+            let e = entry(&mut tables, &name, *table);
+            match (want.is_some(), cur) {
+                (true, false) => e.rows_restored += 1,
+                (true, true) => e.rows_reverted += 1,
+                (false, _) => e.rows_removed += 1,
+            }
         }
-        e
+        RevertReport {
+            tenant_id: rec.id,
+            tenant: rec.name.clone(),
+            target_ts: target,
+            commit_ts: self.commit_ts,
+            found_by,
+            keys_examined: self.diff.0.len() as u64,
+            tables: tables.into_values().collect(),
+            writes_held: self.writes_held,
+            elapsed: started.elapsed(),
+        }
     }
+}
+
+fn entry<'a>(
+    tables: &'a mut BTreeMap<String, TableRevert>,
+    name: &str,
+    id: u64,
+) -> &'a mut TableRevert {
+    tables
+        .entry(name.to_string())
+        .or_insert_with(|| TableRevert {
+            table: name.to_string(),
+            table_id: id,
+            ..TableRevert::default()
+        })
 }

@@ -97,12 +97,22 @@ pub struct TenantRecord {
     pub created_ts: Ts,
 }
 
+impl TenantRecord {
+    /// Whether this is a job's hidden scratch tenant ([`TenantOptions::scratch`]).
+    pub fn is_scratch(&self) -> bool {
+        self.name.starts_with('.')
+    }
+}
+
 /// Options for a new tenant.
 #[derive(Clone, Debug, Default)]
 pub struct TenantOptions {
     pub history_retention_secs: Option<u64>,
     /// Initial state; `active` unless a restore creates the tenant.
     pub state: Option<TenantState>,
+    /// A job's hidden working tenant (an in-place restore's scratch copy): its name
+    /// starts with `.`, which no user-given name can, and the API does not list it.
+    pub scratch: bool,
 }
 
 /// Changes to a tenant; `None` leaves a field as it is.
@@ -298,7 +308,13 @@ impl Store {
         name: &str,
         opts: TenantOptions,
     ) -> Result<(TenantRecord, CommitInfo)> {
-        validate_name("tenant", name)?;
+        match name.strip_prefix('.') {
+            Some(bare) if opts.scratch => validate_name("tenant", bare)?,
+            _ if opts.scratch => {
+                return Err(Error::invalid("a scratch tenant's name starts with `.`"))
+            }
+            _ => validate_name("tenant", name)?,
+        }
         if let Some(secs) = opts.history_retention_secs {
             check_retention(secs)?;
         }

@@ -196,7 +196,7 @@ pub struct RestoreWhat {
 
 pub fn restore(
     source: String,
-    into: String,
+    into: Option<String>,
     what: RestoreWhat,
     opts: JobOpts,
     admin: &dyn Admin,
@@ -232,7 +232,8 @@ pub fn restore(
         to: what.to,
         before_commit,
         latest: what.latest,
-        target: into,
+        in_place: into.is_none(),
+        target: into.unwrap_or_default(),
         repo,
         throttle_bytes_per_sec: opts.throttle,
     })?;
@@ -819,6 +820,28 @@ fn print_outcome(j: &JobInfo) {
             ),
             j.id
         ),
+        "restore" if r["in_place"] == true => match u("commit_ts") {
+            commit if commit > 0 && r["unchanged"] != true => println!(
+                "restored `{}` in place to {} (ts {}) in one commit at ts {commit}: backup {} + {} from the log; {} changed, writes held {} ms (job {})\nundo: tenet snapshot rollback {} {}",
+                s("tenant"),
+                s("restored_time"),
+                u("restored_ts"),
+                s("backup_id"),
+                count(u("replayed_records"), "commit", "commits"),
+                count(u("changed_keys"), "key", "keys"),
+                r["writes_held_ms"],
+                j.id,
+                s("tenant"),
+                s("undo_snapshot"),
+            ),
+            _ => println!(
+                "`{}` already equals its state at {} (ts {}): nothing changed (job {})",
+                s("tenant"),
+                s("restored_time"),
+                u("restored_ts"),
+                j.id
+            ),
+        },
         "restore" if u("restored_ts") > u("backup_ts") => println!(
             "restored `{}` to {} (ts {}) into tenant `{}` (id {}): backup {} (as of {}, verified by digest) + {} from the log (job {})",
             s("source_tenant"),

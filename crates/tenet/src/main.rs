@@ -126,17 +126,25 @@ enum Command {
     /// Backups taken: list, show, delete, verify.
     #[command(subcommand)]
     Backups(jobs_cli::BackupsCmd),
-    /// Restore a backup into a new tenant.
+    /// Restore a tenant from backups: into a new tenant (--into), or in place.
     ///
     /// Give exactly one of --backup (that backup's state), --to (a time or commit ts),
     /// --before-commit (the state just before that commit) or --latest; the last three
     /// replay the archived log after the newest suitable full backup.
     Restore {
-        /// The tenant to restore (it may have been dropped since).
+        /// The tenant to restore (it may have been dropped since, unless --in-place).
         source: String,
         /// Name of the new tenant; must not exist.
+        #[arg(
+            long,
+            required_unless_present = "in_place",
+            conflicts_with = "in_place"
+        )]
+        into: Option<String>,
+        /// Put the tenant itself back (it keeps its id, log, backups and snapshots), in
+        /// one commit; a snapshot `before-restore-<ts>` is taken first as the undo.
         #[arg(long)]
-        into: String,
+        in_place: bool,
         /// The backup to restore (see `tenet backups list`).
         #[arg(long)]
         backup: Option<String>,
@@ -247,6 +255,7 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Restore {
             source,
             into,
+            in_place: _,
             backup,
             to,
             before_commit,
