@@ -22,6 +22,7 @@
 
 pub mod archiver;
 mod backup;
+mod clone;
 pub mod error;
 pub mod format;
 mod incr;
@@ -42,6 +43,7 @@ use tenet_jobs::{JobManager, JobRecord};
 use tenet_store::{lifecycle, TenantOptions, TenantState};
 
 pub use backup::{BackupParams, SHARD_BYTES};
+pub use clone::CloneParams;
 pub use error::{Error, Result};
 pub use format::Manifest;
 pub use incr::IncrParams;
@@ -56,6 +58,7 @@ pub const KIND_BACKUP_FULL: &str = backup::KIND;
 pub const KIND_RESTORE: &str = restore::KIND;
 pub const KIND_VERIFY: &str = verify::KIND;
 pub const KIND_BACKUP_INCR: &str = incr::KIND;
+pub const KIND_CLONE: &str = clone::KIND;
 
 /// A tenant as backups and restores know it: by id, with the name to show. It may
 /// have been dropped (its backups outlive it), or exist only in a repository.
@@ -103,6 +106,7 @@ impl Backups {
         jobs.register(Arc::new(restore::Restore));
         jobs.register(Arc::new(verify::Verify));
         jobs.register(Arc::new(incr::IncrBackup));
+        jobs.register(Arc::new(clone::Clone));
         Backups { jobs }
     }
 
@@ -525,6 +529,60 @@ impl Backups {
         };
         self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
             .await
+    }
+
+    /// Creates a clone of tenant `source_id` as of `as_of` into a new tenant `into`,
+    /// from the source's local history (`clone.rs`). Fails with `TooOld` when the
+    /// source no longer keeps `as_of` (restore from the repository instead).
+    pub fn start_clone(
+        &self,
+        source_id: u64,
+        as_of: tenet_store::Ts,
+        into: &str,
+    ) -> Result<JobRecord> {
+        let store = self.jobs.store();
+        self.check_target(into)?;
+        let src = store.resolve(source_id)?;
+        lifecycle::check(&src, lifecycle::TenantAction::Read)?;
+        let pin = store.pin(src.id, as_of, clone::KIND)?;
+        let created = store.create_tenant(
+            into,
+            TenantOptions {
+                history_retention_secs: Some(src.history_retention_secs),
+                state: Some(TenantState::Restoring),
+                ..TenantOptions::default()
+            },
+        );
+        let target = match created {
+            Ok((t, _)) => t,
+            Err(e) => {
+                store.unpin(src.id, pin.id)?;
+                return Err(e.into());
+            }
+        };
+        let params = clone::CloneParams {
+            source_tenant_id: src.id,
+            source_tenant: src.name.clone(),
+            as_of: pin.ts,
+            pin_id: pin.id,
+            target: into.to_string(),
+            target_id: target.id,
+        };
+        let job = self.jobs.create(
+            clone::KIND,
+            &src.name,
+            serde_json::to_value(params).expect("params serialize"),
+            None,
+            Some(format!("restore-target:{into}")),
+        );
+        match job {
+            Ok(job) => Ok(job),
+            Err(e) => {
+                store.drop_tenant(target.id)?;
+                store.unpin(src.id, pin.id)?;
+                Err(e.into())
+            }
+        }
     }
 
     /// Creates a verify job for a backup (checked to exist where it is looked for).

@@ -44,6 +44,9 @@ pub trait Admin: Send + Sync {
     fn delete_backup(&self, id: &str, q: &DeleteBackupQuery) -> ApiResult<BackupInfo>;
     fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo>;
     fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo>;
+    /// Starts a clone job: from local history, or a restore from the repository when
+    /// the time is older than what the tenant keeps.
+    fn clone_tenant(&self, tenant: &str, req: &CloneRequest) -> ApiResult<JobInfo>;
 
     fn list_jobs(&self) -> ApiResult<Vec<JobInfo>>;
     fn get_job(&self, id: u64) -> ApiResult<JobInfo>;

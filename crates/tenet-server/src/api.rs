@@ -857,3 +857,19 @@ fn enum_name(v: &impl Serialize) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
 }
+
+/// Body of `POST /v1/tenants/{tenant}/clone`: a new tenant equal to this one at a time.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    /// RFC 3339 time, commit ts, relative time (`-5m`), `@snapshot` or `latest`
+    /// (default).
+    #[serde(default)]
+    pub as_of: Option<String>,
+    /// Name of the new tenant; must not exist.
+    pub into: String,
+    /// Repository to restore from when the time is older than the tenant's local
+    /// history (default: where its archiver or newest backup writes).
+    #[serde(default)]
+    pub repo: Option<String>,
+}

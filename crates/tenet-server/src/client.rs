@@ -211,6 +211,10 @@ impl Admin for Client {
         )
     }
 
+    fn clone_tenant(&self, tenant: &str, req: &CloneRequest) -> ApiResult<JobInfo> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "clone"], req)
+    }
+
     fn revert(&self, tenant: &str, req: &RevertRequest) -> ApiResult<RevertResponse> {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "revert"], req)
     }

@@ -308,6 +308,18 @@ async fn rollback_snapshot(
     run(s, move |s| s.rollback_snapshot(&t, &name)).await
 }
 
+/// Starts a clone job: a new tenant equal to this one at a time, from its local
+/// history by bulk ingestion (or restored from the repository when older).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/clone", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = CloneRequest,
+    responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn clone_tenant(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<CloneRequest>,
+) -> Accepted<JobInfo> {
+    accepted(s, move |s| s.clone_tenant(&t, &req)).await
+}
+
 /// Puts a tenant (or a table, or a key range) back as it was at an earlier time, in one
 /// new commit that is logged, archived and itself revertible.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/revert", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = RevertRequest,
@@ -486,6 +498,7 @@ async fn restore_points(
         drop_snapshot,
         rollback_snapshot,
         revert,
+        clone_tenant,
         create_backup,
         list_backups,
         get_backup,
@@ -571,6 +584,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
             post(rollback_snapshot),
         ),
         ("/v1/tenants/{tenant}/revert", post(revert)),
+        ("/v1/tenants/{tenant}/clone", post(clone_tenant)),
         (
             "/v1/tenants/{tenant}/archive",
             get(archive_status).post(archive_start).delete(archive_stop),

@@ -834,6 +834,33 @@ impl Admin for Service {
         self.start(job)
     }
 
+    fn clone_tenant(&self, tenant: &str, req: &CloneRequest) -> ApiResult<JobInfo> {
+        let src = self.live_tenant(tenant)?;
+        tenet_store::schema::validate_name("tenant", &req.into)?;
+        let as_of = match parse_as_of(req.as_of.as_deref())? {
+            AsOf::Latest => self.store.tenant_visible_ts(src),
+            AsOf::Ts(ts) => ts,
+            AsOf::Ago(d) => self.store.ts_ago(d),
+            snap @ AsOf::Snapshot(_) => self.store.read_at(src, &snap)?.start_ts(),
+        };
+        let job = match self.backups.start_clone(src, as_of, &req.into) {
+            // Older than the local history: from the repository.
+            Err(tenet_backup::Error::Store(tenet_store::Error::TooOld { .. })) => {
+                let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+                let source = self.subject(tenant, repo.as_deref())?;
+                self.runtime.block_on(self.backups.start_restore_to(
+                    &source,
+                    &Target::At(as_of),
+                    &req.into,
+                    repo.as_deref(),
+                    None,
+                ))?
+            }
+            other => other?,
+        };
+        self.start(job)
+    }
+
     fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
         let d = ArchiveOptions::default();
         let opts = ArchiveOptions {

@@ -39,6 +39,23 @@ pub enum TenantCmd {
     },
     /// Drop a tenant with all its data, log and snapshots.
     Drop { name: String },
+    /// A new tenant (new ids) equal to this one at a time: built from its local
+    /// history, or restored from the repository when the time is older than that.
+    Clone {
+        tenant: String,
+        /// RFC 3339 time, commit ts, relative time (-5m, -1h), @snapshot or latest.
+        #[arg(long, allow_hyphen_values = true, default_value = "latest")]
+        as_of: String,
+        /// Name of the new tenant; must not exist.
+        #[arg(long)]
+        into: String,
+        /// Repository for times older than the local history.
+        #[arg(long, env = "TENET_REPO")]
+        repo: Option<String>,
+        /// Print the job id and return at once (needs a running server).
+        #[arg(long)]
+        detach: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +261,13 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
     let json = g.json;
     match cmd {
         Command::Tenant(t) => match t {
+            TenantCmd::Clone {
+                tenant,
+                as_of,
+                into,
+                repo,
+                detach,
+            } => crate::jobs_cli::clone(&tenant, as_of, into, repo, detach, admin, g)?,
             TenantCmd::Create {
                 name,
                 history_retention,

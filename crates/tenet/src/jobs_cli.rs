@@ -246,6 +246,29 @@ pub fn restore(
     follow(admin, job, opts.detach, g.json)
 }
 
+/// `tenet tenant clone`.
+pub fn clone(
+    tenant: &str,
+    as_of: String,
+    into: String,
+    repo: Option<String>,
+    detach: bool,
+    admin: &dyn Admin,
+    g: &Global,
+) -> Result<(), CliError> {
+    check_detach(admin, detach)?;
+    let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+    let job = admin.clone_tenant(
+        tenant,
+        &CloneRequest {
+            as_of: Some(as_of),
+            into,
+            repo,
+        },
+    )?;
+    follow(admin, job, detach, g.json)
+}
+
 pub fn restore_points(
     tenant: &str,
     repo: Option<String>,
@@ -863,6 +886,18 @@ fn print_outcome(j: &JobInfo) {
             u("tenant_id"),
             count(u("rows"), "row", "rows"),
             count(u("tables"), "table", "tables"),
+            j.id
+        ),
+        "clone" => println!(
+            "cloned `{}` as of {} (ts {}) into tenant `{}` (id {}): {} in {}, {} from local history (job {})",
+            s("source_tenant"),
+            s("as_of_time"),
+            u("as_of_ts"),
+            s("tenant"),
+            u("tenant_id"),
+            count(u("rows"), "row", "rows"),
+            count(u("tables"), "table", "tables"),
+            size(u("logical_bytes")),
             j.id
         ),
         "verify" => println!(
