@@ -133,13 +133,30 @@ async fn run(ctx: JobContext) -> Result<Value> {
             return finish_in_place(&ctx, &p, ip, None);
         }
     }
-    let target_id = target_of(&ctx, &p)?.ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "the restore was interrupted before its target tenant `{}` existed, or the \
-             target was dropped; start the restore again",
-            p.target
-        ))
-    })?;
+    let target_id = match (target_of(&ctx, &p)?, &p.in_place) {
+        (Some(id), _) => id,
+        // Killed between creating the job and its scratch tenant: create it now.
+        (None, Some(ip)) => {
+            let live = store.resolve(ip.tenant_id)?;
+            let (t, _) = store.create_tenant(
+                &p.target,
+                tenet_store::TenantOptions {
+                    history_retention_secs: Some(live.history_retention_secs),
+                    state: Some(TenantState::Restoring),
+                    scratch: true,
+                },
+            )?;
+            ctx.set_checkpoint("target_id", json!(t.id))?;
+            t.id
+        }
+        (None, None) => {
+            return Err(Error::InvalidArgument(format!(
+                "the restore was interrupted before its target tenant `{}` existed, or the \
+                 target was dropped; start the restore again",
+                p.target
+            )))
+        }
+    };
     let target = store.tenant_by_id(target_id).ok_or_else(|| {
         Error::InvalidArgument(format!("the target tenant #{target_id} was dropped"))
     })?;

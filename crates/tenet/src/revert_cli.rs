@@ -20,7 +20,7 @@ pub struct RevertArgs {
     )]
     to: Option<String>,
     /// Undo the commit with this ts and every later one (the state just before it).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     before_commit: Option<String>,
     /// Only this table (its name then or now): its definition and rows.
     #[arg(long)]

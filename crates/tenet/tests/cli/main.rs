@@ -12,4 +12,5 @@ mod modes;
 mod openapi;
 mod pitr;
 mod protection;
+mod put_back;
 mod server_log;
