@@ -192,16 +192,22 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     let rows = scan_all(admin, "acme", Some("@before-migration".into()))?;
     print_rows(&rows);
 
-    step(8, "Put the rows back from the past in one transaction");
-    let ops: Vec<TxnOp> = scan_all(admin, "acme", Some(just_before))?
-        .into_iter()
-        .map(|row| TxnOp::Put {
-            table: "users".into(),
-            row,
-        })
-        .collect();
-    let w = admin.txn("acme", TxnRequest { ops })?;
-    println!("restored {} rows, {}", w.writes, commit_line(&w.commit));
+    step(
+        8,
+        "Put acme back as it was just before the delete: one revert commit, in place",
+    );
+    let r = admin.revert(
+        "acme",
+        &RevertRequest {
+            before_commit: Some(w.commit.commit_ts),
+            ..Default::default()
+        },
+    )?;
+    crate::revert_cli::print(&r, false);
+    println!(
+        "acme has {} users again",
+        scan_all(admin, "acme", None)?.len()
+    );
 
     step(9, "The neighbour tenant never noticed");
     print_rows(&scan_all(admin, "globex", None)?);
@@ -373,6 +379,64 @@ pub fn run(g: &Global) -> Result<(), CliError> {
     println!("  globex          {neighbour_rows:>4} users, untouched throughout");
     println!(
         "recovered: {rescued_paid} paid plans, including every signup committed before the accident"
+    );
+
+    step(
+        15,
+        "Put live acme back in place: revert the rows the bad update touched (keys below \
+         the first later signup), keeping the signups made since",
+    );
+    let ids = |as_of: Option<String>| -> Result<Vec<i64>, CliError> {
+        Ok(scan_all(admin, "acme", as_of)?
+            .iter()
+            .filter_map(|r| r["id"].as_i64())
+            .collect())
+    };
+    let before = ids(Some((accident.commit.commit_ts - 1).to_string()))?;
+    let first_later = ids(None)?
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .min();
+    let fix = admin.revert(
+        "acme",
+        &RevertRequest {
+            before_commit: Some(accident.commit.commit_ts),
+            table: Some("users".into()),
+            to_key: first_later.map(|id| json!(id)),
+            ..Default::default()
+        },
+    )?;
+    crate::revert_cli::print(&fix, false);
+    let (fixed_rows, fixed_paid) = plans("acme")?;
+    let (neighbour_after, _) = plans("globex")?;
+    println!("  acme (live)     {fixed_rows:>4} users, {fixed_paid:>4} on a paid plan  <- repaired in place, same tenant id");
+    println!("  globex          {neighbour_after:>4} users, untouched");
+
+    step(16, "A revert is itself a commit: undo it, and redo it");
+    let fix_ts = fix.commit_ts.unwrap_or_default();
+    let undo = admin.revert(
+        "acme",
+        &RevertRequest {
+            before_commit: Some(fix_ts),
+            ..Default::default()
+        },
+    )?;
+    let (_, paid) = plans("acme")?;
+    println!(
+        "undo (tenet revert acme --before-commit {fix_ts}): {paid} paid plans, as after the bad update"
+    );
+    let redo = admin.revert(
+        "acme",
+        &RevertRequest {
+            before_commit: undo.commit_ts,
+            ..Default::default()
+        },
+    )?;
+    let (_, paid) = plans("acme")?;
+    println!(
+        "redo (tenet revert acme --before-commit {}): {paid} paid plans again; writes were held {} ms",
+        redo.commit_ts.unwrap_or_default(),
+        redo.writes_held_ms
     );
 
     println!("\nExplore it yourself, e.g.:\n  tenet --data-dir {} scan acme users\n  tenet --data-dir {} snapshot list acme", dir.display(), dir.display());

@@ -365,3 +365,67 @@ fn bad_input_changes_nothing() {
     assert_eq!(scan(&t.store, "acme", "t"), expect);
     assert!(t.store.pins("acme").unwrap().is_empty());
 }
+
+#[test]
+fn in_place_commits_are_idempotent_and_lose_no_concurrent_write() {
+    let t = TestStore::new();
+    let id = t.tenant("acme", 3600).id;
+    t.kv_table("acme", "t");
+    for k in 0..20 {
+        put(&t.store, "acme", "t", k, "base");
+    }
+    let target = t.store.visible_ts();
+    for k in 0..20 {
+        put(&t.store, "acme", "t", k, "bad");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (t.store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut k = 1_000;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                if let Ok((_, c)) =
+                    store.with_txn("acme", |x| x.put("t", &json!({"k": k, "s": "w"})))
+                {
+                    acked.push((k, c.commit_ts));
+                }
+            }
+            acked
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // The tenant's own past as the source (a scratch tenant has the same ids).
+    let rep = t.store.make_equal(id, id, target, "job-1").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    let r = rep.commit_ts.unwrap();
+    assert_eq!(t.store.in_place_done("job-1").unwrap(), Some(r));
+    let keys: std::collections::BTreeSet<i64> =
+        keys_of(&scan(&t.store, "acme", "t")).into_iter().collect();
+    for (k, ts) in &acked {
+        assert_eq!(
+            keys.contains(k),
+            *ts > r,
+            "key {k} at {ts}, in-place commit at {r}"
+        );
+    }
+    assert!(
+        acked.iter().any(|(_, ts)| *ts > r),
+        "no write after the commit"
+    );
+    let row = t
+        .store
+        .read_at("acme", &AsOf::Latest)
+        .unwrap()
+        .get("t", &json!(0))
+        .unwrap();
+    assert_eq!(row.unwrap()["s"], "base");
+    // Again with the same token: nothing is written.
+    let visible = t.store.visible_ts();
+    let again = t.store.make_equal(id, id, target, "job-1").unwrap();
+    assert_eq!(again.commit_ts, Some(r));
+    assert_eq!(t.store.read_log(id, visible, 10).unwrap().len(), 0);
+}
