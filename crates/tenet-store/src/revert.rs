@@ -39,11 +39,14 @@
 //! tenant read just below R meanwhile, and its log is read only below R.
 //!
 //! # Crash consistency
-//! A small revert is one atomic write batch. A large one writes its log record and the
-//! marker `revert/<tenant>` = R in one synced batch before ingesting; when the store
-//! reopens with a marker, it re-applies the versions from the log record (idempotent)
-//! and removes the marker, so the tenant is wholly before or wholly after the revert.
-//! A pin a crashed revert held is released at reopen.
+//! A small revert is one atomic write batch. A large one first writes the marker
+//! `revert/<tenant>` = R (synced), then ingests its log record and its versions as SST
+//! files (no giant WAL write), then removes the marker. When the store reopens with a
+//! marker: if R's log record exists, the versions are written again from it
+//! (idempotent), else the commit never happened; either way the marker goes. So the
+//! tenant is wholly before or wholly after the revert. A pin a crashed revert held is
+//! released at reopen. An in-place restore's token is recorded with the marker's
+//! removal (or with the small batch).
 //!
 //! # Memory
 //! The set of changed keys and the commit's one log record are held in memory, so
@@ -316,17 +319,35 @@ impl Store {
         let mut diff = Diff::default();
         let mut examined = 0u64;
         for table in filter.scanned_tables() {
-            let mut theirs = Vec::new();
-            self.scan_raw_with(&src, table, None, None, false, |pk, _, row| {
-                theirs.push((pk.to_vec(), row.to_vec()));
-                Ok(true)
-            })?;
-            let mut ours = Vec::new();
-            self.scan_raw_with(&now, table, None, None, false, |pk, _, row| {
-                ours.push((pk.to_vec(), row.to_vec()));
-                Ok(true)
-            })?;
-            examined += merge_diff(table, theirs, ours, &filter, &mut diff);
+            // In chunks of at most MERGE_CHUNK rows from each side, so memory stays
+            // bounded whatever the size.
+            let mut cursor: Option<Vec<u8>> = None;
+            loop {
+                let chunk = |rd: &ReadAt<'_>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+                    let mut rows = Vec::new();
+                    self.scan_raw_with(rd, table, cursor.as_deref(), None, false, |pk, _, row| {
+                        rows.push((pk.to_vec(), row.to_vec()));
+                        Ok(rows.len() < MERGE_CHUNK)
+                    })?;
+                    Ok(rows)
+                };
+                let (mut theirs, mut ours) = (chunk(&src)?, chunk(&now)?);
+                // Up to the smaller of the two full chunks' last keys.
+                let bound = [&theirs, &ours]
+                    .into_iter()
+                    .filter(|rows| rows.len() == MERGE_CHUNK)
+                    .map(|rows| just_after(&rows[MERGE_CHUNK - 1].0))
+                    .min();
+                if let Some(b) = &bound {
+                    theirs.retain(|(pk, _)| pk < b);
+                    ours.retain(|(pk, _)| pk < b);
+                }
+                examined += merge_diff(table, theirs, ours, &filter, &mut diff);
+                match bound {
+                    Some(b) => cursor = Some(b),
+                    None => break,
+                }
+            }
         }
         let done = self.commit_diff(&rec, v0, &filter, &want, diff, Some(token), |_| Ok(()))?;
         let mut report = done.report(&rec, source_ts, ChangeSource::DiffScan, &cat_src, started);
@@ -358,6 +379,16 @@ impl Store {
         token: Option<&str>,
         recheck: impl FnOnce(&Catalog) -> Result<()>,
     ) -> Result<Committed> {
+        // A large diff is ingested as an SST file; RocksDB flushes a memtable that
+        // overlaps it first, so flush now, before the tenant's writes are held.
+        let estimate: usize = diff
+            .0
+            .iter()
+            .map(|((_, pk), (v, _))| pk.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        if estimate >= self.inner.replay_ingest_min_bytes {
+            self.inner.db.flush_cf(self.cf_data())?;
+        }
         let fence = WriteFence::raise(self, rec.id, &rec.name)?;
         let v1 = fence.settled;
         let at = ReadAt {
@@ -505,23 +536,28 @@ impl Store {
             self.inner.db.write_opt(batch, &synced())?;
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf_log(), log_key, record.encode());
-        if let Some(token) = token {
-            batch.put_cf(self.cf_meta(), meta::in_place(token), ts.0.to_be_bytes());
-        }
-        batch.put_cf(
+        // Large: no giant WAL write. The marker (with the token) first, then the log
+        // record and the versions as SST files (RocksDB syncs ingested files), then the
+        // token and the marker's removal in one synced batch.
+        let mut marker = ts.0.to_be_bytes().to_vec();
+        marker.extend_from_slice(token.unwrap_or_default().as_bytes());
+        self.inner.db.put_cf_opt(
             self.cf_meta(),
             meta::revert_marker(tenant_id),
-            ts.0.to_be_bytes(),
-        );
-        self.inner.db.write_opt(batch, &synced())?;
-
+            &marker,
+            &synced(),
+        )?;
         let dir = self.path().join("tmp");
         std::fs::create_dir_all(&dir)?;
-        let path: PathBuf = dir.join(format!("revert-{tenant_id}-{}.sst", ts.0));
+        let sst =
+            |name: &str| -> PathBuf { dir.join(format!("revert-{tenant_id}-{}-{name}.sst", ts.0)) };
+        let (log_path, data_path) = (sst("log"), sst("data"));
+        let mut w = SstFileWriter::create(&self.inner.log_opts);
+        w.open(&log_path)?;
+        w.put(log_key, record.encode())?;
+        w.finish()?;
         let mut w = SstFileWriter::create(&self.inner.data_opts);
-        w.open(&path)?;
+        w.open(&data_path)?;
         for m in &record.mutations {
             w.put(
                 keys::data_key(tenant_id, m.table_id, &m.pk_enc, ts),
@@ -531,12 +567,43 @@ impl Store {
         w.finish()?;
         let mut io = IngestExternalFileOptions::default();
         io.set_move_files(true);
-        self.inner
-            .db
-            .ingest_external_file_cf_opts(self.cf_data(), &io, vec![&path])?;
-        self.inner
-            .db
-            .delete_cf_opt(self.cf_meta(), meta::revert_marker(tenant_id), &synced())?;
+        let db = &self.inner.db;
+        db.ingest_external_file_cf_opts(self.cf_log(), &io, vec![&log_path])?;
+        // From here on the commit exists (its log record does): its versions must follow.
+        if let Err(e) = db.ingest_external_file_cf_opts(self.cf_data(), &io, vec![&data_path]) {
+            tracing::warn!(tenant_id, error = %e, "ingesting a revert's versions failed; writing them");
+            let _ = std::fs::remove_file(&data_path);
+            self.write_versions(&record)?;
+        }
+        self.finish_marker(tenant_id, ts, token)
+    }
+
+    /// Writes the versions of a commit record in batches (the record is durable, so a
+    /// crash in between is finished from it at the next open).
+    fn write_versions(&self, record: &LogRecord) -> Result<()> {
+        for chunk in record.mutations.chunks(10_000) {
+            let mut batch = WriteBatch::default();
+            for m in chunk {
+                batch.put_cf(
+                    self.cf_data(),
+                    keys::data_key(record.tenant_id, m.table_id, &m.pk_enc, record.commit_ts),
+                    version_value(m.value.as_deref()),
+                );
+            }
+            self.inner.db.write_opt(batch, &synced())?;
+        }
+        Ok(())
+    }
+
+    /// Records `token` (if any) as done at `ts` and removes the tenant's revert marker,
+    /// in one synced batch.
+    fn finish_marker(&self, tenant_id: u64, ts: Ts, token: Option<&str>) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        if let Some(token) = token.filter(|t| !t.is_empty()) {
+            batch.put_cf(self.cf_meta(), meta::in_place(token), ts.0.to_be_bytes());
+        }
+        batch.delete_cf(self.cf_meta(), meta::revert_marker(tenant_id));
+        self.inner.db.write_opt(batch, &synced())?;
         Ok(())
     }
 
@@ -555,43 +622,35 @@ impl Store {
                 .try_into()
                 .map(u64::from_be_bytes)
                 .map_err(|_| Error::Corrupt("revert marker key is not 8 bytes".into()))?;
-            let ts = v
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| Error::Corrupt("revert marker is not 8 bytes".into()))?;
-            markers.push((tenant, Ts(ts)));
+            if v.len() < 8 {
+                return Err(Error::Corrupt(
+                    "revert marker is shorter than 8 bytes".into(),
+                ));
+            }
+            let ts = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+            let token = String::from_utf8_lossy(&v[8..]).into_owned();
+            markers.push((tenant, Ts(ts), token));
             it.next();
         }
         it.status()?;
         drop(it);
-        for (tenant_id, ts) in markers {
+        for (tenant_id, ts, token) in markers {
             tracing::info!(tenant_id, commit_ts = %ts, "finishing an interrupted revert");
+            // Without its log record the commit never happened: only the marker goes.
+            let mut committed = false;
             if let Some(bytes) = self
                 .inner
                 .db
                 .get_cf(self.cf_log(), keys::log_key(tenant_id, ts))?
             {
                 let record = LogRecord::decode(tenant_id, &bytes)?;
-                for chunk in record.mutations.chunks(10_000) {
-                    let mut batch = WriteBatch::default();
-                    for m in chunk {
-                        batch.put_cf(
-                            self.cf_data(),
-                            keys::data_key(tenant_id, m.table_id, &m.pk_enc, ts),
-                            version_value(m.value.as_deref()),
-                        );
-                    }
-                    self.inner.db.write_opt(batch, &synced())?;
-                }
+                self.write_versions(&record)?;
                 if record.has_ddl() {
                     self.reload_catalog(tenant_id, ts)?;
                 }
+                committed = true;
             }
-            self.inner.db.delete_cf_opt(
-                self.cf_meta(),
-                meta::revert_marker(tenant_id),
-                &synced(),
-            )?;
+            self.finish_marker(tenant_id, ts, committed.then_some(token.as_str()))?;
         }
         for t in self.tenants() {
             for pin in self.pins(t.id)? {
@@ -795,6 +854,17 @@ impl Diff {
             self.0.insert((table, pk), (want, cur.is_some()));
         }
     }
+}
+
+/// Rows per side and step of an in-place restore's merge of two tenants.
+const MERGE_CHUNK: usize = 4096;
+
+/// The smallest `pk_enc` bound above `pk` and below every other key: keys are
+/// prefix-free, and `0xFF × 9` sorts after any version suffix of `pk`.
+fn just_after(pk: &[u8]) -> Vec<u8> {
+    let mut b = pk.to_vec();
+    b.extend_from_slice(&[0xFF; 9]);
+    b
 }
 
 /// Merges two key-ordered row lists of one table (`theirs`: what the keys must hold,

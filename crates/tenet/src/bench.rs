@@ -51,6 +51,13 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 256)]
         mib: u64,
     },
+    /// Revert (1% of rows, a table with 100k changed rows), in-place restore and clone
+    /// speed, and a neighbour tenant's commit p99 during each.
+    Revert {
+        /// Size of the tenant in MiB of 1 KiB rows.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
     /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
     Backup {
         /// Size of the generated tenant in MiB of 1 KiB rows.
@@ -408,6 +415,12 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
                 return Err(CliError::invalid("--seconds and --mib must be at least 1"));
             }
             crate::bench_pitr::run(seconds, mib)
+        }
+        BenchCmd::Revert { mib } => {
+            if mib == 0 {
+                return Err(CliError::invalid("--mib must be at least 1"));
+            }
+            crate::bench_revert::run(mib)
         }
         BenchCmd::Backup { mib, tables } => {
             if mib == 0 || tables == 0 {

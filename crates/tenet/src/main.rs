@@ -4,6 +4,7 @@
 mod bench;
 mod bench_backup;
 mod bench_pitr;
+mod bench_revert;
 mod commands;
 mod connect;
 mod debug;
