@@ -8,6 +8,7 @@ mod cancel;
 mod common;
 mod corruption;
 mod fixtures;
+mod in_place;
 mod pitr;
 mod roundtrip;
 mod s3;
