@@ -374,7 +374,7 @@ impl Store {
         rec: &TenantRecord,
         v0: Ts,
         filter: &ScopeFilter,
-        want: &dyn Fn(u64, &[u8]) -> Result<Option<Vec<u8>>>,
+        want: &Want<'_>,
         mut diff: Diff,
         token: Option<&str>,
         recheck: impl FnOnce(&Catalog) -> Result<()>,
@@ -681,6 +681,15 @@ fn version_value(row: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// A key of a tenant: (table id, `pk_enc`).
+type Key = (u64, Vec<u8>);
+/// A row's bytes, or `None` for absent.
+type Row = Option<Vec<u8>>;
+/// `from ≤ pk < to` as encoded keys (`None`: unbounded).
+type KeyRange = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// What a key must hold after an in-place commit.
+type Want<'a> = dyn Fn(u64, &[u8]) -> Result<Row> + 'a;
+
 /// Holds a tenant's commits while an in-place commit is prepared and written.
 struct WriteFence<'s> {
     store: &'s Store,
@@ -749,7 +758,7 @@ struct ScopeFilter {
     /// Tables (ids at T) whose rows are in scope.
     tables: BTreeSet<u64>,
     /// `from ≤ pk < to` (encoded) for a key range.
-    range: Option<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    range: Option<KeyRange>,
 }
 
 impl ScopeFilter {
@@ -843,7 +852,7 @@ impl ScopeFilter {
 /// What an in-place commit writes: for each key (table, pk), the row it must hold
 /// (`None`: absent) and whether the key holds a row now.
 #[derive(Default)]
-struct Diff(BTreeMap<(u64, Vec<u8>), (Option<Vec<u8>>, bool)>);
+struct Diff(BTreeMap<Key, (Row, bool)>);
 
 impl Diff {
     /// Records that `(table, pk)` must hold `want`, given that it holds `cur` now.
