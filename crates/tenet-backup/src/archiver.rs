@@ -336,7 +336,7 @@ impl Archivers {
                 Err(e) => return Err(e.into()),
             }
         }
-        let start = self.store.visible_ts();
+        let start = self.store.tenant_visible_ts(tenant_id);
         Ok((start, self.store.pin(tenant_id, start, &owner)?))
     }
 

@@ -81,7 +81,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
             let rec = store
                 .tenant_by_id(p.tenant_id)
                 .ok_or_else(|| tenet_store::Error::TenantNotFound(p.tenant.clone()))?;
-            let end = store.visible_ts();
+            let end = store.tenant_visible_ts(p.tenant_id);
             let time: String = end
                 .to_rfc3339()
                 .chars()

@@ -486,8 +486,8 @@ impl Backups {
 
     /// Creates an in-place restore of `tenant` (a tenant of this store): the planned
     /// state is restored into a hidden scratch tenant, then the live tenant is made
-    /// equal to it in one commit (`restore.rs`). A snapshot `before-restore-<ts>` of
-    /// the live tenant is taken first, so that undoing it is a snapshot rollback.
+    /// equal to it in one commit (`restore.rs`). The job's first step is a snapshot
+    /// `before-restore-<ts>` of the live tenant, so that undoing it is a rollback.
     pub async fn start_restore_in_place(
         &self,
         tenant: &Subject,
@@ -512,8 +512,6 @@ impl Backups {
         let m = inventory
             .manifest(&plan.full.backup_id)
             .expect("planned fulls come from the inventory");
-        let snapshot = format!("before-restore-{}", store.tenant_visible_ts(live.id));
-        store.with_txn(live.id, |t| t.create_snapshot(&snapshot))?;
         let params = RestoreParams {
             backup_id: m.backup_id.clone(),
             repo: repo.url().to_string(),
@@ -522,10 +520,7 @@ impl Backups {
             target: format!(".restore-{}", live.id),
             target_ts: Some(plan.target),
             logs: plan.logs,
-            in_place: Some(restore::InPlace {
-                tenant_id: live.id,
-                snapshot,
-            }),
+            in_place: Some(restore::InPlace { tenant_id: live.id }),
         };
         self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
             .await

@@ -77,8 +77,28 @@ pub struct RestoreParams {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InPlace {
     pub tenant_id: u64,
-    /// The snapshot of the live tenant taken before the restore (its undo).
-    pub snapshot: String,
+}
+
+/// Takes the snapshot `before-restore-<ts>` of the live tenant (the undo) once: its name
+/// is checkpointed before it is created, and a resumed job creates it if missing (the
+/// live tenant is unchanged by the job until its commit).
+fn undo_snapshot(ctx: &JobContext, ip: &InPlace) -> Result<String> {
+    let store = ctx.store();
+    let name = match ctx
+        .checkpoint("undo_snapshot")
+        .and_then(|v| v.as_str().map(String::from))
+    {
+        Some(name) => name,
+        None => {
+            let name = format!("before-restore-{}", store.tenant_visible_ts(ip.tenant_id));
+            ctx.set_checkpoint("undo_snapshot", json!(name))?;
+            name
+        }
+    };
+    match store.with_txn(ip.tenant_id, |t| t.create_snapshot(&name)) {
+        Ok(_) | Err(tenet_store::Error::SnapshotExists { .. }) => Ok(name),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The token an in-place restore's commit records ([`tenet_store::Store::make_equal`]).
@@ -132,6 +152,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
             // recorded its success.
             return finish_in_place(&ctx, &p, ip, None);
         }
+        undo_snapshot(&ctx, ip)?;
     }
     let target_id = match (target_of(&ctx, &p)?, &p.in_place) {
         (Some(id), _) => id,
@@ -280,10 +301,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         let report =
             blocking(move || Ok(s2.make_equal(live, target_id, target_ts, &token)?)).await?;
         let _ = std::fs::remove_dir_all(&tmp);
-        let mut out = finish_in_place(&ctx, &p, ip, Some(report))?;
-        out["backup_id"] = json!(m.backup_id);
-        out["replayed_records"] = json!(replayed);
-        return Ok(out);
+        return finish_in_place(&ctx, &p, ip, Some(report));
     }
 
     ctx.set_phase("activate")?;
@@ -408,6 +426,47 @@ fn finish_in_place(
     report: Option<tenet_store::RevertReport>,
 ) -> Result<Value> {
     let store = ctx.store();
+    let out = match (report, ctx.checkpoint("in_place_result")) {
+        (None, Some(saved)) => saved,
+        (report, _) => {
+            let commit = store
+                .in_place_done(&in_place_token(ctx.id()))?
+                .filter(|t| *t != tenet_store::Ts::ZERO);
+            let target = p.target_ts.unwrap_or_default();
+            let mut out = json!({
+                "tenant": store.tenant_by_id(ip.tenant_id).map(|t| t.name).unwrap_or_else(|| p.source_tenant.clone()),
+                "tenant_id": ip.tenant_id,
+                "in_place": true,
+                "backup_id": p.backup_id,
+                "restored_ts": target,
+                "restored_time": target.to_rfc3339(),
+                "commit_ts": commit,
+                "commit_time": commit.map(|c| c.to_rfc3339()),
+                "unchanged": commit.is_none(),
+                "undo_snapshot": ctx.checkpoint("undo_snapshot"),
+                "replayed_records": ctx.checkpoint("replayed").unwrap_or(json!(0)),
+            });
+            if let Some(r) = report {
+                let changed: u64 = r
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        t.rows_restored
+                            + t.rows_reverted
+                            + t.rows_removed
+                            + u64::from(t.catalog.is_some())
+                    })
+                    .sum();
+                out["keys_compared"] = json!(r.keys_examined);
+                out["changed_keys"] = json!(changed);
+                out["tables"] = serde_json::to_value(&r.tables).unwrap_or_default();
+                out["writes_held_ms"] =
+                    json!((r.writes_held.as_secs_f64() * 10_000.0).round() / 10.0);
+            }
+            ctx.set_checkpoint("in_place_result", out.clone())?;
+            out
+        }
+    };
     if let Some(t) = store.tenant_by_id(
         ctx.checkpoint("target_id")
             .and_then(|v| v.as_u64())
@@ -416,33 +475,6 @@ fn finish_in_place(
         if t.is_scratch() {
             store.drop_tenant(t.id)?;
         }
-    }
-    let commit = store.in_place_done(&in_place_token(ctx.id()))?;
-    let live = store.tenant_by_id(ip.tenant_id);
-    let target = p.target_ts.unwrap_or_default();
-    let mut out = json!({
-        "tenant": live.map(|t| t.name).unwrap_or_else(|| p.source_tenant.clone()),
-        "tenant_id": ip.tenant_id,
-        "in_place": true,
-        "restored_ts": target,
-        "restored_time": target.to_rfc3339(),
-        "commit_ts": commit,
-        "commit_time": commit.map(|c| c.to_rfc3339()),
-        "undo_snapshot": ip.snapshot,
-    });
-    if let Some(r) = report {
-        out["keys_compared"] = json!(r.keys_examined);
-        let changed: u64 = r
-            .tables
-            .iter()
-            .map(|t| {
-                t.rows_restored + t.rows_reverted + t.rows_removed + u64::from(t.catalog.is_some())
-            })
-            .sum();
-        out["changed_keys"] = json!(changed);
-        out["tables"] = serde_json::to_value(&r.tables).unwrap_or_default();
-        out["writes_held_ms"] = json!((r.writes_held.as_secs_f64() * 10_000.0).round() / 10.0);
-        out["unchanged"] = json!(r.commit_ts.is_none());
     }
     Ok(out)
 }

@@ -228,7 +228,9 @@ impl Store {
         // millisecond before it.
         let horizon =
             Ts::from_millis(now.saturating_sub(retention_secs.saturating_mul(1000))).prev();
-        let safe = horizon.min(self.visible_ts()).max(rt.safe_point());
+        let safe = horizon
+            .min(self.tenant_visible_ts(tenant_id))
+            .max(rt.safe_point());
         let explicit: Vec<Ts> = rt.pins.lock().values().map(|p| p.ts).collect();
         let rd = |ts| ReadAt {
             tenant_id,

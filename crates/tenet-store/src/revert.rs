@@ -187,7 +187,7 @@ impl Store {
                 } => Error::TooOld {
                     hint: format!(
                         "; to go back further, restore it in place from a backup: `tenet \
-                         restore {tenant} --to {requested_time} --in-place`"
+                         restore {tenant} --to {requested} --in-place`"
                     ),
                     tenant,
                     requested,
@@ -256,6 +256,7 @@ impl Store {
         let mut found_by = ChangeSource::Log;
         self.changed_since(rec.id, target, v0, &filter, &mut keys, &mut found_by)?;
         let mut diff = Diff::default();
+        let examined = keys.len() as u64;
         for (table, pk) in keys {
             let (cur, want) = (self.get_raw(&at(v0), table, &pk)?, want(table, &pk)?);
             diff.settle(table, pk, want, cur);
@@ -264,7 +265,7 @@ impl Store {
         let done = self.commit_diff(rec, v0, &filter, &want, diff, None, |cat_now| {
             ScopeFilter::resolve(rec, scope, &cat_t, cat_now).map(drop)
         })?;
-        Ok(done.report(rec, target, found_by, &cat_t, started))
+        Ok(done.report(rec, target, found_by, &cat_t, started, examined))
     }
 
     /// Makes the live tenant `live` equal to tenant `source` as of `source_ts` in one
@@ -286,7 +287,7 @@ impl Store {
                 tenant_id: rec.id,
                 tenant: rec.name,
                 target_ts: source_ts,
-                commit_ts: Some(ts),
+                commit_ts: Some(ts).filter(|t| *t != Ts::ZERO),
                 found_by: ChangeSource::DiffScan,
                 keys_examined: 0,
                 tables: Vec::new(),
@@ -350,12 +351,18 @@ impl Store {
             }
         }
         let done = self.commit_diff(&rec, v0, &filter, &want, diff, Some(token), |_| Ok(()))?;
-        let mut report = done.report(&rec, source_ts, ChangeSource::DiffScan, &cat_src, started);
-        report.keys_examined = examined;
-        Ok(report)
+        Ok(done.report(
+            &rec,
+            source_ts,
+            ChangeSource::DiffScan,
+            &cat_src,
+            started,
+            examined,
+        ))
     }
 
-    /// The commit ts of the in-place commit that recorded `token`, if any.
+    /// Whether the in-place commit with `token` is done: its commit ts, or
+    /// `Ts::ZERO` when it found nothing to change; `None` if it was not made.
     pub fn in_place_done(&self, token: &str) -> Result<Option<Ts>> {
         Ok(self
             .inner
@@ -397,10 +404,12 @@ impl Store {
             ts: v1,
             check: false,
         };
+        let mut fenced_keys = 0;
         if v1 > v0 {
             let mut keys = BTreeSet::new();
             let mut found_by = ChangeSource::Log;
             self.changed_since(rec.id, v0, v1, filter, &mut keys, &mut found_by)?;
+            fenced_keys = keys.len() as u64;
             for (table, pk) in keys {
                 let (cur, want) = (self.get_raw(&at, table, &pk)?, want(table, &pk)?);
                 diff.settle(table, pk, want, cur);
@@ -410,6 +419,15 @@ impl Store {
         recheck(&cat_now)?;
         let r = fence.reserve_ts()?;
         let commit_ts = if diff.0.is_empty() {
+            if let Some(token) = token {
+                // Applied, with nothing to change (a resumed job must know that too).
+                self.inner.db.put_cf_opt(
+                    self.cf_meta(),
+                    meta::in_place(token),
+                    0u64.to_be_bytes(),
+                    &synced(),
+                )?;
+            }
             None
         } else {
             let bytes: usize = diff
@@ -426,7 +444,22 @@ impl Store {
                     value: value.clone(),
                 })
                 .collect();
-            self.write_in_place(rec.id, r, mutations, bytes, token)?;
+            if let Err(failure) = self.write_in_place(rec.id, r, mutations, bytes, token) {
+                return Err(match failure {
+                    Unwritten::Before(e) => e,
+                    Unwritten::After(e) => {
+                        // The commit exists (its record is durable) but not all of its
+                        // versions: keep the tenant held; reopening finishes it.
+                        std::mem::forget(fence);
+                        Error::Corrupt(format!(
+                            "commit {r} of tenant `{}` is recorded but its versions could not \
+                             be written ({e}); the tenant is held until the store is opened \
+                             again, which finishes it",
+                            rec.name
+                        ))
+                    }
+                });
+            }
             if diff.0.keys().any(|(t, _)| *t == CATALOG_TABLE) {
                 self.reload_catalog(rec.id, r)?;
             }
@@ -438,6 +471,7 @@ impl Store {
             diff,
             cat_now,
             writes_held,
+            fenced_keys,
         })
     }
 
@@ -513,7 +547,7 @@ impl Store {
         mutations: Vec<Mutation>,
         bytes: usize,
         token: Option<&str>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), Unwritten> {
         let record = LogRecord {
             tenant_id,
             commit_ts: ts,
@@ -533,49 +567,102 @@ impl Store {
             if let Some(token) = token {
                 batch.put_cf(self.cf_meta(), meta::in_place(token), ts.0.to_be_bytes());
             }
-            self.inner.db.write_opt(batch, &synced())?;
-            return Ok(());
+            return self
+                .inner
+                .db
+                .write_opt(batch, &synced())
+                .map_err(|e| Unwritten::Before(e.into()));
         }
         // Large: no giant WAL write. The marker (with the token) first, then the log
         // record and the versions as SST files (RocksDB syncs ingested files), then the
         // token and the marker's removal in one synced batch.
-        let mut marker = ts.0.to_be_bytes().to_vec();
-        marker.extend_from_slice(token.unwrap_or_default().as_bytes());
-        self.inner.db.put_cf_opt(
-            self.cf_meta(),
-            meta::revert_marker(tenant_id),
-            &marker,
-            &synced(),
-        )?;
         let dir = self.path().join("tmp");
-        std::fs::create_dir_all(&dir)?;
         let sst =
             |name: &str| -> PathBuf { dir.join(format!("revert-{tenant_id}-{}-{name}.sst", ts.0)) };
         let (log_path, data_path) = (sst("log"), sst("data"));
-        let mut w = SstFileWriter::create(&self.inner.log_opts);
-        w.open(&log_path)?;
-        w.put(log_key, record.encode())?;
-        w.finish()?;
-        let mut w = SstFileWriter::create(&self.inner.data_opts);
-        w.open(&data_path)?;
-        for m in &record.mutations {
-            w.put(
-                keys::data_key(tenant_id, m.table_id, &m.pk_enc, ts),
-                version_value(m.value.as_deref()),
+        let prepared = (|| -> Result<()> {
+            let mut marker = ts.0.to_be_bytes().to_vec();
+            marker.extend_from_slice(token.unwrap_or_default().as_bytes());
+            self.inner.db.put_cf_opt(
+                self.cf_meta(),
+                meta::revert_marker(tenant_id),
+                &marker,
+                &synced(),
             )?;
+            std::fs::create_dir_all(&dir)?;
+            let mut w = SstFileWriter::create(&self.inner.log_opts);
+            w.open(&log_path)?;
+            w.put(log_key, record.encode())?;
+            w.finish()?;
+            let mut w = SstFileWriter::create(&self.inner.data_opts);
+            w.open(&data_path)?;
+            for m in &record.mutations {
+                w.put(
+                    keys::data_key(tenant_id, m.table_id, &m.pk_enc, ts),
+                    version_value(m.value.as_deref()),
+                )?;
+            }
+            w.finish()?;
+            let mut io = IngestExternalFileOptions::default();
+            io.set_move_files(true);
+            self.inner
+                .db
+                .ingest_external_file_cf_opts(self.cf_log(), &io, vec![&log_path])?;
+            Ok(())
+        })();
+        let committed = self
+            .inner
+            .db
+            .get_cf(self.cf_log(), log_key)
+            .map(|v| v.is_some())
+            .unwrap_or(true);
+        if let Err(e) = prepared {
+            let _ = std::fs::remove_file(&log_path);
+            let _ = std::fs::remove_file(&data_path);
+            if committed {
+                return self.finish_versions(&record, token, &data_path, e);
+            }
+            let _ = self.finish_marker(tenant_id, ts, None);
+            return Err(Unwritten::Before(e));
         }
-        w.finish()?;
+        // From here on the commit exists (its log record does): its versions must follow.
         let mut io = IngestExternalFileOptions::default();
         io.set_move_files(true);
-        let db = &self.inner.db;
-        db.ingest_external_file_cf_opts(self.cf_log(), &io, vec![&log_path])?;
-        // From here on the commit exists (its log record does): its versions must follow.
-        if let Err(e) = db.ingest_external_file_cf_opts(self.cf_data(), &io, vec![&data_path]) {
-            tracing::warn!(tenant_id, error = %e, "ingesting a revert's versions failed; writing them");
-            let _ = std::fs::remove_file(&data_path);
-            self.write_versions(&record)?;
+        match self
+            .inner
+            .db
+            .ingest_external_file_cf_opts(self.cf_data(), &io, vec![&data_path])
+        {
+            Ok(()) => self
+                .finish_marker(tenant_id, ts, token)
+                .or_else(|e| self.finish_versions(&record, token, &data_path, e)),
+            Err(e) => self.finish_versions(&record, token, &data_path, e.into()),
         }
-        self.finish_marker(tenant_id, ts, token)
+    }
+
+    /// After a failure once a commit's record is durable: writes its versions from the
+    /// record (a few attempts), then finishes the marker.
+    fn finish_versions(
+        &self,
+        record: &LogRecord,
+        token: Option<&str>,
+        sst: &std::path::Path,
+        first: Error,
+    ) -> std::result::Result<(), Unwritten> {
+        tracing::warn!(tenant_id = record.tenant_id, error = %first, "writing an in-place commit's versions again");
+        let _ = std::fs::remove_file(sst);
+        let mut last = first;
+        for attempt in 0..3u32 {
+            std::thread::sleep(Duration::from_millis(100 << attempt));
+            match self
+                .write_versions(record)
+                .and_then(|()| self.finish_marker(record.tenant_id, record.commit_ts, token))
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(Unwritten::After(last))
     }
 
     /// Writes the versions of a commit record in batches (the record is durable, so a
@@ -635,6 +722,11 @@ impl Store {
         it.status()?;
         drop(it);
         for (tenant_id, ts, token) in markers {
+            if self.tenant_by_id(tenant_id).is_none() {
+                // Dropped since: its data and log are gone with it.
+                self.finish_marker(tenant_id, ts, None)?;
+                continue;
+            }
             tracing::info!(tenant_id, commit_ts = %ts, "finishing an interrupted revert");
             // Without its log record the commit never happened: only the marker goes.
             let mut committed = false;
@@ -681,6 +773,13 @@ fn version_value(row: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// Why an in-place commit was not written: before its record was durable (nothing
+/// happened), or after (it exists, its versions may not all be written).
+enum Unwritten {
+    Before(Error),
+    After(Error),
+}
+
 /// A key of a tenant: (table id, `pk_enc`).
 type Key = (u64, Vec<u8>);
 /// A row's bytes, or `None` for absent.
@@ -708,6 +807,17 @@ impl<'s> WriteFence<'s> {
             return Err(Error::Conflict(format!(
                 "tenant `{name}` is being put back in place by another revert"
             )));
+        }
+        // The state may have changed since the revert began; while the fence is up,
+        // registry changes of the tenant wait (`store.rs`).
+        let allowed = match store.inner.registry.read().get(tenant_id) {
+            Some(rec) => lifecycle::check(rec, TenantAction::Revert),
+            None => Err(Error::TenantNotFound(name.to_string())),
+        };
+        if let Err(e) = allowed {
+            rt.write_fence.store(false, Ordering::Release);
+            store.inner.committed.notify_all();
+            return Err(e);
         }
         let since = Instant::now();
         let settled = st.hlc.last();
@@ -922,6 +1032,8 @@ struct Committed {
     diff: Diff,
     cat_now: Arc<Catalog>,
     writes_held: Duration,
+    /// Keys written while the diff was computed, compared again under the fence.
+    fenced_keys: u64,
 }
 
 impl Committed {
@@ -933,6 +1045,7 @@ impl Committed {
         found_by: ChangeSource,
         then: &Catalog,
         started: Instant,
+        examined: u64,
     ) -> RevertReport {
         let mut tables: BTreeMap<String, TableRevert> = BTreeMap::new();
         let now = &*self.cat_now;
@@ -970,7 +1083,7 @@ impl Committed {
             target_ts: target,
             commit_ts: self.commit_ts,
             found_by,
-            keys_examined: self.diff.0.len() as u64,
+            keys_examined: examined + self.fenced_keys,
             tables: tables.into_values().collect(),
             writes_held: self.writes_held,
             elapsed: started.elapsed(),

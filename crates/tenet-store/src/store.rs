@@ -353,11 +353,19 @@ impl Store {
         if rt.read_barrier().is_none_or(|b| b > ts) {
             return Ok(());
         }
+        let deadline = std::time::Instant::now() + FENCE_WAIT;
         let mut st = self.inner.commit.lock();
         while rt.read_barrier().is_some_and(|b| b <= ts) {
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Conflict(format!(
+                    "tenant #{tenant_id} is being put back in place at {ts} (for longer than {} \
+                     s); read an earlier time or retry",
+                    FENCE_WAIT.as_secs()
+                )));
+            }
             self.inner
                 .committed
-                .wait_for(&mut st, std::time::Duration::from_millis(100));
+                .wait_for(&mut st, std::time::Duration::from_millis(50));
         }
         Ok(())
     }
@@ -374,18 +382,20 @@ impl Store {
         let Ok(rt) = self.runtime(tenant_id) else {
             return Ok(());
         };
-        let mut waited = std::time::Duration::ZERO;
-        let step = std::time::Duration::from_millis(50);
+        // Every commit of every tenant wakes the waiters: measure, do not count wakes.
+        let deadline = std::time::Instant::now() + FENCE_WAIT;
         while rt.write_fence.load(Ordering::Acquire) {
-            if waited >= FENCE_WAIT {
+            if std::time::Instant::now() >= deadline {
                 return Err(Error::Conflict(format!(
                     "tenant `{tenant_name}` is being put back in place (a revert holds its \
                      writes for longer than {} s)",
                     FENCE_WAIT.as_secs()
                 )));
             }
-            self.inner.committed.wait_for(st, step);
-            waited += step;
+            self.inner.committed.wait_until(
+                st,
+                deadline.min(std::time::Instant::now() + std::time::Duration::from_millis(50)),
+            );
         }
         Ok(())
     }
@@ -480,6 +490,8 @@ impl Store {
             lifecycle::check(rec, action)?;
         }
         if let Some((change, _)) = &req.registry {
+            // A tenant being put back in place changes state or goes away only after.
+            self.wait_write_fence(change.tenant_id(), "", &mut st)?;
             inner.registry.read().check(change)?;
         }
 

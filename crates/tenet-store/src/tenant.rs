@@ -186,6 +186,14 @@ pub(crate) enum RegistryChange {
 }
 
 impl RegistryChange {
+    /// The tenant the change is about.
+    pub fn tenant_id(&self) -> u64 {
+        match self {
+            RegistryChange::Upsert(rec) => rec.id,
+            RegistryChange::Remove(id) => *id,
+        }
+    }
+
     pub fn mutation(&self) -> Mutation {
         let (id, value) = match self {
             RegistryChange::Upsert(rec) => (rec.id, Some(encode_record(rec))),

@@ -119,8 +119,8 @@ pub fn print(r: &RevertResponse, json: bool) {
         ),
     };
     println!(
-        "{} found {how}; the tenant's writes were held {:.1} ms, {:.1} ms in all",
-        count(r.keys_examined, "changed key", "changed keys"),
+        "{} written since then, found {how}; the tenant's writes were held {:.1} ms, {:.1} ms in all",
+        count(r.keys_examined, "key", "keys"),
         r.writes_held_ms,
         r.elapsed_ms
     );
