@@ -405,7 +405,7 @@ impl Store {
                 value: value.map(<[u8]>::to_vec),
             }],
             conflict_keys: Vec::new(),
-            registry: None,
+            registry: Vec::new(),
         })
     }
 

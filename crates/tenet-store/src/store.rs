@@ -136,8 +136,9 @@ pub(crate) struct CommitRequest {
     /// Keys read whose change since `start_ts` must abort the commit (catalog rows of
     /// the tables written).
     pub conflict_keys: Vec<(u64, Vec<u8>)>,
-    /// A registry change (system tenant only); the flag stamps `created_ts`.
-    pub registry: Option<(RegistryChange, bool)>,
+    /// Registry changes (system tenant only), applied in order as one commit; the flag
+    /// stamps `created_ts`.
+    pub registry: Vec<(RegistryChange, bool)>,
 }
 
 /// RocksDB options shared by the store and the raw-RocksDB benchmark baseline.
@@ -489,10 +490,17 @@ impl Store {
             };
             lifecycle::check(rec, action)?;
         }
-        if let Some((change, _)) = &req.registry {
+        if !req.registry.is_empty() {
             // A tenant being put back in place changes state or goes away only after.
-            self.wait_write_fence(change.tenant_id(), "", &mut st)?;
-            inner.registry.read().check(change)?;
+            for (change, _) in &req.registry {
+                self.wait_write_fence(change.tenant_id(), "", &mut st)?;
+            }
+            // Each change is checked against the registry the earlier ones leave.
+            let mut after = inner.registry.read().clone();
+            for (change, _) in &req.registry {
+                after.check(change)?;
+                after.apply(change);
+            }
         }
 
         // First committer wins.
@@ -539,8 +547,9 @@ impl Store {
             self.persist_lease(lease)?;
         }
 
-        let mut undo = None;
-        if let Some((mut change, created)) = req.registry.take() {
+        let mut undo = Vec::new();
+        let registry_changes = !req.registry.is_empty();
+        for (mut change, created) in std::mem::take(&mut req.registry) {
             if let (RegistryChange::Upsert(rec), true) = (&mut change, created) {
                 rec.created_ts = ts;
             }
@@ -553,8 +562,16 @@ impl Store {
                     .entry(id)
                     .or_insert_with(|| Arc::new(TenantRuntime::default()));
             }
-            undo = Some(reverse);
+            undo.push(reverse);
             req.mutations.push(change.mutation());
+        }
+        if registry_changes {
+            // One version per key, in key order: a later change of a tenant wins.
+            let mut by_key = std::collections::BTreeMap::new();
+            for m in std::mem::take(&mut req.mutations) {
+                by_key.insert((m.table_id, m.pk_enc.clone()), m);
+            }
+            req.mutations = by_key.into_values().collect();
         }
 
         let record = LogRecord {
@@ -615,8 +632,9 @@ impl Store {
             }
         }
         if result.is_err() {
-            if let Some(undo) = &undo {
-                inner.registry.write().apply(undo);
+            let mut reg = inner.registry.write();
+            for change in undo.iter().rev() {
+                reg.apply(change);
             }
         }
         self.publish_visible(&st);

@@ -5,9 +5,13 @@
 //! changed under the commit lock in the same step that assigns the commit ts, so name
 //! uniqueness and tenant states are checked against exactly what is committed.
 //!
+//! One system commit may carry several registry changes (applied in order, each checked
+//! against what the earlier ones leave) and rows of system tables with them.
+//!
 //! Dropping a tenant is two commits with a range deletion between them: the record goes
-//! to `dropping` (no reads, no writes), its data, log, pins and GC state are deleted,
-//! then the record is removed. A crash in between is finished when the store reopens.
+//! to `dropping` (no reads, no writes) in the same commit that remembers its name
+//! (system table 5), its data, log, pins and GC state are deleted, then the record is
+//! removed. A crash in between is finished when the store reopens.
 //! Tenant ids come from a persisted sequence and are never reused.
 
 use std::collections::{BTreeMap, HashMap};
@@ -124,7 +128,7 @@ pub struct TenantUpdate {
 }
 
 /// In-memory copy of the registry.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Registry {
     by_id: BTreeMap<u64, Arc<TenantRecord>>,
     by_name: HashMap<String, u64>,
@@ -371,8 +375,10 @@ impl Store {
     /// The tenant's last name is remembered ([`Store::dropped_tenants`]).
     pub fn drop_tenant<'a>(&self, tenant: impl Into<TenantRef<'a>>) -> Result<CommitInfo> {
         let mut rec = self.resolve(tenant)?;
-        // Remembered before the drop starts (a drop a crash interrupts is finished at
-        // the next open); a restore's unfinished target was never a tenant of its own.
+        // Remembered in the commit that starts the drop (a drop a crash interrupts is
+        // finished at the next open); a restore's unfinished target was never a tenant
+        // of its own.
+        let mut mutations = Vec::new();
         if rec.state != TenantState::Restoring {
             let gone = DroppedTenant {
                 id: rec.id,
@@ -380,14 +386,17 @@ impl Store {
                 created_ts: rec.created_ts,
                 dropped_ts: self.visible_ts(),
             };
-            self.system_put(
-                crate::bulk::DROPPED_TABLE,
-                &crate::keys::pk_bytes(&[crate::keys::KeyValue::Int(gone.id as i64)]),
-                Some(&crate::bulk::encode_system_row(&gone)),
-            )?;
+            mutations.push(Mutation {
+                table_id: crate::bulk::DROPPED_TABLE,
+                pk_enc: registry_key(gone.id),
+                value: Some(crate::bulk::encode_system_row(&gone)),
+            });
         }
         rec.state = TenantState::Dropping;
-        self.commit_registry(RegistryChange::Upsert(rec.clone()), false)?;
+        self.commit_system(
+            mutations,
+            vec![(RegistryChange::Upsert(rec.clone()), false)],
+        )?;
         self.finish_drop(rec.id)
     }
 
@@ -417,13 +426,23 @@ impl Store {
 
     /// Commits a registry change as a write of the system tenant.
     fn commit_registry(&self, change: RegistryChange, created: bool) -> Result<CommitInfo> {
+        self.commit_system(Vec::new(), vec![(change, created)])
+    }
+
+    /// One commit of the system tenant: rows of system tables and registry changes
+    /// (applied in order; each checked against what the earlier ones leave).
+    pub(crate) fn commit_system(
+        &self,
+        mutations: Vec<Mutation>,
+        registry: Vec<(RegistryChange, bool)>,
+    ) -> Result<CommitInfo> {
         self.commit(CommitRequest {
             tenant_id: SYSTEM_TENANT,
             tenant_name: String::new(),
             start_ts: Ts::MAX,
-            mutations: Vec::new(),
+            mutations,
             conflict_keys: Vec::new(),
-            registry: Some((change, created)),
+            registry,
         })
     }
 }
@@ -436,4 +455,59 @@ fn check_retention(secs: u64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn rename(rec: &TenantRecord, name: &str) -> (RegistryChange, bool) {
+        let mut r = rec.clone();
+        r.name = name.into();
+        (RegistryChange::Upsert(r), false)
+    }
+
+    #[test]
+    fn one_commit_swaps_two_names_or_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let a = store
+            .create_tenant("a", TenantOptions::default())
+            .unwrap()
+            .0;
+        let b = store
+            .create_tenant("b", TenantOptions::default())
+            .unwrap()
+            .0;
+        let before = store.visible_ts();
+        // Checked in order: `a` → `tmp`, `b` → `a`, then `a` (now `tmp`) → `b`.
+        let info = store
+            .commit_system(
+                Vec::new(),
+                vec![rename(&a, "tmp"), rename(&b, "a"), rename(&a, "b")],
+            )
+            .unwrap();
+        assert_eq!(store.tenant("a").unwrap().id, b.id);
+        assert_eq!(store.tenant("b").unwrap().id, a.id);
+        assert!(store.tenant("tmp").is_err());
+        // One commit, one row per tenant, and it survives a reopen.
+        let log = store
+            .read_log(crate::catalog::SYSTEM_TENANT, before, 10)
+            .unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].commit_ts, info.commit_ts);
+        assert_eq!(log[0].mutations.len(), 2);
+        drop(store);
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.tenant("a").unwrap().id, b.id);
+        // A clash anywhere refuses the whole commit.
+        let a = store.tenant("b").unwrap();
+        let e = store
+            .commit_system(Vec::new(), vec![rename(&a, "c"), rename(&a, "a")])
+            .unwrap_err();
+        assert!(matches!(e, Error::TenantExists(_)), "{e}");
+        assert_eq!(store.tenant("b").unwrap().id, a.id);
+        assert!(store.tenant("c").is_err());
+    }
 }

@@ -486,7 +486,7 @@ impl Txn {
                 .into_iter()
                 .map(|k| (CATALOG_TABLE, k))
                 .collect(),
-            registry: None,
+            registry: Vec::new(),
         })
     }
 }
