@@ -49,10 +49,11 @@
 //! removal (or with the small batch).
 //!
 //! # Memory
-//! The set of changed keys and the commit's one log record are held in memory, so
-//! memory is proportional to the change, never to the tenant's size. (Splitting one
-//! commit's log record into parts, so that a revert of any size runs in bounded
-//! memory, needs a log format change; not done yet.)
+//! The changed keys, the rows they go back to (moved, not copied, into the commit's
+//! one log record) and that record's encoding are held in memory: proportional to the
+//! change, never to the tenant's size (an in-place restore merges the two tenants in
+//! chunks). Bounding it for a change of any size needs a commit's record in parts — a
+//! log format change that the archiver and replay must follow; not done yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -418,7 +419,25 @@ impl Store {
         let cat_now = self.catalog_at(&at)?;
         recheck(&cat_now)?;
         let r = fence.reserve_ts()?;
-        let commit_ts = if diff.0.is_empty() {
+        // What changed, for the report; the rows move into the commit record (no copy).
+        let mut changes = Vec::with_capacity(diff.0.len());
+        let mut mutations = Vec::with_capacity(diff.0.len());
+        let mut bytes = 0usize;
+        for ((table_id, pk_enc), (value, cur)) in std::mem::take(&mut diff.0) {
+            bytes += 24 + pk_enc.len() + value.as_ref().map_or(0, Vec::len);
+            changes.push(Change {
+                table: table_id,
+                pk: pk_enc.clone(),
+                want: value.is_some(),
+                cur,
+            });
+            mutations.push(Mutation {
+                table_id,
+                pk_enc,
+                value,
+            });
+        }
+        let commit_ts = if mutations.is_empty() {
             if let Some(token) = token {
                 // Applied, with nothing to change (a resumed job must know that too).
                 self.inner.db.put_cf_opt(
@@ -430,20 +449,7 @@ impl Store {
             }
             None
         } else {
-            let bytes: usize = diff
-                .0
-                .iter()
-                .map(|((_, pk), (v, _))| 24 + pk.len() + v.as_ref().map_or(0, Vec::len))
-                .sum();
-            let mutations = diff
-                .0
-                .iter()
-                .map(|((table, pk), (value, _))| Mutation {
-                    table_id: *table,
-                    pk_enc: pk.clone(),
-                    value: value.clone(),
-                })
-                .collect();
+            let ddl = changes.iter().any(|c| c.table == CATALOG_TABLE);
             if let Err(failure) = self.write_in_place(rec.id, r, mutations, bytes, token) {
                 return Err(match failure {
                     Unwritten::Before(e) => e,
@@ -460,7 +466,7 @@ impl Store {
                     }
                 });
             }
-            if diff.0.keys().any(|(t, _)| *t == CATALOG_TABLE) {
+            if ddl {
                 self.reload_catalog(rec.id, r)?;
             }
             Some(r)
@@ -468,7 +474,7 @@ impl Store {
         let writes_held = fence.lower();
         Ok(Committed {
             commit_ts,
-            diff,
+            changes,
             cat_now,
             writes_held,
             fenced_keys,
@@ -1026,10 +1032,18 @@ fn merge_diff(
     examined
 }
 
+/// One key an in-place commit changed: whether it holds a row after and held one before.
+struct Change {
+    table: u64,
+    pk: Vec<u8>,
+    want: bool,
+    cur: bool,
+}
+
 /// An in-place commit that was written (or found nothing to write).
 struct Committed {
     commit_ts: Option<Ts>,
-    diff: Diff,
+    changes: Vec<Change>,
     cat_now: Arc<Catalog>,
     writes_held: Duration,
     /// Keys written while the diff was computed, compared again under the fence.
@@ -1049,7 +1063,13 @@ impl Committed {
     ) -> RevertReport {
         let mut tables: BTreeMap<String, TableRevert> = BTreeMap::new();
         let now = &*self.cat_now;
-        for ((table, pk), (want, cur)) in &self.diff.0 {
+        for Change {
+            table,
+            pk,
+            want,
+            cur,
+        } in &self.changes
+        {
             if *table == CATALOG_TABLE {
                 let Some(KeyValue::Str(name)) = keys::decode_pk(pk).ok().and_then(|mut k| k.pop())
                 else {
@@ -1071,7 +1091,7 @@ impl Committed {
                 .or_else(|| now.table_by_id(*table))
                 .map_or_else(|| format!("#{table}"), |t| t.name.clone());
             let e = entry(&mut tables, &name, *table);
-            match (want.is_some(), cur) {
+            match (want, cur) {
                 (true, false) => e.rows_restored += 1,
                 (true, true) => e.rows_reverted += 1,
                 (false, _) => e.rows_removed += 1,
