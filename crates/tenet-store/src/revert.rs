@@ -249,7 +249,8 @@ impl Store {
         let cat_t = self.catalog_at(&at(target))?;
         let v0 = self.tenant_visible_ts(rec.id);
         let filter = ScopeFilter::resolve(rec, scope, &cat_t, &*self.catalog_at(&at(v0))?)?;
-        let want = |table: u64, pk: &[u8]| self.get_raw(&at(target), table, pk);
+        let then = std::cell::RefCell::new(self.point_reader(&at(target))?);
+        let want = |table: u64, pk: &[u8]| then.borrow_mut().get(table, pk);
 
         // Keys changed since T and what they must hold, before the fence (the bulk of
         // the work)…
@@ -258,8 +259,9 @@ impl Store {
         self.changed_since(rec.id, target, v0, &filter, &mut keys, &mut found_by)?;
         let mut diff = Diff::default();
         let examined = keys.len() as u64;
+        let mut now = self.point_reader(&at(v0))?;
         for (table, pk) in keys {
-            let (cur, want) = (self.get_raw(&at(v0), table, &pk)?, want(table, &pk)?);
+            let (cur, want) = (now.get(table, &pk)?, want(table, &pk)?);
             diff.settle(table, pk, want, cur);
         }
         // …then only what changed since, with the tenant's writes held.
@@ -316,7 +318,8 @@ impl Store {
             tables: cat_src.tables.values().map(|t| t.id).collect(),
             range: None,
         };
-        let want = |table: u64, pk: &[u8]| self.get_raw(&src, table, pk);
+        let theirs = std::cell::RefCell::new(self.point_reader(&src)?);
+        let want = |table: u64, pk: &[u8]| theirs.borrow_mut().get(table, pk);
         // Every key of the source's tables and of the catalog, by merging scans.
         let mut diff = Diff::default();
         let mut examined = 0u64;
@@ -411,8 +414,9 @@ impl Store {
             let mut found_by = ChangeSource::Log;
             self.changed_since(rec.id, v0, v1, filter, &mut keys, &mut found_by)?;
             fenced_keys = keys.len() as u64;
+            let mut now = self.point_reader(&at)?;
             for (table, pk) in keys {
-                let (cur, want) = (self.get_raw(&at, table, &pk)?, want(table, &pk)?);
+                let (cur, want) = (now.get(table, &pk)?, want(table, &pk)?);
                 diff.settle(table, pk, want, cur);
             }
         }
