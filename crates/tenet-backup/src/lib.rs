@@ -505,10 +505,25 @@ impl Backups {
             )));
         }
         lifecycle::check(&live, lifecycle::TenantAction::Revert)?;
-        let (repo, inventory) = self.inventory(tenant, repo).await?;
-        let plan = inventory
-            .plan(target, self.plan_now())
-            .map_err(|e| Error::NotRestorable(format!("tenant `{}`: {e}", live.name)))?;
+        // Within its own history a tenant goes back without any backup.
+        let revert_hint = format!(
+            "; within its own history (back to {}), `tenet revert {} --to <time>` puts it back \
+             without a backup",
+            store.safe_point(live.id)?.to_rfc3339(),
+            live.name
+        );
+        let (repo, inventory) = match self.inventory(tenant, repo).await {
+            Err(Error::InvalidArgument(m)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "{m}, or take one with `tenet backup full {} --repo <dir>`{revert_hint}",
+                    live.name
+                )))
+            }
+            other => other?,
+        };
+        let plan = inventory.plan(target, self.plan_now()).map_err(|e| {
+            Error::NotRestorable(format!("tenant `{}`: {e}{revert_hint}", live.name))
+        })?;
         let m = inventory
             .manifest(&plan.full.backup_id)
             .expect("planned fulls come from the inventory");
@@ -540,6 +555,13 @@ impl Backups {
         let src = store.resolve(source_id)?;
         lifecycle::check(&src, lifecycle::TenantAction::Read)?;
         let pin = store.pin(src.id, as_of, clone::KIND)?;
+        if let Err(e) = store
+            .catalog_at_ts(src.id, pin.ts)
+            .and_then(|c| store.check_existed(&src, pin.ts, &c))
+        {
+            store.unpin(src.id, pin.id)?;
+            return Err(e.into());
+        }
         let created = store.create_tenant(
             into,
             TenantOptions {

@@ -154,7 +154,8 @@ impl Repo {
                     (false, _) => {
                         return Err(Error::RepoNotFound(format!(
                             "no repository at {url}: the directory {dir} does not exist; \
-                             check the path, or create one with `tenet repo init {url}`"
+                             check the path, or make it a repository by taking a backup into \
+                             it: `tenet backup full <tenant> --repo {url}`"
                         )))
                     }
                 }

@@ -79,26 +79,22 @@ pub struct InPlace {
     pub tenant_id: u64,
 }
 
-/// Takes the snapshot `before-restore-<ts>` of the live tenant (the undo) once: its name
-/// is checkpointed before it is created, and a resumed job creates it if missing (the
-/// live tenant is unchanged by the job until its commit).
+/// Takes the snapshot `before-restore-<its ts>` of the live tenant (the undo) once, and
+/// checkpoints its name. (Killed between the two, a resumed job takes another one; the
+/// live tenant is unchanged by the job until its commit, so both show the same state.)
 fn undo_snapshot(ctx: &JobContext, ip: &InPlace) -> Result<String> {
-    let store = ctx.store();
-    let name = match ctx
+    if let Some(name) = ctx
         .checkpoint("undo_snapshot")
         .and_then(|v| v.as_str().map(String::from))
     {
-        Some(name) => name,
-        None => {
-            let name = format!("before-restore-{}", store.tenant_visible_ts(ip.tenant_id));
-            ctx.set_checkpoint("undo_snapshot", json!(name))?;
-            name
-        }
-    };
-    match store.with_txn(ip.tenant_id, |t| t.create_snapshot(&name)) {
-        Ok(_) | Err(tenet_store::Error::SnapshotExists { .. }) => Ok(name),
-        Err(e) => Err(e.into()),
+        return Ok(name);
     }
+    let (snap, _) = ctx.store().with_txn(ip.tenant_id, |t| {
+        let name = format!("before-restore-{}", t.start_ts());
+        t.create_snapshot(&name)
+    })?;
+    ctx.set_checkpoint("undo_snapshot", json!(snap.name))?;
+    Ok(snap.name)
 }
 
 /// The token an in-place restore's commit records ([`tenet_store::Store::make_equal`]).
@@ -297,6 +293,11 @@ async fn run(ctx: JobContext) -> Result<Value> {
     if let Some(ip) = &p.in_place {
         ctx.set_phase("apply")?;
         ctx.check_cancelled()?;
+        // What the restore takes back: the live tenant's commits after the target.
+        if ctx.checkpoint("undone_commits").is_none() {
+            let undone = count_commits_after(&store, ip.tenant_id, target_ts)?;
+            ctx.set_checkpoint("undone_commits", json!(undone))?;
+        }
         let (s2, token, live) = (store.clone(), in_place_token(ctx.id()), ip.tenant_id);
         let report =
             blocking(move || Ok(s2.make_equal(live, target_id, target_ts, &token)?)).await?;
@@ -444,6 +445,7 @@ fn finish_in_place(
                 "commit_time": commit.map(|c| c.to_rfc3339()),
                 "unchanged": commit.is_none(),
                 "undo_snapshot": ctx.checkpoint("undo_snapshot"),
+                "undone_commits": ctx.checkpoint("undone_commits"),
                 "replayed_records": ctx.checkpoint("replayed").unwrap_or(json!(0)),
             });
             if let Some(r) = report {
@@ -477,6 +479,22 @@ fn finish_in_place(
         }
     }
     Ok(out)
+}
+
+/// The commits of a tenant after `ts`, from its log (`None` when GC took part of it).
+fn count_commits_after(store: &Store, tenant_id: u64, ts: tenet_store::Ts) -> Result<Option<u64>> {
+    if store.log_complete_after(tenant_id)? > ts {
+        return Ok(None);
+    }
+    let (mut n, mut after) = (0u64, ts);
+    loop {
+        let (raw, covered) = store.read_log_raw_covered(tenant_id, after, 4096)?;
+        n += raw.len() as u64;
+        if raw.is_empty() || covered <= after {
+            return Ok(Some(n));
+        }
+        after = covered;
+    }
 }
 
 /// Rewrites a source commit record for the target: tenant id, table ids (a table the

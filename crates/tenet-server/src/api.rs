@@ -794,12 +794,21 @@ pub struct TableRevertInfo {
     pub rows_reverted: u64,
     /// Rows that did not exist then and are deleted.
     pub rows_removed: u64,
+    /// Rows visible again because the table came back (`restored`, `replaced`).
+    #[serde(default)]
+    pub table_rows_back: u64,
+    /// Rows no longer visible because the table went (`dropped`, `replaced`).
+    #[serde(default)]
+    pub table_rows_gone: u64,
 }
 
 /// The outcome of a revert or snapshot rollback.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RevertResponse {
     pub tenant: String,
+    /// What was put back: `tenant`, `table <name>` or `table <name>, keys <from>..<to>`.
+    #[serde(default)]
+    pub scope: String,
     /// The tenant (or scope) now shows its state at this ts.
     #[serde(with = "ts_json")]
     #[schema(value_type = String)]
@@ -819,12 +828,20 @@ pub struct RevertResponse {
     /// How long the tenant's writes were held (they wait, then go on).
     pub writes_held_ms: f64,
     pub elapsed_ms: f64,
+    /// The command that undoes the revert (when it committed).
+    #[serde(default)]
+    pub undo: Option<String>,
 }
 
 impl From<tenet_store::RevertReport> for RevertResponse {
     fn from(r: tenet_store::RevertReport) -> Self {
         let ms = |d: std::time::Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+        let undo = r
+            .commit_ts
+            .map(|c| format!("tenet revert {} --before-commit {c}", shell_word(&r.tenant)));
         RevertResponse {
+            scope: "tenant".into(),
+            undo,
             tenant: r.tenant,
             target_ts: r.target_ts.0,
             target_time: r.target_ts.to_rfc3339(),
@@ -842,11 +859,25 @@ impl From<tenet_store::RevertReport> for RevertResponse {
                     rows_restored: t.rows_restored,
                     rows_reverted: t.rows_reverted,
                     rows_removed: t.rows_removed,
+                    table_rows_back: t.table_rows_back,
+                    table_rows_gone: t.table_rows_gone,
                 })
                 .collect(),
             writes_held_ms: ms(r.writes_held),
             elapsed_ms: ms(r.elapsed),
         }
+    }
+}
+
+/// `s` as one shell word (quoted when it needs to be).
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.#".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 

@@ -375,7 +375,13 @@ impl Admin for Service {
         let state = req
             .state
             .as_deref()
-            .map(str::parse::<TenantState>)
+            .map(|s| {
+                s.parse::<TenantState>().map_err(|_| {
+                    ApiError::invalid(format!(
+                        "unknown tenant state `{s}`; a tenant can be set to active or read_only"
+                    ))
+                })
+            })
             .transpose()?;
         if let Some(st) = state.filter(|s| !s.settable_by_hand()) {
             return Err(ApiError::invalid(format!(
@@ -603,6 +609,8 @@ impl Admin for Service {
     }
 
     fn rollback_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<RevertResponse> {
+        // `@name`, as in time expressions, means the same snapshot.
+        let snapshot = snapshot.strip_prefix('@').unwrap_or(snapshot);
         tenet_store::schema::validate_name("snapshot", snapshot)?;
         self.check_not_restoring(tenant, "putting it back in place")?;
         let to = RevertTo::AsOf(AsOf::Snapshot(snapshot.to_string()));
@@ -635,7 +643,17 @@ impl Admin for Service {
             },
         };
         self.check_not_restoring(tenant, "putting it back in place")?;
-        Ok(self.store.revert(tenant, &to, &scope)?.into())
+        let mut out: RevertResponse = self.store.revert(tenant, &to, &scope)?.into();
+        out.scope = match &scope {
+            RevertScope::Tenant => "tenant".into(),
+            RevertScope::Table(t) => format!("table {t}"),
+            RevertScope::Range { table, from, to } => format!(
+                "table {table}, keys {}..{}",
+                from.as_ref().map(Value::to_string).unwrap_or_default(),
+                to.as_ref().map(Value::to_string).unwrap_or_default()
+            ),
+        };
+        Ok(out)
     }
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {

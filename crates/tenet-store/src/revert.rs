@@ -141,6 +141,10 @@ pub struct TableRevert {
     pub rows_reverted: u64,
     /// Rows that did not exist at T and are deleted.
     pub rows_removed: u64,
+    /// Rows visible again because the table's definition came back (restored/replaced).
+    pub table_rows_back: u64,
+    /// Rows no longer visible because the table's definition went (dropped/replaced).
+    pub table_rows_gone: u64,
 }
 
 /// The outcome of a revert.
@@ -216,6 +220,13 @@ impl Store {
             RevertTo::AsOf(AsOf::Ago(d)) => Ok(self.ts_ago(*d)),
             RevertTo::AsOf(AsOf::Snapshot(name)) => self.snapshot_ts(rec, name),
             RevertTo::BeforeCommit(c) => {
+                let newest = self.tenant_visible_ts(rec.id);
+                if *c > newest {
+                    return Err(Error::invalid(format!(
+                        "{c} is in the future: the newest commit is at or before {newest} ({})",
+                        newest.to_rfc3339()
+                    )));
+                }
                 let present = self
                     .inner
                     .db
@@ -247,6 +258,7 @@ impl Store {
             check: false,
         };
         let cat_t = self.catalog_at(&at(target))?;
+        self.check_existed(rec, target, &cat_t)?;
         let v0 = self.tenant_visible_ts(rec.id);
         let filter = ScopeFilter::resolve(rec, scope, &cat_t, &*self.catalog_at(&at(v0))?)?;
         let then = std::cell::RefCell::new(self.point_reader(&at(target))?);
@@ -268,7 +280,31 @@ impl Store {
         let done = self.commit_diff(rec, v0, &filter, &want, diff, None, |cat_now| {
             ScopeFilter::resolve(rec, scope, &cat_t, cat_now).map(drop)
         })?;
-        Ok(done.report(rec, target, found_by, &cat_t, started, examined))
+        Ok(done.report(
+            self,
+            rec,
+            (rec.id, target),
+            found_by,
+            &cat_t,
+            started,
+            examined,
+        ))
+    }
+
+    /// Refuses a target before the tenant existed (an empty state, most likely a slip
+    /// like `-10m` for `-1m`): it would drop every table.
+    pub fn check_existed(&self, rec: &TenantRecord, target: Ts, at_t: &Catalog) -> Result<()> {
+        if target < rec.created_ts && at_t.tables.is_empty() {
+            return Err(Error::invalid(format!(
+                "tenant `{}` did not exist yet at {target} ({}): it was created at {} ({}); \
+                 give a time at or after that",
+                rec.name,
+                target.to_rfc3339(),
+                rec.created_ts,
+                rec.created_ts.to_rfc3339()
+            )));
+        }
+        Ok(())
     }
 
     /// Makes the live tenant `live` equal to tenant `source` as of `source_ts` in one
@@ -356,8 +392,9 @@ impl Store {
         }
         let done = self.commit_diff(&rec, v0, &filter, &want, diff, Some(token), |_| Ok(()))?;
         Ok(done.report(
+            self,
             &rec,
-            source_ts,
+            (source, source_ts),
             ChangeSource::DiffScan,
             &cat_src,
             started,
@@ -479,6 +516,7 @@ impl Store {
         Ok(Committed {
             commit_ts,
             changes,
+            v1,
             cat_now,
             writes_held,
             fenced_keys,
@@ -1048,6 +1086,8 @@ struct Change {
 struct Committed {
     commit_ts: Option<Ts>,
     changes: Vec<Change>,
+    /// The tenant's state just before the commit.
+    v1: Ts,
     cat_now: Arc<Catalog>,
     writes_held: Duration,
     /// Keys written while the diff was computed, compared again under the fence.
@@ -1056,15 +1096,32 @@ struct Committed {
 
 impl Committed {
     /// The report, with per-table counts (`then`: the catalog of the target state).
+    #[allow(clippy::too_many_arguments)]
     fn report(
         self,
+        store: &Store,
         rec: &TenantRecord,
-        target: Ts,
+        (then_tenant, target): (u64, Ts),
         found_by: ChangeSource,
         then: &Catalog,
         started: Instant,
         examined: u64,
     ) -> RevertReport {
+        // Rows that come or go with a table's definition (reads of fixed states).
+        let count = |tenant_id: u64, table: u64, ts: Ts| -> u64 {
+            let rd = ReadAt {
+                tenant_id,
+                tenant_name: "",
+                ts,
+                check: false,
+            };
+            let mut n = 0;
+            let _ = store.scan_raw_with(&rd, table, None, None, false, |_, _, _| {
+                n += 1;
+                Ok(true)
+            });
+            n
+        };
         let mut tables: BTreeMap<String, TableRevert> = BTreeMap::new();
         let now = &*self.cat_now;
         for Change {
@@ -1087,7 +1144,19 @@ impl Committed {
                     _ => CatalogRevert::SchemaReverted,
                 };
                 let id = a.or(b).map_or(0, |t| t.id);
-                entry(&mut tables, &name, id).catalog = Some(change);
+                let e = entry(&mut tables, &name, id);
+                e.catalog = Some(change);
+                if self.commit_ts.is_some() {
+                    if let (Some(a), CatalogRevert::Restored | CatalogRevert::Replaced) =
+                        (a, change)
+                    {
+                        e.table_rows_back = count(then_tenant, a.id, target);
+                    }
+                    if let (Some(b), CatalogRevert::Dropped | CatalogRevert::Replaced) = (b, change)
+                    {
+                        e.table_rows_gone = count(rec.id, b.id, self.v1);
+                    }
+                }
                 continue;
             }
             let name = then

@@ -61,9 +61,14 @@ impl AsOf {
                 });
         }
         Ts::parse(s).map(AsOf::Ts).map_err(|e| {
+            let hint = if humantime::parse_duration(s).is_ok() {
+                format!(" (did you mean -{s}, {s} ago?)")
+            } else {
+                String::new()
+            };
             Error::invalid(format!(
                 "{e}; an as-of is an RFC 3339 time, a commit ts, a relative time (-5m) or \
-                 @snapshot-name"
+                 @snapshot-name{hint}"
             ))
         })
     }

@@ -843,28 +843,35 @@ fn print_outcome(j: &JobInfo) {
             ),
             j.id
         ),
-        "restore" if r["in_place"] == true => match u("commit_ts") {
-            commit if commit > 0 && r["unchanged"] != true => println!(
-                "restored `{}` in place to {} (ts {}) in one commit at ts {commit}: backup {} + {} from the log; {} changed, writes held {} ms (job {})\nundo: tenet snapshot rollback {} {}",
-                s("tenant"),
-                s("restored_time"),
-                u("restored_ts"),
-                s("backup_id"),
-                count(u("replayed_records"), "commit", "commits"),
-                count(u("changed_keys"), "key", "keys"),
-                r["writes_held_ms"],
-                j.id,
-                s("tenant"),
-                s("undo_snapshot"),
-            ),
-            _ => println!(
-                "`{}` already equals its state at {} (ts {}): nothing changed (job {})",
-                s("tenant"),
-                s("restored_time"),
-                u("restored_ts"),
-                j.id
-            ),
-        },
+        "restore" if r["in_place"] == true => {
+            let undone = match r["undone_commits"].as_u64() {
+                Some(0) => "no later commit of it was undone".to_string(),
+                Some(n) => format!("{} made after that time undone", count(n, "commit", "commits")),
+                None => "the commits made after that time undone".to_string(),
+            };
+            match u("commit_ts") {
+                commit if commit > 0 => println!(
+                    "restored `{}` in place to {} (ts {}) in one commit at ts {commit}: backup {} + {} from the log; {} changed, {undone}; writes held {} ms (job {})\nundo: tenet snapshot rollback {} {}",
+                    s("tenant"),
+                    s("restored_time"),
+                    u("restored_ts"),
+                    s("backup_id"),
+                    count(u("replayed_records"), "commit", "commits"),
+                    count(u("changed_keys"), "key", "keys"),
+                    r["writes_held_ms"],
+                    j.id,
+                    s("tenant"),
+                    s("undo_snapshot"),
+                ),
+                _ => println!(
+                    "`{}` already equals its state at {} (ts {}): nothing changed (job {})",
+                    s("tenant"),
+                    s("restored_time"),
+                    u("restored_ts"),
+                    j.id
+                ),
+            }
+        }
         "restore" if u("restored_ts") > u("backup_ts") => println!(
             "restored `{}` to {} (ts {}) into tenant `{}` (id {}): backup {} (as of {}, verified by digest) + {} from the log (job {})",
             s("source_tenant"),

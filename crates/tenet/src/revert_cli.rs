@@ -6,18 +6,14 @@ use tenet_server::api::{RevertRequest, RevertResponse};
 
 use crate::output::{count, print_json, print_table, CliError};
 
-/// Arguments of `tenet revert`.
+/// Arguments of `tenet revert`: exactly one of --to and --before-commit.
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "before_commit"])))]
 pub struct RevertArgs {
     tenant: String,
     /// The state to go back to: an RFC 3339 time, a commit ts, a relative time (-5m,
     /// -1h30m) or @snapshot.
-    #[arg(
-        long,
-        allow_hyphen_values = true,
-        required_unless_present = "before_commit",
-        conflicts_with = "before_commit"
-    )]
+    #[arg(long, allow_hyphen_values = true)]
     to: Option<String>,
     /// Undo the commit with this ts and every later one (the state just before it).
     #[arg(long, allow_hyphen_values = true)]
@@ -78,9 +74,12 @@ pub fn print(r: &RevertResponse, json: bool) {
         );
         return;
     };
+    let what = match r.scope.as_str() {
+        "tenant" | "" => format!("`{}`", r.tenant),
+        scope => format!("{scope} of `{}`", r.tenant),
+    };
     println!(
-        "put `{}` back as it was at {} (ts {}) in one commit at ts {} ({})",
-        r.tenant,
+        "put {what} back as it was at {} (ts {}) in one commit at ts {} ({})",
         r.target_time,
         r.target_ts,
         commit_ts,
@@ -90,11 +89,17 @@ pub fn print(r: &RevertResponse, json: bool) {
         .tables
         .iter()
         .map(|t| {
+            let with = match (t.table_rows_back, t.table_rows_gone) {
+                (0, 0) => String::new(),
+                (back, 0) => format!(" ({})", count(back, "row back", "rows back")),
+                (0, gone) => format!(" ({})", count(gone, "row gone", "rows gone")),
+                (back, gone) => format!(" ({back} rows back, {gone} gone)"),
+            };
             vec![
                 t.table.clone(),
                 t.catalog
                     .as_deref()
-                    .map_or("-".into(), |c| c.replace('_', " ")),
+                    .map_or("-".into(), |c| format!("{}{with}", c.replace('_', " "))),
                 t.rows_restored.to_string(),
                 t.rows_reverted.to_string(),
                 t.rows_removed.to_string(),
@@ -124,19 +129,7 @@ pub fn print(r: &RevertResponse, json: bool) {
         r.writes_held_ms,
         r.elapsed_ms
     );
-    println!(
-        "undo: tenet revert {} --before-commit {commit_ts}",
-        shell_word(&r.tenant)
-    );
-}
-
-/// `s` as one shell word.
-fn shell_word(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+    if let Some(undo) = &r.undo {
+        println!("undo: {undo}");
     }
 }

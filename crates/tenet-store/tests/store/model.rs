@@ -242,6 +242,7 @@ struct MTenant {
     pins: Vec<PinRecord>,
     /// Commit ts of the tenant's reverts, oldest first.
     reverts: Vec<Ts>,
+    created_ts: Ts,
     /// `now - retention` at the newest GC: reads at or after it must work.
     window_start: Ts,
 }
@@ -359,6 +360,7 @@ impl Harness {
                 history: BTreeMap::from([(ts, state)]),
                 pins: Vec::new(),
                 reverts: Vec::new(),
+                created_ts: rec.created_ts,
                 window_start: Ts::ZERO,
             });
         }
@@ -683,6 +685,12 @@ impl Harness {
             Expect::State(old) => old,
         };
         let what = format!("revert of {name} to {ts} in {scope:?}");
+        if ts < self.tenants[tenant].created_ts && old.tables.is_empty() {
+            let e = r.expect_err("a revert to before the tenant existed");
+            assert!(e.to_string().contains("did not exist yet"), "{what}: {e}");
+            self.coverage.reverts_refused += 1;
+            return;
+        }
         // The model of the new state, or the error kind the store must give.
         let want: Result<MState, ErrorKind> = match scope {
             RScope::Tenant => Ok(MState {

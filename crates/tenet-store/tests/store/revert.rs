@@ -229,6 +229,8 @@ fn large_reverts_ingest_one_sst_and_are_logged_as_one_commit() {
             ("t", Some(tenet_store::CatalogRevert::Restored)),
         ]
     );
+    // The table that comes back brings its row at the target with it.
+    assert_eq!(rep.tables[1].table_rows_back, 1, "{rep:?}");
     let log = store.read_log(id, cut, usize::MAX).unwrap();
     assert_eq!(log.last().unwrap().commit_ts, r);
     assert!(log.last().unwrap().has_ddl());

@@ -176,9 +176,23 @@ fn revert_rollback_clone_and_undo() {
     assert_eq!(rows(d, "acme-copy", None), good);
     assert_eq!(rows(d, "globex", None), neighbour);
 
+    // `@name` names the snapshot too.
+    ok(d, &["snapshot", "rollback", "acme", "@good"]);
+    assert_eq!(rows(d, "acme", None), good);
+
     // Bad input on the CLI: one line, exit ≠ 0, nothing changed.
     let before = rows(d, "acme", None);
     for (args, needle) in [
+        (vec!["revert", "acme", "--to", "-1d"], "did not exist yet"),
+        (
+            vec!["tenant", "clone", "acme", "--as-of", "-1d", "--into", "x"],
+            "did not exist yet",
+        ),
+        (vec!["revert", "acme", "--to", "5m"], "did you mean -5m"),
+        (
+            vec!["restore", "acme", "--in-place", "--latest"],
+            "tenet revert acme --to",
+        ),
         (
             vec!["revert", "acme", "--to", "@nope"],
             "snapshot `nope` not found",
@@ -224,6 +238,9 @@ fn revert_rollback_clone_and_undo() {
         assert_eq!(e.trim().lines().count(), 1, "{e}");
     }
     assert_eq!(rows(d, "acme", None), before);
+    // No target: clap's usage error names both ways to give one.
+    let e = stderr(&tenet(d, &["revert", "acme"]));
+    assert!(e.contains("--to") && e.contains("--before-commit"), "{e}");
 }
 
 #[test]
@@ -256,7 +273,7 @@ fn http_revert_errors_and_too_old() {
         (json!({"to": "@nope"}), 404, "SNAPSHOT_NOT_FOUND"),
         (json!({"to": "-1s", "from_key": 1}), 400, "INVALID_ARGUMENT"),
         (
-            json!({"to": "-1s", "table": "missing"}),
+            json!({"to": first.to_string(), "table": "missing"}),
             404,
             "TABLE_NOT_FOUND",
         ),
