@@ -202,7 +202,7 @@ fn revert_rollback_clone_and_undo() {
             "future",
         ),
         (
-            vec!["revert", "acme", "--to", "-1s", "--table", "nope"],
+            vec!["revert", "acme", "--to", "@good", "--table", "nope"],
             "table `nope` not found",
         ),
         (
