@@ -117,9 +117,9 @@ pub fn print(r: &RevertResponse, json: bool) {
         &rows,
     );
     let how = match r.found_by.as_str() {
-        "log" => "from the commit log since then".to_string(),
+        "log" => "from the commit log".to_string(),
         other => format!(
-            "by a {} (the commit log since then is garbage-collected)",
+            "by a {} (the commit log since then was garbage-collected)",
             other.replace('_', " ")
         ),
     };
