@@ -637,6 +637,7 @@ impl Store {
                 &marker,
                 &synced(),
             )?;
+            crate::failpoint::hit("in-place-after-marker");
             std::fs::create_dir_all(&dir)?;
             let mut w = SstFileWriter::create(&self.inner.log_opts);
             w.open(&log_path)?;
@@ -656,6 +657,7 @@ impl Store {
             self.inner
                 .db
                 .ingest_external_file_cf_opts(self.cf_log(), &io, vec![&log_path])?;
+            crate::failpoint::hit("in-place-after-log");
             Ok(())
         })();
         let committed = self
@@ -676,16 +678,16 @@ impl Store {
         // From here on the commit exists (its log record does): its versions must follow.
         let mut io = IngestExternalFileOptions::default();
         io.set_move_files(true);
-        match self
-            .inner
-            .db
-            .ingest_external_file_cf_opts(self.cf_data(), &io, vec![&data_path])
+        if let Err(e) =
+            self.inner
+                .db
+                .ingest_external_file_cf_opts(self.cf_data(), &io, vec![&data_path])
         {
-            Ok(()) => self
-                .finish_marker(tenant_id, ts, token)
-                .or_else(|e| self.finish_versions(&record, token, &data_path, e)),
-            Err(e) => self.finish_versions(&record, token, &data_path, e.into()),
+            return self.finish_versions(&record, token, &data_path, e.into());
         }
+        crate::failpoint::hit("in-place-after-data");
+        self.finish_marker(tenant_id, ts, token)
+            .or_else(|e| self.finish_versions(&record, token, &data_path, e))
     }
 
     /// After a failure once a commit's record is durable: writes its versions from the

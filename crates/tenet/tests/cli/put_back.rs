@@ -558,3 +558,94 @@ fn pitr_before_at_and_after_a_revert() {
         rows(d, "acme", Some(&target.to_string()))
     );
 }
+
+/// The large path of an in-place commit (marker, record as SST, versions as SST,
+/// marker removed), with the process aborted after each step (`TENET_FAILPOINT`, debug
+/// builds): when the store opens again the tenant is wholly before or wholly after.
+#[test]
+fn large_revert_aborted_at_each_step_is_wholly_old_or_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (target, bad) = {
+        let store = Store::open(d, StoreOptions::default()).unwrap();
+        store
+            .create_tenant("acme", tenet_store::TenantOptions::default())
+            .unwrap();
+        store
+            .with_txn("acme", |t| {
+                t.create_table(&tenet_store::TableSpec {
+                    name: "t".into(),
+                    columns: vec![
+                        tenet_store::Column {
+                            name: "id".into(),
+                            ty: tenet_store::ColumnType::Int,
+                        },
+                        tenet_store::Column {
+                            name: "v".into(),
+                            ty: tenet_store::ColumnType::String,
+                        },
+                    ],
+                    primary_key: vec!["id".into()],
+                })
+            })
+            .unwrap();
+        // 6,000 rows of 1 KiB: a revert of all of them is over the 4 MiB SST threshold.
+        let fill = |tag: &str| {
+            for chunk in 0..6 {
+                store
+                    .with_txn("acme", |t| {
+                        for i in chunk * 1000..(chunk + 1) * 1000 {
+                            t.put(
+                                "t",
+                                &json!({"id": i, "v": format!("{tag}{}", "x".repeat(1000))}),
+                            )?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            store.visible_ts()
+        };
+        (fill("good"), fill("bad"))
+    };
+    let all = |as_of: Option<u64>| {
+        let mut a = vec![
+            "--json".to_string(),
+            "scan".into(),
+            "acme".into(),
+            "t".into(),
+        ];
+        a.extend(["--limit".into(), "100000".into()]);
+        if let Some(ts) = as_of {
+            a.extend(["--as-of".into(), ts.to_string()]);
+        }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        json_out(&tenet(d, &a))["rows"].as_array().unwrap().clone()
+    };
+    let (good, bad_rows) = (all(Some(target.0)), all(Some(bad.0)));
+    assert_eq!(good.len(), 6000);
+    for (point, applied) in [
+        ("in-place-after-marker", false),
+        ("in-place-after-log", true),
+        ("in-place-after-data", true),
+    ] {
+        let o = Command::new(bin())
+            .arg("--data-dir")
+            .arg(d)
+            .args(["revert", "acme", "--to", &target.0.to_string()])
+            .env("TENET_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{point}: the revert was not aborted");
+        assert!(stderr(&o).contains(point), "{point}: {}", stderr(&o));
+        // Opening the store finishes (or forgets) the commit.
+        let now = all(None);
+        assert!(now == good || now == bad_rows, "{point}: a mixed state");
+        assert_eq!(now == good, applied, "{point}");
+        if applied {
+            // Back to the bad state for the next point (a revert to it, not aborted).
+            revert(d, &["acme", "--to", &bad.0.to_string()]);
+            assert_eq!(all(None), bad_rows);
+        }
+    }
+}
