@@ -20,6 +20,7 @@
 //! creates the job and returns its record; the caller then runs or starts the job with
 //! the [`JobManager`].
 
+mod apply;
 pub mod archiver;
 mod backup;
 mod clone;

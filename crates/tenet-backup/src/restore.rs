@@ -1,4 +1,5 @@
-//! The restore job (`restore`): a full backup into a new tenant.
+//! The restore job (`restore`): a full backup, and the archived log after it up to the
+//! target time, into a new tenant (or, in place, into a scratch tenant; below).
 //!
 //! The target tenant is created in the `restoring` state when the job is submitted
 //! (so its name is taken at once and nobody can read or write it), and its id is
@@ -13,7 +14,10 @@
 //!    twice is harmless and a resumed restore just redoes unfinished files.
 //! 3. **verify**: scan every restored table at F; row counts and logical digests must
 //!    equal the manifest's.
-//! 4. **activate**: the tenant's history starts at F (older reads are `TooOld`); the
+//! 4. **replay** (a point-in-time restore): the planned log ranges after F, applied up
+//!    to the target by the log applier (`apply.rs`), resumable from the last applied ts
+//!    in the checkpoint.
+//! 5. **activate**: the tenant's history starts at F (older reads are `TooOld`); the
 //!    state becomes `active`.
 //!
 //! Cleanup (cancel or failure): drop the target if it is still `restoring`, and remove
@@ -22,9 +26,9 @@
 //! # In place
 //! With [`RestoreParams::in_place`], the target is a hidden scratch tenant
 //! (`.restore-<live id>`) that keeps the live tenant's table ids (the backup is of the
-//! live tenant itself, so no id is rewritten), and step 4 is instead:
+//! live tenant itself, so no id is rewritten), and step 5 is instead:
 //!
-//! 4. **apply**: the live tenant is made equal to the scratch tenant at the target ts in
+//! 5. **apply**: the live tenant is made equal to the scratch tenant at the target ts in
 //!    one commit ([`tenet_store::Store::make_equal`]: a diff under a short write fence,
 //!    logged and archived like any commit); then the scratch tenant is dropped.
 //!
@@ -44,12 +48,12 @@ use tenet_jobs::{JobContext, RowCounter, Task};
 use tenet_store::catalog::{encode_entry, table_key, CATALOG_TABLE};
 use tenet_store::{CatalogEntry, Store, TenantState, TenantUpdate};
 
+use crate::apply::{Applied, ApplySink, LogApply};
 use crate::error::{Error, Result};
 use crate::format::{read_data_file, Digest, FileEntry, Manifest};
 use crate::inventory::load_manifest;
 use crate::planner::LogRange;
 use crate::repo::{backup_dir, Repo};
-use crate::segment::read_segment;
 use crate::util::{blocking, job_kind, params};
 
 pub const KIND: &str = "restore";
@@ -324,15 +328,39 @@ async fn run(ctx: JobContext) -> Result<Value> {
     Ok(out)
 }
 
-/// How many segments are downloaded and decoded ahead of the applier.
-const REPLAY_AHEAD: usize = 4;
+/// The restore job as the log applier's sink: checkpoints and progress of the job.
+struct JobSink<'a>(&'a JobContext);
 
-/// Replays the log ranges in commit order up to and including `to`: segments are
-/// downloaded and decoded [`REPLAY_AHEAD`] at a time, in parallel, and handed in order
-/// (a bounded reorder buffer) to one applier, which rewrites tenant and table ids and
-/// writes each segment's records in one batch. The last applied ts is persisted after
-/// every segment; a resumed replay continues after it. Returns the records applied and
-/// their logical bytes (keys and rows).
+impl ApplySink for JobSink<'_> {
+    async fn throttle(&self, bytes: u64) -> Result<()> {
+        Ok(self.0.throttle(bytes).await?)
+    }
+
+    fn applied(
+        &self,
+        applied: tenet_store::Ts,
+        records: u64,
+        new: u64,
+        logical: u64,
+    ) -> Result<()> {
+        // One synced write records the progress and makes the segment's batch durable.
+        self.0
+            .set_checkpoints(&[("replayed", json!(records)), ("applied_ts", json!(applied))])?;
+        // Progress counts logical bytes, as the other phases (the throttle counted the
+        // segment's stored bytes).
+        self.0.add_progress(new, logical);
+        self.0.finish_step();
+        Ok(())
+    }
+
+    fn mapping_changed(&self, mapping: &BTreeMap<u64, u64>) -> Result<()> {
+        Ok(self.0.set_checkpoint("mapping", json!(mapping))?)
+    }
+}
+
+/// Replays the log ranges after the full backup up to and including `to`, from where a
+/// previous run left off ([`apply`](crate::apply)). Returns the records applied and the
+/// logical bytes (keys and rows) applied by this run.
 async fn replay(
     ctx: &JobContext,
     p: &RestoreParams,
@@ -342,80 +370,32 @@ async fn replay(
     from: tenet_store::Ts,
     to: tenet_store::Ts,
 ) -> Result<(u64, u64)> {
-    use futures::StreamExt;
     ctx.set_phase("replay")?;
     let ts_of = |key: &str| ctx.checkpoint(key).and_then(|v| v.as_u64());
-    let mut applied = ts_of("applied_ts").map(tenet_store::Ts).unwrap_or(from);
-    let mut replayed = ts_of("replayed").unwrap_or(0);
-    let mut replayed_bytes = 0u64;
-    let pending: Vec<LogRange> = p.logs.iter().filter(|l| l.end > applied).cloned().collect();
-    ctx.set_totals(pending.len() as u64, 0, 0)?;
-    let source = p.source_tenant_id;
-    let mut segments = futures::stream::iter(pending.into_iter().map(|l| {
-        let (repo, ctx) = (repo.clone(), ctx.clone());
-        async move {
-            ctx.check_cancelled()?;
-            let bytes = repo.get(&l.key).await?;
-            ctx.throttle(bytes.len() as u64).await?;
-            let object = repo.describe(&l.key);
-            let size = bytes.len() as u64;
-            let (info, recs) = blocking(move || read_segment(&object, source, &bytes)).await?;
-            if (info.start, info.end) != (l.start, l.end) {
-                return Err(Error::Corrupt {
-                    object: repo.describe(&l.key),
-                    reason: format!(
-                        "holds ({}, {}], its name says ({}, {}]",
-                        info.start, info.end, l.start, l.end
-                    ),
-                });
-            }
-            Ok::<_, Error>((l, size, recs))
-        }
-    }))
-    .buffered(REPLAY_AHEAD);
-    let store = ctx.store().clone();
-    while let Some(next) = segments.next().await {
-        let (l, _size, recs) = next?;
-        ctx.check_cancelled()?;
-        if l.start > applied {
-            return Err(Error::NotRestorable(format!(
-                "the log has a gap between {applied} and {}",
-                l.start
-            )));
-        }
-        let mut batch = Vec::new();
-        for r in recs {
-            if r.commit_ts > applied && r.commit_ts <= to {
-                batch.push(rewrite(ctx, r, mapping, target_id, p.in_place.is_some())?);
-            }
-        }
-        let n = batch.len() as u64;
-        let logical = batch
-            .iter()
-            .flat_map(|r| &r.mutations)
-            .map(|m| (m.pk_enc.len() + m.value.as_ref().map_or(0, Vec::len)) as u64)
-            .sum::<u64>();
-        replayed_bytes += logical;
-        let s2 = store.clone();
-        blocking(move || Ok(s2.apply_log(target_id, &batch)?)).await?;
-        applied = l.end.min(to);
-        replayed += n;
-        // One synced write records the progress and makes the batch above durable.
-        ctx.set_checkpoints(&[
-            ("replayed", json!(replayed)),
-            ("applied_ts", json!(applied)),
-        ])?;
-        // Progress counts logical bytes, as the other phases (the throttle counted the
-        // segment's stored bytes).
-        ctx.add_progress(n, logical);
-        ctx.finish_step();
-    }
-    if applied < to {
+    let start = Applied {
+        ts: ts_of("applied_ts").map(tenet_store::Ts).unwrap_or(from),
+        records: ts_of("replayed").unwrap_or(0),
+    };
+    let pending = p.logs.iter().filter(|l| l.end > start.ts).count();
+    ctx.set_totals(pending as u64, 0, 0)?;
+    let apply = LogApply {
+        store: ctx.store(),
+        repo,
+        source_tenant_id: p.source_tenant_id,
+        target_id,
+        identity: p.in_place.is_some(),
+        cancel: ctx.cancel_token(),
+    };
+    let (at, logical) = apply
+        .run(&JobSink(ctx), &p.logs, mapping, start, to)
+        .await?;
+    if at.ts < to {
         return Err(Error::NotRestorable(format!(
-            "the archived log ends at {applied}, before the target {to}"
+            "the archived log ends at {}, before the target {to}",
+            at.ts
         )));
     }
-    Ok((replayed, replayed_bytes))
+    Ok((at.records, logical))
 }
 
 /// After an in-place restore's commit: drops the scratch tenant and describes the
@@ -495,57 +475,6 @@ fn count_commits_after(store: &Store, tenant_id: u64, ts: tenet_store::Ts) -> Re
         }
         after = covered;
     }
-}
-
-/// Rewrites a source commit record for the target: tenant id, table ids (a table the
-/// log creates gets a new id, persisted before it is used; in place, it keeps its id),
-/// and drops named snapshots (a restore does not bring them back).
-fn rewrite(
-    ctx: &JobContext,
-    mut r: tenet_store::LogRecord,
-    mapping: &mut BTreeMap<u64, u64>,
-    target_id: u64,
-    identity: bool,
-) -> Result<tenet_store::LogRecord> {
-    use tenet_store::catalog::{decode_entry, is_snapshot_key};
-    r.tenant_id = target_id;
-    let mut out = Vec::with_capacity(r.mutations.len());
-    for mut m in std::mem::take(&mut r.mutations) {
-        if m.table_id == CATALOG_TABLE {
-            if is_snapshot_key(&m.pk_enc) {
-                continue;
-            }
-            if let Some(v) = &m.value {
-                if let CatalogEntry::Table(mut def) = decode_entry(v)? {
-                    def.id = match mapping.get(&def.id) {
-                        Some(id) => *id,
-                        None if identity => {
-                            mapping.insert(def.id, def.id);
-                            ctx.set_checkpoint("mapping", json!(mapping))?;
-                            def.id
-                        }
-                        None => {
-                            let id = ctx.store().allocate_table_ids(1)?;
-                            mapping.insert(def.id, id);
-                            ctx.set_checkpoint("mapping", json!(mapping))?;
-                            id
-                        }
-                    };
-                    m.value = Some(encode_entry(&CatalogEntry::Table(def)));
-                }
-            }
-        } else {
-            m.table_id = *mapping.get(&m.table_id).ok_or_else(|| {
-                Error::Internal(format!(
-                    "the log at {} writes table id {} that neither the backup nor the log defines",
-                    r.commit_ts, m.table_id
-                ))
-            })?;
-        }
-        out.push(m);
-    }
-    r.mutations = out;
-    Ok(r)
 }
 
 async fn ingest_catalog(
