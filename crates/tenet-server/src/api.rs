@@ -800,6 +800,12 @@ pub struct TableRevertInfo {
     /// Rows no longer visible because the table went (`dropped`, `replaced`).
     #[serde(default)]
     pub table_rows_gone: u64,
+    /// With `schema_reverted`: columns added since the target, gone now.
+    #[serde(default)]
+    pub columns_removed: Vec<String>,
+    /// With `schema_reverted`: columns the definition has again.
+    #[serde(default)]
+    pub columns_back: Vec<String>,
 }
 
 /// The outcome of a revert or snapshot rollback.
@@ -861,6 +867,8 @@ impl From<tenet_store::RevertReport> for RevertResponse {
                     rows_removed: t.rows_removed,
                     table_rows_back: t.table_rows_back,
                     table_rows_gone: t.table_rows_gone,
+                    columns_removed: t.columns_removed,
+                    columns_back: t.columns_back,
                 })
                 .collect(),
             writes_held_ms: ms(r.writes_held),

@@ -145,6 +145,10 @@ pub struct TableRevert {
     pub table_rows_back: u64,
     /// Rows no longer visible because the table's definition went (dropped/replaced).
     pub table_rows_gone: u64,
+    /// Columns the definition loses (added since T), for `schema_reverted`.
+    pub columns_removed: Vec<String>,
+    /// Columns the definition gets back (dropped since T), for `schema_reverted`.
+    pub columns_back: Vec<String>,
 }
 
 /// The outcome of a revert.
@@ -1148,6 +1152,21 @@ impl Committed {
                 let id = a.or(b).map_or(0, |t| t.id);
                 let e = entry(&mut tables, &name, id);
                 e.catalog = Some(change);
+                if let (Some(a), Some(b), CatalogRevert::SchemaReverted) = (a, b, change) {
+                    let has = |t: &crate::schema::TableDef, c: &str| t.column(c).is_some();
+                    e.columns_removed = b
+                        .columns
+                        .iter()
+                        .filter(|c| !has(a, &c.name))
+                        .map(|c| c.name.clone())
+                        .collect();
+                    e.columns_back = a
+                        .columns
+                        .iter()
+                        .filter(|c| !has(b, &c.name))
+                        .map(|c| c.name.clone())
+                        .collect();
+                }
                 if self.commit_ts.is_some() {
                     if let (Some(a), CatalogRevert::Restored | CatalogRevert::Replaced) =
                         (a, change)

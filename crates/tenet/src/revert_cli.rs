@@ -89,7 +89,14 @@ pub fn print(r: &RevertResponse, json: bool) {
         .tables
         .iter()
         .map(|t| {
+            let columns = [("-", &t.columns_removed), ("+", &t.columns_back)]
+                .iter()
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(sign, c)| format!("{sign}{}", c.join(&format!(" {sign}"))))
+                .collect::<Vec<_>>()
+                .join(" ");
             let with = match (t.table_rows_back, t.table_rows_gone) {
+                (0, 0) if !columns.is_empty() => format!(" ({columns})"),
                 (0, 0) => String::new(),
                 (back, 0) => format!(" ({})", count(back, "row back", "rows back")),
                 (0, gone) => format!(" ({})", count(gone, "row gone", "rows gone")),

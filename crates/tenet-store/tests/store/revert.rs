@@ -431,3 +431,39 @@ fn in_place_commits_are_idempotent_and_lose_no_concurrent_write() {
     assert_eq!(again.commit_ts, Some(r));
     assert_eq!(t.store.read_log(id, visible, 10).unwrap().len(), 0);
 }
+
+#[test]
+fn a_reverted_schema_names_its_columns() {
+    let t = TestStore::new();
+    t.tenant("acme", 3600);
+    t.kv_table("acme", "t");
+    put(&t.store, "acme", "t", 1, "a");
+    let before = t.store.visible_ts();
+    t.store
+        .with_txn("acme", |x| {
+            x.add_column("t", col("extra", tenet_store::ColumnType::Int))
+        })
+        .unwrap();
+    let rep = t
+        .store
+        .revert(
+            "acme",
+            &RevertTo::AsOf(AsOf::Ts(before)),
+            &RevertScope::Table("t".into()),
+        )
+        .unwrap();
+    let tr = &rep.tables[0];
+    assert_eq!(tr.catalog, Some(tenet_store::CatalogRevert::SchemaReverted));
+    assert_eq!(tr.columns_removed, ["extra"]);
+    assert!(tr.columns_back.is_empty());
+    // Its undo brings the column back, and says so.
+    let undo = t
+        .store
+        .revert(
+            "acme",
+            &RevertTo::BeforeCommit(rep.commit_ts.unwrap()),
+            &RevertScope::Tenant,
+        )
+        .unwrap();
+    assert_eq!(undo.tables[0].columns_back, ["extra"]);
+}
