@@ -649,3 +649,64 @@ fn large_revert_aborted_at_each_step_is_wholly_old_or_new() {
         }
     }
 }
+
+/// A clone to a time the tenant no longer keeps (history retention 1 s) is restored
+/// from the repository instead of built from local history.
+#[test]
+fn clone_older_than_the_local_history_comes_from_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().display().to_string();
+    tenant(d, "old", &["--history-retention", "1s"]);
+    put(d, "old", &[(1, "a")]);
+    let _server = Server::start(d);
+    json_out(&tenet(
+        d,
+        &["--json", "backup", "full", "old", "--repo", &r],
+    ));
+    json_out(&tenet(
+        d,
+        &[
+            "--json",
+            "archive",
+            "start",
+            "old",
+            "--repo",
+            &r,
+            "--interval",
+            "100ms",
+        ],
+    ));
+    let at = put(d, "old", &[(2, "b")]);
+    let then = rows(d, "old", Some(&at.to_string()));
+    put(d, "old", &[(3, "c")]);
+    // Wait until GC (every second) has passed `at`, and the archive covers it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = tenet(d, &["scan", "old", "t", "--as-of", &at.to_string()]);
+        if !o.status.success() && stderr(&o).contains("TOO_OLD") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "history never passed {at}");
+        put(d, "old", &[(4, "d")]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_restorable(d, "old", at);
+    let c = json_out(&tenet(
+        d,
+        &[
+            "--json",
+            "tenant",
+            "clone",
+            "old",
+            "--as-of",
+            &at.to_string(),
+            "--into",
+            "copy",
+        ],
+    ));
+    assert_eq!(c["state"], "succeeded", "{c}");
+    assert_eq!(c["kind"], "restore", "{c}");
+    assert_eq!(rows(d, "copy", None), then);
+}
