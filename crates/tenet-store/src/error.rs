@@ -23,8 +23,13 @@ pub enum Error {
     TableExists { tenant: String, table: String },
     #[error("column `{column}` already exists in table `{table}`")]
     ColumnExists { table: String, column: String },
-    #[error("snapshot `{snapshot}` not found in tenant `{tenant}`")]
-    SnapshotNotFound { tenant: String, snapshot: String },
+    #[error("snapshot `{snapshot}` not found in tenant `{tenant}`{}", known_snapshots(.known))]
+    SnapshotNotFound {
+        tenant: String,
+        snapshot: String,
+        /// The tenant's snapshots, to say which exist.
+        known: Vec<String>,
+    },
     #[error("snapshot `{snapshot}` already exists in tenant `{tenant}`")]
     SnapshotExists { tenant: String, snapshot: String },
     /// The tenant's state forbids the operation (e.g. writes to a `read_only` tenant).
@@ -65,6 +70,18 @@ pub enum Error {
     Storage(#[from] rocksdb::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn known_snapshots(known: &[String]) -> String {
+    match known {
+        [] => "; it has no snapshots".into(),
+        names if names.len() <= 10 => format!("; its snapshots are {}", names.join(", ")),
+        names => format!(
+            "; it has {} snapshots ({}, …; `tenet snapshot list` shows all)",
+            names.len(),
+            names[..10].join(", ")
+        ),
+    }
 }
 
 /// What a caller can do about an error.

@@ -123,6 +123,7 @@ impl Store {
             .ok_or_else(|| Error::SnapshotNotFound {
                 tenant: rec.name.clone(),
                 snapshot: name.to_string(),
+                known: latest.snapshots.keys().cloned().collect(),
             })
     }
 
@@ -441,10 +442,12 @@ impl Txn {
     }
 
     pub fn drop_snapshot(&mut self, name: &str) -> Result<()> {
-        if !self.snapshots()?.iter().any(|s| s.name == name) {
+        let snapshots = self.snapshots()?;
+        if !snapshots.iter().any(|s| s.name == name) {
             return Err(Error::SnapshotNotFound {
                 tenant: self.tenant_name.clone(),
                 snapshot: name.to_string(),
+                known: snapshots.into_iter().map(|s| s.name).collect(),
             });
         }
         self.write(CATALOG_TABLE, catalog::snapshot_key(name), None)

@@ -224,7 +224,7 @@ fn revert_rollback_clone_and_undo() {
         ),
         (
             vec!["snapshot", "rollback", "acme", "nope"],
-            "snapshot `nope` not found",
+            "snapshot `nope` not found in tenant `acme`; its snapshots are good",
         ),
         (
             vec!["tenant", "clone", "acme", "--into", "globex"],
