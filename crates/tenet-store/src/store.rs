@@ -493,7 +493,11 @@ impl Store {
         if !req.registry.is_empty() {
             // A tenant being put back in place changes state or goes away only after.
             for (change, _) in &req.registry {
-                self.wait_write_fence(change.tenant_id(), "", &mut st)?;
+                let name = match change {
+                    RegistryChange::Upsert(rec) => rec.name.clone(),
+                    RegistryChange::Remove(id) => format!("#{id}"),
+                };
+                self.wait_write_fence(change.tenant_id(), &name, &mut st)?;
             }
             // Each change is checked against the registry the earlier ones leave.
             let mut after = inner.registry.read().clone();
