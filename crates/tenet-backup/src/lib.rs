@@ -464,10 +464,26 @@ impl Backups {
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
         self.check_target(into)?;
+        let (mut params, retention) = self.plan_restore(source, target, repo, "").await?;
+        params.target = into.to_string();
+        self.create_restore(params, retention, throttle_bytes_per_sec)
+            .await
+    }
+
+    /// The restore job of the planner's plan for `target` in `source`'s repository (its
+    /// target tenant still to set), and the history retention its backup had; `hint`
+    /// ends the message when nothing covers `target`.
+    async fn plan_restore(
+        &self,
+        source: &Subject,
+        target: &planner::Target,
+        repo: Option<&str>,
+        hint: &str,
+    ) -> Result<(RestoreParams, u64)> {
         let (repo, inventory) = self.inventory(source, repo).await?;
         let plan = inventory
             .plan(target, self.plan_now())
-            .map_err(|e| Error::NotRestorable(format!("tenant `{}`: {e}", source.name)))?;
+            .map_err(|e| Error::NotRestorable(format!("tenant `{}`: {e}{hint}", source.name)))?;
         let m = inventory
             .manifest(&plan.full.backup_id)
             .expect("planned fulls come from the inventory");
@@ -476,13 +492,12 @@ impl Backups {
             repo: repo.url().to_string(),
             source_tenant_id: source.id,
             source_tenant: m.tenant_name.clone(),
-            target: into.to_string(),
+            target: String::new(),
             target_ts: Some(plan.target),
             logs: plan.logs,
             in_place: None,
         };
-        self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
-            .await
+        Ok((params, m.history_retention_secs))
     }
 
     /// Creates an in-place restore of `tenant` (a tenant of this store): the planned
@@ -513,32 +528,21 @@ impl Backups {
             store.safe_point(live.id)?.to_rfc3339(),
             live.name
         );
-        let (repo, inventory) = match self.inventory(tenant, repo).await {
-            Err(Error::InvalidArgument(m)) => {
-                return Err(Error::InvalidArgument(format!(
-                    "{m}, or take one with `tenet backup full {} --repo <dir>`{revert_hint}",
-                    live.name
-                )))
-            }
-            other => other?,
-        };
-        let plan = inventory.plan(target, self.plan_now()).map_err(|e| {
-            Error::NotRestorable(format!("tenant `{}`: {e}{revert_hint}", live.name))
-        })?;
-        let m = inventory
-            .manifest(&plan.full.backup_id)
-            .expect("planned fulls come from the inventory");
-        let params = RestoreParams {
-            backup_id: m.backup_id.clone(),
-            repo: repo.url().to_string(),
-            source_tenant_id: live.id,
-            source_tenant: live.name.clone(),
-            target: format!(".restore-{}", live.id),
-            target_ts: Some(plan.target),
-            logs: plan.logs,
-            in_place: Some(restore::InPlace { tenant_id: live.id }),
-        };
-        self.create_restore(params, m.history_retention_secs, throttle_bytes_per_sec)
+        let (mut params, retention) =
+            match self.plan_restore(tenant, target, repo, &revert_hint).await {
+                // No repository or backup known for it.
+                Err(Error::InvalidArgument(m)) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{m}, or take one with `tenet backup full {} --repo <dir>`{revert_hint}",
+                        live.name
+                    )))
+                }
+                other => other?,
+            };
+        params.source_tenant = live.name.clone();
+        params.target = format!(".restore-{}", live.id);
+        params.in_place = Some(restore::InPlace { tenant_id: live.id });
+        self.create_restore(params, retention, throttle_bytes_per_sec)
             .await
     }
 

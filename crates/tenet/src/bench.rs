@@ -119,6 +119,40 @@ pub(crate) fn bench_table_named(name: &str) -> TableSpec {
     }
 }
 
+/// Fills `tenant`.`table` (created here, [`bench_table_named`]) with `rows` rows of
+/// 1 KiB texts, 1000 per commit.
+pub(crate) fn fill(store: &Store, tenant: &str, table: &str, rows: u64) -> Result<(), CliError> {
+    store.with_txn(tenant, |txn| txn.create_table(&bench_table_named(table)))?;
+    let mut text = texts();
+    for chunk in 0..rows.div_ceil(1000) {
+        store.with_txn(tenant, |txn| {
+            for i in chunk * 1000..((chunk + 1) * 1000).min(rows) {
+                txn.put(table, &json!({"id": i, "payload": text()}))?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs a created job to its end; an error unless it succeeded.
+pub(crate) fn run_job(
+    rt: &tokio::runtime::Runtime,
+    backups: &tenet_backup::Backups,
+    job: tenet_jobs::JobRecord,
+) -> Result<tenet_jobs::JobRecord, CliError> {
+    let j = rt
+        .block_on(backups.jobs().run(job.id))
+        .map_err(CliError::other)?;
+    if j.state != tenet_jobs::JobState::Succeeded {
+        return Err(CliError::other(format!(
+            "job {} failed: {:?}",
+            j.id, j.error
+        )));
+    }
+    Ok(j)
+}
+
 pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, CliError> {
     tempfile::Builder::new()
         .prefix(prefix)

@@ -18,27 +18,14 @@ use serde_json::json;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
 use tenet_backup::{Backups, Subject};
-use tenet_jobs::{JobManager, JobRecord, JobState};
+use tenet_jobs::{JobManager, JobState};
 use tenet_store::{Store, StoreOptions, TenantOptions};
 
-use crate::bench::{bench_table_named, payloads, temp_dir};
+use crate::bench::{bench_table_named, fill, payloads, run_job, temp_dir};
 use crate::output::CliError;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn fill(store: &Store, tenant: &str, table: &str, rows: u64) -> Result<(), CliError> {
-    store.with_txn(tenant, |txn| txn.create_table(&bench_table_named(table)))?;
-    let mut text = crate::bench::texts();
-    for chunk in 0..rows.div_ceil(1000) {
-        store.with_txn(tenant, |txn| {
-            for i in chunk * 1000..((chunk + 1) * 1000).min(rows) {
-                txn.put(table, &json!({"id": i, "payload": text()}))?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(())
-}
 /// Runs 4 writers for `secs` on `tenant`; returns commits/s.
 fn write_load(store: &Store, tenant: &str, secs: f64, payloads: &Arc<Vec<String>>) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
@@ -80,23 +67,6 @@ fn write_load(store: &Store, tenant: &str, secs: f64, payloads: &Arc<Vec<String>
         let _ = t.join();
     }
     commits.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64()
-}
-
-fn run_job(
-    rt: &tokio::runtime::Runtime,
-    backups: &Backups,
-    job: JobRecord,
-) -> Result<JobRecord, CliError> {
-    let j = rt
-        .block_on(backups.jobs().run(job.id))
-        .map_err(CliError::other)?;
-    if j.state != JobState::Succeeded {
-        return Err(CliError::other(format!(
-            "job {} failed: {:?}",
-            j.id, j.error
-        )));
-    }
-    Ok(j)
 }
 
 pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {

@@ -22,10 +22,10 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use tenet_backup::planner::Target;
 use tenet_backup::{Backups, Subject};
-use tenet_jobs::{JobManager, JobRecord, JobState};
+use tenet_jobs::JobManager;
 use tenet_store::{AsOf, RevertScope, RevertTo, Store, StoreOptions, TenantOptions};
 
-use crate::bench::{bench_table_named, payloads, temp_dir, texts};
+use crate::bench::{bench_table_named, fill, payloads, run_job, temp_dir};
 use crate::output::CliError;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -50,20 +50,6 @@ impl Probe {
     }
 }
 
-fn fill(store: &Store, tenant: &str, table: &str, rows: u64) -> Result<(), CliError> {
-    store.with_txn(tenant, |txn| txn.create_table(&bench_table_named(table)))?;
-    let mut text = texts();
-    for chunk in 0..rows.div_ceil(1000) {
-        store.with_txn(tenant, |txn| {
-            for i in chunk * 1000..((chunk + 1) * 1000).min(rows) {
-                txn.put(table, &json!({"id": i, "payload": text()}))?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(())
-}
-
 /// Changes every `step`-th row of `big`.t (ids below `rows`).
 fn change(store: &Store, rows: u64, step: u64, round: u64) -> Result<u64, CliError> {
     let payloads = payloads();
@@ -79,23 +65,6 @@ fn change(store: &Store, rows: u64, step: u64, round: u64) -> Result<u64, CliErr
         })?;
     }
     Ok(n)
-}
-
-fn run_job(
-    rt: &tokio::runtime::Runtime,
-    backups: &Backups,
-    job: JobRecord,
-) -> Result<JobRecord, CliError> {
-    let j = rt
-        .block_on(backups.jobs().run(job.id))
-        .map_err(CliError::other)?;
-    if j.state != JobState::Succeeded {
-        return Err(CliError::other(format!(
-            "job {} failed: {:?}",
-            j.id, j.error
-        )));
-    }
-    Ok(j)
 }
 
 /// Runs `op` twice between two quiet windows of its length (ABBA) and returns its

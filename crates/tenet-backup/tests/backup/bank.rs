@@ -4,12 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
 use tenet_jobs::JobState;
 use tenet_store::{AsOf, Column, ColumnType, ErrorKind, ScanRange, TableSpec, TenantOptions, Ts};
@@ -58,14 +57,7 @@ fn restored_states_conserve_money() {
             Ok(())
         })
         .unwrap();
-    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
-    let opts = ArchiveOptions {
-        interval_ms: 20,
-        ..Default::default()
-    };
-    env.rt
-        .block_on(archivers.start(env.id("bank"), &env.repo, opts))
-        .unwrap();
+    let archivers = env.archive("bank");
 
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(Mutex::new(Vec::new()));
@@ -116,11 +108,7 @@ fn restored_states_conserve_money() {
     }
     let commits = commits.lock().unwrap().clone();
     let last = *commits.iter().max().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while archivers.state(env.id("bank")).unwrap().checkpoint < last {
-        assert!(Instant::now() < deadline, "archiver did not catch up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    env.wait_archived(&archivers, "bank", last);
     let after_f: Vec<Ts> = commits.into_iter().filter(|t| *t > f).collect();
     assert!(
         after_f.len() > 20,

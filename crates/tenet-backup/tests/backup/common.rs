@@ -8,6 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::{Backups, RestoreRequest, Subject};
 use tenet_jobs::{JobManager, JobRecord, JobState};
 use tenet_store::{AsOf, Column, ColumnType, ScanRange, Store, StoreOptions, TableSpec, Ts};
@@ -107,6 +108,31 @@ impl Env {
 
     pub fn restore(&self, source: &str, id: &str, target: &str) -> JobRecord {
         self.run(self.start_restore(source, id, target).unwrap())
+    }
+
+    /// Starts archiving `tenant` into the repository, cutting a segment every 20 ms.
+    pub fn archive(&self, tenant: &str) -> Archivers {
+        let archivers = Archivers::new(self.store.clone(), self.rt.handle().clone());
+        let opts = ArchiveOptions {
+            interval_ms: 20,
+            ..Default::default()
+        };
+        self.rt
+            .block_on(archivers.start(self.id(tenant), &self.repo, opts))
+            .unwrap();
+        archivers
+    }
+
+    /// Waits (20 s at most) until `archivers` shipped `tenant`'s log up to `at`.
+    pub fn wait_archived(&self, archivers: &Archivers, tenant: &str, at: Ts) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while archivers.state(self.id(tenant)).unwrap().checkpoint < at {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "archiver did not catch up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn verify(&self, id: &str) -> JobRecord {

@@ -2,11 +2,8 @@
 //! the archived log (DDL included), keeping its id and table ids; the undo snapshot;
 //! refusals.
 
-use std::time::{Duration, Instant};
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
 use tenet_jobs::JobState;
 use tenet_store::{AsOf, ColumnType, RevertScope, RevertTo, TenantOptions};
@@ -23,14 +20,7 @@ fn in_place_restore_to_a_point_in_time_then_undo() {
         .create_tenant("other", TenantOptions::default())
         .unwrap();
     populate(&env.store, "other", 2, 20);
-    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
-    let opts = ArchiveOptions {
-        interval_ms: 20,
-        ..Default::default()
-    };
-    env.rt
-        .block_on(archivers.start(env.id("p"), &env.repo, opts))
-        .unwrap();
+    let archivers = env.archive("p");
     populate(&env.store, "p", 4, 150);
     env.backup("p");
     let mut rng = StdRng::seed_from_u64(7);
@@ -65,11 +55,7 @@ fn in_place_restore_to_a_point_in_time_then_undo() {
         commits.push(txn.commit().unwrap().commit_ts);
     }
     let last = *commits.last().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while archivers.state(env.id("p")).unwrap().checkpoint < last {
-        assert!(Instant::now() < deadline, "archiver did not catch up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    env.wait_archived(&archivers, "p", last);
     let target = commits[20];
     let id = env.id("p");
     let then = dump(&env.store, "p", &AsOf::Ts(target));

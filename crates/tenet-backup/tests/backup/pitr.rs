@@ -22,14 +22,7 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
         .create_tenant("neighbour", TenantOptions::default())
         .unwrap();
     populate(&env.store, "neighbour", 8, 50);
-    let archivers = Archivers::new(env.store.clone(), env.rt.handle().clone());
-    let opts = ArchiveOptions {
-        interval_ms: 20,
-        ..Default::default()
-    };
-    env.rt
-        .block_on(archivers.start(env.id("p"), &env.repo, opts))
-        .unwrap();
+    let archivers = env.archive("p");
     populate(&env.store, "p", 5, 200);
     let (_, f) = env.backup("p");
 
@@ -74,11 +67,7 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
         commits.push(txn.commit().unwrap().commit_ts);
     }
     let last = *commits.last().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while archivers.state(env.id("p")).unwrap().checkpoint < last {
-        assert!(Instant::now() < deadline, "archiver did not catch up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    env.wait_archived(&archivers, "p", last);
 
     let points = env
         .rt

@@ -20,6 +20,16 @@ fn put(store: &Store, tenant: &str, table: &str, k: i64, s: &str) -> Ts {
         .commit_ts
 }
 
+/// The tenant's tables now, by name.
+fn table_names(store: &Store, tenant: &str) -> Vec<String> {
+    let txn = store.read_at(tenant, &AsOf::Latest).unwrap();
+    txn.tables()
+        .unwrap()
+        .iter()
+        .map(|t| t.name.clone())
+        .collect()
+}
+
 fn keys_of(rows: &[Value]) -> Vec<i64> {
     rows.iter().map(|r| r["k"].as_i64().unwrap()).collect()
 }
@@ -236,27 +246,13 @@ fn large_reverts_ingest_one_sst_and_are_logged_as_one_commit() {
     assert!(log.last().unwrap().has_ddl());
     drop(store);
     let store = Store::open(dir.path(), opts).unwrap();
-    let txn = store.read_at("acme", &AsOf::Latest).unwrap();
-    let tables: Vec<String> = txn
-        .tables()
-        .unwrap()
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    assert_eq!(tables, ["t"]);
-    assert_eq!(keys_of(&txn.scan("t", &Default::default()).unwrap()), [1]);
+    assert_eq!(table_names(&store, "acme"), ["t"]);
+    assert_eq!(keys_of(&scan(&store, "acme", "t")), [1]);
     // Undo brings back the state before the revert.
     store
         .revert("acme", &RevertTo::BeforeCommit(r), &RevertScope::Tenant)
         .unwrap();
-    let txn = store.read_at("acme", &AsOf::Latest).unwrap();
-    let tables: Vec<String> = txn
-        .tables()
-        .unwrap()
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    assert_eq!(tables, ["later"]);
+    assert_eq!(table_names(&store, "acme"), ["later"]);
 }
 
 #[test]

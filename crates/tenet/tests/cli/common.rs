@@ -180,3 +180,58 @@ pub fn ts(v: &serde_json::Value) -> u64 {
         .parse()
         .unwrap_or_else(|e| panic!("ts {v} does not parse: {e}"))
 }
+
+/// Tenant `name` (created with `extra` options) with table `t` (id int, v string).
+pub fn kv_tenant(dir: &Path, name: &str, extra: &[&str]) {
+    let mut a = vec!["tenant", "create", name];
+    a.extend_from_slice(extra);
+    ok(dir, &a);
+    ok(
+        dir,
+        &[
+            "table",
+            "create",
+            name,
+            "t",
+            "--column",
+            "id:int",
+            "--column",
+            "v:string",
+            "--primary-key",
+            "id",
+        ],
+    );
+}
+
+/// `archive start` with a 100 ms interval; returns its JSON answer.
+pub fn archive_start(dir: &Path, tenant: &str, repo: &str, extra: &[&str]) -> serde_json::Value {
+    let mut a = vec![
+        "--json",
+        "archive",
+        "start",
+        tenant,
+        "--repo",
+        repo,
+        "--interval",
+        "100ms",
+    ];
+    a.extend_from_slice(extra);
+    json_out(&tenet(dir, &a))
+}
+
+/// Waits until the archive status of `tenant` says everything up to `at` is
+/// restorable; returns that status.
+pub fn wait_restorable(dir: &Path, tenant: &str, at: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = json_out(&tenet(dir, &["--json", "archive", "status", tenant]));
+        if ts_opt(&st["restorable_until_ts"]).is_some_and(|t| t >= at) {
+            return st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never restorable up to {at}: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -4,30 +4,17 @@
 //! repository alone after the data directory is lost.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{json_out, ok, stderr, tenet, ts_opt, Server};
+use crate::common::{
+    archive_start, json_out, kv_tenant, ok, stderr, tenet, ts_opt, wait_restorable, Server,
+};
 
 /// Tenant `name` with table `t` (id int, v string) and row 1.
 fn tenant(dir: &Path, name: &str) {
-    ok(dir, &["tenant", "create", name]);
-    ok(
-        dir,
-        &[
-            "table",
-            "create",
-            name,
-            "t",
-            "--column",
-            "id:int",
-            "--column",
-            "v:string",
-            "--primary-key",
-            "id",
-        ],
-    );
+    kv_tenant(dir, name, &[]);
     put(dir, name, 1);
 }
 
@@ -46,41 +33,8 @@ fn backup(dir: &Path, args: &[&str]) -> Value {
     b
 }
 
-/// `archive start` with a 100 ms interval; returns its JSON answer.
-fn archive_start(dir: &Path, tenant: &str, repo: &str, extra: &[&str]) -> Value {
-    let mut a = vec![
-        "--json",
-        "archive",
-        "start",
-        tenant,
-        "--repo",
-        repo,
-        "--interval",
-        "100ms",
-    ];
-    a.extend_from_slice(extra);
-    json_out(&tenet(dir, &a))
-}
-
 fn status(dir: &Path, tenant: &str) -> Value {
     json_out(&tenet(dir, &["--json", "archive", "status", tenant]))
-}
-
-/// Waits until the archive status of `tenant` says everything up to `ts` is
-/// restorable; returns that status.
-fn wait_restorable(dir: &Path, tenant: &str, at: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = status(dir, tenant);
-        if ts_opt(&st["restorable_until_ts"]).is_some_and(|t| t >= at) {
-            return st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never restorable up to {at}: {st}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn points(dir: &Path, args: &[&str]) -> Vec<(u64, u64)> {

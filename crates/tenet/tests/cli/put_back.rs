@@ -10,29 +10,10 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tenet_store::{AsOf, ScanRange, Store, StoreOptions};
 
-use crate::common::{assert_error, bin, call, json_out, ok, stderr, tenet, ts, ts_opt, Server};
-
-/// Tenant `name` with table `t` (id int, v string).
-fn tenant(dir: &Path, name: &str, extra: &[&str]) {
-    let mut a = vec!["tenant", "create", name];
-    a.extend_from_slice(extra);
-    ok(dir, &a);
-    ok(
-        dir,
-        &[
-            "table",
-            "create",
-            name,
-            "t",
-            "--column",
-            "id:int",
-            "--column",
-            "v:string",
-            "--primary-key",
-            "id",
-        ],
-    );
-}
+use crate::common::{
+    archive_start, assert_error, bin, call, json_out, kv_tenant, ok, stderr, tenet, ts, ts_opt,
+    wait_restorable, Server,
+};
 
 /// Puts rows into `tenant`.t in one commit; returns its commit ts.
 fn put(dir: &Path, tenant: &str, rows: &[(i64, &str)]) -> u64 {
@@ -67,8 +48,8 @@ fn revert(dir: &Path, args: &[&str]) -> Value {
 fn revert_rollback_clone_and_undo() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tenant(d, "acme", &[]);
-    tenant(d, "globex", &[]);
+    kv_tenant(d, "acme", &[]);
+    kv_tenant(d, "globex", &[]);
     put(d, "acme", &[(1, "a"), (2, "b"), (3, "c"), (4, "d")]);
     put(d, "globex", &[(1, "g")]);
     ok(d, &["snapshot", "create", "acme", "good"]);
@@ -247,7 +228,7 @@ fn revert_rollback_clone_and_undo() {
 fn http_revert_errors_and_too_old() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tenant(d, "acme", &["--history-retention", "1s"]);
+    kv_tenant(d, "acme", &["--history-retention", "1s"]);
     let first = put(d, "acme", &[(1, "a")]);
     let server = Server::start(d);
     let c = reqwest::blocking::Client::new();
@@ -324,16 +305,10 @@ fn dump(dir: &Path, tenant: &str) -> (Vec<String>, Vec<Vec<Value>>) {
         .iter()
         .map(|t| txn.scan(t, &ScanRange::default()).unwrap())
         .collect();
-    let scratch: Vec<String> = store
-        .tenants()
-        .into_iter()
-        .filter(|t| t.is_scratch())
-        .map(|t| t.name)
-        .collect();
-    assert!(scratch.len() <= 1, "{scratch:?}");
     (tables, rows)
 }
 
+/// The names of the hidden scratch tenants of in-place restores.
 fn scratch_tenants(dir: &Path) -> Vec<String> {
     let store = Store::open(dir, StoreOptions::default()).unwrap();
     store
@@ -350,7 +325,7 @@ fn in_place_restore_is_wholly_old_or_new_after_sigkill() {
     let d = dir.path();
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path().display().to_string();
-    tenant(d, "acme", &[]);
+    kv_tenant(d, "acme", &[]);
     // Values that do not compress, so the throttle stretches the restore.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let values: Vec<String> = (0..400)
@@ -421,6 +396,8 @@ fn in_place_restore_is_wholly_old_or_new_after_sigkill() {
         child.wait().unwrap();
         // Wholly old or wholly new, never mixed.
         let now = dump(d, "acme");
+        let scratch = scratch_tenants(d);
+        assert!(scratch.len() <= 1, "trial {trial}: {scratch:?}");
         assert!(now == old || now == new, "trial {trial}: a mixed state");
         if now == new {
             applied_before_kill += 1;
@@ -483,48 +460,21 @@ fn in_place_restore_is_wholly_old_or_new_after_sigkill() {
     assert!(killed > 0, "no trial killed a running job");
 }
 
-/// Waits until the archive of `tenant` is restorable up to `at`.
-fn wait_restorable(dir: &Path, tenant: &str, at: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = json_out(&tenet(dir, &["--json", "archive", "status", tenant]));
-        if ts_opt(&st["restorable_until_ts"]).is_some_and(|t| t >= at) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never restorable up to {at}: {st}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn pitr_before_at_and_after_a_revert() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path().display().to_string();
-    tenant(d, "acme", &[]);
+    kv_tenant(d, "acme", &[]);
     put(d, "acme", &[(1, "a"), (2, "b")]);
     let _server = Server::start(d);
+    // A full backup, then the archive (the order users take).
     json_out(&tenet(
         d,
         &["--json", "backup", "full", "acme", "--repo", &r],
     ));
-    json_out(&tenet(
-        d,
-        &[
-            "--json",
-            "archive",
-            "start",
-            "acme",
-            "--repo",
-            &r,
-            "--interval",
-            "100ms",
-        ],
-    ));
+    archive_start(d, "acme", &r, &[]);
     let target = put(d, "acme", &[(3, "c")]);
     put(d, "acme", &[(1, "BAD"), (4, "d")]);
     let rev = revert(d, &["acme", "--to", &target.to_string()]);
@@ -658,26 +608,15 @@ fn clone_older_than_the_local_history_comes_from_the_repository() {
     let d = dir.path();
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path().display().to_string();
-    tenant(d, "old", &["--history-retention", "1s"]);
+    kv_tenant(d, "old", &["--history-retention", "1s"]);
     put(d, "old", &[(1, "a")]);
     let _server = Server::start(d);
+    // A full backup, then the archive (the order users take).
     json_out(&tenet(
         d,
         &["--json", "backup", "full", "old", "--repo", &r],
     ));
-    json_out(&tenet(
-        d,
-        &[
-            "--json",
-            "archive",
-            "start",
-            "old",
-            "--repo",
-            &r,
-            "--interval",
-            "100ms",
-        ],
-    ));
+    archive_start(d, "old", &r, &[]);
     let at = put(d, "old", &[(2, "b")]);
     let then = rows(d, "old", Some(&at.to_string()));
     put(d, "old", &[(3, "c")]);
