@@ -119,11 +119,16 @@ pub(crate) fn bench_table_named(name: &str) -> TableSpec {
     }
 }
 
-/// Fills `tenant`.`table` (created here, [`bench_table_named`]) with `rows` rows of
-/// 1 KiB texts, 1000 per commit.
-pub(crate) fn fill(store: &Store, tenant: &str, table: &str, rows: u64) -> Result<(), CliError> {
+/// Fills `tenant`.`table` (created here, [`bench_table_named`]) with `rows` rows whose
+/// payloads `text` makes ([`texts`]), 1000 per commit.
+pub(crate) fn fill(
+    store: &Store,
+    tenant: &str,
+    table: &str,
+    rows: u64,
+    text: &mut impl FnMut() -> String,
+) -> Result<(), CliError> {
     store.with_txn(tenant, |txn| txn.create_table(&bench_table_named(table)))?;
-    let mut text = texts();
     for chunk in 0..rows.div_ceil(1000) {
         store.with_txn(tenant, |txn| {
             for i in chunk * 1000..((chunk + 1) * 1000).min(rows) {
@@ -133,6 +138,15 @@ pub(crate) fn fill(store: &Store, tenant: &str, table: &str, rows: u64) -> Resul
         })?;
     }
     Ok(())
+}
+
+/// The tokio runtime the job benchmarks run jobs on (2 workers).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::other)
 }
 
 /// Runs a created job to its end; an error unless it succeeded.

@@ -8,12 +8,11 @@
 
 use std::time::Instant;
 
-use serde_json::json;
 use tenet_backup::{Backups, RestoreRequest};
 use tenet_jobs::{JobManager, JobState};
 use tenet_store::{Store, StoreOptions, TenantOptions};
 
-use crate::bench::{bench_table_named, temp_dir};
+use crate::bench::temp_dir;
 use crate::output::CliError;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -60,24 +59,11 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let mut text = crate::bench::texts();
     let started = Instant::now();
     for t in 0..tables {
-        let name = format!("t{t}");
-        store.with_txn("big", |txn| txn.create_table(&bench_table_named(&name)))?;
-        for chunk in 0..per_table.div_ceil(1000) {
-            store.with_txn("big", |txn| {
-                for i in chunk * 1000..((chunk + 1) * 1000).min(per_table) {
-                    txn.put(&name, &json!({"id": i, "payload": text()}))?;
-                }
-                Ok(())
-            })?;
-        }
+        crate::bench::fill(&store, "big", &format!("t{t}"), per_table, &mut text)?;
     }
     println!("generated in {:.1} s", started.elapsed().as_secs_f64());
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(CliError::other)?;
+    let rt = crate::bench::runtime()?;
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

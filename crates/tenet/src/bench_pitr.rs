@@ -74,11 +74,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     let repo_dir = temp_dir("tenet-bench-pitr-repo-")?;
     let repo = format!("file://{}", repo_dir.path().display());
     let store = Store::open(dir.path(), StoreOptions::default())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(CliError::other)?;
+    let rt = crate::bench::runtime()?;
     let backups = Backups::new(JobManager::new(store.clone(), 2, rt.handle().clone()));
     let archivers = Archivers::new(store.clone(), rt.handle().clone());
     let payloads = Arc::new(payloads());
@@ -89,7 +85,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
     store.create_tenant("fg", TenantOptions::default())?;
     store.with_txn("fg", |txn| txn.create_table(&bench_table_named("load")))?;
     store.create_tenant("big", TenantOptions::default())?;
-    fill(&store, "big", "t", mib * 1024)?;
+    fill(&store, "big", "t", mib * 1024, &mut crate::bench::texts())?;
     let (fg, big) = (store.tenant("fg")?.id, store.tenant("big")?.id);
 
     // 1 + 2. Foreground throughput with and without the archiver / a backup, in

@@ -109,17 +109,13 @@ pub fn run(mib: u64) -> Result<(), CliError> {
     let repo_dir = temp_dir("tenet-bench-revert-repo-")?;
     let repo = format!("file://{}", repo_dir.path().display());
     let store = Store::open(dir.path(), StoreOptions::default())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(CliError::other)?;
+    let rt = crate::bench::runtime()?;
     let backups = Backups::new(JobManager::new(store.clone(), 2, rt.handle().clone()));
     let err = |e: tenet_backup::Error| CliError::other(e);
     let rows = mib * 1024;
     println!("setting up: tenant `big` ({mib} MiB, {rows} rows of 1 KiB) and `fg` (neighbour)…");
     store.create_tenant("big", TenantOptions::default())?;
-    fill(&store, "big", "t", rows)?;
+    fill(&store, "big", "t", rows, &mut crate::bench::texts())?;
     store.create_tenant("fg", TenantOptions::default())?;
     store.with_txn("fg", |txn| txn.create_table(&bench_table_named("load")))?;
     let big = store.tenant("big")?;
