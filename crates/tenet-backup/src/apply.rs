@@ -11,7 +11,8 @@
 //! order (a bounded reorder buffer) to one applier, which rewrites tenant and table ids
 //! (a table the log creates gets a new id — or keeps its own, with `identity` — and the
 //! mapping is persisted before use) and writes each segment's records in one batch
-//! (`Store::apply_log`).
+//! (`Store::apply_log` into a restoring tenant; `Store::follow_log` into a standby,
+//! which persists the applied ts in the same write).
 //!
 //! # Consistency
 //! A segment whose start is after the last applied ts is a gap: refused. Records at or
@@ -67,8 +68,11 @@ pub(crate) struct LogApply<'a> {
     pub repo: &'a Repo,
     pub source_tenant_id: u64,
     pub target_id: u64,
-    /// Tables the log creates keep their ids (an in-place restore's scratch tenant).
+    /// Table ids are kept (an in-place restore's scratch tenant, a standby).
     pub identity: bool,
+    /// The target is a standby: records go in with [`Store::follow_log`], which also
+    /// persists the applied ts (else [`Store::apply_log`] into a restoring tenant).
+    pub follow: bool,
     pub cancel: &'a CancelToken,
 }
 
@@ -134,10 +138,18 @@ impl LogApply<'_> {
                 .flat_map(|r| &r.mutations)
                 .map(|m| (m.pk_enc.len() + m.value.as_ref().map_or(0, Vec::len)) as u64)
                 .sum::<u64>();
-            let (store, target) = (self.store.clone(), self.target_id);
-            blocking(move || Ok(store.apply_log(target, &batch)?)).await?;
+            let (store, target, follow) = (self.store.clone(), self.target_id, self.follow);
+            let through = l.end.min(to);
+            blocking(move || {
+                Ok(if follow {
+                    store.follow_log(target, &batch, through)?
+                } else {
+                    store.apply_log(target, &batch)?
+                })
+            })
+            .await?;
             at = Applied {
-                ts: l.end.min(to),
+                ts: through,
                 records: at.records + n,
             };
             logical_total += logical;
@@ -180,7 +192,7 @@ impl LogApply<'_> {
                         m.value = Some(encode_entry(&CatalogEntry::Table(def)));
                     }
                 }
-            } else {
+            } else if !self.identity {
                 m.table_id = *mapping.get(&m.table_id).ok_or_else(|| {
                     Error::Internal(format!(
                         "the log at {} writes table id {} that neither the backup nor the log \

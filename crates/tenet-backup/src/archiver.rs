@@ -136,6 +136,16 @@ pub struct ArchiveState {
     pub last_upload_millis: u64,
     pub error: Option<String>,
     pub started_at: String,
+    /// The history it archives into (`tenants/<id>/log/`; None: the tenant's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_id: Option<u64>,
+}
+
+impl ArchiveState {
+    /// The tenant id the repository files the archive under.
+    pub fn repo_id(&self) -> u64 {
+        self.history_id.unwrap_or(self.tenant_id)
+    }
 }
 
 fn no_archiver(name: &str) -> Error {
@@ -292,11 +302,19 @@ impl Archivers {
                 rec.name
             )));
         }
+        if rec.state == tenet_store::TenantState::Standby {
+            return Err(Error::InvalidArgument(format!(
+                "tenant `{}` is a standby: its source's archive is its history; promote it                  to archive its own commits",
+                rec.name
+            )));
+        }
         let repo = Repo::create(repo)?;
         repo.check(&now(&self.store)).await?;
-        let inventory = Inventory::load(&repo, rec.id)
+        let history = rec.history_ref();
+        crate::standby::claim_primary(&repo, &self.store, &rec, false).await?;
+        let inventory = Inventory::load(&repo, history.id)
             .await?
-            .of_incarnation(Some(rec.created_ts));
+            .of_incarnation(Some(history.created_ts));
         let (start, pin) = self.start_point(rec.id, inventory.restorable_until())?;
         if let Some(old) = load(&self.store, rec.id)? {
             if let Some(p) = old.pin_id {
@@ -317,6 +335,7 @@ impl Archivers {
             last_upload_millis: self.store.clock().now_millis(),
             error: None,
             started_at: now(&self.store),
+            history_id: (history.id != rec.id).then_some(history.id),
         };
         save(&self.store, &st)?;
         self.spawn(st.clone(), repo);
@@ -405,7 +424,7 @@ impl Archivers {
         // An unreadable repository is a problem to report with the state, not an error
         // that hides the state (it is the usual reason an archiver breaks).
         let inventory = match Repo::open(&state.repo) {
-            Ok(repo) => Inventory::load(&repo, rec.id).await,
+            Ok(repo) => Inventory::load(&repo, state.repo_id()).await,
             Err(e) => Err(e),
         };
         let (protection, unreadable) = match inventory {
@@ -413,7 +432,7 @@ impl Archivers {
                 Protection::of(
                     &self.store,
                     rec.id,
-                    &inv.of_incarnation(Some(rec.created_ts)),
+                    &inv.of_incarnation(Some(rec.history_ref().created_ts)),
                 )?,
                 None,
             ),
@@ -514,8 +533,9 @@ async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, me: &Running) -> 
         }
         let now_ms = store.clock().now_millis();
         st.error = Some(e.to_string());
-        // A hole in the log can never be archived: give up at once.
-        let hole = matches!(e, Error::NotRestorable(_));
+        // A hole in the log can never be archived, nor a history another tenant now
+        // writes: give up at once.
+        let hole = matches!(e, Error::NotRestorable(_) | Error::NotPrimary(_));
         if hole || now_ms.saturating_sub(st.last_upload_millis) > st.options.budget_secs * 1000 {
             st.status = ArchiveStatus::Broken;
             let pin = st.pin_id.take();
@@ -579,7 +599,8 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo, me: &Running) -
     if seg_info.end <= st.checkpoint || (records == 0 && !idle_due) {
         return Ok(());
     }
-    let key = crate::repo::segment_key(tenant_id, seg_info.start, seg_info.end);
+    crate::standby::check_primary(repo, store, st.repo_id(), tenant_id).await?;
+    let key = crate::repo::segment_key(st.repo_id(), seg_info.start, seg_info.end);
     let size = bytes.len() as u64;
     repo.put(&key, Bytes::from(bytes)).await?;
 

@@ -56,6 +56,10 @@ struct Plan {
     backup_ts: Ts,
     #[serde(default)]
     tenant_created_ts: Option<Ts>,
+    /// The history the backup belongs to (`tenants/<id>/` in the repository; None:
+    /// the tenant's own, from a plan made before the field existed).
+    #[serde(default)]
+    history_id: Option<u64>,
     pin_id: u64,
     started_at: String,
     history_retention_secs: u64,
@@ -123,12 +127,12 @@ async fn run(ctx: JobContext) -> Result<Value> {
     let outputs = ctx.run_tasks("export", tasks).await?;
 
     ctx.set_phase("commit")?;
-    let mkey = manifest_key(p.tenant_id, &plan.backup_id);
+    let mkey = manifest_key(plan.repo_id(&p), &plan.backup_id);
     let manifest = match repo.get_opt(&mkey).await? {
         Some(existing) => decode_manifest(&repo.describe(&mkey), &existing)?,
         None => {
             let m = build_manifest(&p, &plan, &outputs, now(&store))?;
-            check_files(&repo, &backup_dir(p.tenant_id, &plan.backup_id), &m).await?;
+            check_files(&repo, &backup_dir(plan.repo_id(&p), &plan.backup_id), &m).await?;
             repo.put(&mkey, Bytes::from(encode_manifest(&m))).await?;
             m
         }
@@ -197,7 +201,8 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
             &compact[8..14]
         ),
         backup_ts: f,
-        tenant_created_ts: Some(rec.created_ts),
+        tenant_created_ts: Some(rec.history_ref().created_ts),
+        history_id: Some(rec.history_ref().id),
         pin_id: pin.id,
         started_at: now(store),
         history_retention_secs: rec.history_retention_secs,
@@ -206,9 +211,16 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
     })
 }
 
+impl Plan {
+    /// The tenant id the repository files the backup under.
+    fn repo_id(&self, p: &BackupParams) -> u64 {
+        self.history_id.unwrap_or(p.tenant_id)
+    }
+}
+
 fn data_key(p: &BackupParams, plan: &Plan, table_id: u64, shard: usize) -> (String, String) {
     let rel = format!("data/{table_id}-{shard:04}.tdf");
-    let key = format!("{}/{rel}", backup_dir(p.tenant_id, &plan.backup_id));
+    let key = format!("{}/{rel}", backup_dir(plan.repo_id(&p), &plan.backup_id));
     (rel, key)
 }
 
@@ -336,7 +348,7 @@ fn build_manifest(
     Ok(Manifest {
         backup_id: plan.backup_id.clone(),
         kind: "full".into(),
-        tenant_id: p.tenant_id,
+        tenant_id: plan.repo_id(&p),
         tenant_name: p.tenant.clone(),
         tenant_created_ts: plan.tenant_created_ts,
         history_retention_secs: plan.history_retention_secs,
@@ -383,7 +395,7 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
         .map_err(|e| Error::Internal(format!("job checkpoint does not decode: {e}")))?;
     let store = ctx.store().clone();
     let repo = Repo::open(&p.repo)?;
-    records::remove_backup(&store, &repo, p.tenant_id, &plan.backup_id, Some(ctx.id())).await?;
+    records::remove_backup(&store, &repo, plan.repo_id(&p), &plan.backup_id, Some(ctx.id())).await?;
     store.unpin(p.tenant_id, plan.pin_id)?;
     Ok(())
 }

@@ -44,6 +44,10 @@ pub enum Error {
     Store(#[from] tenet_store::Error),
     #[error(transparent)]
     Jobs(#[from] tenet_jobs::Error),
+    /// Another tenant now writes the history this tenant archives into (a standby of
+    /// it was promoted), so this one must not.
+    #[error("{0}")]
+    NotPrimary(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -63,6 +67,7 @@ impl Error {
             Error::UnsupportedVersion { .. } => "UNSUPPORTED_FORMAT_VERSION",
             Error::VerifyFailed(_) => "VERIFY_FAILED",
             Error::NotRestorable(_) => "NOT_RESTORABLE",
+            Error::NotPrimary(_) => "NOT_PRIMARY",
             Error::Jobs(tenet_jobs::Error::Conflict(_)) => "JOB_CONFLICT",
             Error::Jobs(tenet_jobs::Error::NotFound(_)) => "JOB_NOT_FOUND",
             Error::Jobs(tenet_jobs::Error::Cancelled) => "CANCELLED",

@@ -48,6 +48,9 @@ struct Plan {
     end: Ts,
     #[serde(default)]
     tenant_created_ts: Option<Ts>,
+    /// The history the backup belongs to (None: the tenant's own; see `backup.rs`).
+    #[serde(default)]
+    history_id: Option<u64>,
     started_at: String,
     history_retention_secs: u64,
 }
@@ -96,7 +99,8 @@ async fn run(ctx: JobContext) -> Result<Value> {
                     ctx.id()
                 ),
                 end,
-                tenant_created_ts: Some(rec.created_ts),
+                tenant_created_ts: Some(rec.history_ref().created_ts),
+                history_id: Some(rec.history_ref().id),
                 started_at: now(&store),
                 history_retention_secs: rec.history_retention_secs,
             };
@@ -107,7 +111,8 @@ async fn run(ctx: JobContext) -> Result<Value> {
             plan
         }
     };
-    let dir = backup_dir(p.tenant_id, &plan.backup_id);
+    let repo_id = plan.history_id.unwrap_or(p.tenant_id);
+    let dir = backup_dir(repo_id, &plan.backup_id);
     let task = {
         let (p, repo, dir, end) = (p.clone(), repo.clone(), dir.clone(), plan.end);
         Task::new("log", move |ctx| async move {
@@ -136,7 +141,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
     let m = Manifest {
         backup_id: plan.backup_id.clone(),
         kind: "incr".into(),
-        tenant_id: p.tenant_id,
+        tenant_id: repo_id,
         tenant_name: p.tenant.clone(),
         tenant_created_ts: plan.tenant_created_ts,
         history_retention_secs: plan.history_retention_secs,
@@ -155,7 +160,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         segments,
     };
     repo.put(
-        &manifest_key(p.tenant_id, &plan.backup_id),
+        &manifest_key(repo_id, &plan.backup_id),
         Bytes::from(encode_manifest(&m)),
     )
     .await?;
@@ -268,7 +273,7 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
     records::remove_backup(
         ctx.store(),
         &repo,
-        p.tenant_id,
+        plan.history_id.unwrap_or(p.tenant_id),
         &plan.backup_id,
         Some(ctx.id()),
     )

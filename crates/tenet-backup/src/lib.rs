@@ -33,6 +33,7 @@ pub mod records;
 pub mod repo;
 mod restore;
 pub mod segment;
+pub mod standby;
 mod util;
 mod verify;
 
@@ -65,12 +66,29 @@ pub const KIND_CLONE: &str = clone::KIND;
 /// have been dropped (its backups outlive it), or exist only in a repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
+    /// The id its history has in repositories (`tenants/<id>/`): its own id, or for a
+    /// standby or a promoted standby, its source's ([`tenet_store::HistoryRef`]).
     pub id: u64,
     /// Its current name; for a dropped tenant, its name at its newest backup.
     pub name: String,
     /// When it was created, where known: tenant ids are per store, so (id, created ts)
     /// is what tells it from another store's tenant with the same id in a repository.
     pub created_ts: Option<tenet_store::Ts>,
+    /// The tenant of this store it is, if it exists here.
+    pub tenant_id: Option<u64>,
+}
+
+impl Subject {
+    /// A live tenant of this store.
+    pub fn of(rec: &tenet_store::TenantRecord) -> Subject {
+        let h = rec.history_ref();
+        Subject {
+            id: h.id,
+            name: rec.name.clone(),
+            created_ts: Some(h.created_ts),
+            tenant_id: Some(rec.id),
+        }
+    }
 }
 
 /// A restore request.
@@ -127,11 +145,7 @@ impl Backups {
             Some(id) => store.tenant_by_id(id),
             None => store.tenant(name).ok(),
         } {
-            return Ok(Subject {
-                id: t.id,
-                name: t.name,
-                created_ts: Some(t.created_ts),
-            });
+            return Ok(Subject::of(&t));
         }
         // Another tenant of this store may have the same id as one a repository knows
         // (ids are per store): only the creation ts tells them apart.
@@ -174,6 +188,7 @@ impl Backups {
                 id,
                 name,
                 created_ts,
+                tenant_id: None,
             }),
             None => Err(Error::TenantNotFound {
                 name: name.to_string(),
@@ -227,17 +242,18 @@ impl Backups {
     ) -> Result<JobRecord> {
         let store = self.jobs.store();
         let rec = store.resolve(tenant_id)?;
+        let subject = Subject::of(&rec);
         let repo_url = match repo {
             Some(r) => canonical_url(r)?,
             None => self
-                .default_repo(rec.id)?
+                .default_repo(&subject)?
                 .ok_or_else(|| no_chain(&rec.name, None))?,
         };
         let repo = Repo::open(&repo_url)?;
         repo.marker().await?;
-        let inventory = Inventory::load(&repo, rec.id)
+        let inventory = Inventory::load(&repo, subject.id)
             .await?
-            .of_incarnation(Some(rec.created_ts));
+            .of_incarnation(subject.created_ts);
         let parent = inventory
             .chain_head()
             .ok_or_else(|| no_chain(&rec.name, Some(repo.url())))?;
@@ -323,6 +339,7 @@ impl Backups {
                 id: m.tenant_id,
                 name: m.tenant_name.clone(),
                 created_ts: m.tenant_created_ts,
+                tenant_id: None,
             };
             return self
                 .start_restore_to(
@@ -343,6 +360,7 @@ impl Backups {
             target_ts: None,
             logs: Vec::new(),
             in_place: None,
+            standby: None,
         };
         self.create_restore(params, m.history_retention_secs, req.throttle_bytes_per_sec)
             .await
@@ -369,6 +387,7 @@ impl Backups {
         let target_name = params.target.clone();
         let source = params.source_tenant.clone();
         let in_place = params.in_place.is_some();
+        let history = params.standby.as_ref().map(|s| s.history);
         let job = self.jobs.create(
             KIND_RESTORE,
             &source,
@@ -382,6 +401,7 @@ impl Backups {
                 history_retention_secs: Some(retention_secs),
                 state: Some(TenantState::Restoring),
                 scratch: in_place,
+                history,
             },
         );
         let (target, _) = match created {
@@ -401,14 +421,19 @@ impl Backups {
 
     /// The repository a tenant's restores read by default: where its archiver writes,
     /// else where its newest recorded backup is.
-    pub fn default_repo(&self, tenant_id: u64) -> Result<Option<String>> {
+    pub fn default_repo(&self, tenant: &Subject) -> Result<Option<String>> {
         let store = self.jobs.store();
-        if let Some(a) = archiver::load(store, tenant_id)? {
-            return Ok(Some(a.repo));
+        if let Some(id) = tenant.tenant_id {
+            if let Some(a) = archiver::load(store, id)? {
+                return Ok(Some(a.repo));
+            }
+            if let Some(s) = standby::load(store, id)? {
+                return Ok(Some(s.repo));
+            }
         }
         Ok(records::list(store)?
             .into_iter()
-            .filter(|r| r.tenant_id == tenant_id)
+            .filter(|r| r.tenant_id == tenant.id)
             .max_by_key(|r| r.backup_ts)
             .map(|r| r.repo))
     }
@@ -421,7 +446,7 @@ impl Backups {
     ) -> Result<(Repo, Inventory)> {
         let url = match repo {
             Some(r) => canonical_url(r)?,
-            None => self.default_repo(tenant.id)?.ok_or_else(|| {
+            None => self.default_repo(tenant)?.ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "tenant `{}` has no backups or archive recorded in this store; give the \
                      repository with --repo",
@@ -496,8 +521,40 @@ impl Backups {
             target_ts: Some(plan.target),
             logs: plan.logs,
             in_place: None,
+            standby: None,
         };
         Ok((params, m.history_retention_secs))
+    }
+
+    /// Creates a standby of `source` named `into`: a restore of its newest state (the
+    /// newest full backup and everything archived after it) that then keeps following
+    /// its archive (`standby.rs`).
+    pub async fn start_standby(
+        &self,
+        source: &Subject,
+        into: &str,
+        repo: Option<&str>,
+        poll: std::time::Duration,
+    ) -> Result<JobRecord> {
+        self.check_target(into)?;
+        let created_ts = source.created_ts.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "the repository's backups of `{}` predate creation times, so the history a                  standby would follow cannot be told from another tenant's: take a new full                  backup of it",
+                source.name
+            ))
+        })?;
+        let (mut params, retention) = self
+            .plan_restore(source, &planner::Target::Latest, repo, "")
+            .await?;
+        params.target = into.to_string();
+        params.standby = Some(standby::StandbyParams {
+            history: tenet_store::HistoryRef {
+                id: source.id,
+                created_ts,
+            },
+            poll_ms: poll.as_millis().clamp(10, 60_000) as u64,
+        });
+        self.create_restore(params, retention, None).await
     }
 
     /// Creates an in-place restore of `tenant` (a tenant of this store): the planned
@@ -512,8 +569,8 @@ impl Backups {
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
         let store = self.jobs.store();
-        let live = store.resolve(tenant.id)?;
-        if tenant.created_ts.is_some_and(|c| c != live.created_ts) {
+        let live = store.resolve(tenant.tenant_id.unwrap_or(tenant.id))?;
+        if tenant.created_ts.is_some_and(|c| c != live.history_ref().created_ts) {
             return Err(Error::InvalidArgument(format!(
                 "tenant `{}` of this store is not the tenant those backups were taken of \
                  (it was dropped and created again); restore them into a new tenant instead",

@@ -103,8 +103,8 @@ fn describe(ranges: &[Restorable]) -> String {
 }
 
 /// Walks the log from `from`: the ranges that extend coverage, furthest-reaching
-/// first, and the end of contiguous coverage.
-fn cover(from: Ts, until: Ts, logs: &[LogRange]) -> (Vec<LogRange>, Ts) {
+/// first, and the end of contiguous coverage (a standby follows its source with it).
+pub fn cover(from: Ts, until: Ts, logs: &[LogRange]) -> (Vec<LogRange>, Ts) {
     let mut at = from;
     let mut used = Vec::new();
     while at < until {

@@ -324,11 +324,19 @@ impl Repo {
 
     /// Keys (relative to the repository root) under `prefix`, with sizes.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.list_after(prefix, None).await
+    }
+
+    /// Keys under `prefix` that sort after `offset` (a key), with sizes: S3 lists
+    /// only those (`start-after`), so the cost is bounded by what is new.
+    pub async fn list_after(&self, prefix: &str, offset: Option<&str>) -> Result<Vec<(String, u64)>> {
         let p = self.path(prefix);
         let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
-        let metas: Vec<_> = self
-            .store
-            .list(Some(&p))
+        let stream = match offset {
+            Some(o) => self.store.list_with_offset(Some(&p), &self.path(o)),
+            None => self.store.list(Some(&p)),
+        };
+        let metas: Vec<_> = stream
             .try_collect()
             .await
             .map_err(|e| self.unavailable(prefix, e))?;

@@ -75,6 +75,9 @@ pub struct RestoreParams {
     /// Restore the source tenant in place: `target` is then its scratch tenant.
     #[serde(default)]
     pub in_place: Option<InPlace>,
+    /// Restore a standby that then follows the source (`standby.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<crate::standby::StandbyParams>,
 }
 
 /// The live tenant an in-place restore puts back.
@@ -165,6 +168,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
                     history_retention_secs: Some(live.history_retention_secs),
                     state: Some(TenantState::Restoring),
                     scratch: true,
+                    history: None,
                 },
             )?;
             ctx.set_checkpoint("target_id", json!(t.id))?;
@@ -182,7 +186,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         Error::InvalidArgument(format!("the target tenant #{target_id} was dropped"))
     })?;
     let activated = ctx.checkpoint("activated").is_some();
-    let done = activated && target.state == TenantState::Active;
+    let done = activated && matches!(target.state, TenantState::Active | TenantState::Standby);
     if target.state != TenantState::Restoring && !done {
         return Err(Error::InvalidArgument(format!(
             "target tenant `{}` is {}, not restoring",
@@ -313,16 +317,40 @@ async fn run(ctx: JobContext) -> Result<Value> {
     ctx.check_cancelled()?;
     store.advance_clock(target_ts)?;
     store.set_history_start(target_id, m.backup_ts)?;
-    ctx.set_checkpoint("activated", json!(true))?;
-    store.alter_tenant(
-        target_id,
-        TenantUpdate {
-            state: Some(TenantState::Active),
-            ..TenantUpdate::default()
-        },
-    )?;
+    if let Some(sb) = &p.standby {
+        // The follower's row first: a standby without one would never follow.
+        crate::standby::register(
+            &store,
+            &crate::standby::StandbyState {
+                tenant_id: target_id,
+                source: p.source_tenant.clone(),
+                history: sb.history,
+                repo: p.repo.clone(),
+                poll_ms: sb.poll_ms,
+                list_from: p.logs.last().map_or(target_ts, |l| l.start),
+                segments: p.logs.len() as u64,
+                records: replayed,
+                archived_until: target_ts,
+                archive_advanced_millis: store.clock().now_millis(),
+                error: None,
+                started_at: crate::util::now(&store),
+            },
+        )?;
+        ctx.set_checkpoint("activated", json!(true))?;
+        store.begin_standby(target_id, target_ts)?;
+    } else {
+        ctx.set_checkpoint("activated", json!(true))?;
+        store.alter_tenant(
+            target_id,
+            TenantUpdate {
+                state: Some(TenantState::Active),
+                ..TenantUpdate::default()
+            },
+        )?;
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     let mut out = result(&mapping, replayed);
+    out["standby"] = json!(p.standby.is_some());
     out["replayed_bytes"] = json!(replayed_bytes);
     out["replay_seconds"] = json!((replay_secs * 1000.0).round() / 1000.0);
     Ok(out)
@@ -384,6 +412,7 @@ async fn replay(
         source_tenant_id: p.source_tenant_id,
         target_id,
         identity: p.in_place.is_some(),
+        follow: false,
         cancel: ctx.cancel_token(),
     };
     let (at, logical) = apply

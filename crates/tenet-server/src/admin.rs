@@ -57,6 +57,10 @@ pub trait Admin: Send + Sync {
     fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo>;
     fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo>;
     fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>>;
+    /// Where a standby stands against its source.
+    fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo>;
+    /// Makes a standby writable (and starts its archive).
+    fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse>;
 
     /// Whether jobs keep running after this call returns (a server), or only while
     /// this process lives (embedded).

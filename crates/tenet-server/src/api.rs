@@ -681,6 +681,97 @@ pub struct CreateRestore {
     pub repo: Option<String>,
     #[serde(default)]
     pub throttle_bytes_per_sec: Option<u64>,
+    /// Restore `source`'s newest state into `target` as a standby: readable, not
+    /// writable, and it keeps applying `source`'s archived log until it is promoted.
+    #[serde(default)]
+    pub standby: bool,
+    /// How often a standby lists the repository for new log segments (default 250).
+    #[serde(default)]
+    pub poll_ms: Option<u64>,
+}
+
+/// Where a standby stands against its source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StandbyInfo {
+    pub tenant: String,
+    pub tenant_id: u64,
+    /// `standby` while it follows.
+    pub state: String,
+    /// The source's name at the restore.
+    pub source: String,
+    pub repo: String,
+    /// Every source commit at or before this is applied (and readable here).
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
+    pub applied_ts: u64,
+    pub applied_time: String,
+    /// The end of the source's archive: what a promotion reaches now.
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
+    pub archived_until_ts: u64,
+    pub archived_until_time: String,
+    /// Age of the applied state (how stale reads of the standby are).
+    pub lag_ms: u64,
+    /// Archived but not yet applied.
+    pub behind_ms: u64,
+    /// How long ago the source's archive last advanced.
+    pub archive_idle_ms: u64,
+    pub segments: u64,
+    pub records: u64,
+    /// Whether its follower runs in the process answering.
+    pub running: bool,
+    pub last_error: Option<String>,
+    /// What is wrong and the way out (null when all is well).
+    pub problem: Option<String>,
+}
+
+/// Promote a standby: it stops following and becomes writable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// Stop at exactly this time or commit ts (default: everything archived).
+    #[serde(default, with = "ts_json::text")]
+    pub until: Option<String>,
+    /// Promote although the source looks alive (failover); reports what may be lost.
+    #[serde(default)]
+    pub force: bool,
+    /// Take the source's name where the source no longer has it in this store.
+    #[serde(default)]
+    pub take_name: bool,
+}
+
+/// What a promotion did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PromoteResponse {
+    pub tenant: String,
+    pub tenant_id: u64,
+    /// The state it was promoted at: every source commit at or before this.
+    #[serde(with = "ts_json")]
+    #[schema(value_type = String)]
+    pub promoted_ts: u64,
+    pub promoted_time: String,
+    /// It continues its source's history (restore points continue the source's);
+    /// false: it forked (promoted before the end of the archive) and starts its own.
+    pub continues_history: bool,
+    /// Source commits applied by the promotion itself.
+    pub applied_records: u64,
+    /// After a forced promotion: source commits after this ts may be lost.
+    #[serde(with = "ts_json::option")]
+    #[schema(value_type = Option<String>)]
+    pub may_lose_after: Option<u64>,
+    /// The source's last commit, where known (the source is in this store).
+    #[serde(with = "ts_json::option")]
+    #[schema(value_type = Option<String>)]
+    pub source_last_commit: Option<u64>,
+    /// How many source commits are lost, where known.
+    pub lost_commits: Option<u64>,
+    /// Its name before it took its source's name.
+    pub renamed_from: Option<String>,
+    /// Its archive, started into the same repository.
+    pub archive: Option<ArchiveInfo>,
+    /// A full backup job started because it forked (its own history needs one).
+    pub backup_job: Option<u64>,
+    pub millis: u64,
 }
 
 /// Start a tenant's log archiver.

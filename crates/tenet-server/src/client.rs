@@ -275,6 +275,14 @@ impl Admin for Client {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "archive"], req)
     }
 
+    fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo> {
+        self.get(&["v1", "tenants", tenant, "standby"], &NONE)
+    }
+
+    fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "promote"], req)
+    }
+
     fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
         self.delete(&["v1", "tenants", tenant, "archive"], &NONE)
     }

@@ -459,6 +459,25 @@ async fn archive_stop(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> 
     run(s, move |s| s.archive_stop(&t)).await
 }
 
+/// Where a standby stands: applied up to, the source's archive, lag, problems.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/standby", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = StandbyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn standby_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
+    run(s, move |s| s.standby_status(&t)).await
+}
+
+/// Promotes a standby: applies its source's log up to `until` (or everything
+/// archived), makes it writable and starts its archive.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/promote", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")), request_body = PromoteRequest,
+    responses((status = 200, body = PromoteResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn promote(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<PromoteRequest>,
+) -> R<PromoteResponse> {
+    run(s, move |s| s.promote(&t, &req)).await
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/restore-points", tag = "restores", params(("tenant" = String, Path, description = "Tenant name"), RepoQuery),
     responses((status = 200, body = Vec<RestorePoint>), (status = 404, body = ErrorBody)))]
 async fn restore_points(
@@ -515,6 +534,8 @@ async fn restore_points(
         archive_status,
         archive_stop,
         restore_points,
+        standby_status,
+        promote,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -590,6 +611,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
             get(archive_status).post(archive_start).delete(archive_stop),
         ),
         ("/v1/tenants/{tenant}/restore-points", get(restore_points)),
+        ("/v1/tenants/{tenant}/standby", get(standby_status)),
+        ("/v1/tenants/{tenant}/promote", post(promote)),
         ("/v1/backups", get(list_backups).post(create_backup)),
         ("/v1/backups/{id}", get(get_backup).delete(delete_backup)),
         ("/v1/backups/{id}/verify", post(verify_backup)),

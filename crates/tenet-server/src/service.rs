@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
+use tenet_backup::standby::Standbys;
 use tenet_backup::planner::Target;
 use tenet_backup::{canonical_url, Backups, RestoreRequest, Subject, DEFAULT_REPO};
 use tenet_jobs::JobManager;
@@ -102,6 +103,7 @@ pub struct Service {
     store: Store,
     backups: Backups,
     archivers: Archivers,
+    standbys: Standbys,
     runtime: Handle,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
@@ -135,6 +137,7 @@ impl Service {
         Service {
             backups: Backups::new(jobs),
             archivers: Archivers::new(store.clone(), runtime.clone()),
+            standbys: Standbys::new(store.clone(), runtime.clone()),
             store,
             runtime,
             _own_runtime: None,
@@ -152,6 +155,24 @@ impl Service {
 
     pub fn archivers(&self) -> &Archivers {
         &self.archivers
+    }
+
+    pub fn standbys(&self) -> &Standbys {
+        &self.standbys
+    }
+
+    /// Refused unless this is a server: archivers and standby followers live there.
+    fn require_server(&self, what: &str) -> ApiResult<()> {
+        if self.detached {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "SERVER_REQUIRED",
+            format!(
+                "{what} runs inside `tenet serve`; start a server on this data directory                  (`tenet serve --data-dir …`) and run this again"
+            ),
+        ))
     }
 
     /// The runtime jobs and archivers run on.
@@ -295,6 +316,38 @@ impl Service {
             error: st.error,
             started_at: st.started_at,
         })
+    }
+
+    /// `restore --standby`: the source's newest state into a new standby.
+    fn create_standby(&self, req: &CreateRestore, repo: Option<&str>) -> ApiResult<JobInfo> {
+        if req.to.is_some() || req.before_commit.is_some() || req.backup_id.is_some() {
+            return Err(ApiError::invalid(
+                "a standby starts at its source's newest restorable state and follows it: \
+                 give no `to`, `before_commit` or `backup_id` (promote it with `until` to \
+                 stop at a time)",
+            ));
+        }
+        if req.in_place || req.target.is_empty() {
+            return Err(ApiError::invalid(
+                "a standby is a new tenant: give `target` (its name), not `in_place`",
+            ));
+        }
+        let poll = std::time::Duration::from_millis(
+            req.poll_ms
+                .unwrap_or(tenet_backup::standby::DEFAULT_POLL.as_millis() as u64),
+        );
+        if !(10..=60_000).contains(&poll.as_millis()) {
+            return Err(ApiError::invalid(format!(
+                "`poll_ms` {} is out of range: 10 to 60000",
+                poll.as_millis()
+            )));
+        }
+        let source = self.subject(&req.source, repo)?;
+        let job = self.runtime.block_on(
+            self.backups
+                .start_standby(&source, &req.target, repo, poll),
+        )?;
+        self.start(job)
     }
 
     fn repo_or_default(repo: &Option<String>) -> ApiResult<String> {
@@ -774,6 +827,12 @@ impl Admin for Service {
             bounds::THROTTLE_BYTES_PER_SEC,
         )?;
         let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+        if req.standby {
+            return self.create_standby(req, repo.as_deref());
+        }
+        if req.poll_ms.is_some() {
+            return Err(ApiError::invalid("`poll_ms` is for a standby: give `standby: true`"));
+        }
         let mut targets = Vec::new();
         if let Some(to) = &req.to {
             // The same expressions as an as-of: a time, a commit ts, a relative time
@@ -889,14 +948,7 @@ impl Admin for Service {
         // Checked before SERVER_REQUIRED, so both modes refuse bad values alike.
         opts.validate()?;
         let repo = Self::repo_or_default(&req.repo)?;
-        if !self.detached {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "SERVER_REQUIRED",
-                "the log archiver runs inside `tenet serve`; start a server on this data \
-                 directory (`tenet serve --data-dir …`) and run this again",
-            ));
-        }
+        self.require_server("the log archiver")?;
         let tenant = self.live_tenant(tenant)?;
         self.runtime
             .block_on(self.archivers.start(tenant, &repo, opts))?;
@@ -927,6 +979,89 @@ impl Admin for Service {
         let tenant = self.live_tenant(tenant)?;
         self.archivers.stop(tenant)?;
         self.archive_info(tenant)
+    }
+
+    fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo> {
+        let id = self.live_tenant(tenant)?;
+        let r = self.runtime.block_on(self.standbys.status(id))?;
+        Ok(StandbyInfo {
+            tenant: r.tenant,
+            tenant_id: r.tenant_id,
+            state: r.state.to_string(),
+            source: r.source,
+            repo: r.repo,
+            applied_ts: r.applied_ts.0,
+            applied_time: r.applied_time,
+            archived_until_ts: r.archived_until_ts.0,
+            archived_until_time: r.archived_until_time,
+            lag_ms: r.lag_ms,
+            behind_ms: r.behind_ms,
+            archive_idle_ms: r.archive_idle_ms,
+            segments: r.segments,
+            records: r.records,
+            running: r.running,
+            last_error: r.last_error,
+            problem: r.problem,
+        })
+    }
+
+    fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse> {
+        let until = match req.until.as_deref() {
+            None | Some("") => None,
+            Some(u) => Some(match AsOf::parse(u)? {
+                AsOf::Ts(ts) => ts,
+                AsOf::Ago(d) => self.store.ts_ago(d),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "`until` {u:?} is not a time: give an RFC 3339 time, a commit ts or a \
+                         relative time like -5m"
+                    )))
+                }
+            }),
+        };
+        let id = self.live_tenant(tenant)?;
+        self.require_server("promoting a standby (its archive starts there)")?;
+        let r = self.runtime.block_on(
+            self.standbys
+                .promote(id, until, req.force, req.take_name),
+        )?;
+        // Its own commits are archived from now on, into the same repository: the
+        // source's history continued, or (forked) its own, which needs a full backup.
+        let archive = self
+            .runtime
+            .block_on(self.archivers.start(id, &r.repo, ArchiveOptions::default()))
+            .map_err(ApiError::from)
+            .and_then(|_| self.archive_info(id));
+        let backup_job = if r.continues_history {
+            None
+        } else {
+            let job = self
+                .runtime
+                .block_on(self.backups.start_full(id, &r.repo, None))?;
+            Some(self.start(job)?.id)
+        };
+        let archive = match archive {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(tenant_id = id, error = %e.message, "promoted, but its archive did not start");
+                None
+            }
+        };
+        Ok(PromoteResponse {
+            tenant: r.tenant,
+            tenant_id: r.tenant_id,
+            promoted_ts: r.promoted_ts.0,
+            promoted_time: r.promoted_time,
+            continues_history: r.continues_history,
+            applied_records: r.applied_records,
+            may_lose_after: r.may_lose_after.map(|t| t.0),
+            source_last_commit: r.source_last_commit.map(|t| t.0),
+            lost_commits: r.lost_commits,
+            renamed_from: r.renamed_from,
+            archive,
+            backup_job,
+            millis: r.millis,
+        })
     }
 
     fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {

@@ -35,6 +35,8 @@ pub const ARCHIVES_TABLE: u64 = 4;
 /// System table of dropped tenants (system tenant), keyed by tenant id: the name a
 /// tenant had when it was dropped, so its backups stay reachable by that name.
 pub const DROPPED_TABLE: u64 = 5;
+/// System table of standby followers (system tenant), keyed by the standby's id.
+pub const STANDBYS_TABLE: u64 = 6;
 
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -164,6 +166,26 @@ impl Store {
         self.next_seq(meta::SEQ_TABLE, n)
     }
 
+    /// Makes sure the table-id sequence never hands out `id` or anything below it
+    /// (ids a standby's source defined, `standby.rs`).
+    pub(crate) fn reserve_table_ids_through(&self, id: u64) -> Result<()> {
+        let _guard = self.inner.seq.lock();
+        let next = self
+            .get_meta_u64(meta::SEQ_TABLE)?
+            .unwrap_or(crate::catalog::FIRST_USER_TABLE_ID);
+        if next <= id {
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            self.inner.db.put_cf_opt(
+                self.cf_meta(),
+                meta::SEQ_TABLE,
+                (id + 1).to_be_bytes(),
+                &wo,
+            )?;
+        }
+        Ok(())
+    }
+
     /// GC has deleted no commit record of the tenant newer than this ts, so the log
     /// after it is complete. GC records this point before it deletes, so a caller that
     /// checks before and after reading knows nothing it read past was missing.
@@ -257,6 +279,17 @@ impl Store {
         records: &[crate::commit_log::LogRecord],
     ) -> Result<()> {
         self.check_restoring(tenant_id)?;
+        self.write_replayed(tenant_id, records, None)
+    }
+
+    /// Writes replayed records' versions and log entries; with `applied`, also a
+    /// standby's applied ts in the same write, synced (`standby.rs`).
+    pub(crate) fn write_replayed(
+        &self,
+        tenant_id: u64,
+        records: &[crate::commit_log::LogRecord],
+        applied: Option<Ts>,
+    ) -> Result<()> {
         // Large batches go in as SST files (no WAL, no memtable); small ones as a
         // write batch.
         let mut data: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -290,19 +323,30 @@ impl Store {
                 ddl = ddl.max(r.commit_ts);
             }
         }
+        let mut batch = rocksdb::WriteBatch::default();
         if bytes >= self.inner.replay_ingest_min_bytes {
             self.ingest_sorted(tenant_id, data, log)?;
         } else {
-            let mut batch = rocksdb::WriteBatch::default();
             for (k, v) in &data {
                 batch.put_cf(self.cf_data(), k, v);
             }
             for (k, v) in &log {
                 batch.put_cf(self.cf_log(), k, v);
             }
-            // Not fsynced here: the caller persists its progress afterwards with a
-            // synced write, and a synced WAL write makes every earlier one durable too.
-            self.inner.db.write(batch)?;
+        }
+        let mut wo = WriteOptions::default();
+        if let Some(ts) = applied {
+            batch.put_cf(
+                self.cf_meta(),
+                meta::standby_applied(tenant_id),
+                ts.0.to_be_bytes(),
+            );
+            wo.set_sync(true);
+        }
+        // Without `applied`, not fsynced here: the caller persists its progress
+        // afterwards with a synced write, which makes every earlier one durable too.
+        if !batch.is_empty() {
+            self.inner.db.write_opt(batch, &wo)?;
         }
         if ddl > Ts::ZERO {
             self.reload_catalog(tenant_id, ddl)?;

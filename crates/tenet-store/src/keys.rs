@@ -318,6 +318,17 @@ pub mod meta {
         k
     }
 
+    /// `standby/<tenant BE>`: a standby's applied ts, written in the batch that applies
+    /// its source's log through it (`standby.rs`).
+    pub fn standby_applied(tenant: u64) -> Vec<u8> {
+        let mut k = b"standby/".to_vec();
+        k.extend_from_slice(&tenant.to_be_bytes());
+        k
+    }
+
+    /// `store/id`: this store's id (16 hex digits, random at creation; 8 raw bytes).
+    pub const STORE_ID: &[u8] = b"store/id";
+
     /// Prefix of every [`revert_marker`].
     pub const REVERT_MARKER_PREFIX: &[u8] = b"revert/";
 

@@ -28,6 +28,7 @@ pub mod keys;
 pub mod lifecycle;
 mod read;
 mod revert;
+mod standby;
 pub mod row;
 mod runtime;
 pub mod schema;
@@ -38,6 +39,7 @@ mod txn;
 
 pub use bulk::{
     decode_system_row, encode_system_row, SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, DROPPED_TABLE,
+    STANDBYS_TABLE,
     JOBS_TABLE,
 };
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
@@ -51,7 +53,7 @@ pub use revert::{
 pub use schema::{Column, ColumnType, TableDef, TableSpec};
 pub use store::{CommitInfo, Store, StoreOptions};
 pub use tenant::{
-    DroppedTenant, TenantOptions, TenantRecord, TenantRef, TenantState, TenantUpdate,
+    DroppedTenant, HistoryRef, TenantOptions, TenantRecord, TenantRef, TenantState, TenantUpdate,
 };
 pub use ts::Ts;
 pub use txn::{AsOf, ScanRange, Txn};

@@ -20,6 +20,7 @@
 //! | revert (in place) | active                         |
 //! | back up           | active, read_only, standby     |
 //! | bulk ingest/replay| restoring                      |
+//! | follow a source   | standby                        |
 //! | set state by hand | active, read_only (to either)  |
 //!
 //! A refusal is an [`Error::TenantState`] that names the state, the action and the way
@@ -43,6 +44,8 @@ pub enum TenantAction {
     Backup,
     /// Bulk-ingest versions or replay log records (restores only).
     Ingest,
+    /// Apply the source's archived log (a standby following its source).
+    Follow,
     /// Change the state by hand to the given one.
     SetState(TenantState),
 }
@@ -55,6 +58,7 @@ impl TenantAction {
             TenantAction::Revert => "putting it back in place".into(),
             TenantAction::Backup => "backing it up".into(),
             TenantAction::Ingest => "bulk ingestion".into(),
+            TenantAction::Follow => "applying a source's log".into(),
             TenantAction::SetState(to) => format!("setting its state to {to} by hand"),
         }
     }
@@ -70,6 +74,7 @@ impl TenantState {
             }
             TenantAction::Write | TenantAction::Revert => self == S::Active,
             TenantAction::Ingest => self == S::Restoring,
+            TenantAction::Follow => self == S::Standby,
             TenantAction::SetState(to) => {
                 matches!(self, S::Active | S::ReadOnly) && matches!(to, S::Active | S::ReadOnly)
             }
@@ -102,6 +107,7 @@ pub fn check(rec: &TenantRecord, action: TenantAction) -> Result<()> {
             "; a standby follows its source: promote it first".into()
         }
         (_, TenantAction::Ingest) => "; only a tenant being restored accepts it".into(),
+        (_, TenantAction::Follow) => "; only a standby follows a source".into(),
         (_, TenantAction::SetState(to)) if !to.settable_by_hand() => {
             "; only active and read_only can be set by hand".into()
         }
@@ -127,6 +133,7 @@ mod tests {
             state,
             history_retention_secs: 60,
             created_ts: Ts::ZERO,
+            history: None,
         }
     }
 
@@ -146,6 +153,7 @@ mod tests {
             assert_eq!(s.allows(A::Write), s == S::Active);
             assert_eq!(s.allows(A::Revert), s == S::Active);
             assert_eq!(s.allows(A::Ingest), s == S::Restoring);
+            assert_eq!(s.allows(A::Follow), s == S::Standby);
             assert!(!s.allows(A::SetState(S::Standby)));
         }
         assert!(S::ReadOnly.allows(A::SetState(S::Active)));

@@ -73,7 +73,11 @@ impl Store {
             it.next();
         }
         it.status()?;
-        Ok(TenantRuntime::new(safe_point, last_ddl, pins))
+        let rt = TenantRuntime::new(safe_point, last_ddl, pins);
+        if let Some(cap) = self.get_meta_u64(&meta::standby_applied(tenant_id))? {
+            rt.applied_cap.store(cap, std::sync::atomic::Ordering::Release);
+        }
+        Ok(rt)
     }
 
     /// Fails with `TooOld` when `rd.ts` is below the safe point and not pinned.

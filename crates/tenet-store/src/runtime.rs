@@ -36,6 +36,9 @@ pub(crate) struct TenantRuntime {
     /// The ts of an in-place commit whose versions are being written (0: none). Reads
     /// of the tenant at or past it wait; "latest" reads read just below it.
     pub read_barrier: AtomicU64,
+    /// A standby's applied ts (0: not a standby): its source's log is applied through
+    /// it, and reads see nothing newer (`standby.rs`).
+    pub applied_cap: AtomicU64,
 }
 
 impl TenantRuntime {
@@ -54,6 +57,14 @@ impl TenantRuntime {
 
     pub fn last_ddl_ts(&self) -> Ts {
         Ts(self.last_ddl_ts.load(Ordering::Acquire))
+    }
+
+    /// A standby's applied ts, if the tenant is one.
+    pub fn applied_cap(&self) -> Option<Ts> {
+        match self.applied_cap.load(Ordering::Acquire) {
+            0 => None,
+            ts => Some(Ts(ts)),
+        }
     }
 
     /// The ts of an in-place commit being written, if any.

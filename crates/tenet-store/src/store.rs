@@ -262,6 +262,10 @@ impl Store {
         let mut reg = self.inner.registry.write();
         for rec in records {
             let runtime = self.load_runtime(rec.id)?;
+            if rec.state != crate::tenant::TenantState::Standby {
+                // Left by a promotion that a crash interrupted after its state change.
+                runtime.applied_cap.store(0, Ordering::Release);
+            }
             self.inner
                 .runtimes
                 .write()
@@ -333,13 +337,14 @@ impl Store {
 
     /// The newest ts at which every commit of `tenant_id` is complete: the visible ts,
     /// or just below an in-place commit of the tenant that is still being written.
+    /// For a standby, its applied ts (`standby.rs`).
     pub fn tenant_visible_ts(&self, tenant_id: u64) -> Ts {
         let visible = self.visible_ts();
-        match self
-            .runtime(tenant_id)
-            .ok()
-            .and_then(|rt| rt.read_barrier())
-        {
+        let Ok(rt) = self.runtime(tenant_id) else {
+            return visible;
+        };
+        let visible = rt.applied_cap().map_or(visible, |cap| cap.min(visible));
+        match rt.read_barrier() {
             Some(barrier) if barrier <= visible => barrier.prev(),
             _ => visible,
         }

@@ -99,9 +99,31 @@ pub struct TenantRecord {
     /// How long superseded versions stay readable, in seconds.
     pub history_retention_secs: u64,
     pub created_ts: Ts,
+    /// The history (backups and archived log in a repository) this tenant continues,
+    /// when it is not its own: a standby, and a standby promoted, write and read the
+    /// history of the tenant they were restored from (`tenet-backup`'s `standby.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryRef>,
+}
+
+/// Names a tenant's history in a repository: the directory `tenants/<id>/` and the
+/// creation ts that tells this history from another store's tenant with the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRef {
+    pub id: u64,
+    pub created_ts: Ts,
 }
 
 impl TenantRecord {
+    /// The history this tenant writes its backups and archived log to: its own
+    /// (`tenants/<its id>/`), unless it continues another tenant's.
+    pub fn history_ref(&self) -> HistoryRef {
+        self.history.unwrap_or(HistoryRef {
+            id: self.id,
+            created_ts: self.created_ts,
+        })
+    }
+
     /// Whether this is a job's hidden scratch tenant ([`TenantOptions::scratch`]).
     pub fn is_scratch(&self) -> bool {
         self.name.starts_with('.')
@@ -117,6 +139,8 @@ pub struct TenantOptions {
     /// A job's hidden working tenant (an in-place restore's scratch copy): its name
     /// starts with `.`, which no user-given name can, and the API does not list it.
     pub scratch: bool,
+    /// The history the tenant continues (a standby's: its source's).
+    pub history: Option<HistoryRef>,
 }
 
 /// Changes to a tenant; `None` leaves a field as it is.
@@ -342,6 +366,7 @@ impl Store {
                 .history_retention_secs
                 .unwrap_or(DEFAULT_HISTORY_RETENTION_SECS),
             created_ts: Ts::ZERO,
+            history: opts.history,
         };
         let info = self.commit_registry(RegistryChange::Upsert(rec), true)?;
         let rec = self.tenant_by_id(id).expect("just created");
@@ -425,7 +450,7 @@ impl Store {
     }
 
     /// Commits a registry change as a write of the system tenant.
-    fn commit_registry(&self, change: RegistryChange, created: bool) -> Result<CommitInfo> {
+    pub(crate) fn commit_registry(&self, change: RegistryChange, created: bool) -> Result<CommitInfo> {
         self.commit_system(Vec::new(), vec![(change, created)])
     }
 

@@ -141,6 +141,7 @@ impl Store {
             AsOf::Ago(d) => self.read_ts(Some(self.ts_ago(*d)))?,
             AsOf::Snapshot(name) => self.snapshot_ts(&rec, name)?,
         };
+        self.check_applied(&rec, start_ts)?;
         self.await_read_barrier(rec.id, start_ts)?;
         Ok(Txn {
             store: self.clone(),

@@ -260,6 +260,7 @@ pub fn run(seconds: u64, mib: u64) -> Result<(), CliError> {
                 id: fg,
                 name: "fg".into(),
                 created_ts: Some(store.tenant("fg")?.created_ts),
+                tenant_id: Some(fg),
             },
             &Target::At(target),
             "fg_copy",

@@ -212,6 +212,7 @@ pub fn run(mib: u64) -> Result<(), CliError> {
         id: big.id,
         name: "big".into(),
         created_ts: Some(big.created_ts),
+        tenant_id: Some(big.id),
     };
     let (inplace, b3, d3) = abba(
         &probe,

@@ -572,6 +572,8 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Backup(_)
         | Command::Backups(_)
         | Command::Restore { .. }
+        | Command::Standby(_)
+        | Command::Promote(_)
         | Command::RestorePoints { .. }
         | Command::Archive(_)
         | Command::Jobs(_) => {

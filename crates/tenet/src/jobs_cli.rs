@@ -192,6 +192,8 @@ pub struct RestoreWhat {
     pub to: Option<String>,
     pub before_commit: Option<String>,
     pub latest: bool,
+    /// A standby, with its poll interval.
+    pub standby: Option<Duration>,
 }
 
 pub fn restore(
@@ -209,10 +211,11 @@ pub fn restore(
         what.before_commit.is_some(),
         what.latest,
     ];
-    if given.iter().filter(|b| **b).count() != 1 {
+    if what.standby.is_none() && given.iter().filter(|b| **b).count() != 1 {
         return Err(CliError::invalid(
             "say what to restore with exactly one of --backup <id>, --to <time|ts>, \
-             --before-commit <commit ts> or --latest",
+             --before-commit <commit ts>, --latest, or --standby (the newest state, then \
+             following the source)",
         ));
     }
     let before_commit = what
@@ -236,6 +239,8 @@ pub fn restore(
         target: into.unwrap_or_default(),
         repo,
         throttle_bytes_per_sec: opts.throttle,
+        standby: what.standby.is_some(),
+        poll_ms: what.standby.map(|p| p.as_millis() as u64),
     })?;
     if job.params["new_repository"] == true {
         eprintln!(

@@ -13,6 +13,7 @@ mod duration;
 mod jobs_cli;
 mod output;
 mod revert_cli;
+mod standby_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -142,6 +143,13 @@ enum Command {
             conflicts_with = "in_place"
         )]
         into: Option<String>,
+        /// Restore the newest state as a standby that keeps following the source's
+        /// archive (readable, not writable) until `tenet promote`.
+        #[arg(long, conflicts_with_all = ["in_place", "backup", "to", "before_commit", "latest"])]
+        standby: bool,
+        /// How often a standby looks for new log segments (default 250ms).
+        #[arg(long, requires = "standby", value_parser = duration::parse)]
+        poll: Option<std::time::Duration>,
         /// Put the tenant itself back (it keeps its id, log, backups and snapshots), in
         /// one commit; a snapshot `before-restore-<ts>` is taken first as the undo.
         #[arg(long)]
@@ -162,6 +170,11 @@ enum Command {
         #[command(flatten)]
         opts: jobs_cli::JobOpts,
     },
+    /// Standby tenants: status.
+    #[command(subcommand)]
+    Standby(standby_cli::StandbyCmd),
+    /// Make a standby writable: it stops following its source.
+    Promote(standby_cli::PromoteArgs),
     /// The times a tenant can be restored to.
     RestorePoints {
         tenant: String,
@@ -257,6 +270,8 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
             source,
             into,
             in_place: _,
+            standby,
+            poll,
             backup,
             to,
             before_commit,
@@ -268,12 +283,19 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                 to,
                 before_commit,
                 latest,
+                standby: standby.then(|| poll.unwrap_or(tenet_backup::standby::DEFAULT_POLL)),
             };
             let admin = connect::connect(&g, MayCreate)?;
             jobs_cli::restore(source, into, what, opts, admin.as_ref(), &g)
         }
         Command::RestorePoints { tenant, repo } => {
             jobs_cli::restore_points(&tenant, repo, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Standby(cmd) => {
+            standby_cli::standby(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Promote(args) => {
+            standby_cli::promote(args, connect::connect(&g, Existing)?.as_ref(), &g)
         }
         Command::Archive(cmd) => {
             jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g)

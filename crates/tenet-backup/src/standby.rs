@@ -1,0 +1,805 @@
+//! Standby tenants: a tenant restored from its source's newest full backup and
+//! archived log that keeps applying the source's new archived segments as they appear
+//! in the repository, readable but not writable, until it is promoted.
+//!
+//! # Overview
+//! - **Create**: `restore --standby` is a restore job ([`crate::restore`]) whose last
+//!   step, instead of activating the tenant, makes it a `standby`
+//!   ([`tenet_store::Store::begin_standby`]) and records a follower row in system table
+//!   [`STANDBYS_TABLE`] (keyed by the standby's id). The standby continues its
+//!   source's *history* ([`tenet_store::HistoryRef`]): the repository directory
+//!   `tenants/<source id>/`, which it reads now and — once promoted — writes.
+//! - **Follow**: [`Standbys`] runs one follower task per standby row. Every poll
+//!   interval it lists the history's log directory *after* the newest applied segment
+//!   (S3 `start-after`: the cost is what is new, not the archive's length), chains
+//!   the segments from the applied ts with the planner's [`cover`], and applies them
+//!   with the shared log applier ([`crate::apply`]) in `follow` mode: each segment's
+//!   records and the new applied ts go into the store in one synced write
+//!   ([`tenet_store::Store::follow_log`]). A failed step is recorded in the row
+//!   (`error`) and retried at the next poll.
+//! - **Read**: reads of a standby see its state at the applied ts and never past it
+//!   (the store caps them), so time travel at any applied ts equals the source's.
+//! - **Promote** ([`Standbys::promote`]): stop the follower, apply up to exactly the
+//!   target (or everything archived), check the chain has no hole, make the tenant
+//!   `active`, and claim the history (below). A promotion at the end of the source's
+//!   archive continues the source's history, so the tenant's restore points continue
+//!   the source's; a promotion at an earlier T forks: the tenant starts a history of
+//!   its own. The caller then starts its archiver.
+//!
+//! # Who writes a history
+//! A history has one writer at a time, named by the object `tenants/<id>/primary`
+//! ([`Primary`]: store id, tenant id, epoch, and whether it was demoted). An archiver
+//! claims it when it starts (refused if another live tenant holds it) and checks it
+//! before every upload; a promotion takes it over with the next epoch. So after a
+//! failover, the old primary — should it come back — stops archiving with
+//! `NOT_PRIMARY` instead of writing a second, diverging log into the same history.
+//!
+//! # Crash consistency
+//! The applied ts lives in the store, written with the data it covers; the row holds
+//! only where listings start and counters. A follower killed at any point resumes
+//! after the applied ts and applies no commit twice and none never.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use tenet_jobs::CancelToken;
+use tenet_store::keys::{pk_bytes, KeyValue};
+use tenet_store::{
+    decode_system_row, encode_system_row, HistoryRef, Store, TenantRecord, TenantState, Ts,
+    STANDBYS_TABLE,
+};
+
+use crate::apply::{Applied, ApplySink, LogApply};
+use crate::error::{Error, Result};
+use crate::planner::{cover, LogRange};
+use crate::repo::{log_prefix, parse_segment_name, Repo, TENANTS_DIR};
+use crate::util::now;
+
+/// How often a follower lists the repository for new segments, by default.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
+/// A source whose archive advanced more recently than this looks alive (an idle
+/// archiver still cuts a segment every [`crate::archiver::IDLE_CUT`]).
+pub const ALIVE_WITHIN: Duration = Duration::from_secs(90);
+
+/// What a restore into a standby adds to a restore job.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct StandbyParams {
+    /// The source's history, which the standby follows and continues.
+    pub history: HistoryRef,
+    pub poll_ms: u64,
+}
+
+/// The persisted state of a standby's follower.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyState {
+    pub tenant_id: u64,
+    /// The source's name at the restore (for messages).
+    pub source: String,
+    pub history: HistoryRef,
+    pub repo: String,
+    pub poll_ms: u64,
+    /// Start of the newest applied segment: listings begin at its key.
+    pub list_from: Ts,
+    pub segments: u64,
+    pub records: u64,
+    /// The end of the source's archive when last listed.
+    pub archived_until: Ts,
+    /// Clock millis when the archive was last seen to advance.
+    pub archive_advanced_millis: u64,
+    pub error: Option<String>,
+    pub started_at: String,
+}
+
+fn key(tenant_id: u64) -> Vec<u8> {
+    pk_bytes(&[KeyValue::Int(tenant_id as i64)])
+}
+
+fn save(store: &Store, st: &StandbyState) -> Result<()> {
+    store.system_put(STANDBYS_TABLE, &key(st.tenant_id), Some(&encode_system_row(st)))?;
+    Ok(())
+}
+
+/// A standby's follower state, if the tenant is a standby.
+pub fn load(store: &Store, tenant_id: u64) -> Result<Option<StandbyState>> {
+    store
+        .system_get(STANDBYS_TABLE, &key(tenant_id))?
+        .map(|v| Ok(decode_system_row("standby state", &v)?))
+        .transpose()
+}
+
+/// Every standby's follower state.
+pub fn all(store: &Store) -> Result<Vec<StandbyState>> {
+    store
+        .system_scan(STANDBYS_TABLE)?
+        .into_iter()
+        .map(|(_, v)| Ok(decode_system_row("standby state", &v)?))
+        .collect()
+}
+
+/// Records a new standby (the restore job's last step).
+pub(crate) fn register(store: &Store, st: &StandbyState) -> Result<()> {
+    save(store, st)
+}
+
+fn forget(store: &Store, tenant_id: u64) -> Result<()> {
+    store.system_put(STANDBYS_TABLE, &key(tenant_id), None)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Who writes a history.
+
+const PRIMARY_FORMAT: u32 = 1;
+
+/// The object `tenants/<id>/primary`: the tenant that writes the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Primary {
+    pub format: u32,
+    pub store_id: String,
+    pub tenant_id: u64,
+    pub tenant: String,
+    pub epoch: u64,
+    /// Since when (clock time).
+    pub since: String,
+    /// It stepped down (the old primary of a switchover) and follows the history.
+    #[serde(default)]
+    pub demoted: bool,
+}
+
+fn primary_key(history_id: u64) -> String {
+    format!("{TENANTS_DIR}{history_id}/primary")
+}
+
+/// Reads a history's primary record (None: no archiver has claimed it yet).
+pub async fn read_primary(repo: &Repo, history_id: u64) -> Result<Option<Primary>> {
+    let key = primary_key(history_id);
+    let Some(bytes) = repo.get_opt(&key).await? else {
+        return Ok(None);
+    };
+    let p: Primary = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        object: repo.describe(&key),
+        reason: format!("not a primary record: {e}"),
+    })?;
+    if p.format != PRIMARY_FORMAT {
+        return Err(Error::UnsupportedVersion {
+            object: repo.describe(&key),
+            found: p.format.to_string(),
+            supported: PRIMARY_FORMAT.to_string(),
+        });
+    }
+    Ok(Some(p))
+}
+
+fn is_me(p: &Primary, store_id: &str, tenant_id: u64) -> bool {
+    p.store_id == store_id && p.tenant_id == tenant_id
+}
+
+async fn write_primary(repo: &Repo, history_id: u64, p: &Primary) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(p).expect("primary records serialize");
+    repo.put(&primary_key(history_id), Bytes::from(bytes)).await
+}
+
+fn describe_primary(p: &Primary) -> String {
+    format!(
+        "tenant `{}` (#{}) of store {} since {}",
+        p.tenant, p.tenant_id, p.store_id, p.since
+    )
+}
+
+/// Claims `rec`'s history for it (an archiver starting, or with `takeover` a
+/// promotion). Without `takeover`, refused while another tenant holds it and has not
+/// stepped down.
+pub(crate) async fn claim_primary(
+    repo: &Repo,
+    store: &Store,
+    rec: &TenantRecord,
+    takeover: bool,
+) -> Result<Primary> {
+    let history = rec.history_ref();
+    let store_id = store.store_id()?;
+    let current = read_primary(repo, history.id).await?;
+    if let Some(p) = &current {
+        if is_me(p, &store_id, rec.id) && !p.demoted {
+            return Ok(p.clone());
+        }
+        if !takeover && !p.demoted {
+            return Err(Error::NotPrimary(format!(
+                "{} holds `tenants/{}/` in {} (the history tenant `{}` would archive into); \
+                 a tenant of another store with the same id, or a promoted standby of it, \
+                 writes there. Archive this tenant into another repository",
+                describe_primary(p),
+                history.id,
+                repo.url(),
+                rec.name
+            )));
+        }
+    }
+    let next = Primary {
+        format: PRIMARY_FORMAT,
+        store_id,
+        tenant_id: rec.id,
+        tenant: rec.name.clone(),
+        epoch: current.map_or(1, |p| p.epoch + 1),
+        since: now(store),
+        demoted: false,
+    };
+    write_primary(repo, history.id, &next).await?;
+    Ok(next)
+}
+
+/// Refuses an archiver's upload when its tenant no longer holds the history.
+pub(crate) async fn check_primary(
+    repo: &Repo,
+    store: &Store,
+    history_id: u64,
+    tenant_id: u64,
+) -> Result<()> {
+    match read_primary(repo, history_id).await? {
+        Some(p) if !is_me(&p, &store.store_id()?, tenant_id) || p.demoted => {
+            Err(Error::NotPrimary(format!(
+                "this tenant no longer writes its history: {} took it over (a standby was \
+                 promoted){}; nothing more is archived from here",
+                describe_primary(&p),
+                if p.demoted { " and stepped down" } else { "" }
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Following.
+
+/// The source's archived segments after `list_from`, chained from `applied`: the
+/// ranges to apply and the end of the contiguous archive.
+async fn pending(
+    repo: &Repo,
+    history_id: u64,
+    list_from: Ts,
+    applied: Ts,
+) -> Result<(Vec<LogRange>, Ts, Option<Ts>)> {
+    let prefix = log_prefix(history_id);
+    // Every segment not yet applied starts at or after the newest applied one's start
+    // (an archiver's checkpoint never goes back), so the listing starts there.
+    let offset = format!("{prefix}{:020}", list_from.0.saturating_sub(1));
+    let ranges: Vec<LogRange> = repo
+        .list_after(&prefix, Some(&offset))
+        .await?
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let (start, end) = parse_segment_name(key.strip_prefix(&prefix)?)?;
+            Some(LogRange { key, start, end })
+        })
+        .collect();
+    let (used, reached) = cover(applied, Ts::MAX, &ranges);
+    // Segments past a hole: the archive continues, but not from here.
+    let beyond = ranges.iter().map(|l| l.end).max().filter(|e| *e > reached);
+    Ok((used, reached, beyond))
+}
+
+/// Progress of a follower as the log applier reports it.
+struct FollowSink;
+
+impl ApplySink for FollowSink {
+    async fn throttle(&self, _bytes: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn applied(&self, _: Ts, _: u64, _: u64, _: u64) -> Result<()> {
+        // The store persisted the applied ts with the records (`follow_log`).
+        Ok(())
+    }
+
+    fn mapping_changed(&self, _: &BTreeMap<u64, u64>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Applies the source's archived log to the standby up to `until` (or everything
+/// archived); updates and saves `st`. Returns the applied ts.
+async fn catch_up(
+    store: &Store,
+    repo: &Repo,
+    st: &mut StandbyState,
+    until: Ts,
+    cancel: &CancelToken,
+) -> Result<Ts> {
+    let applied = store.standby_applied(st.tenant_id).unwrap_or(Ts::ZERO);
+    let (used, reached, _) = pending(repo, st.history.id, st.list_from, applied).await?;
+    let now_ms = store.clock().now_millis();
+    if reached > st.archived_until {
+        st.archived_until = reached;
+        st.archive_advanced_millis = now_ms;
+    }
+    let used: Vec<LogRange> = used.into_iter().filter(|l| l.start < until).collect();
+    if used.is_empty() {
+        return Ok(applied);
+    }
+    let apply = LogApply {
+        store,
+        repo,
+        source_tenant_id: st.history.id,
+        target_id: st.tenant_id,
+        identity: true,
+        follow: true,
+        cancel,
+    };
+    let from = Applied {
+        ts: applied,
+        records: st.records,
+    };
+    let (at, _) = apply
+        .run(&FollowSink, &used, &mut BTreeMap::new(), from, until)
+        .await?;
+    st.list_from = used.last().map_or(st.list_from, |l| l.start);
+    st.segments += used.len() as u64;
+    st.records = at.records;
+    st.error = None;
+    save(store, st)?;
+    Ok(at.ts)
+}
+
+/// One follower task of this process.
+#[derive(Clone)]
+struct Running {
+    cancel: CancelToken,
+    /// Held for each step, and by whoever stops the follower, so a stop waits for the
+    /// step in progress.
+    step: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The standby followers running in this process.
+#[derive(Clone)]
+pub struct Standbys {
+    store: Store,
+    runtime: tokio::runtime::Handle,
+    running: Arc<Mutex<HashMap<u64, Running>>>,
+    /// Standbys being promoted: not to be restarted by the supervisor.
+    held: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl std::fmt::Debug for Standbys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Standbys").finish()
+    }
+}
+
+/// `standby status`: where a standby stands against its source.
+#[derive(Clone, Debug, Serialize)]
+pub struct StandbyReport {
+    pub tenant: String,
+    pub tenant_id: u64,
+    pub state: TenantState,
+    pub source: String,
+    pub repo: String,
+    /// Every source commit ≤ this is applied (and readable here).
+    pub applied_ts: Ts,
+    pub applied_time: String,
+    /// The end of the source's archive (what a promotion can reach now).
+    pub archived_until_ts: Ts,
+    pub archived_until_time: String,
+    /// Wall-clock age of the applied state: how stale reads of the standby are.
+    pub lag_ms: u64,
+    /// Archived but not yet applied.
+    pub behind_ms: u64,
+    /// How long ago the source's archive last advanced.
+    pub archive_idle_ms: u64,
+    pub segments: u64,
+    pub records: u64,
+    pub running: bool,
+    pub last_error: Option<String>,
+    /// What is wrong, in words, with the way out (None: all is well).
+    pub problem: Option<String>,
+}
+
+/// What a promotion did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PromoteReport {
+    pub tenant: String,
+    pub tenant_id: u64,
+    /// The state it was promoted at: every source commit ≤ this.
+    pub promoted_ts: Ts,
+    pub promoted_time: String,
+    /// Whether it continues its source's history (else it started its own).
+    pub continues_history: bool,
+    /// Commits applied by the promotion itself.
+    pub applied_records: u64,
+    /// After `--force`: source commits that may be lost — those after `promoted_ts`,
+    /// up to `source_last_commit` where it is known (the source is in this store).
+    pub may_lose_after: Option<Ts>,
+    pub source_last_commit: Option<Ts>,
+    pub lost_commits: Option<u64>,
+    pub renamed_from: Option<String>,
+    pub repo: String,
+    pub millis: u64,
+}
+
+impl Standbys {
+    pub fn new(store: Store, runtime: tokio::runtime::Handle) -> Self {
+        Standbys {
+            store,
+            runtime,
+            running: Arc::new(Mutex::new(HashMap::new())),
+            held: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Starts the followers of every standby (at server start), then keeps starting
+    /// those whose restore finishes, every `every`.
+    pub fn supervise(&self, every: Duration) {
+        let me = self.clone();
+        self.runtime.spawn(async move {
+            loop {
+                if let Err(e) = me.start_due() {
+                    tracing::warn!(error = %e, "cannot start standby followers");
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    /// Starts the follower of every standby that has none running; returns their ids.
+    pub fn start_due(&self) -> Result<Vec<u64>> {
+        let mut started = Vec::new();
+        for st in all(&self.store)? {
+            let Some(rec) = self.store.tenant_by_id(st.tenant_id) else {
+                // Dropped while it followed.
+                forget(&self.store, st.tenant_id)?;
+                continue;
+            };
+            if rec.state != TenantState::Standby
+                || self.held.lock().contains(&st.tenant_id)
+                || self.running.lock().contains_key(&st.tenant_id)
+            {
+                continue;
+            }
+            started.push(st.tenant_id);
+            self.spawn(st);
+        }
+        Ok(started)
+    }
+
+    pub fn is_running(&self, tenant_id: u64) -> bool {
+        self.running.lock().contains_key(&tenant_id)
+    }
+
+    fn spawn(&self, mut st: StandbyState) {
+        let me = Running {
+            cancel: CancelToken::new(),
+            step: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        self.running.lock().insert(st.tenant_id, me.clone());
+        let (store, running) = (self.store.clone(), self.running.clone());
+        self.runtime.spawn(async move {
+            let id = st.tenant_id;
+            let poll = Duration::from_millis(st.poll_ms.max(10));
+            let mut repo = None;
+            while !me.cancel.is_cancelled() {
+                {
+                    let _step = me.step.lock().await;
+                    if me.cancel.is_cancelled() {
+                        break;
+                    }
+                    let r = match &repo {
+                        Some(r) => Ok(r),
+                        None => Repo::open(&st.repo).map(|r| &*repo.insert(r)),
+                    };
+                    let result = match r {
+                        Ok(r) => catch_up(&store, r, &mut st, Ts::MAX, &me.cancel).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = result {
+                        if me.cancel.is_cancelled() {
+                            break;
+                        }
+                        let msg = e.to_string();
+                        if st.error.as_deref() != Some(&msg) {
+                            tracing::warn!(tenant_id = id, error = %msg, "standby cannot apply");
+                            st.error = Some(msg);
+                            let _ = save(&store, &st);
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = me.cancel.cancelled() => {}
+                }
+            }
+            running.lock().remove(&id);
+        });
+    }
+
+    /// Stops a standby's follower, waiting for the step in progress.
+    async fn stop(&self, tenant_id: u64) {
+        let task = self.running.lock().remove(&tenant_id);
+        if let Some(t) = task {
+            t.cancel.cancel();
+            let _ = t.step.lock().await;
+        }
+    }
+
+    fn standby(&self, tenant_id: u64) -> Result<(TenantRecord, StandbyState)> {
+        let rec = self.store.resolve(tenant_id)?;
+        let st = load(&self.store, rec.id)?.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "tenant `{}` is {}, not a standby; make one with `tenet restore <source> \
+                 --standby --into <name>`",
+                rec.name, rec.state
+            ))
+        })?;
+        Ok((rec, st))
+    }
+
+    /// Where a standby stands (see [`StandbyReport`]).
+    pub async fn status(&self, tenant_id: u64) -> Result<StandbyReport> {
+        let (rec, mut st) = self.standby(tenant_id)?;
+        let applied = self.store.standby_applied(rec.id).unwrap_or(Ts::ZERO);
+        // A fresh listing, so the report is current even between polls.
+        let listed = match Repo::open(&st.repo) {
+            Ok(repo) => pending(&repo, st.history.id, st.list_from, applied).await,
+            Err(e) => Err(e),
+        };
+        let now_ms = self.store.clock().now_millis();
+        let (beyond, unreadable) = match listed {
+            Ok((_, reached, beyond)) => {
+                if reached > st.archived_until {
+                    st.archived_until = reached;
+                    st.archive_advanced_millis = now_ms;
+                }
+                (beyond, None)
+            }
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let running = self.is_running(rec.id);
+        let archived = st.archived_until.max(applied);
+        let idle = now_ms.saturating_sub(st.archive_advanced_millis);
+        let problem = if let Some(e) = unreadable {
+            Some(format!("cannot list the source's archive in {}: {e}", st.repo))
+        } else if let Some(b) = beyond {
+            Some(format!(
+                "the source's archive has a hole after {} ({}): segments reach {} but not \
+                 from here; the standby cannot follow past the hole — restore a new standby \
+                 from a newer full backup",
+                archived,
+                archived.to_rfc3339(),
+                b.to_rfc3339()
+            ))
+        } else if rec.state == TenantState::Standby && !running {
+            Some(
+                "the follower is not running in this process; start `tenet serve` on this \
+                 data directory"
+                    .into(),
+            )
+        } else if let Some(e) = &st.error {
+            Some(format!("the last apply failed (retried every poll): {e}"))
+        } else if idle > ALIVE_WITHIN.as_millis() as u64 {
+            Some(format!(
+                "the source's archive has not advanced for {} s: its archiver is stopped or \
+                 its server is down (promote with `tenet promote {}` if it is gone)",
+                idle / 1000,
+                rec.name
+            ))
+        } else {
+            None
+        };
+        Ok(StandbyReport {
+            tenant: rec.name.clone(),
+            tenant_id: rec.id,
+            state: rec.state,
+            source: st.source.clone(),
+            repo: st.repo.clone(),
+            applied_ts: applied,
+            applied_time: applied.to_rfc3339(),
+            archived_until_ts: archived,
+            archived_until_time: archived.to_rfc3339(),
+            lag_ms: now_ms.saturating_sub(applied.millis()),
+            behind_ms: archived.millis().saturating_sub(applied.millis()),
+            archive_idle_ms: idle,
+            segments: st.segments,
+            records: st.records,
+            running,
+            last_error: st.error.clone(),
+            problem,
+        })
+    }
+
+    /// Promotes a standby (see the module header): to exactly `until`, or everything
+    /// archived. Without `force`, refused while the source looks alive. With
+    /// `take_name`, the standby takes its source's name where the source no longer
+    /// has it in this store (or has stepped down: the names are swapped).
+    pub async fn promote(
+        &self,
+        tenant_id: u64,
+        until: Option<Ts>,
+        force: bool,
+        take_name: bool,
+    ) -> Result<PromoteReport> {
+        let started = std::time::Instant::now();
+        let (rec, mut st) = self.standby(tenant_id)?;
+        self.held.lock().insert(rec.id);
+        let out = self.promote_held(&rec, &mut st, until, force, take_name).await;
+        self.held.lock().remove(&rec.id);
+        let mut report = out?;
+        report.millis = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    async fn promote_held(
+        &self,
+        rec: &TenantRecord,
+        st: &mut StandbyState,
+        until: Option<Ts>,
+        force: bool,
+        take_name: bool,
+    ) -> Result<PromoteReport> {
+        let store = &self.store;
+        self.stop(rec.id).await;
+        let repo = Repo::open(&st.repo)?;
+        let applied = store.standby_applied(rec.id).unwrap_or(Ts::ZERO);
+        let (_, reached, beyond) = pending(&repo, st.history.id, st.list_from, applied).await?;
+        let target = until.unwrap_or(reached);
+        if target < applied {
+            return Err(Error::NotRestorable(format!(
+                "standby `{}` has already applied its source's log up to {applied} ({}); it \
+                 cannot go back to {target} ({}): promote at or after {applied}, or restore \
+                 that time into a new tenant",
+                rec.name,
+                applied.to_rfc3339(),
+                target.to_rfc3339()
+            )));
+        }
+        if target > reached {
+            return Err(Error::NotRestorable(format!(
+                "{target} ({}) is not archived: the source's archive reaches {reached} ({}){}; \
+                 promote with --until at or before it, or without --until",
+                target.to_rfc3339(),
+                reached.to_rfc3339(),
+                match beyond {
+                    Some(b) => format!(" and then has a hole (segments resume up to {b})"),
+                    None => " and nothing later is archived yet".into(),
+                }
+            )));
+        }
+        // Is the source still writing? In this store we know; elsewhere the primary
+        // record and the archive's recent progress tell.
+        let primary = read_primary(&repo, st.history.id).await?;
+        let store_id = store.store_id()?;
+        let local_source = primary
+            .as_ref()
+            .filter(|p| p.store_id == store_id && p.tenant_id != rec.id)
+            .and_then(|p| store.tenant_by_id(p.tenant_id))
+            .or_else(|| {
+                (st.history.id != rec.id)
+                    .then(|| store.tenant_by_id(st.history.id))
+                    .flatten()
+                    .filter(|t| t.created_ts == st.history.created_ts)
+            });
+        let stepped_down = primary.as_ref().is_some_and(|p| p.demoted);
+        let source_alive = match &local_source {
+            Some(t) => t.state == TenantState::Active && !stepped_down,
+            None => {
+                !stepped_down
+                    && primary.is_some()
+                    && store
+                        .clock()
+                        .now_millis()
+                        .saturating_sub(st.archive_advanced_millis)
+                        < ALIVE_WITHIN.as_millis() as u64
+            }
+        };
+        if source_alive && !force {
+            return Err(Error::InvalidArgument(format!(
+                "the source `{}` is still active{}: promoting now would leave two writable \
+                 copies. For a planned move use `tenet switchover {} --to {}`; if the source \
+                 is lost, promote with --force (commits it made after the end of its archive \
+                 are lost)",
+                st.source,
+                if local_source.is_some() {
+                    " in this store".to_string()
+                } else {
+                    format!(
+                        " (its archive advanced {} s ago)",
+                        store
+                            .clock()
+                            .now_millis()
+                            .saturating_sub(st.archive_advanced_millis)
+                            / 1000
+                    )
+                },
+                st.source,
+                rec.name
+            )));
+        }
+        let before = st.records;
+        let at = catch_up(store, &repo, st, target, &CancelToken::new()).await?;
+        if at != target {
+            return Err(Error::NotRestorable(format!(
+                "the archive reached only {at} while {target} was expected; try again"
+            )));
+        }
+        // A promotion at the end of the archive continues the source's history; an
+        // earlier one forks (the archive after it holds the source's other future).
+        let continues = target == reached && beyond.is_none();
+        let (may_lose_after, source_last_commit, lost_commits) = if source_alive {
+            let last = local_source
+                .as_ref()
+                .map(|t| store.tenant_visible_ts(t.id))
+                .filter(|l| *l > target);
+            let lost = match &local_source {
+                Some(t) if last.is_some() => {
+                    Some(store.read_log(t.id, target, usize::MAX)?.len() as u64)
+                }
+                _ => None,
+            };
+            (Some(target), last, lost)
+        } else {
+            (None, None, None)
+        };
+        let history = if continues { None } else { Some(None) };
+        let (promoted, _) = store.promote_standby(rec.id, history)?;
+        if continues {
+            claim_primary(&repo, store, &promoted, true).await?;
+        }
+        forget(store, rec.id)?;
+        let renamed_from = if take_name {
+            self.take_name(&promoted, &st.source, local_source.as_ref())?
+        } else {
+            None
+        };
+        let now_rec = store.resolve(rec.id)?;
+        Ok(PromoteReport {
+            tenant: now_rec.name,
+            tenant_id: rec.id,
+            promoted_ts: target,
+            promoted_time: target.to_rfc3339(),
+            continues_history: continues,
+            applied_records: st.records - before,
+            may_lose_after,
+            source_last_commit,
+            lost_commits,
+            renamed_from,
+            repo: st.repo.clone(),
+            millis: 0,
+        })
+    }
+
+    /// Gives the promoted tenant its source's name: free in this store, or held by the
+    /// source that stepped down (a standby now: the names are swapped).
+    fn take_name(
+        &self,
+        promoted: &TenantRecord,
+        name: &str,
+        local_source: Option<&TenantRecord>,
+    ) -> Result<Option<String>> {
+        let store = &self.store;
+        match store.tenant(name) {
+            Err(_) => {
+                store.alter_tenant(
+                    promoted.id,
+                    tenet_store::TenantUpdate {
+                        name: Some(name.to_string()),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            Ok(holder) if holder.state == TenantState::Standby
+                || local_source.is_some_and(|s| s.id == holder.id && s.state != TenantState::Active) =>
+            {
+                store.swap_names(promoted.id, holder.id)?;
+            }
+            Ok(holder) => {
+                return Err(Error::InvalidArgument(format!(
+                    "promoted `{}`, but it cannot take the name `{name}`: tenant #{} has it \
+                     and is {}; rename or drop it, then `tenet tenant rename {} {name}`",
+                    promoted.name, holder.id, holder.state, promoted.name
+                )))
+            }
+        }
+        Ok(Some(promoted.name.clone()))
+    }
+}

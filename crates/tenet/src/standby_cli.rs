@@ -1,0 +1,142 @@
+//! `tenet standby status` and `tenet promote`: standby tenants that follow a source
+//! through its archive (`restore --standby` creates them, `jobs_cli.rs`).
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use tenet_server::api::{PromoteRequest, PromoteResponse, StandbyInfo};
+use tenet_server::admin::Admin;
+
+use crate::output::{duration, print_json, CliError};
+use crate::Global;
+
+#[derive(Subcommand, Debug)]
+pub enum StandbyCmd {
+    /// Where a standby stands: applied up to, the source's archive, lag, problems.
+    Status { tenant: String },
+}
+
+/// `tenet promote`.
+#[derive(Args, Debug)]
+pub struct PromoteArgs {
+    /// The standby to make writable.
+    pub standby: String,
+    /// Stop at exactly this time or commit ts (default: everything archived). A time
+    /// before the end of the archive forks: the tenant starts a history of its own.
+    #[arg(long, allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Promote although the source looks alive (failover): reports what may be lost.
+    #[arg(long)]
+    pub force: bool,
+    /// Take the source's name (when the source no longer has it in this store).
+    #[arg(long)]
+    pub take_name: bool,
+}
+
+pub fn standby(cmd: StandbyCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let StandbyCmd::Status { tenant } = cmd;
+    let info = admin.standby_status(&tenant)?;
+    if g.json {
+        print_json(&info);
+        return Ok(());
+    }
+    print_status(&info);
+    Ok(())
+}
+
+fn print_status(i: &StandbyInfo) {
+    println!(
+        "standby `{}` of `{}`: {}{}",
+        i.tenant,
+        i.source,
+        i.state,
+        if i.running {
+            ", following"
+        } else {
+            " (its follower is not running in this process)"
+        }
+    );
+    println!("  repository       {}", i.repo);
+    println!(
+        "  applied up to    {} (ts {})",
+        i.applied_time, i.applied_ts
+    );
+    println!(
+        "  source archived  {} (ts {})",
+        i.archived_until_time, i.archived_until_ts
+    );
+    println!(
+        "  lag              {} (behind the archive by {})",
+        duration(Duration::from_millis(i.lag_ms)),
+        duration(Duration::from_millis(i.behind_ms))
+    );
+    println!("  applied          {} segments, {} commits", i.segments, i.records);
+    if let Some(p) = &i.problem {
+        println!("  problem          {p}");
+    }
+}
+
+pub fn promote(args: PromoteArgs, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let r = admin.promote(
+        &args.standby,
+        &PromoteRequest {
+            until: args.until,
+            force: args.force,
+            take_name: args.take_name,
+        },
+    )?;
+    if g.json {
+        print_json(&r);
+        return Ok(());
+    }
+    print_promoted(&r);
+    Ok(())
+}
+
+fn print_promoted(r: &PromoteResponse) {
+    println!(
+        "promoted `{}`{} at {} (ts {}) in {} ms: it is writable now",
+        r.tenant,
+        r.renamed_from
+            .as_ref()
+            .map(|n| format!(" (was `{n}`)"))
+            .unwrap_or_default(),
+        r.promoted_time,
+        r.promoted_ts,
+        r.millis
+    );
+    if r.continues_history {
+        println!("  history          continues its source's (restore points continue)");
+    } else {
+        println!(
+            "  history          its own from now on (it stopped before the end of the \
+             source's archive)"
+        );
+    }
+    if let Some(after) = r.may_lose_after {
+        match (r.source_last_commit, r.lost_commits) {
+            (Some(last), Some(n)) => println!(
+                "  lost             {n} commit(s) of the source, ts {after} < ts ≤ {last}, \
+                 were not archived"
+            ),
+            _ => println!(
+                "  may be lost      any commit of the source after ts {after} (the end of its \
+                 archive); its last commit is unknown here"
+            ),
+        }
+    }
+    match &r.archive {
+        Some(a) => println!(
+            "  archive          {} into {} (every {} ms)",
+            a.status, a.repo, a.interval_ms
+        ),
+        None => println!(
+            "  archive          not started: start it with `tenet archive start {}`",
+            r.tenant
+        ),
+    }
+    if let Some(j) = r.backup_job {
+        println!("  full backup      job {j} (its own history needs one)");
+    }
+}
