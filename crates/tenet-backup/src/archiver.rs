@@ -252,6 +252,10 @@ struct Running {
     lock: Arc<Mutex<()>>,
     /// Tells this task's entry from a later one for the same tenant.
     generation: u64,
+    /// Wakes the task for a cut now ([`Archivers::flush`]).
+    nudge: Arc<tokio::sync::Notify>,
+    /// The next step uploads a segment even if it holds no record.
+    force: Arc<std::sync::atomic::AtomicBool>,
 }
 
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -376,6 +380,8 @@ impl Archivers {
             cancel: CancelToken::new(),
             lock: Arc::new(Mutex::new(())),
             generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            nudge: Arc::new(tokio::sync::Notify::new()),
+            force: Arc::default(),
         };
         self.running.lock().insert(st.tenant_id, me.clone());
         let (store, running) = (self.store.clone(), self.running.clone());
@@ -389,6 +395,41 @@ impl Archivers {
                 map.remove(&id);
             }
         });
+    }
+
+    /// Waits until everything the tenant committed up to `upto` is in the repository,
+    /// cutting a segment at once instead of at the next tick (a switchover's final
+    /// segment). Fails if the archiver is not running or breaks, or after `timeout`.
+    pub async fn flush(&self, tenant_id: u64, upto: Ts, timeout: Duration) -> Result<Ts> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let st = load(&self.store, tenant_id)?
+                .ok_or_else(|| no_archiver(&format!("#{tenant_id}")))?;
+            if st.checkpoint >= upto {
+                return Ok(st.checkpoint);
+            }
+            let task = self.running.lock().get(&tenant_id).cloned();
+            let Some(task) = task.filter(|_| st.status == ArchiveStatus::Running) else {
+                return Err(Error::InvalidArgument(format!(
+                    "the archiver of tenant #{tenant_id} is not running here ({:?}{}); its \
+                     log up to {upto} cannot be archived",
+                    st.status,
+                    st.error.map(|e| format!(": {e}")).unwrap_or_default()
+                )));
+            };
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::InvalidArgument(format!(
+                    "the archiver of tenant #{tenant_id} did not ship its log up to {upto} \
+                     within {} s (it is at {}{})",
+                    timeout.as_secs(),
+                    st.checkpoint,
+                    st.error.map(|e| format!("; {e}")).unwrap_or_default()
+                )));
+            }
+            task.force.store(true, std::sync::atomic::Ordering::Release);
+            task.nudge.notify_one();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Stops a tenant's archiver and releases its pin; what is archived stays.
@@ -522,6 +563,7 @@ async fn run(store: &Store, mut st: ArchiveState, repo: &Repo, me: &Running) -> 
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            _ = me.nudge.notified() => {}
             _ = me.cancel.cancelled() => return Ok(()),
         }
         let Err(e) = step(store, &mut st, repo, me).await else {
@@ -591,11 +633,12 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo, me: &Running) -
     // Nothing the reads returned can have been missing (GC only deletes below the cut).
     check_log(store, st)?;
     let ((bytes, seg_info), records) = (seg, info);
-    let idle_due = store
-        .clock()
-        .now_millis()
-        .saturating_sub(st.last_upload_millis)
-        >= IDLE_CUT.as_millis() as u64;
+    let idle_due = me.force.swap(false, std::sync::atomic::Ordering::AcqRel)
+        || store
+            .clock()
+            .now_millis()
+            .saturating_sub(st.last_upload_millis)
+            >= IDLE_CUT.as_millis() as u64;
     if seg_info.end <= st.checkpoint || (records == 0 && !idle_due) {
         return Ok(());
     }

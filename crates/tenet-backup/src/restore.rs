@@ -80,6 +80,13 @@ pub struct RestoreParams {
     pub standby: Option<crate::standby::StandbyParams>,
 }
 
+impl RestoreParams {
+    /// Whether the target keeps the source's table ids (no mapping).
+    fn keeps_ids(&self) -> bool {
+        self.in_place.is_some() || self.standby.is_some()
+    }
+}
+
 /// The live tenant an in-place restore puts back.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InPlace {
@@ -200,8 +207,16 @@ async fn run(ctx: JobContext) -> Result<Value> {
     let mut mapping: BTreeMap<u64, u64> = match ctx.checkpoint("mapping") {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| Error::Internal(format!("table id mapping does not decode: {e}")))?,
-        // In place, the scratch tenant keeps the live tenant's ids.
-        None if p.in_place.is_some() => m.tables.iter().map(|t| (t.def.id, t.def.id)).collect(),
+        // In place, the scratch tenant keeps the live tenant's ids; a standby keeps its
+        // source's, so that its source's log (and, once promoted, its own) applies
+        // without a mapping.
+        None if p.keeps_ids() => {
+            let max = m.tables.iter().map(|t| t.def.id).max().unwrap_or(0);
+            if p.standby.is_some() && max > 0 {
+                store.reserve_table_ids_through(max)?;
+            }
+            m.tables.iter().map(|t| (t.def.id, t.def.id)).collect()
+        }
         None => {
             let first = store.allocate_table_ids(m.tables.len() as u64)?;
             let map: BTreeMap<u64, u64> = m
@@ -319,23 +334,19 @@ async fn run(ctx: JobContext) -> Result<Value> {
     store.set_history_start(target_id, m.backup_ts)?;
     if let Some(sb) = &p.standby {
         // The follower's row first: a standby without one would never follow.
-        crate::standby::register(
+        let mut row = crate::standby::StandbyState::following(
             &store,
-            &crate::standby::StandbyState {
-                tenant_id: target_id,
-                source: p.source_tenant.clone(),
-                history: sb.history,
-                repo: p.repo.clone(),
-                poll_ms: sb.poll_ms,
-                list_from: p.logs.last().map_or(target_ts, |l| l.start),
-                segments: p.logs.len() as u64,
-                records: replayed,
-                archived_until: target_ts,
-                archive_advanced_millis: store.clock().now_millis(),
-                error: None,
-                started_at: crate::util::now(&store),
-            },
-        )?;
+            target_id,
+            &p.source_tenant,
+            sb.history,
+            &p.repo,
+            target_ts,
+            sb.poll_ms,
+        );
+        row.list_from = p.logs.last().map_or(target_ts, |l| l.start);
+        row.segments = p.logs.len() as u64;
+        row.records = replayed;
+        crate::standby::register(&store, &row)?;
         ctx.set_checkpoint("activated", json!(true))?;
         store.begin_standby(target_id, target_ts)?;
     } else {
@@ -411,7 +422,7 @@ async fn replay(
         repo,
         source_tenant_id: p.source_tenant_id,
         target_id,
-        identity: p.in_place.is_some(),
+        identity: p.keeps_ids(),
         follow: false,
         cancel: ctx.cancel_token(),
     };

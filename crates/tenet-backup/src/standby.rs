@@ -95,6 +95,34 @@ pub struct StandbyState {
     pub started_at: String,
 }
 
+impl StandbyState {
+    /// A follower of `history` in `repo` that has applied it through `from`.
+    pub fn following(
+        store: &Store,
+        tenant_id: u64,
+        source: &str,
+        history: HistoryRef,
+        repo: &str,
+        from: Ts,
+        poll_ms: u64,
+    ) -> StandbyState {
+        StandbyState {
+            tenant_id,
+            source: source.to_string(),
+            history,
+            repo: repo.to_string(),
+            poll_ms,
+            list_from: from,
+            segments: 0,
+            records: 0,
+            archived_until: from,
+            archive_advanced_millis: store.clock().now_millis(),
+            error: None,
+            started_at: now(store),
+        }
+    }
+}
+
 fn key(tenant_id: u64) -> Vec<u8> {
     pk_bytes(&[KeyValue::Int(tenant_id as i64)])
 }
@@ -121,12 +149,13 @@ pub fn all(store: &Store) -> Result<Vec<StandbyState>> {
         .collect()
 }
 
-/// Records a new standby (the restore job's last step).
-pub(crate) fn register(store: &Store, st: &StandbyState) -> Result<()> {
+/// Records a new standby (a standby restore's last step, a switchover's demotion).
+pub fn register(store: &Store, st: &StandbyState) -> Result<()> {
     save(store, st)
 }
 
-fn forget(store: &Store, tenant_id: u64) -> Result<()> {
+/// Removes a standby's follower row (it was promoted, or a demotion was undone).
+pub fn forget(store: &Store, tenant_id: u64) -> Result<()> {
     store.system_put(STANDBYS_TABLE, &key(tenant_id), None)?;
     Ok(())
 }
@@ -194,7 +223,7 @@ fn describe_primary(p: &Primary) -> String {
 /// Claims `rec`'s history for it (an archiver starting, or with `takeover` a
 /// promotion). Without `takeover`, refused while another tenant holds it and has not
 /// stepped down.
-pub(crate) async fn claim_primary(
+pub async fn claim_primary(
     repo: &Repo,
     store: &Store,
     rec: &TenantRecord,
@@ -250,6 +279,19 @@ pub(crate) async fn check_primary(
         }
         _ => Ok(()),
     }
+}
+
+/// Marks the history's primary as stepped down (the old primary of a switchover).
+pub async fn step_down(repo: &Repo, store: &Store, rec: &TenantRecord) -> Result<()> {
+    let history = rec.history_ref();
+    if let Some(p) = read_primary(repo, history.id).await? {
+        if is_me(&p, &store.store_id()?, rec.id) && p.demoted {
+            return Ok(());
+        }
+    }
+    let mut p = claim_primary(repo, store, rec, false).await?;
+    p.demoted = true;
+    write_primary(repo, history.id, &p).await
 }
 
 // ---------------------------------------------------------------------------------
@@ -374,6 +416,8 @@ impl std::fmt::Debug for Standbys {
 pub struct StandbyReport {
     pub tenant: String,
     pub tenant_id: u64,
+    /// The history it follows (`tenants/<id>/` in `repo`).
+    pub history_id: u64,
     pub state: TenantState,
     pub source: String,
     pub repo: String,
@@ -415,6 +459,8 @@ pub struct PromoteReport {
     pub source_last_commit: Option<Ts>,
     pub lost_commits: Option<u64>,
     pub renamed_from: Option<String>,
+    /// What went wrong after the promotion took effect (taking the name).
+    pub problem: Option<String>,
     pub repo: String,
     pub millis: u64,
 }
@@ -590,6 +636,7 @@ impl Standbys {
         Ok(StandbyReport {
             tenant: rec.name.clone(),
             tenant_id: rec.id,
+            history_id: st.history.id,
             state: rec.state,
             source: st.source.clone(),
             repo: st.repo.clone(),
@@ -746,10 +793,14 @@ impl Standbys {
             claim_primary(&repo, store, &promoted, true).await?;
         }
         forget(store, rec.id)?;
-        let renamed_from = if take_name {
-            self.take_name(&promoted, &st.source, local_source.as_ref())?
+        // Promoted now: what follows must not fail the promotion, only be reported.
+        let (renamed_from, problem) = if take_name {
+            match self.take_name(&promoted, &st.source, local_source.as_ref()) {
+                Ok(r) => (r, None),
+                Err(e) => (None, Some(e.to_string())),
+            }
         } else {
-            None
+            (None, None)
         };
         let now_rec = store.resolve(rec.id)?;
         Ok(PromoteReport {
@@ -763,6 +814,7 @@ impl Standbys {
             source_last_commit,
             lost_commits,
             renamed_from,
+            problem,
             repo: st.repo.clone(),
             millis: 0,
         })
@@ -778,6 +830,7 @@ impl Standbys {
     ) -> Result<Option<String>> {
         let store = &self.store;
         match store.tenant(name) {
+            Ok(holder) if holder.id == promoted.id => return Ok(None),
             Err(_) => {
                 store.alter_tenant(
                     promoted.id,

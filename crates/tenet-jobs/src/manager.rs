@@ -328,7 +328,24 @@ impl JobManager {
                     }
                 });
                 match started {
-                    Ok(()) => kind.run(ctx.clone()).await,
+                    // A panicking job fails (with cleanup) instead of staying `running`.
+                    Ok(()) => {
+                        use futures::FutureExt;
+                        std::panic::AssertUnwindSafe(kind.run(ctx.clone()))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|panic| {
+                                let what = panic
+                                    .downcast_ref::<String>()
+                                    .map(String::as_str)
+                                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                                    .unwrap_or("a panic");
+                                Err(Error::Failed(JobError {
+                                    code: "INTERNAL".into(),
+                                    message: format!("the job panicked: {what}"),
+                                }))
+                            })
+                    }
                     Err(e) => Err(e),
                 }
             }

@@ -61,6 +61,9 @@ pub trait Admin: Send + Sync {
     fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo>;
     /// Makes a standby writable (and starts its archive).
     fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse>;
+    /// Starts a switchover job: the tenant moves to its standby, and stays behind as a
+    /// standby of it.
+    fn switchover(&self, tenant: &str, req: &SwitchoverRequest) -> ApiResult<JobInfo>;
 
     /// Whether jobs keep running after this call returns (a server), or only while
     /// this process lives (embedded).

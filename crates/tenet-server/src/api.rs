@@ -695,6 +695,8 @@ pub struct CreateRestore {
 pub struct StandbyInfo {
     pub tenant: String,
     pub tenant_id: u64,
+    /// The history it follows: `tenants/<id>/` in `repo`.
+    pub history_id: u64,
     /// `standby` while it follows.
     pub state: String,
     /// The source's name at the restore.
@@ -723,6 +725,17 @@ pub struct StandbyInfo {
     pub last_error: Option<String>,
     /// What is wrong and the way out (null when all is well).
     pub problem: Option<String>,
+}
+
+/// Switch a tenant over to its standby (a planned move).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverRequest {
+    /// The standby, by name (on `to_server` if given).
+    pub to: String,
+    /// The standby's server, e.g. http://10.0.0.2:7070 (default: this one).
+    #[serde(default)]
+    pub to_server: Option<String>,
 }
 
 /// Promote a standby: it stops following and becomes writable.
@@ -767,6 +780,9 @@ pub struct PromoteResponse {
     pub lost_commits: Option<u64>,
     /// Its name before it took its source's name.
     pub renamed_from: Option<String>,
+    /// What went wrong after the promotion took effect (taking the name, starting
+    /// the archive); null when all is well.
+    pub problem: Option<String>,
     /// Its archive, started into the same repository.
     pub archive: Option<ArchiveInfo>,
     /// A full backup job started because it forked (its own history needs one).

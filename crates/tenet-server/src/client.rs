@@ -283,6 +283,10 @@ impl Admin for Client {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "promote"], req)
     }
 
+    fn switchover(&self, tenant: &str, req: &SwitchoverRequest) -> ApiResult<JobInfo> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "switchover"], req)
+    }
+
     fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
         self.delete(&["v1", "tenants", tenant, "archive"], &NONE)
     }

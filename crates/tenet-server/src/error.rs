@@ -87,6 +87,7 @@ impl From<StoreError> for ApiError {
             StoreError::SnapshotExists { .. } => (S::CONFLICT, "SNAPSHOT_EXISTS"),
             StoreError::TenantState { .. } => (S::CONFLICT, "TENANT_STATE"),
             StoreError::Conflict(_) => (S::CONFLICT, "CONFLICT"),
+            StoreError::TenantMoving(_) => (S::SERVICE_UNAVAILABLE, "TENANT_MOVING"),
             StoreError::TooOld { .. } => (S::GONE, "TOO_OLD"),
             StoreError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "CORRUPT"),
             StoreError::Open { .. } => (S::SERVICE_UNAVAILABLE, "UNAVAILABLE"),

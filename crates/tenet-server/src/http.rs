@@ -478,6 +478,19 @@ async fn promote(
     run(s, move |s| s.promote(&t, &req)).await
 }
 
+/// Switches a tenant over to its standby (here or on another server), as a job: its
+/// writes are refused with `TENANT_MOVING` until the standby is promoted and has taken
+/// its name; it stays behind as a standby of the new primary.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/switchover", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")), request_body = SwitchoverRequest,
+    responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn switchover(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<SwitchoverRequest>,
+) -> Accepted<JobInfo> {
+    accepted(s, move |s| s.switchover(&t, &req)).await
+}
+
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/restore-points", tag = "restores", params(("tenant" = String, Path, description = "Tenant name"), RepoQuery),
     responses((status = 200, body = Vec<RestorePoint>), (status = 404, body = ErrorBody)))]
 async fn restore_points(
@@ -536,6 +549,7 @@ async fn restore_points(
         restore_points,
         standby_status,
         promote,
+        switchover,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -613,6 +627,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ("/v1/tenants/{tenant}/restore-points", get(restore_points)),
         ("/v1/tenants/{tenant}/standby", get(standby_status)),
         ("/v1/tenants/{tenant}/promote", post(promote)),
+        ("/v1/tenants/{tenant}/switchover", post(switchover)),
         ("/v1/backups", get(list_backups).post(create_backup)),
         ("/v1/backups/{id}", get(get_backup).delete(delete_backup)),
         ("/v1/backups/{id}/verify", post(verify_backup)),

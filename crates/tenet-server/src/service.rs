@@ -134,15 +134,18 @@ impl Service {
             .unwrap_or(2)
             .max(2);
         let jobs = JobManager::new(store.clone(), workers, runtime.clone());
-        Service {
-            backups: Backups::new(jobs),
+        let svc = Service {
+            backups: Backups::new(jobs.clone()),
             archivers: Archivers::new(store.clone(), runtime.clone()),
             standbys: Standbys::new(store.clone(), runtime.clone()),
             store,
             runtime,
             _own_runtime: None,
             detached: true,
-        }
+        };
+        // It holds the service: a switchover drives archivers, standbys and promotion.
+        jobs.register(Arc::new(crate::switchover::Switchover(svc.clone())));
+        svc
     }
 
     pub fn store(&self) -> &Store {
@@ -987,6 +990,7 @@ impl Admin for Service {
         Ok(StandbyInfo {
             tenant: r.tenant,
             tenant_id: r.tenant_id,
+            history_id: r.history_id,
             state: r.state.to_string(),
             source: r.source,
             repo: r.repo,
@@ -1040,10 +1044,16 @@ impl Admin for Service {
                 .block_on(self.backups.start_full(id, &r.repo, None))?;
             Some(self.start(job)?.id)
         };
+        let mut problem = r.problem;
         let archive = match archive {
             Ok(a) => Some(a),
             Err(e) => {
                 tracing::warn!(tenant_id = id, error = %e.message, "promoted, but its archive did not start");
+                problem = Some(format!(
+                    "{}its archive did not start: {}",
+                    problem.map(|p| format!("{p}; ")).unwrap_or_default(),
+                    e.message
+                ));
                 None
             }
         };
@@ -1058,10 +1068,21 @@ impl Admin for Service {
             source_last_commit: r.source_last_commit.map(|t| t.0),
             lost_commits: r.lost_commits,
             renamed_from: r.renamed_from,
+            problem,
             archive,
             backup_job,
             millis: r.millis,
         })
+    }
+
+    fn switchover(&self, tenant: &str, req: &SwitchoverRequest) -> ApiResult<JobInfo> {
+        let id = self.live_tenant(tenant)?;
+        self.require_server("a switchover")?;
+        if let Some(url) = &req.to_server {
+            crate::client::Client::new(url)?;
+        }
+        let job = crate::switchover::create(self, id, &req.to, req.to_server.as_deref())?;
+        self.start(job)
     }
 
     fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {

@@ -168,7 +168,7 @@ impl Store {
 
     /// Makes sure the table-id sequence never hands out `id` or anything below it
     /// (ids a standby's source defined, `standby.rs`).
-    pub(crate) fn reserve_table_ids_through(&self, id: u64) -> Result<()> {
+    pub fn reserve_table_ids_through(&self, id: u64) -> Result<()> {
         let _guard = self.inner.seq.lock();
         let next = self
             .get_meta_u64(meta::SEQ_TABLE)?

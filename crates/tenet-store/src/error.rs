@@ -43,6 +43,10 @@ pub enum Error {
     /// A row does not match its table's schema.
     #[error("invalid row for table `{table}`: {reason}")]
     InvalidRow { table: String, reason: String },
+    /// The tenant is being switched over to its standby: its writes are refused until
+    /// the switchover ends (then they go to the new primary, or here again if it failed).
+    #[error("tenant `{0}` is moving (a switchover to its standby is in progress): writes are refused for a moment; retry, at its new primary if the switchover succeeds")]
+    TenantMoving(String),
     /// Another transaction committed a conflicting write first; retry.
     #[error("write conflict: {0}; retry the transaction")]
     Conflict(String),
@@ -114,7 +118,7 @@ impl Error {
             | Error::TableExists { .. }
             | Error::ColumnExists { .. }
             | Error::SnapshotExists { .. } => ErrorKind::AlreadyExists,
-            Error::Conflict(_) => ErrorKind::Retryable,
+            Error::Conflict(_) | Error::TenantMoving(_) => ErrorKind::Retryable,
             Error::TenantState { .. } | Error::TooOld { .. } | Error::Open { .. } => {
                 ErrorKind::FailedPrecondition
             }

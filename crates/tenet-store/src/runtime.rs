@@ -39,6 +39,9 @@ pub(crate) struct TenantRuntime {
     /// A standby's applied ts (0: not a standby): its source's log is applied through
     /// it, and reads see nothing newer (`standby.rs`).
     pub applied_cap: AtomicU64,
+    /// Set while a switchover moves the tenant: its commits are refused
+    /// (`TenantMoving`), not held (`standby.rs`).
+    pub moving: AtomicBool,
 }
 
 impl TenantRuntime {

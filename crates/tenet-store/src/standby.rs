@@ -145,16 +145,16 @@ impl Store {
         Ok((self.resolve(tenant_id)?, applied))
     }
 
-    /// Makes an `active` tenant a standby of its own history at its newest commit
-    /// (the old primary of a switchover; its writes must already be fenced). Returns
-    /// that ts.
-    pub fn demote_to_standby(&self, tenant_id: u64) -> Result<Ts> {
+    /// Makes an `active` tenant a standby of its own history, applied through `at`
+    /// (the old primary of a switchover: its writes are fenced and every commit it made
+    /// is at or below `at`, which is where its history's archive ends, so the new
+    /// primary's commits all come after it). Idempotent.
+    pub fn demote_to_standby(&self, tenant_id: u64, at: Ts) -> Result<()> {
         let mut rec = self.resolve(tenant_id)?;
         if rec.state == TenantState::Standby {
-            return Ok(self.standby_applied(tenant_id).unwrap_or(Ts::ZERO));
+            return Ok(());
         }
         lifecycle::check(&rec, TenantAction::Write)?;
-        let at = self.tenant_visible_ts(tenant_id);
         // The cap first: a crash before the state change leaves an active tenant
         // whose cap the next open ignores.
         self.set_applied(tenant_id, Some(at))?;
@@ -163,7 +163,7 @@ impl Store {
             self.set_applied(tenant_id, None)?;
             return Err(e);
         }
-        Ok(at)
+        Ok(())
     }
 
     /// Swaps the names of two tenants in one commit (a promoted standby taking its
@@ -183,6 +183,25 @@ impl Store {
                 rename(&ra, &rb.name),
             ],
         )
+    }
+
+    /// Refuses the tenant's commits with `TenantMoving` from now on (a switchover), and
+    /// returns a ts that every commit it accepted before is at or below, once they are
+    /// all visible.
+    pub fn fence_moving(&self, tenant_id: u64) -> Result<Ts> {
+        let rt = self.runtime(tenant_id)?;
+        rt.moving.store(true, Ordering::Release);
+        // Commits check the flag under the commit lock: once we hold it, every later
+        // one is refused, and the ts of every earlier one is at most the newest issued.
+        let last = self.inner.commit.lock().hlc.last();
+        self.read_ts(Some(last))
+    }
+
+    /// Accepts the tenant's commits again (a switchover ended or failed).
+    pub fn unfence_moving(&self, tenant_id: u64) {
+        if let Ok(rt) = self.runtime(tenant_id) {
+            rt.moving.store(false, Ordering::Release);
+        }
     }
 
     /// Persists (synced) and publishes a tenant's applied ts, or removes it.

@@ -480,6 +480,12 @@ impl Store {
 
         if req.tenant_id != SYSTEM_TENANT {
             self.wait_write_fence(req.tenant_id, &req.tenant_name, &mut st)?;
+            if self
+                .runtime(req.tenant_id)
+                .is_ok_and(|rt| rt.moving.load(Ordering::Acquire))
+            {
+                return Err(Error::TenantMoving(req.tenant_name.clone()));
+            }
             let reg = inner.registry.read();
             let rec = reg
                 .get(req.tenant_id)

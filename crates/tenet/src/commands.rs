@@ -574,6 +574,7 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Restore { .. }
         | Command::Standby(_)
         | Command::Promote(_)
+        | Command::Switchover(_)
         | Command::RestorePoints { .. }
         | Command::Archive(_)
         | Command::Jobs(_) => {

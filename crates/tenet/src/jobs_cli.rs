@@ -144,7 +144,7 @@ fn print_list<T: serde::Serialize>(
     }
 }
 
-fn check_detach(admin: &dyn Admin, detach: bool) -> Result<(), CliError> {
+pub fn check_detach(admin: &dyn Admin, detach: bool) -> Result<(), CliError> {
     if detach && !admin.jobs_run_detached() {
         return Err(CliError::invalid(
             "--detach needs a running server (`tenet serve`): without one, jobs run inside \
@@ -242,6 +242,12 @@ pub fn restore(
         standby: what.standby.is_some(),
         poll_ms: what.standby.map(|p| p.as_millis() as u64),
     })?;
+    if what.standby.is_some() && !admin.jobs_run_detached() {
+        eprintln!(
+            "note: a standby follows its source only inside `tenet serve`; until a server \
+             runs on this data directory it stays where its restore ends"
+        );
+    }
     if job.params["new_repository"] == true {
         eprintln!(
             "note: {} held no repository: created a new one there",
@@ -705,7 +711,7 @@ fn watch_ctrl_c() -> Arc<AtomicU8> {
 }
 
 /// Follows a job to its end (or returns at once with `detach`), then prints it.
-fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Result<(), CliError> {
+pub fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Result<(), CliError> {
     if detach {
         if json {
             print_json(&job);
@@ -877,6 +883,34 @@ fn print_outcome(j: &JobInfo) {
                 ),
             }
         }
+        "switchover" => println!(
+            "switched `{}` over to its standby `{}`{} at ts {} ({}); writes were refused for {} ms\n  primary   `{}`{} (was the standby)\n  standby   `{}` (#{}) here, following it read-only; switch back with `tenet switchover {} --to {}` (job {})",
+            s("source"),
+            s("to"),
+            r["to_server"].as_str().map(|u| format!(" on {u}")).unwrap_or_default(),
+            u("switched_ts"),
+            s("switched_time"),
+            u("downtime_ms"),
+            s("new_primary"),
+            r["to_server"].as_str().map(|u| format!(" on {u}")).unwrap_or_default(),
+            s("old_primary_now"),
+            u("old_primary_id"),
+            s("new_primary"),
+            s("old_primary_now"),
+            j.id
+        ),
+        "restore" if r["standby"] == true => println!(
+            "standby `{}` (id {}) of `{}` follows its archive from {} (ts {}): backup {} + {} from the log (job {}); it is readable, not writable, until `tenet promote {}`",
+            s("tenant"),
+            u("tenant_id"),
+            s("source_tenant"),
+            s("restored_time"),
+            u("restored_ts"),
+            s("backup_id"),
+            count(u("replayed_records"), "commit", "commits"),
+            j.id,
+            s("tenant"),
+        ),
         "restore" if u("restored_ts") > u("backup_ts") => println!(
             "restored `{}` to {} (ts {}) into tenant `{}` (id {}): backup {} (as of {}, verified by digest) + {} from the log (job {})",
             s("source_tenant"),

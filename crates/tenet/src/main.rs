@@ -175,6 +175,8 @@ enum Command {
     Standby(standby_cli::StandbyCmd),
     /// Make a standby writable: it stops following its source.
     Promote(standby_cli::PromoteArgs),
+    /// Move a tenant to its standby with no commit lost; it stays behind as a standby.
+    Switchover(standby_cli::SwitchoverArgs),
     /// The times a tenant can be restored to.
     RestorePoints {
         tenant: String,
@@ -296,6 +298,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         }
         Command::Promote(args) => {
             standby_cli::promote(args, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Switchover(args) => {
+            standby_cli::switchover(args, connect::connect(&g, Existing)?.as_ref(), &g)
         }
         Command::Archive(cmd) => {
             jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use tenet_server::api::{PromoteRequest, PromoteResponse, StandbyInfo};
+use tenet_server::api::{PromoteRequest, PromoteResponse, StandbyInfo, SwitchoverRequest};
 use tenet_server::admin::Admin;
 
 use crate::output::{duration, print_json, CliError};
@@ -15,6 +15,22 @@ use crate::Global;
 pub enum StandbyCmd {
     /// Where a standby stands: applied up to, the source's archive, lag, problems.
     Status { tenant: String },
+}
+
+/// `tenet switchover`.
+#[derive(Args, Debug)]
+pub struct SwitchoverArgs {
+    /// The tenant to move (it must be archived; it stays behind as a standby).
+    pub source: String,
+    /// Its standby, which becomes the primary and takes the source's name.
+    #[arg(long)]
+    pub to: String,
+    /// The standby's server (default: the source's own), e.g. http://10.0.0.2:7070.
+    #[arg(long)]
+    pub to_server: Option<String>,
+    /// Print the job id and return at once.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `tenet promote`.
@@ -59,22 +75,36 @@ fn print_status(i: &StandbyInfo) {
     );
     println!("  repository       {}", i.repo);
     println!(
-        "  applied up to    {} (ts {})",
-        i.applied_time, i.applied_ts
+        "  applied up to    {} (ts {}, {} ago)",
+        i.applied_time,
+        i.applied_ts,
+        duration(Duration::from_millis(i.lag_ms))
     );
     println!(
         "  source archived  {} (ts {})",
         i.archived_until_time, i.archived_until_ts
     );
     println!(
-        "  lag              {} (behind the archive by {})",
-        duration(Duration::from_millis(i.lag_ms)),
-        duration(Duration::from_millis(i.behind_ms))
+        "  behind archive   {} (the source's archive last advanced {} ago)",
+        duration(Duration::from_millis(i.behind_ms)),
+        duration(Duration::from_millis(i.archive_idle_ms))
     );
     println!("  applied          {} segments, {} commits", i.segments, i.records);
     if let Some(p) = &i.problem {
         println!("  problem          {p}");
     }
+}
+
+pub fn switchover(args: SwitchoverArgs, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    crate::jobs_cli::check_detach(admin, args.detach)?;
+    let job = admin.switchover(
+        &args.source,
+        &SwitchoverRequest {
+            to: args.to,
+            to_server: args.to_server,
+        },
+    )?;
+    crate::jobs_cli::follow(admin, job, args.detach, g.json)
 }
 
 pub fn promote(args: PromoteArgs, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
@@ -138,5 +168,8 @@ fn print_promoted(r: &PromoteResponse) {
     }
     if let Some(j) = r.backup_job {
         println!("  full backup      job {j} (its own history needs one)");
+    }
+    if let Some(p) = &r.problem {
+        println!("  problem          {p}");
     }
 }

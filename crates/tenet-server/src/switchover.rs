@@ -1,0 +1,377 @@
+//! The switchover job (`switchover`): a planned move of a tenant to its standby — in
+//! this store, or on another server — with no commit lost and writes refused only for
+//! the moment it takes. It runs on the source's server, as a job, so a crash at any
+//! step is resumed (or undone) when the server restarts.
+//!
+//! # Steps
+//! 1. **fence**: the source's commits are refused with the retryable `TENANT_MOVING`
+//!    ([`tenet_store::Store::fence_moving`]); L = the newest ts any accepted commit
+//!    has.
+//! 2. **archive**: the source's archiver cuts its final segment now
+//!    ([`Archivers::flush`]); C (≥ L) = where the archive ends.
+//! 3. **catch up**: wait until the standby has applied everything through C.
+//! 4. **demote**: the source's archiver stops; the source becomes a standby of its
+//!    own history applied through C (a follower row, the state, then the history's
+//!    primary record says it stepped down). Checkpointed as `demoted`.
+//! 5. **promote**: the standby is promoted with everything archived (exactly C), takes
+//!    the source's name (in this store the two names are swapped) and starts its
+//!    archive, which continues the history at C. The old source now follows that
+//!    history as a read-only standby, so switching back is the same command.
+//!
+//! Write downtime is the time from 1 to the end of 5.
+//!
+//! # Failure and crash
+//! Before 4 nothing durable has changed: a failure unfences the source (a crash does
+//! too: the fence lives in memory), and a resumed job starts again at 1. After 4, a
+//! resumed job goes on with 5. If 5 fails, the history's primary record decides: if
+//! the standby took the history over, the switchover is done; otherwise the demotion
+//! is undone (the source is promoted back, its archive restarted) and the job fails
+//! with the cause. At every moment at most one side is writable, and after recovery
+//! exactly one.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use tenet_backup::archiver;
+use tenet_backup::repo::Repo;
+use tenet_backup::standby::{self, StandbyState};
+use tenet_jobs::{BoxFuture, JobContext, JobError, JobKind};
+use tenet_store::{TenantState, Ts};
+
+use crate::admin::Admin;
+use crate::api::{PromoteRequest, PromoteResponse};
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::service::Service;
+
+pub const KIND: &str = "switchover";
+/// How long each wait (final segment, standby catching up) may take.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Parameters of a switchover job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SwitchoverParams {
+    pub source_id: u64,
+    /// The source's name when asked (the name the new primary takes).
+    pub source: String,
+    /// The standby, by name on its server.
+    pub to: String,
+    /// The standby's server; None: this one.
+    #[serde(default)]
+    pub to_server: Option<String>,
+}
+
+/// Runs switchovers with the service they belong to.
+pub struct Switchover(pub Service);
+
+impl JobKind for Switchover {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn run(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<Value>> {
+        let svc = self.0.clone();
+        Box::pin(async move { run(svc, ctx).await.map_err(failed) })
+    }
+
+    fn cleanup(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<()>> {
+        Box::pin(async move {
+            // A cancelled or failed switchover leaves the source writable (or its
+            // demotion was undone by `run`).
+            if let Ok(p) = serde_json::from_value::<SwitchoverParams>(ctx.params()) {
+                ctx.store().unfence_moving(p.source_id);
+            }
+            Ok(())
+        })
+    }
+}
+
+fn failed(e: ApiError) -> tenet_jobs::Error {
+    tenet_jobs::Error::Failed(JobError {
+        code: e.code,
+        message: e.message,
+    })
+}
+
+/// The standby's server: this service, or a client of the other server (blocking:
+/// made, used and dropped only off the async runtime, in [`on_standby`]).
+fn standby_admin(svc: &Service, p: &SwitchoverParams) -> Result<Box<dyn Admin>, ApiError> {
+    Ok(match &p.to_server {
+        None => Box::new(svc.clone()),
+        Some(url) => Box::new(Client::new(url)?),
+    })
+}
+
+/// Runs a call on the standby's server, off the async runtime.
+async fn on_standby<T: Send + 'static>(
+    svc: &Service,
+    p: &SwitchoverParams,
+    f: impl FnOnce(&dyn Admin, &str) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (svc, p) = (svc.clone(), p.clone());
+    tokio::task::spawn_blocking(move || f(standby_admin(&svc, &p)?.as_ref(), &p.to))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                format!("switchover step panicked: {e}"),
+            )
+        })?
+}
+
+async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
+    let p: SwitchoverParams = serde_json::from_value(ctx.params())
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("switchover params do not decode: {e}")))?;
+    let store = svc.store().clone();
+    let src = store.resolve(p.source_id)?;
+    let started = Instant::now();
+    let demoted = match ctx.checkpoint("demoted").and_then(|v| v.as_u64()) {
+        Some(c) => Ts(c),
+        // Killed after the demotion, before it was checkpointed.
+        None if src.state == TenantState::Standby && ctx.checkpoint("fenced").is_some() => {
+            let c = store.standby_applied(src.id).unwrap_or(Ts::ZERO);
+            demote(&svc, &ctx, &p, c).await?;
+            c
+        }
+        None => {
+            ctx.set_phase("fence")?;
+            ctx.set_checkpoint("fenced", json!(true))?;
+            let l = store.fence_moving(src.id)?;
+            match prepare(&svc, &ctx, &p, l).await {
+                Ok(c) => c,
+                Err(e) => {
+                    store.unfence_moving(src.id);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    ctx.set_phase("promote")?;
+    let promoted = on_standby(&svc, &p, |admin, name| {
+        admin.promote(
+            name,
+            &PromoteRequest {
+                until: None,
+                force: true,
+                take_name: true,
+            },
+        )
+    })
+    .await;
+    let promoted = match promoted {
+        Ok(r) => Some(r),
+        Err(e) => {
+            if !standby_took_over(&svc, &p).await? {
+                undo_demotion(&svc, &p).await?;
+                return Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    &e.code,
+                    format!(
+                        "switchover of `{}` to `{}` failed, and was undone (`{}` is writable \
+                         again): {}",
+                        p.source, p.to, p.source, e.message
+                    ),
+                ));
+            }
+            None
+        }
+    };
+    store.unfence_moving(src.id);
+    let downtime = ctx
+        .checkpoint("fenced_at_ms")
+        .and_then(|v| v.as_u64())
+        .map(|t0| store.clock().now_millis().saturating_sub(t0));
+    let now_src = store.resolve(src.id)?;
+    Ok(json!({
+        "source": p.source,
+        "to": p.to,
+        "to_server": p.to_server,
+        "switched_ts": demoted,
+        "switched_time": demoted.to_rfc3339(),
+        "new_primary": promoted.as_ref().map_or(p.source.clone(), |r: &PromoteResponse| r.tenant.clone()),
+        "new_primary_id": promoted.as_ref().map(|r| r.tenant_id),
+        "old_primary_now": now_src.name,
+        "old_primary_id": now_src.id,
+        "downtime_ms": downtime,
+        "job_ms": started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// Steps 2–4 after the fence at `l`; returns C, the end of the source's history.
+async fn prepare(
+    svc: &Service,
+    ctx: &JobContext,
+    p: &SwitchoverParams,
+    l: Ts,
+) -> Result<Ts, ApiError> {
+    let store = svc.store();
+    ctx.set_checkpoint("fenced_at_ms", json!(store.clock().now_millis()))?;
+    let src = store.resolve(p.source_id)?;
+    if src.state != TenantState::Active {
+        return Err(ApiError::invalid(format!(
+            "tenant `{}` is {}; only an active tenant can be switched over",
+            src.name, src.state
+        )));
+    }
+    ctx.set_phase("archive")?;
+    let c = svc
+        .archivers()
+        .flush(src.id, l, STEP_TIMEOUT)
+        .await
+        .map_err(ApiError::from)?;
+    ctx.set_phase("catch_up")?;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let info = on_standby(svc, p, |admin, name| admin.standby_status(name)).await?;
+        if info.applied_ts >= c.0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "STANDBY_BEHIND",
+                format!(
+                    "standby `{}` did not apply `{}`'s log up to {c} within {} s (it is at {}{}); \
+                     the switchover was called off and `{}` is writable again",
+                    p.to,
+                    p.source,
+                    STEP_TIMEOUT.as_secs(),
+                    info.applied_ts,
+                    info.problem.map(|m| format!("; {m}")).unwrap_or_default(),
+                    p.source
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ctx.set_phase("demote")?;
+    demote(svc, ctx, p, c).await?;
+    Ok(c)
+}
+
+/// Step 4 (idempotent): the source becomes a standby of its history through `c`.
+async fn demote(
+    svc: &Service,
+    ctx: &JobContext,
+    p: &SwitchoverParams,
+    c: Ts,
+) -> Result<(), ApiError> {
+    let store = svc.store();
+    let src = store.resolve(p.source_id)?;
+    let arch = archiver::load(store, src.id)?.ok_or_else(|| {
+        ApiError::invalid(format!("tenant `{}` has no archive to hand over", src.name))
+    })?;
+    if svc.archivers().is_running(src.id) {
+        svc.archivers().stop(src.id)?;
+    }
+    if standby::load(store, src.id)?.is_none() {
+        standby::register(
+            store,
+            &StandbyState::following(
+                store,
+                src.id,
+                &p.source,
+                src.history_ref(),
+                &arch.repo,
+                c,
+                standby::DEFAULT_POLL.as_millis() as u64,
+            ),
+        )?;
+    }
+    store.demote_to_standby(src.id, c)?;
+    let repo = Repo::open(&arch.repo)?;
+    standby::step_down(&repo, store, &store.resolve(src.id)?).await?;
+    ctx.set_checkpoint("demoted", json!(c))?;
+    Ok(())
+}
+
+/// Whether the standby holds the history now (its promotion took effect).
+async fn standby_took_over(svc: &Service, p: &SwitchoverParams) -> Result<bool, ApiError> {
+    let store = svc.store();
+    let src = store.resolve(p.source_id)?;
+    let Some(arch) = archiver::load(store, src.id)? else {
+        return Ok(false);
+    };
+    let repo = Repo::open(&arch.repo)?;
+    let primary = standby::read_primary(&repo, src.history_ref().id).await?;
+    Ok(primary.is_some_and(|pr| {
+        !(pr.tenant_id == src.id && pr.store_id == store.store_id().unwrap_or_default())
+            && !pr.demoted
+    }))
+}
+
+/// Undoes step 4: the source is writable again and archives again.
+async fn undo_demotion(svc: &Service, p: &SwitchoverParams) -> Result<(), ApiError> {
+    let store = svc.store();
+    let src = store.resolve(p.source_id)?;
+    if src.state == TenantState::Standby {
+        store.promote_standby(src.id, None)?;
+    }
+    standby::forget(store, src.id)?;
+    store.unfence_moving(src.id);
+    if let Some(arch) = archiver::load(store, src.id)? {
+        if !svc.archivers().is_running(src.id) {
+            svc.archivers()
+                .start(src.id, &arch.repo, arch.options.clone())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a switchover request and creates its job.
+pub fn create(
+    svc: &Service,
+    source_id: u64,
+    to: &str,
+    to_server: Option<&str>,
+) -> Result<tenet_jobs::JobRecord, ApiError> {
+    let store = svc.store();
+    let src = store.resolve(source_id)?;
+    tenet_store::lifecycle::check(&src, tenet_store::lifecycle::TenantAction::Write)?;
+    let arch = archiver::load(store, src.id)?;
+    if !arch.as_ref().is_some_and(|a| {
+        a.status == archiver::ArchiveStatus::Running && svc.archivers().is_running(src.id)
+    }) {
+        return Err(ApiError::invalid(format!(
+            "tenant `{}` is not being archived here: a standby follows its archive, so a \
+             switchover needs it running (`tenet archive start {}`)",
+            src.name, src.name
+        )));
+    }
+    if to_server.is_none() && store.tenant(to).is_ok_and(|t| t.id == src.id) {
+        return Err(ApiError::invalid("a tenant cannot be switched over to itself"));
+    }
+    let params = SwitchoverParams {
+        source_id: src.id,
+        source: src.name.clone(),
+        to: to.to_string(),
+        to_server: to_server.map(str::to_string),
+    };
+    // The standby must follow this tenant's history, in the same repository.
+    let admin = standby_admin(svc, &params)?;
+    let info = admin.standby_status(to)?;
+    let arch = arch.expect("checked above");
+    if info.history_id != src.history_ref().id || info.repo != arch.repo {
+        return Err(ApiError::invalid(format!(
+            "`{to}` is not a standby of `{}`: it follows history #{} in {}, and `{}` is \
+             archived as history #{} into {}",
+            src.name,
+            info.history_id,
+            info.repo,
+            src.name,
+            src.history_ref().id,
+            arch.repo
+        )));
+    }
+    Ok(svc.jobs().create(
+        KIND,
+        &src.name,
+        serde_json::to_value(params).expect("params serialize"),
+        None,
+        Some(format!("switchover:{}", src.id)),
+    )?)
+}
