@@ -560,6 +560,16 @@ impl Standbys {
         });
     }
 
+    /// Stops a standby's follower until the process restarts (the supervisor does
+    /// not start it again).
+    pub fn stop_following(&self, tenant_id: u64) {
+        self.held.lock().insert(tenant_id);
+        // The entry stays until the task ends, so a promotion waits for its last step.
+        if let Some(t) = self.running.lock().get(&tenant_id) {
+            t.cancel.cancel();
+        }
+    }
+
     /// Stops a standby's follower, waiting for the step in progress.
     async fn stop(&self, tenant_id: u64) {
         let task = self.running.lock().remove(&tenant_id);
@@ -727,8 +737,11 @@ impl Standbys {
                     .filter(|t| t.created_ts == st.history.created_ts)
             });
         let stepped_down = primary.as_ref().is_some_and(|p| p.demoted);
+        let primary_here = primary.as_ref().is_some_and(|p| p.store_id == store_id);
         let source_alive = match &local_source {
             Some(t) => t.state == TenantState::Active && !stepped_down,
+            // Its primary was a tenant of this store that is gone (dropped).
+            None if primary_here => false,
             None => {
                 !stepped_down
                     && primary.is_some()

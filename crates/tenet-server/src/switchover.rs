@@ -38,7 +38,7 @@ use tenet_backup::archiver;
 use tenet_backup::repo::Repo;
 use tenet_backup::standby::{self, StandbyState};
 use tenet_jobs::{BoxFuture, JobContext, JobError, JobKind};
-use tenet_store::{TenantState, Ts};
+use tenet_store::{failpoint, TenantState, Ts};
 
 use crate::admin::Admin;
 use crate::api::{PromoteRequest, PromoteResponse};
@@ -140,6 +140,7 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
             ctx.set_phase("fence")?;
             ctx.set_checkpoint("fenced", json!(true))?;
             let l = store.fence_moving(src.id)?;
+            failpoint::hit("switchover-after-fence");
             match prepare(&svc, &ctx, &p, l).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -179,6 +180,7 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
             None
         }
     };
+    failpoint::hit("switchover-after-promote");
     store.unfence_moving(src.id);
     let downtime = ctx
         .checkpoint("fenced_at_ms")
@@ -222,6 +224,7 @@ async fn prepare(
         .flush(src.id, l, STEP_TIMEOUT)
         .await
         .map_err(ApiError::from)?;
+    failpoint::hit("switchover-after-flush");
     ctx.set_phase("catch_up")?;
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
@@ -247,8 +250,10 @@ async fn prepare(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    failpoint::hit("switchover-after-catch-up");
     ctx.set_phase("demote")?;
     demote(svc, ctx, p, c).await?;
+    failpoint::hit("switchover-after-demote");
     Ok(c)
 }
 

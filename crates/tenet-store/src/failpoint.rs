@@ -3,11 +3,13 @@
 //! moment. Release builds compile every point to nothing.
 //!
 //! Points: `in-place-after-marker`, `in-place-after-log`, `in-place-after-data` (the
-//! large path of an in-place commit, `revert.rs`).
+//! large path of an in-place commit, `revert.rs`); `switchover-after-fence`,
+//! `switchover-after-flush`, `switchover-after-catch-up`, `switchover-after-demote`,
+//! `switchover-after-promote` (the switchover job, `tenet-server`'s `switchover.rs`).
 
 /// Aborts the process if `TENET_FAILPOINT` is `name` (debug builds only).
 #[cfg(debug_assertions)]
-pub(crate) fn hit(name: &str) {
+pub fn hit(name: &str) {
     if std::env::var("TENET_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
@@ -17,4 +19,4 @@ pub(crate) fn hit(name: &str) {
 /// Release builds carry no failpoints.
 #[cfg(not(debug_assertions))]
 #[inline(always)]
-pub(crate) fn hit(_name: &str) {}
+pub fn hit(_name: &str) {}

@@ -22,7 +22,7 @@ pub mod clock;
 mod codec;
 pub mod commit_log;
 pub mod error;
-mod failpoint;
+pub mod failpoint;
 pub mod gc;
 pub mod keys;
 pub mod lifecycle;

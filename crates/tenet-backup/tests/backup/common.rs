@@ -184,7 +184,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn col(name: &str, ty: ColumnType) -> Column {
+pub fn col(name: &str, ty: ColumnType) -> Column {
     Column {
         name: name.into(),
         ty,

@@ -12,3 +12,6 @@ mod in_place;
 mod pitr;
 mod roundtrip;
 mod s3;
+#[path = "../support/s3_server.rs"]
+mod s3_server;
+mod standby;

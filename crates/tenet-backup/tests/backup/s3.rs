@@ -1,49 +1,17 @@
 //! The round trip against a real S3-protocol server (s3s-fs) started in this process,
 //! and a clear error for an S3 endpoint that does not answer.
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 use tenet_jobs::JobState;
 use tenet_store::{AsOf, TenantOptions};
 
 use crate::common::{dump, populate, Env};
-
-/// Starts s3s-fs on a free port with bucket `tenet`; returns the endpoint URL.
-fn start_s3(env: &Env, root: &std::path::Path) -> String {
-    std::fs::create_dir_all(root.join("tenet")).unwrap();
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut b = S3ServiceBuilder::new(fs);
-    b.set_auth(SimpleAuth::from_single("tenet-test", "tenet-test-secret"));
-    let service = b.build();
-    let listener = env
-        .rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    env.rt.spawn(async move {
-        let http = ConnBuilder::new(TokioExecutor::new());
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
+use crate::s3_server::start_s3;
 
 #[test]
 fn s3_round_trip_and_unreachable_endpoint() {
     let env = Env::new();
     let s3_root = tempfile::tempdir().unwrap();
-    let endpoint = start_s3(&env, s3_root.path());
+    let endpoint = start_s3(&env.rt, s3_root.path());
     // The S3 settings come from the usual AWS environment variables; only this test
     // uses s3:// URLs.
     std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
