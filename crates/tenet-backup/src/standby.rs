@@ -753,12 +753,15 @@ impl Standbys {
             }
         };
         if source_alive && !force {
+            let source = local_source
+                .as_ref()
+                .map_or_else(|| st.source.clone(), |t| t.name.clone());
             return Err(Error::InvalidArgument(format!(
                 "the source `{}` is still active{}: promoting now would leave two writable \
                  copies. For a planned move use `tenet switchover {} --to {}`; if the source \
                  is lost, promote with --force (commits it made after the end of its archive \
                  are lost)",
-                st.source,
+                source,
                 if local_source.is_some() {
                     " in this store".to_string()
                 } else {
@@ -771,7 +774,7 @@ impl Standbys {
                             / 1000
                     )
                 },
-                st.source,
+                source,
                 rec.name
             )));
         }

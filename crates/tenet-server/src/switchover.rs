@@ -151,6 +151,12 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
         }
     };
     ctx.set_phase("promote")?;
+    // Resumed after the promotion took effect: the names may be swapped already, so
+    // `to` could now name the old source. Promote only if it did not.
+    if standby_took_over(&svc, &p).await? {
+        store.unfence_moving(src.id);
+        return Ok(outcome(&svc, &ctx, &p, demoted, None, started)?);
+    }
     let promoted = on_standby(&svc, &p, |admin, name| {
         admin.promote(
             name,
@@ -182,18 +188,31 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
     };
     failpoint::hit("switchover-after-promote");
     store.unfence_moving(src.id);
+    outcome(&svc, &ctx, &p, demoted, promoted, started)
+}
+
+/// The job's result.
+fn outcome(
+    svc: &Service,
+    ctx: &JobContext,
+    p: &SwitchoverParams,
+    switched: Ts,
+    promoted: Option<PromoteResponse>,
+    started: Instant,
+) -> Result<Value, ApiError> {
+    let store = svc.store();
     let downtime = ctx
         .checkpoint("fenced_at_ms")
         .and_then(|v| v.as_u64())
         .map(|t0| store.clock().now_millis().saturating_sub(t0));
-    let now_src = store.resolve(src.id)?;
+    let now_src = store.resolve(p.source_id)?;
     Ok(json!({
         "source": p.source,
         "to": p.to,
         "to_server": p.to_server,
-        "switched_ts": demoted,
-        "switched_time": demoted.to_rfc3339(),
-        "new_primary": promoted.as_ref().map_or(p.source.clone(), |r: &PromoteResponse| r.tenant.clone()),
+        "switched_ts": switched,
+        "switched_time": switched.to_rfc3339(),
+        "new_primary": promoted.as_ref().map_or(p.source.clone(), |r| r.tenant.clone()),
         "new_primary_id": promoted.as_ref().map(|r| r.tenant_id),
         "old_primary_now": now_src.name,
         "old_primary_id": now_src.id,

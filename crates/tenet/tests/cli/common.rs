@@ -83,8 +83,15 @@ pub struct Server {
 
 impl Server {
     // The child moves into `Server`, whose `Drop` stops and reaps it.
-    #[allow(clippy::zombie_processes)]
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// A server with more environment (S3 settings, a failpoint).
+    #[allow(clippy::zombie_processes)]
+    pub fn start_with(dir: &Path, env: &[(&str, String)]) -> Server {
+        // A server file left by a killed server must not be mistaken for this one.
+        let _ = std::fs::remove_file(dir.join(tenet_server::server::SERVER_FILE));
         let mut child = Command::new(bin())
             .args([
                 "serve",
@@ -95,6 +102,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -14,3 +14,6 @@ mod pitr;
 mod protection;
 mod put_back;
 mod server_log;
+#[path = "../../../tenet-backup/tests/support/s3_server.rs"]
+mod s3_server;
+mod standby;
