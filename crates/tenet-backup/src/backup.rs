@@ -395,7 +395,14 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
         .map_err(|e| Error::Internal(format!("job checkpoint does not decode: {e}")))?;
     let store = ctx.store().clone();
     let repo = Repo::open(&p.repo)?;
-    records::remove_backup(&store, &repo, plan.repo_id(&p), &plan.backup_id, Some(ctx.id())).await?;
+    records::remove_backup(
+        &store,
+        &repo,
+        plan.repo_id(&p),
+        &plan.backup_id,
+        Some(ctx.id()),
+    )
+    .await?;
     store.unpin(p.tenant_id, plan.pin_id)?;
     Ok(())
 }

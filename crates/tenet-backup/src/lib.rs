@@ -570,7 +570,10 @@ impl Backups {
     ) -> Result<JobRecord> {
         let store = self.jobs.store();
         let live = store.resolve(tenant.tenant_id.unwrap_or(tenant.id))?;
-        if tenant.created_ts.is_some_and(|c| c != live.history_ref().created_ts) {
+        if tenant
+            .created_ts
+            .is_some_and(|c| c != live.history_ref().created_ts)
+        {
             return Err(Error::InvalidArgument(format!(
                 "tenant `{}` of this store is not the tenant those backups were taken of \
                  (it was dropped and created again); restore them into a new tenant instead",

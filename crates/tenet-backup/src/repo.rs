@@ -329,7 +329,11 @@ impl Repo {
 
     /// Keys under `prefix` that sort after `offset` (a key), with sizes: S3 lists
     /// only those (`start-after`), so the cost is bounded by what is new.
-    pub async fn list_after(&self, prefix: &str, offset: Option<&str>) -> Result<Vec<(String, u64)>> {
+    pub async fn list_after(
+        &self,
+        prefix: &str,
+        offset: Option<&str>,
+    ) -> Result<Vec<(String, u64)>> {
         let p = self.path(prefix);
         let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
         let stream = match offset {

@@ -128,7 +128,11 @@ fn key(tenant_id: u64) -> Vec<u8> {
 }
 
 fn save(store: &Store, st: &StandbyState) -> Result<()> {
-    store.system_put(STANDBYS_TABLE, &key(st.tenant_id), Some(&encode_system_row(st)))?;
+    store.system_put(
+        STANDBYS_TABLE,
+        &key(st.tenant_id),
+        Some(&encode_system_row(st)),
+    )?;
     Ok(())
 }
 
@@ -615,7 +619,10 @@ impl Standbys {
         let archived = st.archived_until.max(applied);
         let idle = now_ms.saturating_sub(st.archive_advanced_millis);
         let problem = if let Some(e) = unreadable {
-            Some(format!("cannot list the source's archive in {}: {e}", st.repo))
+            Some(format!(
+                "cannot list the source's archive in {}: {e}",
+                st.repo
+            ))
         } else if let Some(b) = beyond {
             Some(format!(
                 "the source's archive has a hole after {} ({}): segments reach {} but not \
@@ -679,11 +686,39 @@ impl Standbys {
         let started = std::time::Instant::now();
         let (rec, mut st) = self.standby(tenant_id)?;
         self.held.lock().insert(rec.id);
-        let out = self.promote_held(&rec, &mut st, until, force, take_name).await;
+        let out = self
+            .promote_held(&rec, &mut st, until, force, take_name)
+            .await;
         self.held.lock().remove(&rec.id);
         let mut report = out?;
         report.millis = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// [`Standbys::promote`], then starts the promoted tenant's archive into the same
+    /// repository (default options). A promotion that took effect is never undone by a
+    /// failing archive start: that goes into the report's `problem`.
+    pub async fn promote_and_archive(
+        &self,
+        archivers: &crate::archiver::Archivers,
+        tenant_id: u64,
+        until: Option<Ts>,
+        force: bool,
+        take_name: bool,
+    ) -> Result<PromoteReport> {
+        let mut r = self.promote(tenant_id, until, force, take_name).await?;
+        let opts = crate::archiver::ArchiveOptions::default();
+        if let Err(e) = archivers.start(tenant_id, &r.repo, opts).await {
+            tracing::warn!(tenant_id, error = %e, "promoted, but its archive did not start");
+            r.problem = Some(format!(
+                "{}its archive did not start: {e}",
+                r.problem
+                    .take()
+                    .map(|p| format!("{p}; "))
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(r)
     }
 
     async fn promote_held(
@@ -856,8 +891,10 @@ impl Standbys {
                     },
                 )?;
             }
-            Ok(holder) if holder.state == TenantState::Standby
-                || local_source.is_some_and(|s| s.id == holder.id && s.state != TenantState::Active) =>
+            Ok(holder)
+                if holder.state == TenantState::Standby
+                    || local_source
+                        .is_some_and(|s| s.id == holder.id && s.state != TenantState::Active) =>
             {
                 store.swap_names(promoted.id, holder.id)?;
             }

@@ -87,7 +87,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         println!("tenet: archiving the log of tenants {archiving:?}");
     }
     // Standbys follow their sources from now on (and new ones once their restore ends).
-    svc.standbys().supervise(std::time::Duration::from_millis(250));
+    svc.standbys()
+        .supervise(std::time::Duration::from_millis(250));
     let resumed = svc.jobs().resume_unfinished()?;
     if !resumed.is_empty() {
         tracing::info!(jobs = ?resumed, "resuming unfinished jobs");

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
-use tenet_backup::standby::Standbys;
 use tenet_backup::planner::Target;
+use tenet_backup::standby::Standbys;
 use tenet_backup::{canonical_url, Backups, RestoreRequest, Subject, DEFAULT_REPO};
 use tenet_jobs::JobManager;
 use tenet_store::{
@@ -143,8 +143,12 @@ impl Service {
             _own_runtime: None,
             detached: true,
         };
-        // It holds the service: a switchover drives archivers, standbys and promotion.
-        jobs.register(Arc::new(crate::switchover::Switchover(svc.clone())));
+        // Not the service itself: that would be a cycle (service → jobs → kind →
+        // service) that keeps the store from ever closing cleanly.
+        jobs.register(Arc::new(crate::switchover::Switchover {
+            archivers: svc.archivers.clone(),
+            standbys: svc.standbys.clone(),
+        }));
         svc
     }
 
@@ -346,10 +350,9 @@ impl Service {
             )));
         }
         let source = self.subject(&req.source, repo)?;
-        let job = self.runtime.block_on(
-            self.backups
-                .start_standby(&source, &req.target, repo, poll),
-        )?;
+        let job =
+            self.runtime
+                .block_on(self.backups.start_standby(&source, &req.target, repo, poll))?;
         self.start(job)
     }
 
@@ -834,7 +837,9 @@ impl Admin for Service {
             return self.create_standby(req, repo.as_deref());
         }
         if req.poll_ms.is_some() {
-            return Err(ApiError::invalid("`poll_ms` is for a standby: give `standby: true`"));
+            return Err(ApiError::invalid(
+                "`poll_ms` is for a standby: give `standby: true`",
+            ));
         }
         let mut targets = Vec::new();
         if let Some(to) = &req.to {
@@ -1025,17 +1030,14 @@ impl Admin for Service {
         };
         let id = self.live_tenant(tenant)?;
         self.require_server("promoting a standby (its archive starts there)")?;
-        let r = self.runtime.block_on(
-            self.standbys
-                .promote(id, until, req.force, req.take_name),
-        )?;
-        // Its own commits are archived from now on, into the same repository: the
-        // source's history continued, or (forked) its own, which needs a full backup.
-        let archive = self
-            .runtime
-            .block_on(self.archivers.start(id, &r.repo, ArchiveOptions::default()))
-            .map_err(ApiError::from)
-            .and_then(|_| self.archive_info(id));
+        let r = self.runtime.block_on(self.standbys.promote_and_archive(
+            &self.archivers,
+            id,
+            until,
+            req.force,
+            req.take_name,
+        ))?;
+        // A fork starts a history of its own, which needs a full backup.
         let backup_job = if r.continues_history {
             None
         } else {
@@ -1044,19 +1046,8 @@ impl Admin for Service {
                 .block_on(self.backups.start_full(id, &r.repo, None))?;
             Some(self.start(job)?.id)
         };
-        let mut problem = r.problem;
-        let archive = match archive {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(tenant_id = id, error = %e.message, "promoted, but its archive did not start");
-                problem = Some(format!(
-                    "{}its archive did not start: {}",
-                    problem.map(|p| format!("{p}; ")).unwrap_or_default(),
-                    e.message
-                ));
-                None
-            }
-        };
+        let archive = self.archive_info(id).ok();
+        let problem = r.problem;
         Ok(PromoteResponse {
             tenant: r.tenant,
             tenant_id: r.tenant_id,

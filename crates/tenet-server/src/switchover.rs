@@ -34,14 +34,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use tenet_backup::archiver;
+use tenet_backup::archiver::{self, Archivers};
 use tenet_backup::repo::Repo;
+use tenet_backup::standby::Standbys;
 use tenet_backup::standby::{self, StandbyState};
 use tenet_jobs::{BoxFuture, JobContext, JobError, JobKind};
-use tenet_store::{failpoint, TenantState, Ts};
+use tenet_store::{failpoint, Store, TenantState, Ts};
 
 use crate::admin::Admin;
-use crate::api::{PromoteRequest, PromoteResponse};
+use crate::api::PromoteRequest;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::service::Service;
@@ -63,8 +64,12 @@ pub struct SwitchoverParams {
     pub to_server: Option<String>,
 }
 
-/// Runs switchovers with the service they belong to.
-pub struct Switchover(pub Service);
+/// Runs switchovers: the archivers and standby followers of this server.
+#[derive(Clone)]
+pub struct Switchover {
+    pub archivers: Archivers,
+    pub standbys: Standbys,
+}
 
 impl JobKind for Switchover {
     fn kind(&self) -> &'static str {
@@ -72,8 +77,8 @@ impl JobKind for Switchover {
     }
 
     fn run(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<Value>> {
-        let svc = self.0.clone();
-        Box::pin(async move { run(svc, ctx).await.map_err(failed) })
+        let sw = self.clone();
+        Box::pin(async move { run(sw, ctx).await.map_err(failed) })
     }
 
     fn cleanup(&self, ctx: JobContext) -> BoxFuture<'static, tenet_jobs::Result<()>> {
@@ -95,37 +100,77 @@ fn failed(e: ApiError) -> tenet_jobs::Error {
     })
 }
 
-/// The standby's server: this service, or a client of the other server (blocking:
-/// made, used and dropped only off the async runtime, in [`on_standby`]).
-fn standby_admin(svc: &Service, p: &SwitchoverParams) -> Result<Box<dyn Admin>, ApiError> {
-    Ok(match &p.to_server {
-        None => Box::new(svc.clone()),
-        Some(url) => Box::new(Client::new(url)?),
-    })
+fn internal(msg: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        msg,
+    )
 }
 
-/// Runs a call on the standby's server, off the async runtime.
-async fn on_standby<T: Send + 'static>(
-    svc: &Service,
-    p: &SwitchoverParams,
-    f: impl FnOnce(&dyn Admin, &str) -> Result<T, ApiError> + Send + 'static,
+/// Runs a call on the other server, off the async runtime (the client blocks).
+async fn on_server<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(&Client) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (svc, p) = (svc.clone(), p.clone());
-    tokio::task::spawn_blocking(move || f(standby_admin(&svc, &p)?.as_ref(), &p.to))
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || f(&Client::new(&url)?))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                format!("switchover step panicked: {e}"),
-            )
-        })?
+        .map_err(|e| internal(format!("switchover step panicked: {e}")))?
 }
 
-async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
+/// How far the standby has applied, and what is wrong with it.
+async fn standby_applied(
+    sw: &Switchover,
+    store: &Store,
+    p: &SwitchoverParams,
+) -> Result<(u64, Option<String>), ApiError> {
+    match &p.to_server {
+        None => {
+            let r = sw.standbys.status(store.tenant(&p.to)?.id).await?;
+            Ok((r.applied_ts.0, r.problem))
+        }
+        Some(url) => {
+            let name = p.to.clone();
+            let info = on_server(url, move |c| c.standby_status(&name)).await?;
+            Ok((info.applied_ts, info.problem))
+        }
+    }
+}
+
+/// Promotes the standby with everything archived, taking the source's name; returns
+/// its name and id.
+async fn promote(
+    sw: &Switchover,
+    store: &Store,
+    p: &SwitchoverParams,
+) -> Result<(String, u64), ApiError> {
+    match &p.to_server {
+        None => {
+            let id = store.tenant(&p.to)?.id;
+            let r = sw
+                .standbys
+                .promote_and_archive(&sw.archivers, id, None, true, true)
+                .await?;
+            Ok((r.tenant, r.tenant_id))
+        }
+        Some(url) => {
+            let name = p.to.clone();
+            let req = PromoteRequest {
+                until: None,
+                force: true,
+                take_name: true,
+            };
+            let r = on_server(url, move |c| c.promote(&name, &req)).await?;
+            Ok((r.tenant, r.tenant_id))
+        }
+    }
+}
+
+async fn run(sw: Switchover, ctx: JobContext) -> Result<Value, ApiError> {
     let p: SwitchoverParams = serde_json::from_value(ctx.params())
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("switchover params do not decode: {e}")))?;
-    let store = svc.store().clone();
+        .map_err(|e| internal(format!("switchover params do not decode: {e}")))?;
+    let store = ctx.store().clone();
     let src = store.resolve(p.source_id)?;
     let started = Instant::now();
     let demoted = match ctx.checkpoint("demoted").and_then(|v| v.as_u64()) {
@@ -133,7 +178,7 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
         // Killed after the demotion, before it was checkpointed.
         None if src.state == TenantState::Standby && ctx.checkpoint("fenced").is_some() => {
             let c = store.standby_applied(src.id).unwrap_or(Ts::ZERO);
-            demote(&svc, &ctx, &p, c).await?;
+            demote(&sw, &ctx, &p, c).await?;
             c
         }
         None => {
@@ -141,7 +186,7 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
             ctx.set_checkpoint("fenced", json!(true))?;
             let l = store.fence_moving(src.id)?;
             failpoint::hit("switchover-after-fence");
-            match prepare(&svc, &ctx, &p, l).await {
+            match prepare(&sw, &ctx, &p, l).await {
                 Ok(c) => c,
                 Err(e) => {
                     store.unfence_moving(src.id);
@@ -153,26 +198,16 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
     ctx.set_phase("promote")?;
     // Resumed after the promotion took effect: the names may be swapped already, so
     // `to` could now name the old source. Promote only if it did not.
-    if standby_took_over(&svc, &p).await? {
+    if standby_took_over(&store, &p).await? {
         store.unfence_moving(src.id);
-        return Ok(outcome(&svc, &ctx, &p, demoted, None, started)?);
+        return outcome(&ctx, &p, demoted, None, started);
     }
-    let promoted = on_standby(&svc, &p, |admin, name| {
-        admin.promote(
-            name,
-            &PromoteRequest {
-                until: None,
-                force: true,
-                take_name: true,
-            },
-        )
-    })
-    .await;
+    let promoted = promote(&sw, &store, &p).await;
     let promoted = match promoted {
         Ok(r) => Some(r),
         Err(e) => {
-            if !standby_took_over(&svc, &p).await? {
-                undo_demotion(&svc, &p).await?;
+            if !standby_took_over(&store, &p).await? {
+                undo_demotion(&sw, &store, &p).await?;
                 return Err(ApiError::new(
                     axum::http::StatusCode::CONFLICT,
                     &e.code,
@@ -188,19 +223,18 @@ async fn run(svc: Service, ctx: JobContext) -> Result<Value, ApiError> {
     };
     failpoint::hit("switchover-after-promote");
     store.unfence_moving(src.id);
-    outcome(&svc, &ctx, &p, demoted, promoted, started)
+    outcome(&ctx, &p, demoted, promoted, started)
 }
 
 /// The job's result.
 fn outcome(
-    svc: &Service,
     ctx: &JobContext,
     p: &SwitchoverParams,
     switched: Ts,
-    promoted: Option<PromoteResponse>,
+    promoted: Option<(String, u64)>,
     started: Instant,
 ) -> Result<Value, ApiError> {
-    let store = svc.store();
+    let store = ctx.store();
     let downtime = ctx
         .checkpoint("fenced_at_ms")
         .and_then(|v| v.as_u64())
@@ -212,8 +246,8 @@ fn outcome(
         "to_server": p.to_server,
         "switched_ts": switched,
         "switched_time": switched.to_rfc3339(),
-        "new_primary": promoted.as_ref().map_or(p.source.clone(), |r| r.tenant.clone()),
-        "new_primary_id": promoted.as_ref().map(|r| r.tenant_id),
+        "new_primary": promoted.as_ref().map_or(p.source.clone(), |r| r.0.clone()),
+        "new_primary_id": promoted.as_ref().map(|r| r.1),
         "old_primary_now": now_src.name,
         "old_primary_id": now_src.id,
         "downtime_ms": downtime,
@@ -223,12 +257,12 @@ fn outcome(
 
 /// Steps 2–4 after the fence at `l`; returns C, the end of the source's history.
 async fn prepare(
-    svc: &Service,
+    sw: &Switchover,
     ctx: &JobContext,
     p: &SwitchoverParams,
     l: Ts,
 ) -> Result<Ts, ApiError> {
-    let store = svc.store();
+    let store = ctx.store();
     ctx.set_checkpoint("fenced_at_ms", json!(store.clock().now_millis()))?;
     let src = store.resolve(p.source_id)?;
     if src.state != TenantState::Active {
@@ -238,8 +272,8 @@ async fn prepare(
         )));
     }
     ctx.set_phase("archive")?;
-    let c = svc
-        .archivers()
+    let c = sw
+        .archivers
         .flush(src.id, l, STEP_TIMEOUT)
         .await
         .map_err(ApiError::from)?;
@@ -247,8 +281,8 @@ async fn prepare(
     ctx.set_phase("catch_up")?;
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let info = on_standby(svc, p, |admin, name| admin.standby_status(name)).await?;
-        if info.applied_ts >= c.0 {
+        let (applied, problem) = standby_applied(sw, store, p).await?;
+        if applied >= c.0 {
             break;
         }
         if Instant::now() >= deadline {
@@ -261,8 +295,8 @@ async fn prepare(
                     p.to,
                     p.source,
                     STEP_TIMEOUT.as_secs(),
-                    info.applied_ts,
-                    info.problem.map(|m| format!("; {m}")).unwrap_or_default(),
+                    applied,
+                    problem.map(|m| format!("; {m}")).unwrap_or_default(),
                     p.source
                 ),
             ));
@@ -271,25 +305,25 @@ async fn prepare(
     }
     failpoint::hit("switchover-after-catch-up");
     ctx.set_phase("demote")?;
-    demote(svc, ctx, p, c).await?;
+    demote(sw, ctx, p, c).await?;
     failpoint::hit("switchover-after-demote");
     Ok(c)
 }
 
 /// Step 4 (idempotent): the source becomes a standby of its history through `c`.
 async fn demote(
-    svc: &Service,
+    sw: &Switchover,
     ctx: &JobContext,
     p: &SwitchoverParams,
     c: Ts,
 ) -> Result<(), ApiError> {
-    let store = svc.store();
+    let store = ctx.store();
     let src = store.resolve(p.source_id)?;
     let arch = archiver::load(store, src.id)?.ok_or_else(|| {
         ApiError::invalid(format!("tenant `{}` has no archive to hand over", src.name))
     })?;
-    if svc.archivers().is_running(src.id) {
-        svc.archivers().stop(src.id)?;
+    if sw.archivers.is_running(src.id) {
+        sw.archivers.stop(src.id)?;
     }
     if standby::load(store, src.id)?.is_none() {
         standby::register(
@@ -313,8 +347,7 @@ async fn demote(
 }
 
 /// Whether the standby holds the history now (its promotion took effect).
-async fn standby_took_over(svc: &Service, p: &SwitchoverParams) -> Result<bool, ApiError> {
-    let store = svc.store();
+async fn standby_took_over(store: &Store, p: &SwitchoverParams) -> Result<bool, ApiError> {
     let src = store.resolve(p.source_id)?;
     let Some(arch) = archiver::load(store, src.id)? else {
         return Ok(false);
@@ -328,8 +361,11 @@ async fn standby_took_over(svc: &Service, p: &SwitchoverParams) -> Result<bool, 
 }
 
 /// Undoes step 4: the source is writable again and archives again.
-async fn undo_demotion(svc: &Service, p: &SwitchoverParams) -> Result<(), ApiError> {
-    let store = svc.store();
+async fn undo_demotion(
+    sw: &Switchover,
+    store: &Store,
+    p: &SwitchoverParams,
+) -> Result<(), ApiError> {
     let src = store.resolve(p.source_id)?;
     if src.state == TenantState::Standby {
         store.promote_standby(src.id, None)?;
@@ -337,8 +373,8 @@ async fn undo_demotion(svc: &Service, p: &SwitchoverParams) -> Result<(), ApiErr
     standby::forget(store, src.id)?;
     store.unfence_moving(src.id);
     if let Some(arch) = archiver::load(store, src.id)? {
-        if !svc.archivers().is_running(src.id) {
-            svc.archivers()
+        if !sw.archivers.is_running(src.id) {
+            sw.archivers
                 .start(src.id, &arch.repo, arch.options.clone())
                 .await?;
         }
@@ -367,7 +403,9 @@ pub fn create(
         )));
     }
     if to_server.is_none() && store.tenant(to).is_ok_and(|t| t.id == src.id) {
-        return Err(ApiError::invalid("a tenant cannot be switched over to itself"));
+        return Err(ApiError::invalid(
+            "a tenant cannot be switched over to itself",
+        ));
     }
     let params = SwitchoverParams {
         source_id: src.id,
@@ -376,8 +414,10 @@ pub fn create(
         to_server: to_server.map(str::to_string),
     };
     // The standby must follow this tenant's history, in the same repository.
-    let admin = standby_admin(svc, &params)?;
-    let info = admin.standby_status(to)?;
+    let info = match to_server {
+        None => svc.standby_status(to)?,
+        Some(url) => Client::new(url)?.standby_status(to)?,
+    };
     let arch = arch.expect("checked above");
     if info.history_id != src.history_ref().id || info.repo != arch.repo {
         return Err(ApiError::invalid(format!(

@@ -28,10 +28,10 @@ pub mod keys;
 pub mod lifecycle;
 mod read;
 mod revert;
-mod standby;
 pub mod row;
 mod runtime;
 pub mod schema;
+mod standby;
 mod store;
 pub mod tenant;
 pub mod ts;
@@ -39,8 +39,7 @@ mod txn;
 
 pub use bulk::{
     decode_system_row, encode_system_row, SstInfo, ARCHIVES_TABLE, BACKUPS_TABLE, DROPPED_TABLE,
-    STANDBYS_TABLE,
-    JOBS_TABLE,
+    JOBS_TABLE, STANDBYS_TABLE,
 };
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -75,7 +75,8 @@ impl Store {
         it.status()?;
         let rt = TenantRuntime::new(safe_point, last_ddl, pins);
         if let Some(cap) = self.get_meta_u64(&meta::standby_applied(tenant_id))? {
-            rt.applied_cap.store(cap, std::sync::atomic::Ordering::Release);
+            rt.applied_cap
+                .store(cap, std::sync::atomic::Ordering::Release);
         }
         Ok(rt)
     }

@@ -450,7 +450,11 @@ impl Store {
     }
 
     /// Commits a registry change as a write of the system tenant.
-    pub(crate) fn commit_registry(&self, change: RegistryChange, created: bool) -> Result<CommitInfo> {
+    pub(crate) fn commit_registry(
+        &self,
+        change: RegistryChange,
+        created: bool,
+    ) -> Result<CommitInfo> {
         self.commit_system(Vec::new(), vec![(change, created)])
     }
 

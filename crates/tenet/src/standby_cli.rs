@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use tenet_server::api::{PromoteRequest, PromoteResponse, StandbyInfo, SwitchoverRequest};
 use tenet_server::admin::Admin;
+use tenet_server::api::{PromoteRequest, PromoteResponse, StandbyInfo, SwitchoverRequest};
 
 use crate::output::{duration, print_json, CliError};
 use crate::Global;
@@ -89,7 +89,10 @@ fn print_status(i: &StandbyInfo) {
         duration(Duration::from_millis(i.behind_ms)),
         duration(Duration::from_millis(i.archive_idle_ms))
     );
-    println!("  applied          {} segments, {} commits", i.segments, i.records);
+    println!(
+        "  applied          {} segments, {} commits",
+        i.segments, i.records
+    );
     if let Some(p) = &i.problem {
         println!("  problem          {p}");
     }

@@ -19,7 +19,12 @@ use crate::common::{all_types, dump, random_row, Env};
 fn step(env: &Env, rng: &mut StdRng, n: usize) -> Ts {
     let store = &env.store;
     let mut txn = store.begin("src").unwrap();
-    let tables: Vec<String> = txn.tables().unwrap().into_iter().map(|t| t.name.clone()).collect();
+    let tables: Vec<String> = txn
+        .tables()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.clone())
+        .collect();
     match rng.random_range(0..10) {
         0 => {
             txn.create_table(&all_types(&format!("t{n}"))).unwrap();
@@ -54,7 +59,10 @@ fn step(env: &Env, rng: &mut StdRng, n: usize) -> Ts {
 fn wait_applied(standbys_store: &tenet_store::Store, id: u64, at: Ts) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while standbys_store.standby_applied(id).unwrap_or(Ts::ZERO) < at {
-        assert!(Instant::now() < deadline, "the standby did not apply up to {at}");
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not apply up to {at}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -74,10 +82,8 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     );
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     let f = Ts(job.result.unwrap()["backup_ts"].as_u64().unwrap());
-    let archivers = tenet_backup::archiver::Archivers::new(
-        source.store.clone(),
-        source.rt.handle().clone(),
-    );
+    let archivers =
+        tenet_backup::archiver::Archivers::new(source.store.clone(), source.rt.handle().clone());
     let opts = tenet_backup::archiver::ArchiveOptions {
         interval_ms: 20,
         ..Default::default()
@@ -124,11 +130,12 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     // later at an exact ts the archive holds.
     let job = other
         .rt
-        .block_on(
-            other
-                .backups
-                .start_standby(&subject, "exact", Some(repo), Duration::from_millis(20)),
-        )
+        .block_on(other.backups.start_standby(
+            &subject,
+            "exact",
+            Some(repo),
+            Duration::from_millis(20),
+        ))
         .unwrap();
     assert_eq!(other.run(job).state, JobState::Succeeded);
     let exact = other.store.tenant("exact").unwrap();
@@ -161,11 +168,19 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
         dump(&source.store, "src", &AsOf::Ts(last))
     );
     // Not writable, and not readable past what it applied.
-    let err = other.store.with_txn("follower", |t| t.create_table(&all_types("x")));
+    let err = other
+        .store
+        .with_txn("follower", |t| t.create_table(&all_types("x")));
     assert!(err.unwrap_err().to_string().contains("promote it first"));
     let future = AsOf::Ts(Ts(other.store.visible_ts().0 + (10_000 << 16)));
-    let _ = other.store.advance_clock(Ts(other.store.visible_ts().0 + (20_000 << 16)));
-    let msg = other.store.read_at("follower", &future).unwrap_err().to_string();
+    let _ = other
+        .store
+        .advance_clock(Ts(other.store.visible_ts().0 + (20_000 << 16)));
+    let msg = other
+        .store
+        .read_at("follower", &future)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("applied"), "{msg}");
     assert_eq!(dump(&other.store, "neighbour", &AsOf::Latest), neighbour);
 
@@ -210,7 +225,10 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     assert!(r.continues_history, "{r:?}");
     assert!(r.promoted_ts >= last);
     assert_eq!(r.may_lose_after, Some(r.promoted_ts));
-    assert_eq!(other.store.tenant("follower").unwrap().state, TenantState::Active);
+    assert_eq!(
+        other.store.tenant("follower").unwrap().state,
+        TenantState::Active
+    );
     other
         .store
         .with_txn("follower", |t| t.create_table(&all_types("after")))

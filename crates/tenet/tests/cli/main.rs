@@ -13,7 +13,7 @@ mod openapi;
 mod pitr;
 mod protection;
 mod put_back;
-mod server_log;
 #[path = "../../../tenet-backup/tests/support/s3_server.rs"]
 mod s3_server;
+mod server_log;
 mod standby;

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{
-    archive_start, call, json_out, kv_tenant, ok, stderr, tenet, ts, Server,
-};
+use crate::common::{archive_start, call, json_out, kv_tenant, ok, stderr, tenet, ts, Server};
 
 /// Rows of `acme`.`t` on a server (as of `as_of`, or latest): id → v.
 fn rows(url: &str, tenant: &str, as_of: Option<u64>) -> Vec<(i64, String)> {
@@ -32,7 +30,12 @@ fn rows(url: &str, tenant: &str, as_of: Option<u64>) -> Vec<(i64, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["id"].as_i64().unwrap(), r["v"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["id"].as_i64().unwrap(),
+                r["v"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -91,7 +94,10 @@ fn wait_applied(dir: &Path, tenant: &str, at: u64) -> Value {
         if ts(&st["applied_ts"]) >= at {
             return st;
         }
-        assert!(Instant::now() < deadline, "standby never applied {at}: {st}");
+        assert!(
+            Instant::now() < deadline,
+            "standby never applied {at}: {st}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -132,7 +138,17 @@ fn two_servers(repo: &str, env: &[(&str, String)]) {
     archive_start(da, "acme", repo, &[]);
     let o = ok(
         db,
-        &["restore", "acme", "--standby", "--into", "acme", "--repo", repo, "--poll", "50ms"],
+        &[
+            "restore",
+            "acme",
+            "--standby",
+            "--into",
+            "acme",
+            "--repo",
+            repo,
+            "--poll",
+            "50ms",
+        ],
     );
     assert!(crate::common::stdout(&o).contains("standby `acme`"));
     let writer = Writer::start(vec![a.url.clone(), b.url.clone()], "acme");
@@ -159,12 +175,21 @@ fn two_servers(repo: &str, env: &[(&str, String)]) {
     assert_all_acked(&acked, &final_rows);
     let last = acked.iter().map(|a| a.1).max().unwrap();
     wait_applied(db, "acme", last);
-    assert_eq!(rows(&b.url, "acme", Some(last)), rows(&a.url, "acme", Some(last)));
+    assert_eq!(
+        rows(&b.url, "acme", Some(last)),
+        rows(&a.url, "acme", Some(last))
+    );
     // One history across the moves: restorable from before the first switchover up
     // to the end.
-    let points = json_out(&tenet(da, &["--json", "restore-points", "acme", "--repo", repo]));
+    let points = json_out(&tenet(
+        da,
+        &["--json", "restore-points", "acme", "--repo", repo],
+    ));
     let p = points.as_array().unwrap().last().unwrap().clone();
-    assert!(ts(&p["from_ts"]) < acked[0].1 && ts(&p["to_ts"]) >= last, "{points}");
+    assert!(
+        ts(&p["from_ts"]) < acked[0].1 && ts(&p["to_ts"]) >= last,
+        "{points}"
+    );
 }
 
 #[test]
@@ -194,11 +219,28 @@ fn source_with_standby(dir: &Path, repo: &str) -> Vec<u64> {
     for i in 1..=3 {
         let o = json_out(&tenet(
             dir,
-            &["--json", "put", "acme", "t", &format!(r#"{{"id":{i},"v":"w{i}"}}"#)],
+            &[
+                "--json",
+                "put",
+                "acme",
+                "t",
+                &format!(r#"{{"id":{i},"v":"w{i}"}}"#),
+            ],
         ));
         commits.push(ts(&o["commit_ts"]));
     }
-    ok(dir, &["restore", "acme", "--standby", "--into", "sb", "--poll", "50ms"]);
+    ok(
+        dir,
+        &[
+            "restore",
+            "acme",
+            "--standby",
+            "--into",
+            "sb",
+            "--poll",
+            "50ms",
+        ],
+    );
     wait_applied(dir, "sb", commits[2]);
     commits
 }
@@ -230,7 +272,11 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     assert!(stderr(&o).contains("is not applied yet"), "{}", stderr(&o));
     // The source lives: promotion is refused, and says what to do instead.
     let o = tenet(dir, &["promote", "sb"]);
-    assert!(stderr(&o).contains("tenet switchover acme --to sb"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tenet switchover acme --to sb"),
+        "{}",
+        stderr(&o)
+    );
     // Past the archive: refused with what the archive reaches.
     let o = tenet(dir, &["promote", "sb", "--until", &now, "--force"]);
     assert!(stderr(&o).contains("is not archived"), "{}", stderr(&o));
@@ -239,7 +285,18 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     // A second standby, caught up; then the source is dropped: the standbys stay
     // readable, and one is promoted without --force, taking the source's name and
     // continuing its history.
-    ok(dir, &["restore", "acme", "--standby", "--into", "sb2", "--poll", "50ms"]);
+    ok(
+        dir,
+        &[
+            "restore",
+            "acme",
+            "--standby",
+            "--into",
+            "sb2",
+            "--poll",
+            "50ms",
+        ],
+    );
     wait_applied(dir, "sb2", commits[2]);
     ok(dir, &["tenant", "drop", "acme"]);
     let st = json_out(&tenet(dir, &["--json", "standby", "status", "sb2"]));
@@ -262,10 +319,21 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     // archiver then stops instead of writing a second future into the same history.
     let applied = ts(&wait_applied(dir, "sb", commits[2])["applied_ts"]);
     let o = tenet(dir, &["promote", "sb"]);
-    assert!(stderr(&o).contains("source `acme` is still active"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("source `acme` is still active"),
+        "{}",
+        stderr(&o)
+    );
     let r = json_out(&tenet(
         dir,
-        &["--json", "promote", "sb", "--until", &applied.to_string(), "--force"],
+        &[
+            "--json",
+            "promote",
+            "sb",
+            "--until",
+            &applied.to_string(),
+            "--force",
+        ],
     ));
     assert_eq!(ts(&r["promoted_ts"]), applied, "{r}");
     assert_eq!(ts(&r["may_lose_after"]), applied, "{r}");
@@ -277,10 +345,16 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     loop {
         let st = json_out(&tenet(dir, &["--json", "archive", "status", "acme"]));
         if st["status"] == "broken" {
-            assert!(st["error"].as_str().unwrap().contains("took it over"), "{st}");
+            assert!(
+                st["error"].as_str().unwrap().contains("took it over"),
+                "{st}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "acme's archiver kept writing: {st}");
+        assert!(
+            Instant::now() < deadline,
+            "acme's archiver kept writing: {st}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(server);
@@ -301,7 +375,17 @@ fn a_standby_server_killed_while_it_applies_resumes_with_nothing_skipped_or_doub
     let mut b = Server::start(db);
     ok(
         db,
-        &["restore", "acme", "--standby", "--into", "acme", "--repo", repo, "--poll", "20ms"],
+        &[
+            "restore",
+            "acme",
+            "--standby",
+            "--into",
+            "acme",
+            "--repo",
+            repo,
+            "--poll",
+            "20ms",
+        ],
     );
     let writer = Writer::start(vec![a.url.clone()], "acme");
     for trial in 0..10u64 {
@@ -317,7 +401,10 @@ fn a_standby_server_killed_while_it_applies_resumes_with_nothing_skipped_or_doub
     // At every 10th acknowledged commit, and at the end, the standby reads what the
     // source read.
     for (_, c, _) in acked.iter().step_by(10).chain(acked.last()) {
-        assert_eq!(rows(&b.url, "acme", Some(*c)), rows(&a.url, "acme", Some(*c)));
+        assert_eq!(
+            rows(&b.url, "acme", Some(*c)),
+            rows(&a.url, "acme", Some(*c))
+        );
     }
     assert_all_acked(&acked, &rows(&b.url, "acme", Some(last)));
 }
@@ -353,7 +440,10 @@ fn a_switchover_killed_at_each_step_leaves_exactly_one_writable_side() {
             if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
                 break job;
             }
-            assert!(Instant::now() < deadline, "{point}: the job never ended: {job}");
+            assert!(
+                Instant::now() < deadline,
+                "{point}: the job never ended: {job}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         let tenants = json_out(&tenet(dir, &["--json", "tenant", "list"]));
