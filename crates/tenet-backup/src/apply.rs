@@ -141,11 +141,12 @@ impl LogApply<'_> {
             let (store, target, follow) = (self.store.clone(), self.target_id, self.follow);
             let through = l.end.min(to);
             blocking(move || {
-                Ok(if follow {
-                    store.follow_log(target, &batch, through)?
+                if follow {
+                    store.follow_log(target, &batch, through)?;
                 } else {
-                    store.apply_log(target, &batch)?
-                })
+                    store.apply_log(target, &batch)?;
+                }
+                Ok(())
             })
             .await?;
             at = Applied {

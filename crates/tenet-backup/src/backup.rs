@@ -220,7 +220,7 @@ impl Plan {
 
 fn data_key(p: &BackupParams, plan: &Plan, table_id: u64, shard: usize) -> (String, String) {
     let rel = format!("data/{table_id}-{shard:04}.tdf");
-    let key = format!("{}/{rel}", backup_dir(plan.repo_id(&p), &plan.backup_id));
+    let key = format!("{}/{rel}", backup_dir(plan.repo_id(p), &plan.backup_id));
     (rel, key)
 }
 
@@ -348,7 +348,7 @@ fn build_manifest(
     Ok(Manifest {
         backup_id: plan.backup_id.clone(),
         kind: "full".into(),
-        tenant_id: plan.repo_id(&p),
+        tenant_id: plan.repo_id(p),
         tenant_name: p.tenant.clone(),
         tenant_created_ts: plan.tenant_created_ts,
         history_retention_secs: plan.history_retention_secs,

@@ -355,8 +355,9 @@ async fn standby_took_over(store: &Store, p: &SwitchoverParams) -> Result<bool, 
     let repo = Repo::open(&arch.repo)?;
     let primary = standby::read_primary(&repo, src.history_ref().id).await?;
     Ok(primary.is_some_and(|pr| {
-        !(pr.tenant_id == src.id && pr.store_id == store.store_id().unwrap_or_default())
-            && !pr.demoted
+        let source_holds =
+            pr.tenant_id == src.id && pr.store_id == store.store_id().unwrap_or_default();
+        !source_holds && !pr.demoted
     }))
 }
 

@@ -115,7 +115,7 @@ impl Store {
         self.set_applied(tenant_id, Some(applied))?;
         rec.state = TenantState::Standby;
         self.commit_registry(RegistryChange::Upsert(rec), false)?;
-        Ok(self.resolve(tenant_id)?)
+        self.resolve(tenant_id)
     }
 
     /// Makes a standby `active` (writable) at its applied ts, which it returns; with
@@ -234,11 +234,9 @@ impl Store {
         }
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
+        // Randomness, not time: the clock is only one more input to the hash.
+        h.write_u64(self.inner.clock.now_millis());
+        h.write_u64(self.visible_ts().0);
         h.write(self.path().as_os_str().as_encoded_bytes());
         h.write_u32(std::process::id());
         let id = h.finish().max(1);
