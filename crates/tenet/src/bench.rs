@@ -6,7 +6,8 @@
 //! * `read`: time-travel point reads (as of an older ts, with a newer version present)
 //!   vs raw RocksDB gets of the same number of keys.
 //! * `snapshot`: snapshot create/list/drop latency at 1 row and at `--rows` rows.
-//! * `backup`: see `bench_backup.rs`; `pitr`: see `bench_pitr.rs`.
+//! * `backup`: see `bench_backup.rs`; `pitr`: see `bench_pitr.rs`; `standby`: see
+//!   `bench_standby.rs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -56,6 +57,22 @@ pub enum BenchCmd {
     Revert {
         /// Size of the tenant in MiB of 1 KiB rows.
         #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
+    /// Standby lag under load, switchover write downtime (between two servers and
+    /// within a store), standby apply MiB/s vs reading + decoding the log.
+    Standby {
+        /// Seconds of load for the lag measurement.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Commits per second on the source.
+        #[arg(long, default_value_t = 600)]
+        rate: u64,
+        /// Switchovers of each kind (between servers, within a store).
+        #[arg(long, default_value_t = 20)]
+        switchovers: usize,
+        /// MiB of rows for the apply throughput.
+        #[arg(long, default_value_t = 256)]
         mib: u64,
     },
     /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
@@ -469,6 +486,19 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
                 return Err(CliError::invalid("--mib must be at least 1"));
             }
             crate::bench_revert::run(mib)
+        }
+        BenchCmd::Standby {
+            seconds,
+            rate,
+            switchovers,
+            mib,
+        } => {
+            if seconds < 3 || rate == 0 || mib == 0 {
+                return Err(CliError::invalid(
+                    "--seconds must be at least 3, --rate and --mib at least 1",
+                ));
+            }
+            crate::bench_standby::run(seconds, rate, switchovers, mib)
         }
         BenchCmd::Backup { mib, tables } => {
             if mib == 0 || tables == 0 {

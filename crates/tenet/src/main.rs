@@ -5,6 +5,7 @@ mod bench;
 mod bench_backup;
 mod bench_pitr;
 mod bench_revert;
+mod bench_standby;
 mod commands;
 mod connect;
 mod debug;
