@@ -83,17 +83,7 @@ impl Inventory {
             }
         }
         backups.sort_by(|a, b| (a.backup_ts, &a.backup_id).cmp(&(b.backup_ts, &b.backup_id)));
-        let prefix = log_prefix(tenant_id);
-        let mut archive: Vec<LogRange> = repo
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|(key, _)| {
-                let (start, end) = parse_segment_name(key.strip_prefix(&prefix)?)?;
-                Some(LogRange { key, start, end })
-            })
-            .collect();
-        archive.sort_by_key(|l| (l.start, l.end));
+        let archive = archived_segments(repo, tenant_id, None).await?;
         Ok(Inventory {
             tenant_id,
             backups,
@@ -183,6 +173,30 @@ impl Inventory {
         }
         out
     }
+}
+
+/// The archived log segments of history `tenant_id`, by start; with `from`, only those
+/// that start at or after it (listed after it: S3 `start-after`, so the cost is what
+/// is new).
+pub async fn archived_segments(
+    repo: &Repo,
+    tenant_id: u64,
+    from: Option<Ts>,
+) -> Result<Vec<LogRange>> {
+    let prefix = log_prefix(tenant_id);
+    let offset = from.map(|f| format!("{prefix}{:020}", f.0.saturating_sub(1)));
+    let mut ranges: Vec<LogRange> = repo
+        .list_after(&prefix, offset.as_deref())
+        .await?
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let (start, end) = parse_segment_name(key.strip_prefix(&prefix)?)?;
+            Some(LogRange { key, start, end })
+        })
+        .filter(|l| from.is_none_or(|f| l.start >= f))
+        .collect();
+    ranges.sort_by_key(|l| (l.start, l.end));
+    Ok(ranges)
 }
 
 /// A tenant as a repository knows it.

@@ -56,8 +56,9 @@ use tenet_store::{
 
 use crate::apply::{Applied, ApplySink, LogApply};
 use crate::error::{Error, Result};
+use crate::inventory::archived_segments;
 use crate::planner::{cover, LogRange};
-use crate::repo::{log_prefix, parse_segment_name, Repo, TENANTS_DIR};
+use crate::repo::{Repo, TENANTS_DIR};
 use crate::util::now;
 
 /// How often a follower lists the repository for new segments, by default.
@@ -309,19 +310,9 @@ async fn pending(
     list_from: Ts,
     applied: Ts,
 ) -> Result<(Vec<LogRange>, Ts, Option<Ts>)> {
-    let prefix = log_prefix(history_id);
     // Every segment not yet applied starts at or after the newest applied one's start
     // (an archiver's checkpoint never goes back), so the listing starts there.
-    let offset = format!("{prefix}{:020}", list_from.0.saturating_sub(1));
-    let ranges: Vec<LogRange> = repo
-        .list_after(&prefix, Some(&offset))
-        .await?
-        .into_iter()
-        .filter_map(|(key, _)| {
-            let (start, end) = parse_segment_name(key.strip_prefix(&prefix)?)?;
-            Some(LogRange { key, start, end })
-        })
-        .collect();
+    let ranges = archived_segments(repo, history_id, Some(list_from)).await?;
     let (used, reached) = cover(applied, Ts::MAX, &ranges);
     // Segments past a hole: the archive continues, but not from here.
     let beyond = ranges.iter().map(|l| l.end).max().filter(|e| *e > reached);
@@ -397,6 +388,8 @@ struct Running {
     /// Held for each step, and by whoever stops the follower, so a stop waits for the
     /// step in progress.
     step: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the follower for a step now ([`Standbys::nudge`]).
+    nudge: Arc<tokio::sync::Notify>,
 }
 
 /// The standby followers running in this process.
@@ -514,6 +507,14 @@ impl Standbys {
         Ok(started)
     }
 
+    /// Makes a standby's follower look for new segments now instead of at its next
+    /// poll (a switchover in this store has just cut its source's final segment).
+    pub fn nudge(&self, tenant_id: u64) {
+        if let Some(t) = self.running.lock().get(&tenant_id) {
+            t.nudge.notify_one();
+        }
+    }
+
     pub fn is_running(&self, tenant_id: u64) -> bool {
         self.running.lock().contains_key(&tenant_id)
     }
@@ -522,6 +523,7 @@ impl Standbys {
         let me = Running {
             cancel: CancelToken::new(),
             step: Arc::new(tokio::sync::Mutex::new(())),
+            nudge: Arc::new(tokio::sync::Notify::new()),
         };
         self.running.lock().insert(st.tenant_id, me.clone());
         let (store, running) = (self.store.clone(), self.running.clone());
@@ -557,6 +559,7 @@ impl Standbys {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
+                    _ = me.nudge.notified() => {}
                     _ = me.cancel.cancelled() => {}
                 }
             }

@@ -279,6 +279,10 @@ async fn prepare(
         .map_err(ApiError::from)?;
     failpoint::hit("switchover-after-flush");
     ctx.set_phase("catch_up")?;
+    if p.to_server.is_none() {
+        // Here, the follower need not wait for its next poll.
+        sw.standbys.nudge(store.tenant(&p.to)?.id);
+    }
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
         let (applied, problem) = standby_applied(sw, store, p).await?;

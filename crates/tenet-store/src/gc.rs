@@ -11,8 +11,9 @@
 //!   `p` in {S} ∪ pins, i.e. `v.ts ≤ p < newer.ts`;
 //! * a deletion marker that would be the oldest kept version of its key is dropped too
 //!   (a read finds "absent" either way);
-//! * versions of a table that exists in the catalog neither at `S` nor at any pin are
-//!   all dropped (the table was dropped before them).
+//! * versions of a table that exists in the catalog neither at `S` nor at any pin, and
+//!   that no catalog version after `S` defines (a revert can bring a dropped table
+//!   back with its id), are all dropped (the table was dropped before them).
 //!
 //! Pins are named snapshots (in the catalog) and explicit pins ([`Store::pin`]) that
 //! backups use to hold a ts while they read it. Explicit pins also hold the commit log:
@@ -255,6 +256,9 @@ impl Store {
             for p in &points {
                 live.extend(self.catalog_at(&rd(*p))?.tables.values().map(|t| t.id));
             }
+            // A table dropped at S may be alive again later: a revert brings a dropped
+            // table back with its id and its old versions.
+            live.extend(self.tables_defined_after(tenant_id, safe)?);
         }
         live.sort_unstable();
         live.dedup();
@@ -372,6 +376,31 @@ impl Store {
 }
 
 /// Which versions of one key to keep. `versions` are `(ts, is_delete)`, newest first;
+impl Store {
+    /// Ids of the tables any catalog version newer than `after` defines.
+    fn tables_defined_after(&self, tenant_id: u64, after: Ts) -> Result<Vec<u64>> {
+        let prefix = keys::table_prefix(tenant_id, CATALOG_TABLE);
+        let mut it = self.inner.db.raw_iterator_cf_opt(
+            self.cf_data(),
+            prefix_read_options(prefix.to_vec(), keys::prefix_end(&prefix)),
+        );
+        it.seek(prefix);
+        let mut ids = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if keys::parse_data_key(k)?.ts > after && v.first() == Some(&keys::VERSION_PUT) {
+                if let crate::catalog::CatalogEntry::Table(def) =
+                    crate::catalog::decode_entry(&v[1..])?
+                {
+                    ids.push(def.id);
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(ids)
+    }
+}
+
 /// `points` are the kept read points (`safe` and the pins below it), newest first.
 pub(crate) fn decide(versions: &[(Ts, bool)], safe: Ts, points: &[Ts]) -> Vec<bool> {
     let mut keep: Vec<bool> = versions

@@ -126,7 +126,11 @@ impl Load {
                         let id = next.fetch_add(1, Ordering::Relaxed);
                         let row = json!({"id": id, "w": w, "payload": "x".repeat(100)});
                         loop {
-                            match clients[at % clients.len()].put_rows("acme", "t", vec![row.clone()]) {
+                            match clients[at % clients.len()].put_rows(
+                                "acme",
+                                "t",
+                                vec![row.clone()],
+                            ) {
                                 Ok(r) => {
                                     let c = tenet_store::Ts(r.commit.commit_ts).millis();
                                     acks.lock().unwrap().push((c, SystemClock.now_millis()));
@@ -271,7 +275,10 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
     let a = ServerChild::start(da.path())?;
     let mut b = ServerChild::start(db.path())?;
     let (ca, cb) = (client(&a.url)?, client(&b.url)?);
-    println!("two servers: A {} (source), B {} (standby); repository {repo}", a.url, b.url);
+    println!(
+        "two servers: A {} (source), B {} (standby); repository {repo}",
+        a.url, b.url
+    );
     setup(&ca, &repo)?;
     standby(&cb, "acme", &repo)?;
 
@@ -391,7 +398,10 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
     b = ServerChild::start(db.path())?;
     let cb = client(&b.url)?;
     loop {
-        if cb.standby_status("acme").is_ok_and(|s| s.applied_ts >= last) {
+        if cb
+            .standby_status("acme")
+            .is_ok_and(|s| s.applied_ts >= last)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -414,23 +424,18 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
 
 /// MiB/s of reading and decoding every archived segment of `acme` after `after`.
 fn decode_rate(rt: &tokio::runtime::Runtime, repo: &str, after: u64) -> Result<f64, CliError> {
-    use tenet_backup::repo::{log_prefix, parse_segment_name, Repo};
-    let r = Repo::open(repo).map_err(CliError::other)?;
+    let r = tenet_backup::repo::Repo::open(repo).map_err(CliError::other)?;
     // `acme` was the first tenant of server A: history id 1.
-    let prefix = log_prefix(1);
-    let keys: Vec<(String, u64)> = rt
-        .block_on(r.list(&prefix))
+    let keys: Vec<String> = rt
+        .block_on(tenet_backup::inventory::archived_segments(&r, 1, None))
         .map_err(CliError::other)?
         .into_iter()
-        .filter(|(k, _)| {
-            k.strip_prefix(&prefix)
-                .and_then(parse_segment_name)
-                .is_some_and(|(_, end)| end.0 > after)
-        })
+        .filter(|l| l.end.0 > after)
+        .map(|l| l.key)
         .collect();
     let t0 = Instant::now();
     let mut bytes = 0u64;
-    for (k, _) in &keys {
+    for k in &keys {
         let data = rt.block_on(r.get(k)).map_err(CliError::other)?;
         bytes += data.len() as u64;
         tenet_backup::segment::read_segment(k, 1, &data).map_err(CliError::other)?;

@@ -102,6 +102,24 @@ fn wait_applied(dir: &Path, tenant: &str, at: u64) -> Value {
     }
 }
 
+/// `restore acme --standby --into <into>` from `repo`, polling every `poll`.
+fn standby_of_acme(dir: &Path, into: &str, repo: &str, poll: &str) -> std::process::Output {
+    ok(
+        dir,
+        &[
+            "restore",
+            "acme",
+            "--standby",
+            "--into",
+            into,
+            "--repo",
+            repo,
+            "--poll",
+            poll,
+        ],
+    )
+}
+
 /// A switchover through the CLI; returns its job's result.
 fn switchover(dir: &Path, source: &str, to: &str, to_server: Option<&str>) -> Value {
     let mut args = vec!["--json", "switchover", source, "--to", to];
@@ -136,20 +154,7 @@ fn two_servers(repo: &str, env: &[(&str, String)]) {
     // The order users take: a backup first, then the archive.
     ok(da, &["backup", "full", "acme", "--repo", repo]);
     archive_start(da, "acme", repo, &[]);
-    let o = ok(
-        db,
-        &[
-            "restore",
-            "acme",
-            "--standby",
-            "--into",
-            "acme",
-            "--repo",
-            repo,
-            "--poll",
-            "50ms",
-        ],
-    );
+    let o = standby_of_acme(db, "acme", repo, "50ms");
     assert!(crate::common::stdout(&o).contains("standby `acme`"));
     let writer = Writer::start(vec![a.url.clone(), b.url.clone()], "acme");
     std::thread::sleep(Duration::from_millis(500));
@@ -373,20 +378,7 @@ fn a_standby_server_killed_while_it_applies_resumes_with_nothing_skipped_or_doub
     ok(da, &["backup", "full", "acme", "--repo", repo]);
     archive_start(da, "acme", repo, &[]);
     let mut b = Server::start(db);
-    ok(
-        db,
-        &[
-            "restore",
-            "acme",
-            "--standby",
-            "--into",
-            "acme",
-            "--repo",
-            repo,
-            "--poll",
-            "20ms",
-        ],
-    );
+    standby_of_acme(db, "acme", repo, "20ms");
     let writer = Writer::start(vec![a.url.clone()], "acme");
     for trial in 0..10u64 {
         std::thread::sleep(Duration::from_millis(150 + (trial * 37) % 250));
