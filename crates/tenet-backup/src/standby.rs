@@ -827,17 +827,14 @@ impl Standbys {
         // earlier one forks (the archive after it holds the source's other future).
         let continues = target == reached && beyond.is_none();
         let (may_lose_after, source_last_commit, lost_commits) = if source_alive {
-            let last = local_source
-                .as_ref()
-                .map(|t| store.tenant_visible_ts(t.id))
-                .filter(|l| *l > target);
+            // In this store the source's log says exactly which commits are not in
+            // the archive; elsewhere it is unknown.
             let lost = match &local_source {
-                Some(t) if last.is_some() => {
-                    Some(store.read_log(t.id, target, usize::MAX)?.len() as u64)
-                }
-                _ => None,
+                Some(t) => Some(store.read_log_raw_covered(t.id, target, usize::MAX)?.0),
+                None => None,
             };
-            (Some(target), last, lost)
+            let last = lost.as_ref().and_then(|l| l.last().map(|(ts, _)| *ts));
+            (Some(target), last, lost.map(|l| l.len() as u64))
         } else {
             (None, None, None)
         };
