@@ -308,7 +308,8 @@ impl Archivers {
         }
         if rec.state == tenet_store::TenantState::Standby {
             return Err(Error::InvalidArgument(format!(
-                "tenant `{}` is a standby: its source's archive is its history; promote it                  to archive its own commits",
+                "tenant `{}` is a standby: its source's archive is its history; promote it \
+                 to archive its own commits",
                 rec.name
             )));
         }
@@ -432,6 +433,22 @@ impl Archivers {
         }
     }
 
+    /// At a clean shutdown: ships what every running archiver has not shipped yet
+    /// (each within `timeout`), so that a standby elsewhere can take over with
+    /// nothing lost. Returns the tenants it could not ship.
+    pub async fn flush_all(&self, timeout: Duration) -> Vec<u64> {
+        let ids: Vec<u64> = self.running.lock().keys().copied().collect();
+        let mut failed = Vec::new();
+        for id in ids {
+            let upto = self.store.tenant_visible_ts(id);
+            if let Err(e) = self.flush(id, upto, timeout).await {
+                tracing::warn!(tenant_id = id, error = %e, "last commits not archived at shutdown");
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
     /// Stops a tenant's archiver and releases its pin; what is archived stays.
     pub fn stop(&self, tenant_id: u64) -> Result<ArchiveState> {
         let rec = self.store.resolve(tenant_id)?;
@@ -464,10 +481,47 @@ impl Archivers {
         let state = load(&self.store, rec.id)?.ok_or_else(|| no_archiver(&rec.name))?;
         // An unreadable repository is a problem to report with the state, not an error
         // that hides the state (it is the usual reason an archiver breaks).
-        let inventory = match Repo::open(&state.repo) {
-            Ok(repo) => Inventory::load(&repo, state.repo_id()).await,
-            Err(e) => Err(e),
+        let (repo, inventory) = match Repo::open(&state.repo) {
+            Ok(repo) => {
+                let inv = Inventory::load(&repo, state.repo_id()).await;
+                (Some(repo), inv)
+            }
+            Err(e) => (None, Err(e)),
         };
+        // Another tenant took the history over (a failover): what it holds is not
+        // this tenant's, and nothing this tenant commits is archived.
+        let me = self.store.store_id()?;
+        let taken = match &repo {
+            Some(repo) => crate::standby::read_primary(repo, state.repo_id())
+                .await
+                .ok()
+                .flatten()
+                .filter(|p| p.store_id != me || p.tenant_id != rec.id),
+            None => None,
+        };
+        if let Some(p) =
+            taken.filter(|p| !p.demoted && rec.state != tenet_store::TenantState::Standby)
+        {
+            return Ok(ArchiveReport {
+                running: self.is_running(rec.id),
+                problem: Some(format!(
+                    "tenant `{}` no longer writes its history: tenant `{}` (#{}) of store {} \
+                     took it over on {} (a standby was promoted). Its commits since {} are in \
+                     no archive; stop writing to it (`tenet tenant set {} --state \
+                     read_only`) or drop it",
+                    rec.name,
+                    p.tenant,
+                    p.tenant_id,
+                    p.store_id,
+                    p.since,
+                    state.checkpoint.to_rfc3339(),
+                    rec.name
+                )),
+                tenant: rec.name,
+                state,
+                protection: Protection::default(),
+            });
+        }
         let (protection, unreadable) = match inventory {
             Ok(inv) => (
                 Protection::of(

@@ -60,6 +60,9 @@ struct Plan {
     /// the tenant's own, from a plan made before the field existed).
     #[serde(default)]
     history_id: Option<u64>,
+    /// The store's table-id sequence when the plan was made (see the manifest).
+    #[serde(default)]
+    table_ids_below: Option<u64>,
     pin_id: u64,
     started_at: String,
     history_retention_secs: u64,
@@ -203,6 +206,7 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
         backup_ts: f,
         tenant_created_ts: Some(rec.history_ref().created_ts),
         history_id: Some(rec.history_ref().id),
+        table_ids_below: Some(store.table_ids_below()?),
         pin_id: pin.id,
         started_at: now(store),
         history_retention_secs: rec.history_retention_secs,
@@ -365,6 +369,7 @@ fn build_manifest(
         tables,
         start_ts: None,
         segments: Vec::new(),
+        table_ids_below: plan.table_ids_below,
     })
 }
 

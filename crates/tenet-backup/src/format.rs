@@ -370,6 +370,11 @@ pub struct Manifest {
     /// Incremental backups: their log segments, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentEntry>,
+    /// Every table id the tenant has ever used (dropped tables included) is below
+    /// this (a full backup's; absent in older manifests): a standby, which keeps its
+    /// source's ids, never hands one of them out again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_ids_below: Option<u64>,
 }
 
 /// One log segment of an incremental backup.

@@ -158,6 +158,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         stored_bytes: segments.iter().map(|s| s.size).sum(),
         start_ts: Some(p.start),
         segments,
+        table_ids_below: None,
     };
     repo.put(
         &manifest_key(repo_id, &plan.backup_id),

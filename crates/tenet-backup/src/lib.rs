@@ -539,7 +539,9 @@ impl Backups {
         self.check_target(into)?;
         let created_ts = source.created_ts.ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "the repository's backups of `{}` predate creation times, so the history a                  standby would follow cannot be told from another tenant's: take a new full                  backup of it",
+                "the repository's backups of `{}` predate creation times, so the history a \
+                 standby would follow cannot be told from another tenant's: take a new full \
+                 backup of it",
                 source.name
             ))
         })?;

@@ -211,7 +211,14 @@ async fn run(ctx: JobContext) -> Result<Value> {
         // source's, so that its source's log (and, once promoted, its own) applies
         // without a mapping.
         None if p.keeps_ids() => {
-            let max = m.tables.iter().map(|t| t.def.id).max().unwrap_or(0);
+            // Dropped tables' ids too: their old versions may still be in the source.
+            let max = m
+                .tables
+                .iter()
+                .map(|t| t.def.id)
+                .chain(m.table_ids_below.map(|b| b.saturating_sub(1)))
+                .max()
+                .unwrap_or(0);
             if p.standby.is_some() && max > 0 {
                 store.reserve_table_ids_through(max)?;
             }
@@ -343,7 +350,19 @@ async fn run(ctx: JobContext) -> Result<Value> {
             target_ts,
             sb.poll_ms,
         );
-        row.list_from = p.logs.last().map_or(target_ts, |l| l.start);
+        // Listings begin at the segment that holds the restored point: the last one
+        // replayed, else the newest that starts at or before it (an archive started
+        // before the backup has one that began before F).
+        row.list_from = match p.logs.last() {
+            Some(l) => l.start,
+            None => crate::inventory::archived_segments(&repo, sb.history.id, None)
+                .await?
+                .iter()
+                .map(|l| l.start)
+                .filter(|s| *s <= target_ts)
+                .max()
+                .unwrap_or(tenet_store::Ts::ZERO),
+        };
         row.segments = p.logs.len() as u64;
         row.records = replayed;
         crate::standby::register(&store, &row)?;

@@ -65,7 +65,10 @@ use crate::util::now;
 pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
 /// A source whose archive advanced more recently than this looks alive (an idle
 /// archiver still cuts a segment every [`crate::archiver::IDLE_CUT`]).
-pub const ALIVE_WITHIN: Duration = Duration::from_secs(90);
+pub const ALIVE_WITHIN: Duration = Duration::from_secs(65);
+/// A follower not running this soon after its standby was made is not a problem yet
+/// (the supervisor starts it within a poll).
+const START_GRACE: Duration = Duration::from_secs(3);
 
 /// What a restore into a standby adds to a restore job.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -390,6 +393,52 @@ struct Running {
     step: Arc<tokio::sync::Mutex<()>>,
     /// Wakes the follower for a step now ([`Standbys::nudge`]).
     nudge: Arc<tokio::sync::Notify>,
+    /// Tells this task's entry from a later one for the same standby.
+    generation: u64,
+}
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn not_a_standby(rec: &TenantRecord) -> Error {
+    Error::InvalidArgument(format!(
+        "tenant `{}` is {}, not a standby; make one with `tenet restore <source> --standby \
+         --into <name>`",
+        rec.name, rec.state
+    ))
+}
+
+/// Refuses a promotion target the standby cannot reach: before what it applied, or
+/// past the archive.
+fn check_target(
+    rec: &TenantRecord,
+    applied: Ts,
+    target: Ts,
+    reached: Ts,
+    beyond: Option<Ts>,
+) -> Result<()> {
+    if target < applied {
+        return Err(Error::NotRestorable(format!(
+            "standby `{}` has already applied its source's log up to {applied} ({}); it \
+             cannot go back to {target} ({}): promote at or after {applied}, or restore that \
+             time into a new tenant",
+            rec.name,
+            applied.to_rfc3339(),
+            target.to_rfc3339()
+        )));
+    }
+    if target > reached {
+        return Err(Error::NotRestorable(format!(
+            "{target} ({}) is not archived: the source's archive reaches {reached} ({}){}; \
+             promote with --until at or before it, or without --until",
+            target.to_rfc3339(),
+            reached.to_rfc3339(),
+            match beyond {
+                Some(b) => format!(" and then has a hole (segments resume up to {b})"),
+                None => " and nothing later is archived yet".into(),
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// The standby followers running in this process.
@@ -489,6 +538,9 @@ impl Standbys {
     /// Starts the follower of every standby that has none running; returns their ids.
     pub fn start_due(&self) -> Result<Vec<u64>> {
         let mut started = Vec::new();
+        // Checked and started under the `held` lock, so a promotion that holds the
+        // standby never races a new follower.
+        let held = self.held.lock();
         for st in all(&self.store)? {
             let Some(rec) = self.store.tenant_by_id(st.tenant_id) else {
                 // Dropped while it followed.
@@ -496,7 +548,7 @@ impl Standbys {
                 continue;
             };
             if rec.state != TenantState::Standby
-                || self.held.lock().contains(&st.tenant_id)
+                || held.contains(&st.tenant_id)
                 || self.running.lock().contains_key(&st.tenant_id)
             {
                 continue;
@@ -524,6 +576,7 @@ impl Standbys {
             cancel: CancelToken::new(),
             step: Arc::new(tokio::sync::Mutex::new(())),
             nudge: Arc::new(tokio::sync::Notify::new()),
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         self.running.lock().insert(st.tenant_id, me.clone());
         let (store, running) = (self.store.clone(), self.running.clone());
@@ -563,14 +616,17 @@ impl Standbys {
                     _ = me.cancel.cancelled() => {}
                 }
             }
-            running.lock().remove(&id);
+            let mut map = running.lock();
+            if map.get(&id).is_some_and(|r| r.generation == me.generation) {
+                map.remove(&id);
+            }
         });
     }
 
     /// Stops a standby's follower until the process restarts (the supervisor does
     /// not start it again).
     pub fn stop_following(&self, tenant_id: u64) {
-        self.held.lock().insert(tenant_id);
+        self.hold(tenant_id);
         // The entry stays until the task ends, so a promotion waits for its last step.
         if let Some(t) = self.running.lock().get(&tenant_id) {
             t.cancel.cancel();
@@ -588,24 +644,37 @@ impl Standbys {
 
     fn standby(&self, tenant_id: u64) -> Result<(TenantRecord, StandbyState)> {
         let rec = self.store.resolve(tenant_id)?;
-        let st = load(&self.store, rec.id)?.ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "tenant `{}` is {}, not a standby; make one with `tenet restore <source> \
-                 --standby --into <name>`",
-                rec.name, rec.state
-            ))
-        })?;
+        let st = load(&self.store, rec.id)?.ok_or_else(|| not_a_standby(&rec))?;
         Ok((rec, st))
+    }
+
+    /// Keeps the supervisor from starting the standby's follower.
+    fn hold(&self, tenant_id: u64) {
+        self.held.lock().insert(tenant_id);
+    }
+
+    fn release(&self, tenant_id: u64) {
+        self.held.lock().remove(&tenant_id);
     }
 
     /// Where a standby stands (see [`StandbyReport`]).
     pub async fn status(&self, tenant_id: u64) -> Result<StandbyReport> {
         let (rec, mut st) = self.standby(tenant_id)?;
         let applied = self.store.standby_applied(rec.id).unwrap_or(Ts::ZERO);
-        // A fresh listing, so the report is current even between polls.
-        let listed = match Repo::open(&st.repo) {
-            Ok(repo) => pending(&repo, st.history.id, st.list_from, applied).await,
-            Err(e) => Err(e),
+        // A fresh listing, so the report is current even between polls; and who writes
+        // the history now (after a failover, not the tenant it was restored from).
+        let (listed, primary) = match Repo::open(&st.repo) {
+            Ok(repo) => (
+                pending(&repo, st.history.id, st.list_from, applied).await,
+                read_primary(&repo, st.history.id).await.ok().flatten(),
+            ),
+            Err(e) => (Err(e), None),
+        };
+        let me = self.store.store_id()?;
+        let source = match primary {
+            Some(p) if p.store_id == me => p.tenant,
+            Some(p) => format!("{} (store {})", p.tenant, p.store_id),
+            None => st.source.clone(),
         };
         let now_ms = self.store.clock().now_millis();
         let (beyond, unreadable) = match listed {
@@ -635,7 +704,10 @@ impl Standbys {
                 archived.to_rfc3339(),
                 b.to_rfc3339()
             ))
-        } else if rec.state == TenantState::Standby && !running {
+        } else if rec.state == TenantState::Standby
+            && !running
+            && now_ms.saturating_sub(st.archive_advanced_millis) > START_GRACE.as_millis() as u64
+        {
             Some(
                 "the follower is not running in this process; start `tenet serve` on this \
                  data directory"
@@ -658,7 +730,7 @@ impl Standbys {
             tenant_id: rec.id,
             history_id: st.history.id,
             state: rec.state,
-            source: st.source.clone(),
+            source,
             repo: st.repo.clone(),
             applied_ts: applied,
             applied_time: applied.to_rfc3339(),
@@ -679,6 +751,10 @@ impl Standbys {
     /// archived. Without `force`, refused while the source looks alive. With
     /// `take_name`, the standby takes its source's name where the source no longer
     /// has it in this store (or has stepped down: the names are swapped).
+    ///
+    /// Idempotent for a promotion that continues the history: called again after a
+    /// crash (or by a switchover that retries), a tenant that already holds its
+    /// history finishes what is left and reports success.
     pub async fn promote(
         &self,
         tenant_id: u64,
@@ -687,12 +763,18 @@ impl Standbys {
         take_name: bool,
     ) -> Result<PromoteReport> {
         let started = std::time::Instant::now();
-        let (rec, mut st) = self.standby(tenant_id)?;
-        self.held.lock().insert(rec.id);
+        let rec = self.store.resolve(tenant_id)?;
+        let Some(mut st) = load(&self.store, rec.id)? else {
+            if self.holds_history(&rec).await? {
+                return Ok(self.report_done(&rec, started));
+            }
+            return Err(not_a_standby(&rec));
+        };
+        self.hold(rec.id);
         let out = self
             .promote_held(&rec, &mut st, until, force, take_name)
             .await;
-        self.held.lock().remove(&rec.id);
+        self.release(rec.id);
         let mut report = out?;
         report.millis = started.elapsed().as_millis() as u64;
         Ok(report)
@@ -724,6 +806,43 @@ impl Standbys {
         Ok(r)
     }
 
+    /// Whether `rec` is active and holds its history (a continuing promotion of it took
+    /// effect).
+    async fn holds_history(&self, rec: &TenantRecord) -> Result<bool> {
+        if rec.state != TenantState::Active || rec.history.is_none() {
+            return Ok(false);
+        }
+        let Some(url) = crate::archiver::load(&self.store, rec.id)?.map(|a| a.repo) else {
+            return Ok(false);
+        };
+        let primary = read_primary(&Repo::open(&url)?, rec.history_ref().id).await?;
+        let me = self.store.store_id()?;
+        Ok(primary.is_some_and(|p| is_me(&p, &me, rec.id) && !p.demoted))
+    }
+
+    fn report_done(&self, rec: &TenantRecord, started: std::time::Instant) -> PromoteReport {
+        let at = self.store.tenant_visible_ts(rec.id);
+        PromoteReport {
+            tenant: rec.name.clone(),
+            tenant_id: rec.id,
+            promoted_ts: at,
+            promoted_time: at.to_rfc3339(),
+            continues_history: true,
+            applied_records: 0,
+            may_lose_after: None,
+            source_last_commit: None,
+            lost_commits: None,
+            renamed_from: None,
+            problem: None,
+            repo: crate::archiver::load(&self.store, rec.id)
+                .ok()
+                .flatten()
+                .map(|a| a.repo)
+                .unwrap_or_default(),
+            millis: started.elapsed().as_millis() as u64,
+        }
+    }
+
     async fn promote_held(
         &self,
         rec: &TenantRecord,
@@ -735,35 +854,45 @@ impl Standbys {
         let store = &self.store;
         self.stop(rec.id).await;
         let repo = Repo::open(&st.repo)?;
+        let primary = read_primary(&repo, st.history.id).await?;
+        let store_id = store.store_id()?;
+        let mine = primary
+            .as_ref()
+            .is_some_and(|p| is_me(p, &store_id, rec.id) && !p.demoted);
+        if rec.state == TenantState::Active {
+            // A promotion that took effect before a crash: finish it.
+            if !mine {
+                return Err(not_a_standby(rec));
+            }
+            let renamed_from = self.finish(rec, st, take_name)?;
+            let mut r = self.report_done(rec, std::time::Instant::now());
+            r.renamed_from = renamed_from.0;
+            r.problem = renamed_from.1;
+            return Ok(r);
+        }
         let applied = store.standby_applied(rec.id).unwrap_or(Ts::ZERO);
         let (_, reached, beyond) = pending(&repo, st.history.id, st.list_from, applied).await?;
         let target = until.unwrap_or(reached);
-        if target < applied {
-            return Err(Error::NotRestorable(format!(
-                "standby `{}` has already applied its source's log up to {applied} ({}); it \
-                 cannot go back to {target} ({}): promote at or after {applied}, or restore \
-                 that time into a new tenant",
-                rec.name,
-                applied.to_rfc3339(),
-                target.to_rfc3339()
+        if target.millis() > store.clock().now_millis() {
+            return Err(Error::InvalidArgument(format!(
+                "{target} ({}) is in the future; the source's archive reaches {reached} ({})",
+                target.to_rfc3339(),
+                reached.to_rfc3339()
             )));
         }
-        if target > reached {
+        check_target(rec, applied, target, reached, beyond)?;
+        // Versions a crash left half-applied past the target must not become visible.
+        let written = store.standby_written_through(rec.id);
+        if written > target {
             return Err(Error::NotRestorable(format!(
-                "{target} ({}) is not archived: the source's archive reaches {reached} ({}){}; \
-                 promote with --until at or before it, or without --until",
-                target.to_rfc3339(),
-                reached.to_rfc3339(),
-                match beyond {
-                    Some(b) => format!(" and then has a hole (segments resume up to {b})"),
-                    None => " and nothing later is archived yet".into(),
-                }
+                "standby `{}` may hold part of its source's log up to {written} ({}) from an \
+                 apply a crash interrupted; promote at or after it",
+                rec.name,
+                written.to_rfc3339()
             )));
         }
         // Is the source still writing? In this store we know; elsewhere the primary
         // record and the archive's recent progress tell.
-        let primary = read_primary(&repo, st.history.id).await?;
-        let store_id = store.store_id()?;
         let local_source = primary
             .as_ref()
             .filter(|p| p.store_id == store_id && p.tenant_id != rec.id)
@@ -776,46 +905,43 @@ impl Standbys {
             });
         let stepped_down = primary.as_ref().is_some_and(|p| p.demoted);
         let primary_here = primary.as_ref().is_some_and(|p| p.store_id == store_id);
+        let idle_ms = store
+            .clock()
+            .now_millis()
+            .saturating_sub(st.archive_advanced_millis);
         let source_alive = match &local_source {
+            _ if mine => false,
             Some(t) => t.state == TenantState::Active && !stepped_down,
             // Its primary was a tenant of this store that is gone (dropped).
             None if primary_here => false,
-            None => {
-                !stepped_down
-                    && primary.is_some()
-                    && store
-                        .clock()
-                        .now_millis()
-                        .saturating_sub(st.archive_advanced_millis)
-                        < ALIVE_WITHIN.as_millis() as u64
-            }
+            None => !stepped_down && primary.is_some() && idle_ms < ALIVE_WITHIN.as_millis() as u64,
         };
         if source_alive && !force {
             let source = local_source
                 .as_ref()
                 .map_or_else(|| st.source.clone(), |t| t.name.clone());
+            let how = match &local_source {
+                Some(_) => " in this store".to_string(),
+                None => format!(" (its archive advanced {} s ago)", idle_ms / 1000),
+            };
             return Err(Error::InvalidArgument(format!(
-                "the source `{}` is still active{}: promoting now would leave two writable \
-                 copies. For a planned move use `tenet switchover {} --to {}`; if the source \
-                 is lost, promote with --force (commits it made after the end of its archive \
-                 are lost)",
-                source,
-                if local_source.is_some() {
-                    " in this store".to_string()
-                } else {
-                    format!(
-                        " (its archive advanced {} s ago)",
-                        store
-                            .clock()
-                            .now_millis()
-                            .saturating_sub(st.archive_advanced_millis)
-                            / 1000
-                    )
-                },
-                source,
+                "the source `{source}` is still active{how}: promoting now would leave two \
+                 writable copies. For a planned move use `tenet switchover {source} --to {}`; \
+                 if the source is lost, promote with --force (commits it made after the end \
+                 of its archive are lost)",
                 rec.name
             )));
         }
+        // A promotion at the end of the archive continues the source's history: it
+        // takes the history over *before* the last listing, so a source that is still
+        // uploading stops (its archiver checks the record before every upload) and
+        // nothing it archives later is mistaken for this tenant's past.
+        let continues_wanted = until.is_none_or(|t| t >= reached) && beyond.is_none();
+        if continues_wanted && !mine {
+            claim_primary(&repo, store, rec, true).await?;
+        }
+        let (_, reached, beyond) = pending(&repo, st.history.id, st.list_from, applied).await?;
+        let target = until.unwrap_or(reached);
         let before = st.records;
         let at = catch_up(store, &repo, st, target, &CancelToken::new()).await?;
         if at != target {
@@ -823,39 +949,44 @@ impl Standbys {
                 "the archive reached only {at} while {target} was expected; try again"
             )));
         }
-        // A promotion at the end of the archive continues the source's history; an
-        // earlier one forks (the archive after it holds the source's other future).
-        let continues = target == reached && beyond.is_none();
-        let (may_lose_after, source_last_commit, lost_commits) = if source_alive {
-            // In this store the source's log says exactly which commits are not in
-            // the archive; elsewhere it is unknown.
+        let continues = continues_wanted && target == reached && beyond.is_none();
+        // A failover (the source did not step down) may lose what the source committed
+        // after the end of its archive; in this store its log says exactly what.
+        let (may_lose_after, source_last_commit, lost_commits) = if stepped_down {
+            (None, None, None)
+        } else {
             let lost = match &local_source {
                 Some(t) => Some(store.read_log_raw_covered(t.id, target, usize::MAX)?.0),
                 None => None,
             };
             let last = lost.as_ref().and_then(|l| l.last().map(|(ts, _)| *ts));
             (Some(target), last, lost.map(|l| l.len() as u64))
-        } else {
-            (None, None, None)
         };
         let history = if continues { None } else { Some(None) };
         let (promoted, _) = store.promote_standby(rec.id, history)?;
-        if continues {
-            claim_primary(&repo, store, &promoted, true).await?;
-        }
-        forget(store, rec.id)?;
-        // Promoted now: what follows must not fail the promotion, only be reported.
-        let (renamed_from, problem) = if take_name {
-            match self.take_name(&promoted, &st.source, local_source.as_ref()) {
-                Ok(r) => (r, None),
-                Err(e) => (None, Some(e.to_string())),
+        // A failover within this store: the old primary stops taking writes, so that
+        // one writable copy remains.
+        let mut demoted_source = None;
+        if let Some(t) = local_source.as_ref().filter(|_| source_alive) {
+            let update = tenet_store::TenantUpdate {
+                state: Some(TenantState::ReadOnly),
+                ..Default::default()
+            };
+            if store.alter_tenant(t.id, update).is_ok() {
+                demoted_source = Some(format!(
+                    "its source `{}` in this store was set read_only (one writable copy); \
+                     its commits after {target} are in `{}` only",
+                    t.name, t.name
+                ));
             }
-        } else {
-            (None, None)
+        }
+        let (renamed_from, problem) = self.finish(&promoted, st, take_name)?;
+        let problem = match (demoted_source, problem) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
         };
-        let now_rec = store.resolve(rec.id)?;
         Ok(PromoteReport {
-            tenant: now_rec.name,
+            tenant: store.resolve(rec.id)?.name,
             tenant_id: rec.id,
             promoted_ts: target,
             promoted_time: target.to_rfc3339(),
@@ -871,14 +1002,30 @@ impl Standbys {
         })
     }
 
-    /// Gives the promoted tenant its source's name: free in this store, or held by the
-    /// source that stepped down (a standby now: the names are swapped).
-    fn take_name(
+    /// The steps after the state change, each idempotent: the name, then the follower
+    /// row (last: a tenant without one is wholly promoted). What goes wrong with the
+    /// name is reported, not returned: the promotion has taken effect.
+    fn finish(
         &self,
         promoted: &TenantRecord,
-        name: &str,
-        local_source: Option<&TenantRecord>,
-    ) -> Result<Option<String>> {
+        st: &StandbyState,
+        take_name: bool,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let named = if take_name {
+            match self.take_name(promoted, &st.source) {
+                Ok(r) => (r, None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        } else {
+            (None, None)
+        };
+        forget(&self.store, promoted.id)?;
+        Ok(named)
+    }
+
+    /// Gives the promoted tenant its source's name: free in this store, or held by the
+    /// source that stepped down (a standby now: the names are swapped).
+    fn take_name(&self, promoted: &TenantRecord, name: &str) -> Result<Option<String>> {
         let store = &self.store;
         match store.tenant(name) {
             Ok(holder) if holder.id == promoted.id => return Ok(None),
@@ -891,10 +1038,10 @@ impl Standbys {
                     },
                 )?;
             }
+            // Only with its own history's old primary, which stepped down.
             Ok(holder)
                 if holder.state == TenantState::Standby
-                    || local_source
-                        .is_some_and(|s| s.id == holder.id && s.state != TenantState::Active) =>
+                    && holder.history_ref() == promoted.history_ref() =>
             {
                 store.swap_names(promoted.id, holder.id)?;
             }

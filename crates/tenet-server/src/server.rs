@@ -94,8 +94,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::info!(jobs = ?resumed, "resuming unfinished jobs");
         println!("tenet: resuming unfinished jobs {resumed:?}");
     }
+    let archivers = svc.archivers().clone();
     let result = axum::serve(ApiListener(listener), router(svc))
         .with_graceful_shutdown(shutdown_signal())
+        .await;
+    // A clean stop ships the last commits (a standby elsewhere may take over next).
+    archivers
+        .flush_all(std::time::Duration::from_secs(10))
         .await;
     let _ = std::fs::remove_file(opts.data_dir.join(SERVER_FILE));
     tracing::info!("stopped");

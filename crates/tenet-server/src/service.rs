@@ -177,7 +177,8 @@ impl Service {
             axum::http::StatusCode::CONFLICT,
             "SERVER_REQUIRED",
             format!(
-                "{what} runs inside `tenet serve`; start a server on this data directory                  (`tenet serve --data-dir …`) and run this again"
+                "{what} runs inside `tenet serve`; start a server on this data directory \
+                 (`tenet serve --data-dir …`) and run this again"
             ),
         ))
     }
@@ -260,7 +261,11 @@ impl Service {
     }
 
     /// The id of a tenant of this store, named at the edge.
+    /// The id of a tenant of this store, named at the edge (a name or `#<id>`).
     fn live_tenant(&self, name: &str) -> ApiResult<u64> {
+        if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse::<u64>().ok()) {
+            return Ok(self.store.resolve(id)?.id);
+        }
         Ok(self.store.tenant(name)?.id)
     }
 
@@ -274,10 +279,18 @@ impl Service {
         created: Option<tenet_store::Ts>,
         recorded: &str,
     ) -> (String, Option<String>, bool) {
+        // Records and manifests name a history: its tenant here is the one whose
+        // history it is (a standby or promoted standby continues its source's), the
+        // writable one first.
         let live = self
             .store
-            .tenant_by_id(tenant_id)
-            .filter(|t| created.is_none_or(|c| c == t.created_ts));
+            .tenants()
+            .into_iter()
+            .filter(|t| {
+                let h = t.history_ref();
+                h.id == tenant_id && created.is_none_or(|c| c == h.created_ts)
+            })
+            .max_by_key(|t| t.state == tenet_store::TenantState::Active);
         match live {
             Some(t) if t.name == recorded => (t.name, None, true),
             Some(t) => (t.name, Some(recorded.to_string()), true),
@@ -480,7 +493,30 @@ impl Admin for Service {
 
     fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit> {
         self.check_not_restoring(tenant, "dropping")?;
-        Ok(self.store.drop_tenant(tenant)?.into())
+        // What it committed last goes to its archive first: its standbys (and restores
+        // of its history) would miss it otherwise.
+        let id = self.live_tenant(tenant)?;
+        if self.archivers.is_running(id) {
+            let upto = self.store.tenant_visible_ts(id);
+            self.runtime
+                .block_on(
+                    self.archivers
+                        .flush(id, upto, std::time::Duration::from_secs(30)),
+                )
+                .map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        "ARCHIVE_BEHIND",
+                        format!(
+                            "`{tenant}` was not dropped: its last commits could not be \
+                             archived ({e}); stop its archive (`tenet archive stop {tenant}`) \
+                             to drop it without them"
+                        ),
+                    )
+                })?;
+            self.archivers.stop(id)?;
+        }
+        Ok(self.store.drop_tenant(id)?.into())
     }
 
     fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {
@@ -955,9 +991,17 @@ impl Admin for Service {
         };
         // Checked before SERVER_REQUIRED, so both modes refuse bad values alike.
         opts.validate()?;
-        let repo = Self::repo_or_default(&req.repo)?;
         self.require_server("the log archiver")?;
         let tenant = self.live_tenant(tenant)?;
+        // Without --repo, where it archived before (a restart must not move the archive
+        // to the default repository).
+        let repo = match (
+            &req.repo,
+            tenet_backup::archiver::load(&self.store, tenant)?,
+        ) {
+            (None, Some(old)) => old.repo,
+            _ => Self::repo_or_default(&req.repo)?,
+        };
         self.runtime
             .block_on(self.archivers.start(tenant, &repo, opts))?;
         // The backup starts after the archive, so the archive covers everything after
@@ -1037,17 +1081,30 @@ impl Admin for Service {
             req.force,
             req.take_name,
         ))?;
-        // A fork starts a history of its own, which needs a full backup.
+        // A fork starts a history of its own, which needs a full backup. The promotion
+        // has taken effect: what fails now is reported, not returned.
+        let mut problem = r.problem;
         let backup_job = if r.continues_history {
             None
         } else {
             let job = self
                 .runtime
-                .block_on(self.backups.start_full(id, &r.repo, None))?;
-            Some(self.start(job)?.id)
+                .block_on(self.backups.start_full(id, &r.repo, None))
+                .map_err(ApiError::from)
+                .and_then(|job| self.start(job));
+            match job {
+                Ok(j) => Some(j.id),
+                Err(e) => {
+                    problem = Some(format!(
+                        "{}its first full backup did not start: {}",
+                        problem.map(|p| format!("{p}; ")).unwrap_or_default(),
+                        e.message
+                    ));
+                    None
+                }
+            }
         };
         let archive = self.archive_info(id).ok();
-        let problem = r.problem;
         Ok(PromoteResponse {
             tenant: r.tenant,
             tenant_id: r.tenant_id,

@@ -62,6 +62,18 @@ pub struct SwitchoverParams {
     /// The standby's server; None: this one.
     #[serde(default)]
     pub to_server: Option<String>,
+    /// The standby's id on its server: names change (the standby takes the source's),
+    /// ids do not, so a resumed job addresses it by id.
+    #[serde(default)]
+    pub to_id: Option<u64>,
+}
+
+impl SwitchoverParams {
+    /// The standby as its server resolves it: `#<id>`, else its name.
+    fn standby_ref(&self) -> String {
+        self.to_id
+            .map_or_else(|| self.to.clone(), |id| format!("#{id}"))
+    }
 }
 
 /// Runs switchovers: the archivers and standby followers of this server.
@@ -119,6 +131,14 @@ async fn on_server<T: Send + 'static>(
         .map_err(|e| internal(format!("switchover step panicked: {e}")))?
 }
 
+/// The standby's id in this store.
+fn local_standby(store: &Store, p: &SwitchoverParams) -> Result<u64, ApiError> {
+    Ok(match p.to_id {
+        Some(id) => store.resolve(id)?.id,
+        None => store.tenant(&p.to)?.id,
+    })
+}
+
 /// How far the standby has applied, and what is wrong with it.
 async fn standby_applied(
     sw: &Switchover,
@@ -127,11 +147,11 @@ async fn standby_applied(
 ) -> Result<(u64, Option<String>), ApiError> {
     match &p.to_server {
         None => {
-            let r = sw.standbys.status(store.tenant(&p.to)?.id).await?;
+            let r = sw.standbys.status(local_standby(store, p)?).await?;
             Ok((r.applied_ts.0, r.problem))
         }
         Some(url) => {
-            let name = p.to.clone();
+            let name = p.standby_ref();
             let info = on_server(url, move |c| c.standby_status(&name)).await?;
             Ok((info.applied_ts, info.problem))
         }
@@ -147,7 +167,7 @@ async fn promote(
 ) -> Result<(String, u64), ApiError> {
     match &p.to_server {
         None => {
-            let id = store.tenant(&p.to)?.id;
+            let id = local_standby(store, p)?;
             let r = sw
                 .standbys
                 .promote_and_archive(&sw.archivers, id, None, true, true)
@@ -155,7 +175,7 @@ async fn promote(
             Ok((r.tenant, r.tenant_id))
         }
         Some(url) => {
-            let name = p.to.clone();
+            let name = p.standby_ref();
             let req = PromoteRequest {
                 until: None,
                 force: true,
@@ -196,34 +216,59 @@ async fn run(sw: Switchover, ctx: JobContext) -> Result<Value, ApiError> {
         }
     };
     ctx.set_phase("promote")?;
-    // Resumed after the promotion took effect: the names may be swapped already, so
-    // `to` could now name the old source. Promote only if it did not.
-    if standby_took_over(&store, &p).await? {
-        store.unfence_moving(src.id);
-        return outcome(&ctx, &p, demoted, None, started);
-    }
-    let promoted = promote(&sw, &store, &p).await;
-    let promoted = match promoted {
-        Ok(r) => Some(r),
-        Err(e) => {
-            if !standby_took_over(&store, &p).await? {
-                undo_demotion(&sw, &store, &p).await?;
-                return Err(ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    &e.code,
-                    format!(
-                        "switchover of `{}` to `{}` failed, and was undone (`{}` is writable \
-                         again): {}",
-                        p.source, p.to, p.source, e.message
-                    ),
-                ));
+    // From the demotion on, neither side takes writes until the standby is promoted.
+    // Promotion is idempotent (a standby that already took over finishes what is
+    // left), so it is retried for a while rather than given up at the first error.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let promoted = loop {
+        match promote(&sw, &store, &p).await {
+            Ok(r) => break Ok(r),
+            Err(e)
+                if Instant::now() < deadline
+                    && !["INVALID_ARGUMENT", "TENANT_NOT_FOUND"].contains(&e.code.as_str()) =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            None
+            Err(e) => break Err(e),
+        }
+    };
+    let promoted = match promoted {
+        Ok(r) => r,
+        Err(e) => {
+            // Undone only if the standby certainly did not take the history over.
+            let conflict =
+                |msg: String| ApiError::new(axum::http::StatusCode::CONFLICT, &e.code, msg);
+            let on = p
+                .to_server
+                .as_ref()
+                .map(|u| format!(" on {u}"))
+                .unwrap_or_default();
+            if !matches!(standby_took_over(&store, &p).await, Ok(false)) {
+                return Err(conflict(format!(
+                    "switchover of `{}` to `{}`: the standby took the history over but its \
+                     promotion did not finish ({}); finish it with `tenet promote {} --force`{on}; \
+                     `{}` stays a standby",
+                    p.source, p.to, e.message, p.to, p.source
+                )));
+            }
+            return Err(match undo_demotion(&sw, &store, &p).await {
+                Ok(()) => conflict(format!(
+                    "switchover of `{}` to `{}` failed, and was undone (`{}` is writable \
+                     again): {}",
+                    p.source, p.to, p.source, e.message
+                )),
+                Err(u) => conflict(format!(
+                    "switchover of `{}` to `{}` failed ({}), and undoing it failed too ({}): \
+                     both are standbys now; make one writable with `tenet promote <name> \
+                     --force`",
+                    p.source, p.to, e.message, u.message
+                )),
+            });
         }
     };
     failpoint::hit("switchover-after-promote");
     store.unfence_moving(src.id);
-    outcome(&ctx, &p, demoted, promoted, started)
+    outcome(&ctx, &p, demoted, Some(promoted), started)
 }
 
 /// The job's result.
@@ -276,12 +321,22 @@ async fn prepare(
         .archivers
         .flush(src.id, l, STEP_TIMEOUT)
         .await
-        .map_err(ApiError::from)?;
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "ARCHIVE_BEHIND",
+                format!(
+                    "the final segment of `{}` could not be archived ({e}); the switchover \
+                     was called off and `{}` is writable again",
+                    p.source, p.source
+                ),
+            )
+        })?;
     failpoint::hit("switchover-after-flush");
     ctx.set_phase("catch_up")?;
     if p.to_server.is_none() {
         // Here, the follower need not wait for its next poll.
-        sw.standbys.nudge(store.tenant(&p.to)?.id);
+        sw.standbys.nudge(local_standby(store, p)?);
     }
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
@@ -326,9 +381,6 @@ async fn demote(
     let arch = archiver::load(store, src.id)?.ok_or_else(|| {
         ApiError::invalid(format!("tenant `{}` has no archive to hand over", src.name))
     })?;
-    if sw.archivers.is_running(src.id) {
-        sw.archivers.stop(src.id)?;
-    }
     if standby::load(store, src.id)?.is_none() {
         standby::register(
             store,
@@ -344,6 +396,11 @@ async fn demote(
         )?;
     }
     store.demote_to_standby(src.id, c)?;
+    // Stopped after the demotion: a crash before it leaves the source writable and
+    // still archived.
+    if sw.archivers.is_running(src.id) {
+        sw.archivers.stop(src.id)?;
+    }
     let repo = Repo::open(&arch.repo)?;
     standby::step_down(&repo, store, &store.resolve(src.id)?).await?;
     ctx.set_checkpoint("demoted", json!(c))?;
@@ -412,17 +469,33 @@ pub fn create(
             "a tenant cannot be switched over to itself",
         ));
     }
-    let params = SwitchoverParams {
+    let mut params = SwitchoverParams {
         source_id: src.id,
         source: src.name.clone(),
         to: to.to_string(),
         to_server: to_server.map(str::to_string),
+        to_id: None,
     };
     // The standby must follow this tenant's history, in the same repository.
     let info = match to_server {
         None => svc.standby_status(to)?,
-        Some(url) => Client::new(url)?.standby_status(to)?,
+        Some(url) => Client::new(url)?.standby_status(to).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::from_u16(e.status)
+                    .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+                &e.code,
+                format!("on {url}: {}", e.message),
+            )
+        })?,
     };
+    params.to_id = Some(info.tenant_id);
+    if let Some(p) = &info.problem {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "STANDBY_BEHIND",
+            format!("standby `{to}` is not ready to take over: {p}"),
+        ));
+    }
     let arch = arch.expect("checked above");
     if info.history_id != src.history_ref().id || info.repo != arch.repo {
         return Err(ApiError::invalid(format!(

@@ -166,6 +166,14 @@ impl Store {
         self.next_seq(meta::SEQ_TABLE, n)
     }
 
+    /// Every table id handed out so far is below this (the table-id sequence; table
+    /// ids are store-wide, so this bounds every tenant's).
+    pub fn table_ids_below(&self) -> Result<u64> {
+        Ok(self
+            .get_meta_u64(meta::SEQ_TABLE)?
+            .unwrap_or(crate::catalog::FIRST_USER_TABLE_ID))
+    }
+
     /// Makes sure the table-id sequence never hands out `id` or anything below it
     /// (ids a standby's source defined, `standby.rs`).
     pub fn reserve_table_ids_through(&self, id: u64) -> Result<()> {
@@ -325,6 +333,18 @@ impl Store {
         }
         let mut batch = rocksdb::WriteBatch::default();
         if bytes >= self.inner.replay_ingest_min_bytes {
+            if let Some(ts) = applied {
+                // Ingested files are durable before the applied ts is written: a crash
+                // in between must be known to a promotion (`standby.rs`).
+                let mut wo = WriteOptions::default();
+                wo.set_sync(true);
+                self.inner.db.put_cf_opt(
+                    self.cf_meta(),
+                    meta::standby_ingest(tenant_id),
+                    ts.0.to_be_bytes(),
+                    &wo,
+                )?;
+            }
             self.ingest_sorted(tenant_id, data, log)?;
         } else {
             for (k, v) in &data {

@@ -326,6 +326,14 @@ pub mod meta {
         k
     }
 
+    /// `standby-ingest/<tenant BE>`: a standby's records up to this ts may have been
+    /// ingested as SST files (written before the ingestion, `standby.rs`).
+    pub fn standby_ingest(tenant: u64) -> Vec<u8> {
+        let mut k = b"standby-ingest/".to_vec();
+        k.extend_from_slice(&tenant.to_be_bytes());
+        k
+    }
+
     /// `store/id`: this store's id (16 hex digits, random at creation; 8 raw bytes).
     pub const STORE_ID: &[u8] = b"store/id";
 

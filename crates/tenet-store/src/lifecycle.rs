@@ -24,7 +24,7 @@
 //! | set state by hand | active, read_only (to either)  |
 //!
 //! A refusal is an [`Error::TenantState`] that names the state, the action and the way
-//! out ("make it writable with …", "promote it first", "its restore job builds it").
+//! out ("make it writable with …", "write to its primary", "its restore job builds it").
 
 use crate::error::{Error, Result};
 use crate::tenant::{TenantRecord, TenantState};
@@ -103,9 +103,11 @@ pub fn check(rec: &TenantRecord, action: TenantAction) -> Result<()> {
             "; it becomes readable when its restore finishes".into()
         }
         (S::Restoring, _) => "; a restore job is building it (cancel the job to drop it)".into(),
-        (S::Standby, TenantAction::Write | TenantAction::Revert) => {
-            "; a standby follows its source: promote it first".into()
-        }
+        (S::Standby, TenantAction::Write | TenantAction::Revert) => format!(
+            "; a standby takes no writes: write to its primary (`tenet standby status {}` \
+             names it), or promote it if the primary is lost",
+            rec.name
+        ),
         (_, TenantAction::Ingest) => "; only a tenant being restored accepts it".into(),
         (_, TenantAction::Follow) => "; only a standby follows a source".into(),
         (_, TenantAction::SetState(to)) if !to.settable_by_hand() => {

@@ -868,6 +868,11 @@ impl<'s> WriteFence<'s> {
             Some(rec) => lifecycle::check(rec, TenantAction::Revert),
             None => Err(Error::TenantNotFound(name.to_string())),
         };
+        // A switchover is moving the tenant: refused like any write (`standby.rs`).
+        let allowed = allowed.and_then(|()| match rt.moving.load(Ordering::Acquire) {
+            true => Err(Error::TenantMoving(name.to_string())),
+            false => Ok(()),
+        });
         if let Err(e) = allowed {
             rt.write_fence.store(false, Ordering::Release);
             store.inner.committed.notify_all();

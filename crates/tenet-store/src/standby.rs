@@ -7,9 +7,11 @@
 //! commit ts, and the records into the tenant's own log) together with the meta key
 //! `standby/<tenant>` = the ts they are applied through, in one synced write. So the
 //! applied ts and the data agree after any crash, and a follower resumes after it.
-//! (A large batch goes in as SST files first; the applied ts is written after them,
-//! so a crash in between leaves versions above the applied ts that no read sees and
-//! the resumed follower writes again.)
+//! (A large batch goes in as SST files first, after a synced mark `standby-ingest/`
+//! naming its end; the applied ts is written after them. A crash in between leaves
+//! versions above the applied ts that no read of the standby sees and the resumed
+//! follower writes again; a promotion below the mark is refused, since promoting
+//! would make them visible.)
 //!
 //! Reads of a standby are capped at the applied ts: "latest" reads read at it
 //! ([`Store::tenant_visible_ts`]), and an explicit time past it is refused with the
@@ -27,7 +29,7 @@
 //! `standby → active` ([`Store::promote_standby`]), and `active → standby`
 //! ([`Store::demote_to_standby`], the old primary in a switchover). Each writes the
 //! applied ts and the state so that a crash between the two is harmless: the cap is
-//! written before a tenant becomes a standby, and ignored (and dropped at open) once
+//! written before a tenant becomes a standby, and ignored (zeroed at open) once
 //! it is not one.
 
 use std::sync::atomic::Ordering;
@@ -47,6 +49,18 @@ impl Store {
     /// A standby's applied ts (`None`: the tenant is not a standby).
     pub fn standby_applied(&self, tenant_id: u64) -> Option<Ts> {
         self.runtime(tenant_id).ok()?.applied_cap()
+    }
+
+    /// How far a standby's data may reach: its applied ts, or further if a crash
+    /// interrupted a large apply after its files were ingested (their versions stay
+    /// invisible while it is a standby, and would not once promoted).
+    pub fn standby_written_through(&self, tenant_id: u64) -> Ts {
+        let mark = self
+            .get_meta_u64(&meta::standby_ingest(tenant_id))
+            .ok()
+            .flatten()
+            .map_or(Ts::ZERO, Ts);
+        mark.max(self.standby_applied(tenant_id).unwrap_or(Ts::ZERO))
     }
 
     /// Refuses a read of a standby past its applied ts.
@@ -142,6 +156,9 @@ impl Store {
         // whose cap the next open ignores.
         self.commit_registry(RegistryChange::Upsert(rec), false)?;
         self.set_applied(tenant_id, None)?;
+        self.inner
+            .db
+            .delete_cf(self.cf_meta(), meta::standby_ingest(tenant_id))?;
         Ok((self.resolve(tenant_id)?, applied))
     }
 
@@ -191,9 +208,29 @@ impl Store {
     pub fn fence_moving(&self, tenant_id: u64) -> Result<Ts> {
         let rt = self.runtime(tenant_id)?;
         rt.moving.store(true, Ordering::Release);
-        // Commits check the flag under the commit lock: once we hold it, every later
-        // one is refused, and the ts of every earlier one is at most the newest issued.
-        let last = self.inner.commit.lock().hlc.last();
+        // Commits and in-place commits (reverts) check the flag under the commit lock:
+        // once we hold it, every later one is refused. A revert that got past it first
+        // holds the write fence until its commit is written: wait for it. Then the ts
+        // of every accepted commit is at most the newest issued.
+        let deadline = std::time::Instant::now() + crate::store::FENCE_WAIT;
+        let last = {
+            let mut st = self.inner.commit.lock();
+            while rt.write_fence.load(Ordering::Acquire) {
+                if std::time::Instant::now() >= deadline {
+                    drop(st);
+                    rt.moving.store(false, Ordering::Release);
+                    return Err(Error::Conflict(format!(
+                        "tenant #{tenant_id} is being put back in place (a revert holds its \
+                         writes); switch over when it is done"
+                    )));
+                }
+                self.inner.committed.wait_until(
+                    &mut st,
+                    std::time::Instant::now() + std::time::Duration::from_millis(50),
+                );
+            }
+            st.hlc.last()
+        };
         self.read_ts(Some(last))
     }
 

@@ -211,6 +211,14 @@ pub fn restore(
         what.before_commit.is_some(),
         what.latest,
     ];
+    if let Some(p) = what.standby {
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&p) {
+            return Err(CliError::invalid(format!(
+                "--poll {} is out of range: 10ms to 60s",
+                duration(p)
+            )));
+        }
+    }
     if what.standby.is_none() && given.iter().filter(|b| **b).count() != 1 {
         return Err(CliError::invalid(
             "say what to restore with exactly one of --backup <id>, --to <time|ts>, \
@@ -884,7 +892,7 @@ fn print_outcome(j: &JobInfo) {
             }
         }
         "switchover" => println!(
-            "switched `{}` over to its standby `{}`{} at ts {} ({}); writes were refused for {} ms\n  primary   `{}`{} (was the standby)\n  standby   `{}` (#{}) here, following it read-only; switch back with `tenet switchover {} --to {}` (job {})",
+            "switched `{}` over to its standby `{}`{} at ts {} ({}); writes were refused for {} ms\n  primary   `{}`{} (was the standby)\n  standby   `{}` (#{}) here, following it read-only; switch back with `tenet switchover {} --to {}`{} (job {})",
             s("source"),
             s("to"),
             r["to_server"].as_str().map(|u| format!(" on {u}")).unwrap_or_default(),
@@ -897,6 +905,11 @@ fn print_outcome(j: &JobInfo) {
             u("old_primary_id"),
             s("new_primary"),
             s("old_primary_now"),
+            if r["to_server"].is_string() {
+                " run against the new primary's server, with --to-server naming this one"
+            } else {
+                ""
+            },
             j.id
         ),
         "restore" if r["standby"] == true => println!(

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use tenet_server::admin::Admin;
 use tenet_server::api::{PromoteRequest, PromoteResponse, StandbyInfo, SwitchoverRequest};
 
-use crate::output::{duration, print_json, CliError};
+use crate::output::{count, duration, print_json, CliError};
 use crate::Global;
 
 #[derive(Subcommand, Debug)]
@@ -90,8 +90,9 @@ fn print_status(i: &StandbyInfo) {
         duration(Duration::from_millis(i.archive_idle_ms))
     );
     println!(
-        "  applied          {} segments, {} commits",
-        i.segments, i.records
+        "  applied          {}, {}",
+        count(i.segments, "segment", "segments"),
+        count(i.records, "commit", "commits")
     );
     if let Some(p) = &i.problem {
         println!("  problem          {p}");

@@ -171,7 +171,7 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     let err = other
         .store
         .with_txn("follower", |t| t.create_table(&all_types("x")));
-    assert!(err.unwrap_err().to_string().contains("promote it first"));
+    assert!(err.unwrap_err().to_string().contains("takes no writes"));
     let future = AsOf::Ts(Ts(other.store.visible_ts().0 + (10_000 << 16)));
     let _ = other
         .store
@@ -187,7 +187,15 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     // Promote at an exact commit the archive holds, before its end: the state there,
     // and a history of its own (the archive goes on with the source's other future).
     let at = commits[40];
-    let beyond = Ts(last.0 + (3_600_000 << 16));
+    let future = Ts(last.0 + (3_600_000 << 16));
+    let msg = other
+        .rt
+        .block_on(standbys.promote(exact.id, Some(future), true, false))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("is in the future"), "{msg}");
+    let end = other.rt.block_on(standbys.status(exact.id)).unwrap();
+    let beyond = end.archived_until_ts.next();
     let msg = other
         .rt
         .block_on(standbys.promote(exact.id, Some(beyond), true, false))

@@ -261,7 +261,11 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     // Not writable, over the CLI and HTTP, with the way out.
     let o = tenet(dir, &["put", "sb", "t", r#"{"id":9,"v":"x"}"#]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("promote it first"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("write to its primary"),
+        "{}",
+        stderr(&o)
+    );
     let r = call(
         &c,
         "POST",
@@ -303,6 +307,8 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
         ],
     );
     wait_applied(dir, "sb2", commits[2]);
+    // A commit just before the drop: the drop ships it to the archive first.
+    ok(dir, &["put", "acme", "t", r#"{"id":4,"v":"w4"}"#]);
     ok(dir, &["tenant", "drop", "acme"]);
     let st = json_out(&tenet(dir, &["--json", "standby", "status", "sb2"]));
     assert_eq!(st["state"], "standby", "{st}");
@@ -311,7 +317,7 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     assert_eq!(r["renamed_from"], "sb2", "{r}");
     assert_eq!(r["continues_history"], true, "{r}");
     assert!(r["problem"].is_null(), "{r}");
-    assert_eq!(rows(&server.url, "acme", None).len(), 3);
+    assert_eq!(rows(&server.url, "acme", None).len(), 4);
     let o = json_out(&tenet(
         dir,
         &["--json", "put", "acme", "t", r#"{"id":11,"v":"after"}"#],
@@ -344,8 +350,12 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     assert_eq!(ts(&r["may_lose_after"]), applied, "{r}");
     assert_eq!(ts(&r["source_last_commit"]), after, "{r}");
     assert_eq!(r["lost_commits"], 1, "{r}");
-    assert_eq!(rows(&server.url, "sb", None).len(), 3);
+    assert_eq!(rows(&server.url, "sb", None).len(), 4);
     ok(dir, &["put", "sb", "t", r#"{"id":10,"v":"mine"}"#]);
+    // In the same store the live source was set read_only: one writable copy.
+    assert!(r["problem"].as_str().unwrap().contains("read_only"), "{r}");
+    let o = tenet(dir, &["put", "acme", "t", r#"{"id":12,"v":"x"}"#]);
+    assert!(stderr(&o).contains("read_only"), "{}", stderr(&o));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let st = json_out(&tenet(dir, &["--json", "archive", "status", "acme"]));
@@ -363,6 +373,31 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(server);
+}
+
+#[test]
+fn a_standby_of_an_archive_started_before_its_backup_follows() {
+    // `archive start --full-backup`: the archive's first segment begins before F.
+    let (dir, repo) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir, repo) = (dir.path(), repo.path().to_str().unwrap());
+    let server = Server::start(dir);
+    kv_tenant(dir, "acme", &[]);
+    ok(dir, &["put", "acme", "t", r#"{"id":1,"v":"w1"}"#]);
+    let a = archive_start(dir, "acme", repo, &["--full-backup"]);
+    let job = a["backup_job"].as_u64().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json_out(&tenet(dir, &["--json", "jobs", "show", &job]))["state"] != "succeeded" {
+        assert!(Instant::now() < deadline, "the backup did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    standby_of_acme(dir, "sb", repo, "50ms");
+    let o = json_out(&tenet(
+        dir,
+        &["--json", "put", "acme", "t", r#"{"id":2,"v":"w2"}"#],
+    ));
+    let st = wait_applied(dir, "sb", ts(&o["commit_ts"]));
+    assert!(st["problem"].is_null(), "{st}");
+    assert_eq!(rows(&server.url, "sb", None).len(), 2);
 }
 
 #[test]
