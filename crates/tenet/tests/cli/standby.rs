@@ -65,6 +65,8 @@ impl Writer {
                     (200, _) => {
                         acked.push((next, ts(&body["commit_ts"]), url.clone()));
                         next += 1;
+                        // A steady load, not one that starves the tests running beside it.
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                     // Moving: wait. A standby here (or the name gone): the other one.
                     (_, Some("TENANT_MOVING")) => std::thread::sleep(Duration::from_millis(2)),
@@ -234,18 +236,7 @@ fn source_with_standby(dir: &Path, repo: &str) -> Vec<u64> {
         ));
         commits.push(ts(&o["commit_ts"]));
     }
-    ok(
-        dir,
-        &[
-            "restore",
-            "acme",
-            "--standby",
-            "--into",
-            "sb",
-            "--poll",
-            "50ms",
-        ],
-    );
+    standby_of_acme(dir, "sb", repo, "50ms");
     wait_applied(dir, "sb", commits[2]);
     commits
 }
@@ -294,18 +285,7 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     // A second standby, caught up; then the source is dropped: the standbys stay
     // readable, and one is promoted without --force, taking the source's name and
     // continuing its history.
-    ok(
-        dir,
-        &[
-            "restore",
-            "acme",
-            "--standby",
-            "--into",
-            "sb2",
-            "--poll",
-            "50ms",
-        ],
-    );
+    standby_of_acme(dir, "sb2", repo, "50ms");
     wait_applied(dir, "sb2", commits[2]);
     // A commit just before the drop: the drop ships it to the archive first.
     ok(dir, &["put", "acme", "t", r#"{"id":4,"v":"w4"}"#]);
