@@ -97,6 +97,9 @@ pub struct StandbyState {
     pub archive_advanced_millis: u64,
     pub error: Option<String>,
     pub started_at: String,
+    /// Paused by hand: it applies nothing until resumed (to promote at an earlier T).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl StandbyState {
@@ -123,6 +126,7 @@ impl StandbyState {
             archive_advanced_millis: store.clock().now_millis(),
             error: None,
             started_at: now(store),
+            paused: false,
         }
     }
 }
@@ -483,6 +487,8 @@ pub struct StandbyReport {
     pub records: u64,
     pub running: bool,
     pub last_error: Option<String>,
+    /// Paused by hand (`standby pause`).
+    pub paused: bool,
     /// What is wrong, in words, with the way out (None: all is well).
     pub problem: Option<String>,
 }
@@ -548,6 +554,7 @@ impl Standbys {
                 continue;
             };
             if rec.state != TenantState::Standby
+                || st.paused
                 || held.contains(&st.tenant_id)
                 || self.running.lock().contains_key(&st.tenant_id)
             {
@@ -648,6 +655,22 @@ impl Standbys {
         Ok((rec, st))
     }
 
+    /// Pauses (or resumes) a standby's following, persistently: a paused standby
+    /// applies nothing, so it can be promoted at a time it has not passed yet.
+    pub async fn set_paused(&self, tenant_id: u64, paused: bool) -> Result<StandbyReport> {
+        let (rec, mut st) = self.standby(tenant_id)?;
+        if st.paused != paused {
+            st.paused = paused;
+            save(&self.store, &st)?;
+        }
+        if paused {
+            self.stop(rec.id).await;
+        } else {
+            self.start_due()?;
+        }
+        self.status(rec.id).await
+    }
+
     /// Keeps the supervisor from starting the standby's follower.
     fn hold(&self, tenant_id: u64) {
         self.held.lock().insert(tenant_id);
@@ -704,6 +727,8 @@ impl Standbys {
                 archived.to_rfc3339(),
                 b.to_rfc3339()
             ))
+        } else if st.paused {
+            None
         } else if rec.state == TenantState::Standby
             && !running
             && now_ms.saturating_sub(st.archive_advanced_millis) > START_GRACE.as_millis() as u64
@@ -743,6 +768,7 @@ impl Standbys {
             records: st.records,
             running,
             last_error: st.error.clone(),
+            paused: st.paused,
             problem,
         })
     }

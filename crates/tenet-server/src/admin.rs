@@ -59,6 +59,8 @@ pub trait Admin: Send + Sync {
     fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>>;
     /// Where a standby stands against its source.
     fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo>;
+    /// Pauses or resumes a standby's following.
+    fn standby_pause(&self, tenant: &str, paused: bool) -> ApiResult<StandbyInfo>;
     /// Makes a standby writable (and starts its archive).
     fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse>;
     /// Starts a switchover job: the tenant moves to its standby, and stays behind as a

@@ -723,6 +723,8 @@ pub struct StandbyInfo {
     /// Whether its follower runs in the process answering.
     pub running: bool,
     pub last_error: Option<String>,
+    /// Paused by hand (`POST …/standby/pause`): it applies nothing until resumed.
+    pub paused: bool,
     /// What is wrong and the way out (null when all is well).
     pub problem: Option<String>,
 }

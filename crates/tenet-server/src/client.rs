@@ -279,6 +279,15 @@ impl Admin for Client {
         self.get(&["v1", "tenants", tenant, "standby"], &NONE)
     }
 
+    fn standby_pause(&self, tenant: &str, paused: bool) -> ApiResult<StandbyInfo> {
+        let what = if paused { "pause" } else { "resume" };
+        self.with_body(
+            Method::POST,
+            &["v1", "tenants", tenant, "standby", what],
+            &NONE,
+        )
+    }
+
     fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse> {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "promote"], req)
     }

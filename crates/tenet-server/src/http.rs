@@ -466,6 +466,21 @@ async fn standby_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -
     run(s, move |s| s.standby_status(&t)).await
 }
 
+/// Pauses a standby's following (it applies nothing until resumed), so that it can be
+/// promoted at a time it has not passed yet.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/standby/pause", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = StandbyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn standby_pause(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
+    run(s, move |s| s.standby_pause(&t, true)).await
+}
+
+/// Resumes a paused standby's following.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/standby/resume", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = StandbyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn standby_resume(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
+    run(s, move |s| s.standby_pause(&t, false)).await
+}
+
 /// Promotes a standby: applies its source's log up to `until` (or everything
 /// archived), makes it writable and starts its archive.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/promote", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")), request_body = PromoteRequest,
@@ -548,6 +563,8 @@ async fn restore_points(
         archive_stop,
         restore_points,
         standby_status,
+        standby_pause,
+        standby_resume,
         promote,
         switchover,
     ),
@@ -626,6 +643,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ),
         ("/v1/tenants/{tenant}/restore-points", get(restore_points)),
         ("/v1/tenants/{tenant}/standby", get(standby_status)),
+        ("/v1/tenants/{tenant}/standby/pause", post(standby_pause)),
+        ("/v1/tenants/{tenant}/standby/resume", post(standby_resume)),
         ("/v1/tenants/{tenant}/promote", post(promote)),
         ("/v1/tenants/{tenant}/switchover", post(switchover)),
         ("/v1/backups", get(list_backups).post(create_backup)),

@@ -374,6 +374,31 @@ impl Service {
     }
 }
 
+/// A standby's report as the API answers it.
+fn standby_info(r: tenet_backup::standby::StandbyReport) -> StandbyInfo {
+    StandbyInfo {
+        tenant: r.tenant,
+        tenant_id: r.tenant_id,
+        history_id: r.history_id,
+        state: r.state.to_string(),
+        source: r.source,
+        repo: r.repo,
+        applied_ts: r.applied_ts.0,
+        applied_time: r.applied_time,
+        archived_until_ts: r.archived_until_ts.0,
+        archived_until_time: r.archived_until_time,
+        lag_ms: r.lag_ms,
+        behind_ms: r.behind_ms,
+        archive_idle_ms: r.archive_idle_ms,
+        segments: r.segments,
+        records: r.records,
+        running: r.running,
+        last_error: r.last_error,
+        paused: r.paused,
+        problem: r.problem,
+    }
+}
+
 fn parse_as_of(as_of: Option<&str>) -> ApiResult<AsOf> {
     Ok(match as_of {
         None | Some("") => AsOf::Latest,
@@ -1036,26 +1061,16 @@ impl Admin for Service {
     fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo> {
         let id = self.live_tenant(tenant)?;
         let r = self.runtime.block_on(self.standbys.status(id))?;
-        Ok(StandbyInfo {
-            tenant: r.tenant,
-            tenant_id: r.tenant_id,
-            history_id: r.history_id,
-            state: r.state.to_string(),
-            source: r.source,
-            repo: r.repo,
-            applied_ts: r.applied_ts.0,
-            applied_time: r.applied_time,
-            archived_until_ts: r.archived_until_ts.0,
-            archived_until_time: r.archived_until_time,
-            lag_ms: r.lag_ms,
-            behind_ms: r.behind_ms,
-            archive_idle_ms: r.archive_idle_ms,
-            segments: r.segments,
-            records: r.records,
-            running: r.running,
-            last_error: r.last_error,
-            problem: r.problem,
-        })
+        Ok(standby_info(r))
+    }
+
+    fn standby_pause(&self, tenant: &str, paused: bool) -> ApiResult<StandbyInfo> {
+        let id = self.live_tenant(tenant)?;
+        self.require_server("a standby's follower")?;
+        let r = self
+            .runtime
+            .block_on(self.standbys.set_paused(id, paused))?;
+        Ok(standby_info(r))
     }
 
     fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse> {

@@ -171,7 +171,7 @@ enum Command {
         #[command(flatten)]
         opts: jobs_cli::JobOpts,
     },
-    /// Standby tenants: status.
+    /// Standby tenants: status, pause, resume.
     #[command(subcommand)]
     Standby(standby_cli::StandbyCmd),
     /// Make a standby writable: it stops following its source.

@@ -15,6 +15,10 @@ use crate::Global;
 pub enum StandbyCmd {
     /// Where a standby stands: applied up to, the source's archive, lag, problems.
     Status { tenant: String },
+    /// Stop applying the source's log (to promote at a time not applied yet).
+    Pause { tenant: String },
+    /// Apply the source's log again.
+    Resume { tenant: String },
 }
 
 /// `tenet switchover`.
@@ -51,8 +55,11 @@ pub struct PromoteArgs {
 }
 
 pub fn standby(cmd: StandbyCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
-    let StandbyCmd::Status { tenant } = cmd;
-    let info = admin.standby_status(&tenant)?;
+    let info = match cmd {
+        StandbyCmd::Status { tenant } => admin.standby_status(&tenant)?,
+        StandbyCmd::Pause { tenant } => admin.standby_pause(&tenant, true)?,
+        StandbyCmd::Resume { tenant } => admin.standby_pause(&tenant, false)?,
+    };
     if g.json {
         print_json(&info);
         return Ok(());
@@ -67,7 +74,9 @@ fn print_status(i: &StandbyInfo) {
         i.tenant,
         i.source,
         i.state,
-        if i.running {
+        if i.paused {
+            ", paused (`tenet standby resume` to follow again)"
+        } else if i.running {
             ", following"
         } else {
             " (its follower is not running in this process)"

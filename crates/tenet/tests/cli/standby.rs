@@ -356,6 +356,53 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
 }
 
 #[test]
+fn a_paused_standby_is_promoted_at_an_exact_earlier_time() {
+    let (dir, repo) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir, repo) = (dir.path(), repo.path().to_str().unwrap());
+    let server = Server::start(dir);
+    source_with_standby(dir, repo);
+    let st = json_out(&tenet(dir, &["--json", "standby", "pause", "sb"]));
+    assert_eq!(st["paused"], true, "{st}");
+    let mut at = Vec::new();
+    for i in 4..=5 {
+        let o = json_out(&tenet(
+            dir,
+            &[
+                "--json",
+                "put",
+                "acme",
+                "t",
+                &format!(r#"{{"id":{i},"v":"w{i}"}}"#),
+            ],
+        ));
+        at.push(ts(&o["commit_ts"]));
+    }
+    crate::common::wait_restorable(dir, "acme", at[1]);
+    let st = json_out(&tenet(dir, &["--json", "standby", "status", "sb"]));
+    assert!(
+        ts(&st["applied_ts"]) < at[0],
+        "a paused standby applied: {st}"
+    );
+    assert!(st["problem"].is_null(), "{st}");
+    // Exactly the state after commit 4, not 5: a history of its own from there.
+    let r = json_out(&tenet(
+        dir,
+        &[
+            "--json",
+            "promote",
+            "sb",
+            "--until",
+            &at[0].to_string(),
+            "--force",
+        ],
+    ));
+    assert_eq!(ts(&r["promoted_ts"]), at[0], "{r}");
+    assert_eq!(r["continues_history"], false, "{r}");
+    let got: Vec<i64> = rows(&server.url, "sb", None).iter().map(|r| r.0).collect();
+    assert_eq!(got, vec![1, 2, 3, 4]);
+}
+
+#[test]
 fn a_standby_of_an_archive_started_before_its_backup_follows() {
     // `archive start --full-backup`: the archive's first segment begins before F.
     let (dir, repo) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
