@@ -19,12 +19,16 @@
 //!   (`error`) and retried at the next poll.
 //! - **Read**: reads of a standby see its state at the applied ts and never past it
 //!   (the store caps them), so time travel at any applied ts equals the source's.
-//! - **Promote** ([`Standbys::promote`]): stop the follower, apply up to exactly the
-//!   target (or everything archived), check the chain has no hole, make the tenant
-//!   `active`, and claim the history (below). A promotion at the end of the source's
-//!   archive continues the source's history, so the tenant's restore points continue
-//!   the source's; a promotion at an earlier T forks: the tenant starts a history of
-//!   its own. The caller then starts its archiver.
+//! - **Promote** ([`Standbys::promote`]): stop the follower; at the end of the archive,
+//!   claim the history (below) *before* the last listing, so a source still uploading
+//!   stops; apply up to exactly the target (or everything archived), check the chain
+//!   has no hole, make the tenant `active`, take the name, drop the follower row (last:
+//!   a tenant without one is wholly promoted, and promoting it again finishes what a
+//!   crash left). A promotion at the end of the archive continues the source's history,
+//!   so the tenant's restore points continue the source's; one at an earlier T forks:
+//!   the tenant starts a history of its own. [`Standbys::promote_and_archive`] then
+//!   starts its archiver. `standby pause` stops a follower persistently, so a standby
+//!   can be promoted at a T it has not passed.
 //!
 //! # Who writes a history
 //! A history has one writer at a time, named by the object `tenants/<id>/primary`
@@ -628,16 +632,6 @@ impl Standbys {
                 map.remove(&id);
             }
         });
-    }
-
-    /// Stops a standby's follower until the process restarts (the supervisor does
-    /// not start it again).
-    pub fn stop_following(&self, tenant_id: u64) {
-        self.hold(tenant_id);
-        // The entry stays until the task ends, so a promotion waits for its last step.
-        if let Some(t) = self.running.lock().get(&tenant_id) {
-            t.cancel.cancel();
-        }
     }
 
     /// Stops a standby's follower, waiting for the step in progress.

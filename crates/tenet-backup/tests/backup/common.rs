@@ -310,3 +310,54 @@ pub fn table_ids(store: &Store, tenant: &str) -> BTreeMap<String, u64> {
         .map(|t| (t.name.clone(), t.id))
         .collect()
 }
+
+/// A workload with DDL after a backup, one commit per step: 1 to `max_puts - 1` random
+/// rows into `alpha` (and into `late` once it exists); at the given steps `late` is
+/// created, `gamma.later` added, `beta` dropped and snapshot `snap` taken; with
+/// `deletes`, every third step also deletes a key of `alpha`. Returns the commit ts.
+pub struct DdlWorkload {
+    pub seed: u64,
+    pub steps: usize,
+    pub keys: i64,
+    pub max_puts: usize,
+    pub create_late: usize,
+    pub add_column: usize,
+    pub drop_beta: usize,
+    pub snapshot: Option<usize>,
+    pub deletes: bool,
+}
+
+impl DdlWorkload {
+    pub fn run(&self, store: &Store, tenant: &str) -> Vec<Ts> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut commits = Vec::new();
+        for i in 0..self.steps {
+            let mut txn = store.begin(tenant).unwrap();
+            if i == self.create_late {
+                txn.create_table(&all_types("late")).unwrap();
+            } else if i == self.add_column {
+                txn.add_column("gamma", col("later", ColumnType::Int))
+                    .unwrap();
+            } else if i == self.drop_beta {
+                txn.drop_table("beta").unwrap();
+            } else if Some(i) == self.snapshot {
+                txn.create_snapshot("snap").unwrap();
+            }
+            for _ in 0..rng.random_range(1..self.max_puts) {
+                let k = rng.random_range(0..self.keys);
+                let row = random_row(&mut rng, k, 10);
+                txn.put("alpha", &row).unwrap();
+                if i > self.create_late {
+                    txn.put("late", &row).unwrap();
+                }
+            }
+            if self.deletes && i % 3 == 0 {
+                let k = rng.random_range(0..self.keys);
+                txn.delete("alpha", &json!([k, format!("key-{}", k % 7)]))
+                    .unwrap();
+            }
+            commits.push(txn.commit().unwrap().commit_ts);
+        }
+        commits
+    }
+}

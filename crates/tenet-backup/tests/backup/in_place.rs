@@ -2,13 +2,11 @@
 //! the archived log (DDL included), keeping its id and table ids; the undo snapshot;
 //! refusals.
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tenet_backup::planner::Target;
 use tenet_jobs::JobState;
-use tenet_store::{AsOf, ColumnType, RevertScope, RevertTo, TenantOptions};
+use tenet_store::{AsOf, RevertScope, RevertTo, TenantOptions};
 
-use crate::common::{all_types, dump, populate, random_row, table_ids, Env};
+use crate::common::{all_types, dump, populate, table_ids, DdlWorkload, Env};
 
 #[test]
 fn in_place_restore_to_a_point_in_time_then_undo() {
@@ -23,37 +21,18 @@ fn in_place_restore_to_a_point_in_time_then_undo() {
     let archivers = env.archive("p");
     populate(&env.store, "p", 4, 150);
     env.backup("p");
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut commits = Vec::new();
-    for i in 0..30 {
-        let mut txn = env.store.begin("p").unwrap();
-        match i {
-            4 => {
-                txn.create_table(&all_types("late")).unwrap();
-            }
-            9 => {
-                txn.add_column(
-                    "gamma",
-                    tenet_store::Column {
-                        name: "later".into(),
-                        ty: ColumnType::Int,
-                    },
-                )
-                .unwrap();
-            }
-            14 => txn.drop_table("beta").unwrap(),
-            _ => {}
-        }
-        for _ in 0..rng.random_range(1..5) {
-            let k = rng.random_range(0..200);
-            let row = random_row(&mut rng, k, 10);
-            txn.put("alpha", &row).unwrap();
-            if i > 4 {
-                txn.put("late", &row).unwrap();
-            }
-        }
-        commits.push(txn.commit().unwrap().commit_ts);
+    let commits = DdlWorkload {
+        seed: 7,
+        steps: 30,
+        keys: 200,
+        max_puts: 5,
+        create_late: 4,
+        add_column: 9,
+        drop_beta: 14,
+        snapshot: None,
+        deletes: false,
     }
+    .run(&env.store, "p");
     let last = *commits.last().unwrap();
     env.wait_archived(&archivers, "p", last);
     let target = commits[20];

@@ -8,9 +8,9 @@ use serde_json::json;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
 use tenet_jobs::JobState;
-use tenet_store::{AsOf, ColumnType, TenantOptions, Ts};
+use tenet_store::{AsOf, TenantOptions, Ts};
 
-use crate::common::{all_types, dump, populate, random_row, Env};
+use crate::common::{all_types, dump, populate, random_row, DdlWorkload, Env};
 
 #[test]
 fn restore_to_many_points_in_time_equals_the_source_then() {
@@ -27,45 +27,19 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
     let (_, f) = env.backup("p");
 
     // A workload after F with DDL: new table, new column, dropped table, deletes.
-    let mut rng = StdRng::seed_from_u64(99);
-    let mut commits = Vec::new();
-    for i in 0..40 {
-        let mut txn = env.store.begin("p").unwrap();
-        match i {
-            5 => {
-                txn.create_table(&all_types("late")).unwrap();
-            }
-            12 => {
-                txn.add_column(
-                    "gamma",
-                    tenet_store::Column {
-                        name: "later".into(),
-                        ty: ColumnType::Int,
-                    },
-                )
-                .unwrap();
-            }
-            20 => txn.drop_table("beta").unwrap(),
-            25 => {
-                txn.create_snapshot("snap").unwrap();
-            }
-            _ => {}
-        }
-        for _ in 0..rng.random_range(1..6) {
-            let k = rng.random_range(0..250);
-            let row = random_row(&mut rng, k, 10);
-            txn.put("alpha", &row).unwrap();
-            if i > 5 {
-                txn.put("late", &row).unwrap();
-            }
-        }
-        if i % 3 == 0 {
-            let k = rng.random_range(0..250);
-            txn.delete("alpha", &json!([k, format!("key-{}", k % 7)]))
-                .unwrap();
-        }
-        commits.push(txn.commit().unwrap().commit_ts);
+    let commits = DdlWorkload {
+        seed: 99,
+        steps: 40,
+        keys: 250,
+        max_puts: 6,
+        create_late: 5,
+        add_column: 12,
+        drop_beta: 20,
+        snapshot: Some(25),
+        deletes: true,
     }
+    .run(&env.store, "p");
+    let mut rng = StdRng::seed_from_u64(100);
     let last = *commits.last().unwrap();
     env.wait_archived(&archivers, "p", last);
 

@@ -141,7 +141,10 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     let exact = other.store.tenant("exact").unwrap();
     let standbys = Standbys::new(other.store.clone(), other.rt.handle().clone());
     standbys.start_due().unwrap();
-    standbys.stop_following(exact.id);
+    other
+        .rt
+        .block_on(standbys.set_paused(exact.id, true))
+        .unwrap();
     for n in 15..60 {
         commits.push(step(source, &mut rng, n));
         if n % 15 == 0 {

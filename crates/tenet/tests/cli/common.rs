@@ -243,3 +243,14 @@ pub fn wait_restorable(dir: &Path, tenant: &str, at: u64) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Puts rows into `tenant`.t in one commit; returns its commit ts.
+pub fn put(dir: &Path, tenant: &str, rows: &[(i64, &str)]) -> u64 {
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|(id, v)| serde_json::json!({"id": id, "v": v}).to_string())
+        .collect();
+    let mut a = vec!["--json", "put", tenant, "t"];
+    a.extend(rows.iter().map(String::as_str));
+    ts(&json_out(&tenet(dir, &a))["commit_ts"])
+}

@@ -11,20 +11,9 @@ use serde_json::{json, Value};
 use tenet_store::{AsOf, ScanRange, Store, StoreOptions};
 
 use crate::common::{
-    archive_start, assert_error, bin, call, json_out, kv_tenant, ok, stderr, tenet, ts, ts_opt,
-    wait_restorable, Server,
+    archive_start, assert_error, bin, call, json_out, kv_tenant, ok, put, stderr, tenet, ts,
+    ts_opt, wait_restorable, Server,
 };
-
-/// Puts rows into `tenant`.t in one commit; returns its commit ts.
-fn put(dir: &Path, tenant: &str, rows: &[(i64, &str)]) -> u64 {
-    let rows: Vec<String> = rows
-        .iter()
-        .map(|(id, v)| json!({"id": id, "v": v}).to_string())
-        .collect();
-    let mut a = vec!["--json", "put", tenant, "t"];
-    a.extend(rows.iter().map(String::as_str));
-    ts(&json_out(&tenet(dir, &a))["commit_ts"])
-}
 
 /// The rows of `tenant`.t, as of `as_of` (default latest).
 fn rows(dir: &Path, tenant: &str, as_of: Option<&str>) -> Vec<Value> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{archive_start, call, json_out, kv_tenant, ok, stderr, tenet, ts, Server};
+use crate::common::{archive_start, call, json_out, kv_tenant, ok, put, stderr, tenet, ts, Server};
 
 /// Rows of `acme`.`t` on a server (as of `as_of`, or latest): id → v.
 fn rows(url: &str, tenant: &str, as_of: Option<u64>) -> Vec<(i64, String)> {
@@ -152,7 +152,7 @@ fn two_servers(repo: &str, env: &[(&str, String)]) {
     let a = Server::start_with(da, env);
     let b = Server::start_with(db, env);
     kv_tenant(da, "acme", &[]);
-    ok(da, &["put", "acme", "t", r#"{"id":-1,"v":"before"}"#]);
+    put(da, "acme", &[(-1, "before")]);
     // The order users take: a backup first, then the archive.
     ok(da, &["backup", "full", "acme", "--repo", repo]);
     archive_start(da, "acme", repo, &[]);
@@ -224,17 +224,7 @@ fn source_with_standby(dir: &Path, repo: &str) -> Vec<u64> {
     archive_start(dir, "acme", repo, &[]);
     let mut commits = Vec::new();
     for i in 1..=3 {
-        let o = json_out(&tenet(
-            dir,
-            &[
-                "--json",
-                "put",
-                "acme",
-                "t",
-                &format!(r#"{{"id":{i},"v":"w{i}"}}"#),
-            ],
-        ));
-        commits.push(ts(&o["commit_ts"]));
+        commits.push(put(dir, "acme", &[(i, &format!("w{i}"))]));
     }
     standby_of_acme(dir, "sb", repo, "50ms");
     wait_applied(dir, "sb", commits[2]);
@@ -288,7 +278,7 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     standby_of_acme(dir, "sb2", repo, "50ms");
     wait_applied(dir, "sb2", commits[2]);
     // A commit just before the drop: the drop ships it to the archive first.
-    ok(dir, &["put", "acme", "t", r#"{"id":4,"v":"w4"}"#]);
+    put(dir, "acme", &[(4, "w4")]);
     ok(dir, &["tenant", "drop", "acme"]);
     let st = json_out(&tenet(dir, &["--json", "standby", "status", "sb2"]));
     assert_eq!(st["state"], "standby", "{st}");
@@ -298,11 +288,7 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     assert_eq!(r["continues_history"], true, "{r}");
     assert!(r["problem"].is_null(), "{r}");
     assert_eq!(rows(&server.url, "acme", None).len(), 4);
-    let o = json_out(&tenet(
-        dir,
-        &["--json", "put", "acme", "t", r#"{"id":11,"v":"after"}"#],
-    ));
-    let after = ts(&o["commit_ts"]);
+    let after = put(dir, "acme", &[(11, "after")]);
 
     // The first standby now follows a history that `acme` writes. A forced
     // promotion (a failover: the source declared lost) takes the history over at the
@@ -331,7 +317,7 @@ fn standby_errors_promote_at_an_exact_time_and_a_dropped_source() {
     assert_eq!(ts(&r["source_last_commit"]), after, "{r}");
     assert_eq!(r["lost_commits"], 1, "{r}");
     assert_eq!(rows(&server.url, "sb", None).len(), 4);
-    ok(dir, &["put", "sb", "t", r#"{"id":10,"v":"mine"}"#]);
+    put(dir, "sb", &[(10, "mine")]);
     // In the same store the live source was set read_only: one writable copy.
     assert!(r["problem"].as_str().unwrap().contains("read_only"), "{r}");
     let o = tenet(dir, &["put", "acme", "t", r#"{"id":12,"v":"x"}"#]);
@@ -365,17 +351,7 @@ fn a_paused_standby_is_promoted_at_an_exact_earlier_time() {
     assert_eq!(st["paused"], true, "{st}");
     let mut at = Vec::new();
     for i in 4..=5 {
-        let o = json_out(&tenet(
-            dir,
-            &[
-                "--json",
-                "put",
-                "acme",
-                "t",
-                &format!(r#"{{"id":{i},"v":"w{i}"}}"#),
-            ],
-        ));
-        at.push(ts(&o["commit_ts"]));
+        at.push(put(dir, "acme", &[(i, &format!("w{i}"))]));
     }
     crate::common::wait_restorable(dir, "acme", at[1]);
     let st = json_out(&tenet(dir, &["--json", "standby", "status", "sb"]));
@@ -409,7 +385,7 @@ fn a_standby_of_an_archive_started_before_its_backup_follows() {
     let (dir, repo) = (dir.path(), repo.path().to_str().unwrap());
     let server = Server::start(dir);
     kv_tenant(dir, "acme", &[]);
-    ok(dir, &["put", "acme", "t", r#"{"id":1,"v":"w1"}"#]);
+    put(dir, "acme", &[(1, "w1")]);
     let a = archive_start(dir, "acme", repo, &["--full-backup"]);
     let job = a["backup_job"].as_u64().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -418,11 +394,8 @@ fn a_standby_of_an_archive_started_before_its_backup_follows() {
         std::thread::sleep(Duration::from_millis(50));
     }
     standby_of_acme(dir, "sb", repo, "50ms");
-    let o = json_out(&tenet(
-        dir,
-        &["--json", "put", "acme", "t", r#"{"id":2,"v":"w2"}"#],
-    ));
-    let st = wait_applied(dir, "sb", ts(&o["commit_ts"]));
+    let c = put(dir, "acme", &[(2, "w2")]);
+    let st = wait_applied(dir, "sb", c);
     assert!(st["problem"].is_null(), "{st}");
     assert_eq!(rows(&server.url, "sb", None).len(), 2);
 }
@@ -524,6 +497,6 @@ fn a_switchover_killed_at_each_step_leaves_exactly_one_writable_side() {
             .map(|(i, c)| (i as i64 + 1, *c, String::new()))
             .collect();
         assert_all_acked(&acked, &got);
-        ok(dir, &["put", "acme", "t", r#"{"id":100,"v":"w100"}"#]);
+        put(dir, "acme", &[(100, "w100")]);
     }
 }
