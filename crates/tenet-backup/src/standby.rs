@@ -293,7 +293,16 @@ pub(crate) async fn check_primary(
                 if p.demoted { " and stepped down" } else { "" }
             )))
         }
-        _ => Ok(()),
+        // Renamed since it claimed the history: the record shows the current name
+        // (standbys elsewhere name their source by it).
+        Some(mut p) => {
+            if let Some(rec) = store.tenant_by_id(tenant_id).filter(|r| r.name != p.tenant) {
+                p.tenant = rec.name;
+                write_primary(repo, history_id, &p).await?;
+            }
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 
