@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use tenet_jobs::{JobManager, JobRecord};
+use tenet_jobs::{JobManager, JobOwner, JobRecord};
 use tenet_store::{lifecycle, TenantOptions, TenantState};
 
 pub use backup::{BackupParams, SHARD_BYTES};
@@ -227,7 +227,10 @@ impl Backups {
             &rec.name,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
-            Some(format!("backup:{}", rec.id)),
+            JobOwner {
+                history_id: Some(rec.history_ref().id),
+                ..JobOwner::tenant(rec.id).with_lock(format!("backup:{}", rec.id))
+            },
         )?)
     }
 
@@ -269,7 +272,11 @@ impl Backups {
             &rec.name,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
-            Some(format!("backup:{}", rec.id)),
+            JobOwner {
+                history_id: Some(subject.id),
+                backups: vec![parent.backup_id.clone()],
+                ..JobOwner::tenant(rec.id).with_lock(format!("backup:{}", rec.id))
+            },
         )?)
     }
 
@@ -388,12 +395,19 @@ impl Backups {
         let source = params.source_tenant.clone();
         let in_place = params.in_place.is_some();
         let history = params.standby.as_ref().map(|s| s.history);
+        let owner = JobOwner {
+            tenant_id: Some(params.source_tenant_id),
+            history_id: Some(params.source_tenant_id),
+            backups: vec![params.backup_id.clone()],
+            objects: params.logs.iter().map(|l| l.key.clone()).collect(),
+            ..JobOwner::default().with_lock(format!("restore-target:{target_name}"))
+        };
         let job = self.jobs.create(
             KIND_RESTORE,
             &source,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
-            Some(format!("restore-target:{target_name}")),
+            owner,
         )?;
         let created = store.create_tenant(
             &target_name,
@@ -416,6 +430,7 @@ impl Backups {
         let mut checkpoint = self.jobs.get(job.id)?.checkpoint;
         checkpoint["target_id"] = json!(target.id);
         self.jobs.set_checkpoint_of(job.id, checkpoint)?;
+        self.jobs.set_target_of(job.id, target.id)?;
         Ok(self.jobs.get(job.id)?)
     }
 
@@ -657,7 +672,10 @@ impl Backups {
             &src.name,
             serde_json::to_value(params).expect("params serialize"),
             None,
-            Some(format!("restore-target:{into}")),
+            JobOwner {
+                target_id: Some(target.id),
+                ..JobOwner::tenant(src.id).with_lock(format!("restore-target:{into}"))
+            },
         );
         match job {
             Ok(job) => Ok(job),
@@ -687,7 +705,11 @@ impl Backups {
             &m.tenant_name,
             serde_json::to_value(params).expect("params serialize"),
             throttle_bytes_per_sec,
-            None,
+            JobOwner {
+                history_id: Some(loc.tenant_id),
+                backups: vec![id.to_string()],
+                ..JobOwner::default()
+            },
         )?)
     }
 
@@ -749,19 +771,11 @@ impl Backups {
         let rec = records::get(store, id)?.ok_or_else(|| {
             Error::BackupNotFound(format!("{id} (list backups with `tenet backups list`)"))
         })?;
-        let uses = |j: &JobRecord| {
-            j.params.get("backup_id").and_then(|v| v.as_str()) == Some(id)
-                || j.params.get("parent").and_then(|v| v.as_str()) == Some(id)
-                || j.checkpoint
-                    .pointer("/plan/backup_id")
-                    .and_then(|v| v.as_str())
-                    == Some(id)
-        };
         if let Some(j) = self
             .jobs
             .list()?
             .into_iter()
-            .find(|j| !j.state.is_final() && uses(j))
+            .find(|j| !j.state.is_final() && j.owner.uses(id))
         {
             return Err(Error::Jobs(tenet_jobs::Error::Conflict(format!(
                 "backup {id} is in use by job {} ({}); wait for it or cancel it first",

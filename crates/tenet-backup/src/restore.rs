@@ -179,6 +179,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
                 },
             )?;
             ctx.set_checkpoint("target_id", json!(t.id))?;
+            ctx.set_target(t.id)?;
             t.id
         }
         (None, None) => {
@@ -668,12 +669,13 @@ fn target_of(ctx: &JobContext, p: &RestoreParams) -> Result<Option<u64>> {
     let claimed = ctx.jobs().list()?.into_iter().any(|j| {
         j.id != ctx.id()
             && !j.state.is_final()
-            && j.checkpoint.get("target_id").and_then(|v| v.as_u64()) == Some(t.id)
+            && j.owner.target_id == Some(t.id)
     });
     if claimed {
         return Ok(None);
     }
     ctx.set_checkpoint("target_id", json!(t.id))?;
+    ctx.set_target(t.id)?;
     Ok(Some(t.id))
 }
 

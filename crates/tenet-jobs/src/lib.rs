@@ -31,7 +31,7 @@ mod throttle;
 
 pub use counter::RowCounter;
 pub use manager::{BoxFuture, JobContext, JobKind, JobManager, Task, TaskFn};
-pub use record::{JobError, JobRecord, JobState, Progress};
+pub use record::{JobError, JobOwner, JobRecord, JobState, Progress};
 pub use throttle::{CancelToken, Throttle};
 
 /// Errors of the job layer.

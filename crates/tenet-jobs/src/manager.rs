@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tenet_store::{Store, Ts, JOBS_TABLE};
 
 use crate::record::{
-    decode, encode, job_key, JobError, JobRecord, JobState, PhaseCounts, Progress,
+    decode, encode, job_key, JobError, JobOwner, JobRecord, JobState, PhaseCounts, Progress,
 };
 use crate::throttle::{CancelToken, Throttle};
 use crate::{Error, Result};
@@ -109,15 +109,15 @@ impl JobManager {
         self.inner.kinds.lock().insert(kind.kind(), kind);
     }
 
-    /// Persists a new `queued` job. With `lock`, refuses while an unfinished job holds
-    /// the same lock (e.g. one backup per tenant at a time).
+    /// Persists a new `queued` job. With `owner.lock`, refuses while an unfinished job
+    /// holds the same lock (e.g. one backup per tenant at a time).
     pub fn create(
         &self,
         kind: &str,
         tenant: &str,
         params: Value,
         throttle_bytes_per_sec: Option<u64>,
-        lock: Option<String>,
+        owner: JobOwner,
     ) -> Result<JobRecord> {
         if !self.inner.kinds.lock().contains_key(kind) {
             return Err(Error::InvalidArgument(format!("unknown job kind `{kind}`")));
@@ -128,11 +128,11 @@ impl JobManager {
             ));
         }
         let _guard = self.inner.create.lock();
-        if let Some(lock) = &lock {
+        if let Some(lock) = &owner.lock {
             if let Some(other) = self
                 .list()?
                 .into_iter()
-                .find(|j| !j.state.is_final() && j.params.get("lock") == Some(&json!(lock)))
+                .find(|j| !j.state.is_final() && j.lock() == Some(lock.as_str()))
             {
                 let what = format!(
                     "job {} ({} of tenant `{}`)",
@@ -154,10 +154,6 @@ impl JobManager {
                 }));
             }
         }
-        let mut params = params;
-        if let (Some(lock), Some(obj)) = (&lock, params.as_object_mut()) {
-            obj.insert("lock".into(), json!(lock));
-        }
         let now = self.now();
         let rec = JobRecord {
             id: self.inner.store.next_job_id()?,
@@ -170,6 +166,7 @@ impl JobManager {
             throttle_bytes_per_sec,
             result: None,
             error: None,
+            owner,
             checkpoint: json!({}),
             created_at: now.clone(),
             started_at: None,
@@ -225,6 +222,17 @@ impl JobManager {
         }
         let mut rec = self.get(id)?;
         rec.checkpoint = checkpoint;
+        rec.updated_at = self.now();
+        self.put(&rec)
+    }
+
+    /// Sets the tenant a job creates or writes, once it exists (set up at submission).
+    pub fn set_target_of(&self, id: u64, target_id: u64) -> Result<()> {
+        if self.inner.live.lock().contains_key(&id) {
+            return Err(Error::Conflict(format!("job {id} is running")));
+        }
+        let mut rec = self.get(id)?;
+        rec.owner.target_id = Some(target_id);
         rec.updated_at = self.now();
         self.put(&rec)
     }
@@ -616,6 +624,11 @@ impl JobContext {
                 }
             }
         })
+    }
+
+    /// Records the tenant the job creates or writes ([`JobOwner::target_id`]).
+    pub fn set_target(&self, target_id: u64) -> Result<()> {
+        self.update(|r| r.owner.target_id = Some(target_id))
     }
 
     /// Enters a phase (persisted).

@@ -169,6 +169,10 @@ pub struct JobRecord {
     /// Outcome of a succeeded job (kind-specific).
     pub result: Option<Value>,
     pub error: Option<JobError>,
+    /// Who and what the job is about, typed so that other modules never read a
+    /// kind's params or checkpoint.
+    #[serde(default)]
+    pub owner: JobOwner,
     /// Kind-owned state for resume: outputs of finished tasks under `tasks`, plus
     /// whatever the kind stores (pins, id mappings, …).
     pub checkpoint: Value,
@@ -176,6 +180,66 @@ pub struct JobRecord {
     pub started_at: Option<String>,
     pub updated_at: String,
     pub finished_at: Option<String>,
+}
+
+/// What a job works on, for the modules that must know without reading its params:
+/// prune keeps what unfinished jobs use, lists filter by tenant, and one job per lock
+/// runs at a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOwner {
+    /// The tenant (by id) it is about: the one backed up, the source of a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<u64>,
+    /// The tenant it creates or writes (a restore's target), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<u64>,
+    /// The repository history (`tenants/<id>/`) it reads or writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_id: Option<u64>,
+    /// Backups it reads or extends (kept by prune while it is unfinished).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<String>,
+    /// Repository objects it reads besides those backups (log segments).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<String>,
+    /// Unfinished jobs with the same lock exclude each other (`backup:<tenant id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+}
+
+impl JobOwner {
+    pub fn tenant(tenant_id: u64) -> JobOwner {
+        JobOwner {
+            tenant_id: Some(tenant_id),
+            ..JobOwner::default()
+        }
+    }
+
+    pub fn with_lock(mut self, lock: impl Into<String>) -> JobOwner {
+        self.lock = Some(lock.into());
+        self
+    }
+
+    /// Whether the job uses this backup or repository object.
+    pub fn uses(&self, backup_or_key: &str) -> bool {
+        self.backups.iter().any(|b| b == backup_or_key)
+            || self.objects.iter().any(|o| o == backup_or_key)
+    }
+
+    /// Whether the job is about tenant `id` (as subject or target).
+    pub fn concerns(&self, id: u64) -> bool {
+        self.tenant_id == Some(id) || self.target_id == Some(id)
+    }
+}
+
+impl JobRecord {
+    /// Its lock (records written before [`JobOwner`] kept it in params).
+    pub fn lock(&self) -> Option<&str> {
+        self.owner
+            .lock
+            .as_deref()
+            .or_else(|| self.params.get("lock").and_then(Value::as_str))
+    }
 }
 
 pub(crate) fn job_key(id: u64) -> Vec<u8> {

@@ -202,8 +202,7 @@ impl Service {
             return Ok(());
         }
         let owner = self.jobs().list()?.into_iter().find(|j| {
-            !j.state.is_final()
-                && j.checkpoint.get("target_id").and_then(Value::as_u64) == Some(t.id)
+!j.state.is_final() && j.owner.target_id == Some(t.id)
         });
         match owner {
             Some(j) => Err(tenet_store::Error::TenantState {

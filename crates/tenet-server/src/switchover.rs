@@ -514,6 +514,6 @@ pub fn create(
         &src.name,
         serde_json::to_value(params).expect("params serialize"),
         None,
-        Some(format!("switchover:{}", src.id)),
+        tenet_jobs::JobOwner::tenant(src.id).with_lock(format!("switchover:{}", src.id)),
     )?)
 }
