@@ -125,6 +125,7 @@ impl Inventory {
                 key: format!("{dir}/{}", s.path),
                 start: s.start,
                 end: s.end,
+                bytes: s.size,
             }));
         }
         logs
@@ -189,9 +190,14 @@ pub async fn archived_segments(
         .list_after(&prefix, offset.as_deref())
         .await?
         .into_iter()
-        .filter_map(|(key, _)| {
+        .filter_map(|(key, bytes)| {
             let (start, end) = parse_segment_name(key.strip_prefix(&prefix)?)?;
-            Some(LogRange { key, start, end })
+            Some(LogRange {
+                key,
+                start,
+                end,
+                bytes,
+            })
         })
         .filter(|l| from.is_none_or(|f| l.start >= f))
         .collect();

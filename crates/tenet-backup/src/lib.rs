@@ -29,6 +29,7 @@ pub mod format;
 mod incr;
 pub mod inventory;
 pub mod planner;
+pub mod prune;
 pub mod records;
 pub mod repo;
 mod restore;
@@ -61,6 +62,7 @@ pub const KIND_RESTORE: &str = restore::KIND;
 pub const KIND_VERIFY: &str = verify::KIND;
 pub const KIND_BACKUP_INCR: &str = incr::KIND;
 pub const KIND_CLONE: &str = clone::KIND;
+pub const KIND_PRUNE: &str = prune::KIND;
 
 /// A tenant as backups and restores know it: by id, with the name to show. It may
 /// have been dropped (its backups outlive it), or exist only in a repository.
@@ -126,6 +128,7 @@ impl Backups {
         jobs.register(Arc::new(verify::Verify));
         jobs.register(Arc::new(incr::IncrBackup));
         jobs.register(Arc::new(clone::Clone));
+        jobs.register(Arc::new(prune::Prune));
         Backups { jobs }
     }
 
@@ -475,6 +478,60 @@ impl Backups {
             .await?
             .of_incarnation(tenant.created_ts);
         Ok((repo, inventory))
+    }
+
+    /// The prune job's parameters for `tenant`'s history in `repo` (default: its
+    /// default repository) under `retention` (validated).
+    async fn prune_params(
+        &self,
+        tenant: &Subject,
+        repo: Option<&str>,
+        retention: prune::Retention,
+    ) -> Result<prune::PruneParams> {
+        retention.validate()?;
+        let (repo, _) = self.inventory(tenant, repo).await?;
+        Ok(prune::PruneParams {
+            history_id: tenant.id,
+            created_ts: tenant.created_ts,
+            repo: repo.url().to_string(),
+            retention,
+        })
+    }
+
+    /// What a prune of `tenant` would delete and why (a dry run: nothing changes).
+    pub async fn prune_dry_run(
+        &self,
+        tenant: &Subject,
+        repo: Option<&str>,
+        retention: prune::Retention,
+    ) -> Result<(prune::PruneParams, prune::Decision)> {
+        let p = self.prune_params(tenant, repo, retention).await?;
+        let repo = Repo::open(&p.repo)?;
+        let d = prune::plan(&self.jobs, &repo, &p, self.plan_now(), None).await?;
+        Ok((p, d))
+    }
+
+    /// Creates a prune job of `tenant`'s history (`prune.rs`). One prune per history
+    /// at a time.
+    pub async fn start_prune(
+        &self,
+        tenant: &Subject,
+        repo: Option<&str>,
+        retention: prune::Retention,
+    ) -> Result<JobRecord> {
+        let p = self.prune_params(tenant, repo, retention).await?;
+        let owner = JobOwner {
+            tenant_id: tenant.tenant_id,
+            history_id: Some(tenant.id),
+            ..JobOwner::default().with_lock(format!("prune:{}", tenant.id))
+        };
+        Ok(self.jobs.create(
+            KIND_PRUNE,
+            &tenant.name,
+            serde_json::to_value(p).expect("params serialize"),
+            None,
+            owner,
+        )?)
     }
 
     /// The restorable ranges of a tenant.

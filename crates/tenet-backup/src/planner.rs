@@ -26,6 +26,9 @@ pub struct LogRange {
     pub key: String,
     pub start: Ts,
     pub end: Ts,
+    /// The object's size (0 where unknown).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// What to restore to.
@@ -52,7 +55,7 @@ pub struct Plan {
 }
 
 /// A restorable range `[from, to]`: every ts in it can be restored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restorable {
     pub from: Ts,
     pub to: Ts,
@@ -218,6 +221,7 @@ mod tests {
             key: format!("{start}-{end}"),
             start: Ts(start),
             end: Ts(end),
+            bytes: 0,
         }
     }
 

@@ -470,6 +470,17 @@ pub fn parse_segment_name(name: &str) -> Option<(Ts, Ts)> {
     Some((Ts(a.parse().ok()?), Ts(b.parse().ok()?)))
 }
 
+/// The directory where standbys following a history record what they still need.
+pub fn reader_prefix(tenant_id: u64) -> String {
+    format!("{TENANTS_DIR}{tenant_id}/readers/")
+}
+
+/// The reader record of standby `tenant_id` of store `store_id` following history
+/// `history_id`.
+pub fn reader_key(history_id: u64, store_id: &str, tenant_id: u64) -> String {
+    format!("{}{store_id}-{tenant_id}.json", reader_prefix(history_id))
+}
+
 /// Repository keys of a backup.
 pub fn backup_dir(tenant_id: u64, backup_id: &str) -> String {
     format!("{}{backup_id}", backups_prefix(tenant_id))

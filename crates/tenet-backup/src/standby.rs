@@ -466,6 +466,34 @@ pub struct Standbys {
     running: Arc<Mutex<HashMap<u64, Running>>>,
     /// Standbys being promoted: not to be restarted by the supervisor.
     held: Arc<Mutex<HashSet<u64>>>,
+    /// When each standby last refreshed its reader record (clock ms).
+    readers: Arc<Mutex<HashMap<u64, u64>>>,
+}
+
+/// How often a standby refreshes its reader record in the repository.
+pub const READER_REFRESH: Duration = Duration::from_secs(60);
+
+/// Records in the repository what a standby still needs (the log after its applied
+/// ts), so prune keeps it (`prune.rs`).
+async fn write_reader(store: &Store, repo: &Repo, st: &StandbyState, name: &str) -> Result<()> {
+    let reader = crate::prune::Reader {
+        format: crate::prune::READER_FORMAT.into(),
+        version: crate::prune::READER_VERSION,
+        store_id: store.store_id()?,
+        tenant_id: st.tenant_id,
+        tenant: name.to_string(),
+        applied_ts: store.standby_applied(st.tenant_id).unwrap_or(Ts::ZERO),
+        refreshed_millis: store.clock().now_millis(),
+    };
+    let key = crate::repo::reader_key(st.history.id, &reader.store_id, st.tenant_id);
+    let body = serde_json::to_vec_pretty(&reader).expect("reader serializes");
+    repo.put(&key, body.into()).await
+}
+
+/// Removes a standby's reader record (it was promoted: it now writes the history).
+async fn remove_reader(store: &Store, repo: &Repo, st: &StandbyState) -> Result<()> {
+    let key = crate::repo::reader_key(st.history.id, &store.store_id()?, st.tenant_id);
+    repo.delete(&key).await
 }
 
 impl std::fmt::Debug for Standbys {
@@ -537,6 +565,7 @@ impl Standbys {
             runtime,
             running: Arc::new(Mutex::new(HashMap::new())),
             held: Arc::new(Mutex::new(HashSet::new())),
+            readers: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -549,9 +578,44 @@ impl Standbys {
                 if let Err(e) = me.start_due() {
                     tracing::warn!(error = %e, "cannot start standby followers");
                 }
+                me.refresh_readers().await;
                 tokio::time::sleep(every).await;
             }
         });
+    }
+
+    /// Refreshes the reader record of every standby (paused ones too) not refreshed
+    /// for [`READER_REFRESH`].
+    pub async fn refresh_readers(&self) {
+        let now = self.store.clock().now_millis();
+        let Ok(standbys) = all(&self.store) else {
+            return;
+        };
+        for st in standbys {
+            let due = self
+                .readers
+                .lock()
+                .get(&st.tenant_id)
+                .is_none_or(|t| now.saturating_sub(*t) >= READER_REFRESH.as_millis() as u64);
+            let Some(rec) = self.store.tenant_by_id(st.tenant_id) else {
+                continue;
+            };
+            if !due || rec.state != TenantState::Standby {
+                continue;
+            }
+            let written = match Repo::open(&st.repo) {
+                Ok(repo) => write_reader(&self.store, &repo, &st, &rec.name).await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(()) => {
+                    self.readers.lock().insert(st.tenant_id, now);
+                }
+                Err(e) => {
+                    tracing::warn!(tenant_id = st.tenant_id, error = %e, "cannot record standby reader")
+                }
+            }
+        }
     }
 
     /// Starts the follower of every standby that has none running; returns their ids.
@@ -893,6 +957,7 @@ impl Standbys {
             if !mine {
                 return Err(not_a_standby(rec));
             }
+            remove_reader(store, &repo, st).await?;
             let renamed_from = self.finish(rec, st, take_name)?;
             let mut r = self.report_done(rec, std::time::Instant::now());
             r.renamed_from = renamed_from.0;
@@ -1009,6 +1074,7 @@ impl Standbys {
                 ));
             }
         }
+        remove_reader(store, &repo, st).await?;
         let (renamed_from, problem) = self.finish(&promoted, st, take_name)?;
         let problem = match (demoted_source, problem) {
             (Some(a), Some(b)) => Some(format!("{a}; {b}")),
