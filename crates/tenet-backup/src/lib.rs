@@ -35,6 +35,7 @@ pub mod repo;
 mod restore;
 pub mod segment;
 pub mod standby;
+pub mod strategy;
 mod util;
 mod verify;
 

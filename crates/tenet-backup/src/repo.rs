@@ -180,7 +180,10 @@ impl Repo {
             Some((b, p)) => (b, Some(ObjPath::from(p))),
             None => (rest, None),
         };
-        check_s3_credentials(&url)?;
+        let settings = settings_of(&url);
+        if settings.as_ref().is_none_or(|s| s.access_key_env.is_none()) {
+            check_s3_credentials(&url)?;
+        }
         let virtual_hosted = std::env::var("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
             .is_ok_and(|v| v == "true" || v == "1");
         let mut builder = AmazonS3Builder::from_env()
@@ -204,6 +207,9 @@ impl Repo {
             .any(|v| std::env::var(v).is_ok_and(|e| e.starts_with("http://")));
         if plain_http {
             builder = builder.with_allow_http(true);
+        }
+        if let Some(st) = settings {
+            builder = st.apply(builder, &url)?;
         }
         let s3 = builder.build().map_err(|e| Error::InvalidRepo {
             url: url.clone(),
@@ -406,6 +412,85 @@ impl Repo {
         }
         Ok(keys.len() as u64)
     }
+}
+
+/// How to reach an S3 repository when the process environment alone does not say: a
+/// named repository's endpoint, region, and the *names* of the environment variables
+/// that hold its keys (never the keys). Registered by the server for the repository's
+/// URL, so every job, archiver and follower that opens that URL uses them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct S3Settings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_env: Option<String>,
+}
+
+impl S3Settings {
+    /// The value of environment variable `var`, named as the `what` of repository `url`.
+    fn var(var: &str, what: &str, url: &str) -> Result<String> {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::InvalidRepo {
+                url: url.to_string(),
+                reason: format!(
+                    "the environment variable {var} ({what}) is not set in the server's \
+                     environment; set it for `tenet serve` or change the repository with \
+                     `tenet repo add`"
+                ),
+            })
+    }
+
+    /// Checks that the variables it names are set (at `repo add`).
+    pub fn check(&self, url: &str) -> Result<()> {
+        match (&self.access_key_env, &self.secret_key_env) {
+            (Some(a), Some(s)) => {
+                Self::var(a, "access key id", url)?;
+                Self::var(s, "secret access key", url)?;
+                Ok(())
+            }
+            (None, None) => Ok(()),
+            _ => Err(Error::InvalidArgument(
+                "give both --access-key-env and --secret-key-env, or neither".into(),
+            )),
+        }
+    }
+
+    fn apply(&self, mut b: AmazonS3Builder, url: &str) -> Result<AmazonS3Builder> {
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        if let Some(r) = &self.region {
+            b = b.with_region(r);
+        }
+        if let (Some(a), Some(s)) = (&self.access_key_env, &self.secret_key_env) {
+            b = b
+                .with_access_key_id(Self::var(a, "access key id", url)?)
+                .with_secret_access_key(Self::var(s, "secret access key", url)?);
+        }
+        Ok(b)
+    }
+}
+
+static SETTINGS: std::sync::LazyLock<parking_lot::RwLock<std::collections::HashMap<String, S3Settings>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Registers (or with None, forgets) the settings of the repository at `url`.
+pub fn register_settings(url: &str, settings: Option<S3Settings>) {
+    let mut map = SETTINGS.write();
+    match settings {
+        Some(s) => map.insert(url.to_string(), s),
+        None => map.remove(url),
+    };
+}
+
+fn settings_of(url: &str) -> Option<S3Settings> {
+    SETTINGS.read().get(url).cloned()
 }
 
 /// Environment variables that give S3 credentials other than a static key pair.

@@ -37,6 +37,13 @@ pub const ARCHIVES_TABLE: u64 = 4;
 pub const DROPPED_TABLE: u64 = 5;
 /// System table of standby followers (system tenant), keyed by the standby's id.
 pub const STANDBYS_TABLE: u64 = 6;
+/// System table of named repositories (system tenant), keyed by name.
+pub const REPOS_TABLE: u64 = 7;
+/// System table of protection strategies (system tenant), keyed by tenant id; key 0
+/// (the system tenant, which has none) holds the default for every other tenant.
+pub const STRATEGIES_TABLE: u64 = 8;
+/// System table of the scheduler's runs (system tenant), keyed by (tenant id, kind).
+pub const SCHEDULES_TABLE: u64 = 9;
 
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
