@@ -48,6 +48,13 @@ pub enum Error {
     /// it was promoted), so this one must not.
     #[error("{0}")]
     NotPrimary(String),
+    /// A named repository or strategy that exists where a new one was asked for, or
+    /// that something uses where its removal was asked for (the message says which).
+    #[error("{0}")]
+    RepoConflict(String),
+    /// No strategy where one was asked for.
+    #[error("{0}")]
+    StrategyNotFound(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -68,6 +75,8 @@ impl Error {
             Error::VerifyFailed(_) => "VERIFY_FAILED",
             Error::NotRestorable(_) => "NOT_RESTORABLE",
             Error::NotPrimary(_) => "NOT_PRIMARY",
+            Error::RepoConflict(_) => "REPOSITORY_CONFLICT",
+            Error::StrategyNotFound(_) => "STRATEGY_NOT_FOUND",
             Error::Jobs(tenet_jobs::Error::Conflict(_)) => "JOB_CONFLICT",
             Error::Jobs(tenet_jobs::Error::NotFound(_)) => "JOB_NOT_FOUND",
             Error::Jobs(tenet_jobs::Error::Cancelled) => "CANCELLED",

@@ -53,7 +53,7 @@ pub use format::Manifest;
 pub use incr::IncrParams;
 pub use inventory::Inventory;
 pub use records::BackupRecord;
-pub use repo::{canonical_url, Repo, DEFAULT_REPO};
+pub use repo::{canonical_url, Repo, S3Settings, DEFAULT_REPO};
 pub use restore::RestoreParams;
 pub use verify::VerifyParams;
 

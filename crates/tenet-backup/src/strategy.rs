@@ -170,14 +170,42 @@ pub fn default_repo(store: &Store) -> Result<Option<RepoConfig>> {
     Ok(repos(store)?.into_iter().find(|r| r.default))
 }
 
-/// Turns a `--repo` argument into a URL: a repository name, else a path or URL.
+/// Whether a `--repo` argument is a repository name (else a path or URL): a name has
+/// no `/`, `.` or `:` and starts with a lowercase letter.
+pub fn is_repo_name(arg: &str) -> bool {
+    validate_repo_name(arg).is_ok()
+}
+
+/// Turns a `--repo` argument into a URL: a repository name (which must exist), else a
+/// path or URL.
 pub fn resolve_repo(store: &Store, arg: &str) -> Result<String> {
-    if validate_repo_name(arg).is_ok() && !arg.contains('/') {
-        if let Some(r) = repo(store, arg)? {
-            return Ok(r.url);
+    if !is_repo_name(arg) {
+        return canonical_url(arg);
+    }
+    match repo(store, arg)? {
+        Some(r) => Ok(r.url),
+        None => {
+            let known: Vec<String> = repos(store)?.into_iter().map(|r| r.name).collect();
+            Err(Error::RepoNotFound(format!(
+                "no repository named `{arg}` ({}); a directory is given as a path (./{arg}, \
+                 /path/{arg}) and S3 as s3://bucket/prefix",
+                if known.is_empty() {
+                    "none are named yet: `tenet repo add <name> <url>`".to_string()
+                } else {
+                    format!("named ones: {}", known.join(", "))
+                }
+            )))
         }
     }
-    canonical_url(arg)
+}
+
+/// The repository used when none is named: the default named one, else
+/// [`crate::DEFAULT_REPO`] (relative to the process's directory).
+pub fn default_repo_url(store: &Store) -> Result<String> {
+    match default_repo(store)? {
+        Some(r) => Ok(r.url),
+        None => canonical_url(crate::DEFAULT_REPO),
+    }
 }
 
 /// A 5-field cron schedule (UTC) or a nickname (`@daily`, …; `hourly`, `daily`,

@@ -67,6 +67,19 @@ pub trait Admin: Send + Sync {
     /// standby of it.
     fn switchover(&self, tenant: &str, req: &SwitchoverRequest) -> ApiResult<JobInfo>;
 
+    /// Named repositories held by the server.
+    fn list_repos(&self) -> ApiResult<Vec<RepoInfo>>;
+    fn add_repo(&self, req: &AddRepo) -> ApiResult<RepoInfo>;
+    fn get_repo(&self, name: &str) -> ApiResult<RepoInfo>;
+    /// Forgets a name (the repository's contents stay); refused while a strategy uses it.
+    fn remove_repo(&self, name: &str) -> ApiResult<RepoInfo>;
+    /// The strategy of a tenant (its own or the default), or with None the default.
+    fn get_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo>;
+    fn put_strategy(&self, tenant: Option<&str>, req: &StrategyBody) -> ApiResult<StrategyInfo>;
+    fn delete_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo>;
+    /// Deletes (or with `dry_run` lists) what no kept restore point needs.
+    fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse>;
+
     /// Whether jobs keep running after this call returns (a server), or only while
     /// this process lives (embedded).
     fn jobs_run_detached(&self) -> bool;

@@ -1021,3 +1021,147 @@ pub struct CloneRequest {
     #[serde(default)]
     pub repo: Option<String>,
 }
+
+// ---------------------------------------------------------------------------------
+// Protection: named repositories, strategies, prune.
+
+/// Name a repository (`POST /v1/repos`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddRepo {
+    /// 1–63 of a-z, 0-9, `-`, `_`, starting with a letter.
+    pub name: String,
+    /// A directory path, `file:///dir` or `s3://bucket/prefix`.
+    pub url: String,
+    /// S3: the endpoint of S3-compatible storage (`https://…`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// S3: the *name* of the server's environment variable holding the access key id.
+    #[serde(default)]
+    pub access_key_env: Option<String>,
+    /// S3: the *name* of the server's environment variable holding the secret key.
+    #[serde(default)]
+    pub secret_key_env: Option<String>,
+    /// Make it the default repository.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// A named repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoInfo {
+    pub name: String,
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_env: Option<String>,
+    pub secret_key_env: Option<String>,
+    pub default: bool,
+    pub added_at: String,
+    /// Strategies that use it (tenant names; `(default)` for the default strategy).
+    pub used_by: Vec<String>,
+}
+
+/// A protection strategy (`PUT /v1/tenants/{tenant}/strategy`, `PUT /v1/strategy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyBody {
+    /// Full backups on this schedule (UTC): 5-field cron or `@daily`.
+    #[serde(default)]
+    pub full: Option<String>,
+    /// An incremental backup this many seconds after the previous backup.
+    #[serde(default)]
+    pub incr_secs: Option<u64>,
+    /// Archive the log continuously.
+    #[serde(default)]
+    pub archive: bool,
+    #[serde(default)]
+    pub archive_interval_ms: Option<u64>,
+    /// A named repository (default: the default repository).
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Keep every point of the last this many seconds restorable.
+    #[serde(default)]
+    pub keep_within_secs: Option<u64>,
+    /// Keep this many newest full backups (and every point after the oldest of them).
+    #[serde(default)]
+    pub keep_full: Option<u32>,
+    /// Restore drills on this schedule (UTC): 5-field cron or `@daily`.
+    #[serde(default)]
+    pub drill: Option<String>,
+}
+
+/// The strategy that applies to a tenant (or the default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StrategyInfo {
+    /// The tenant (None: the default strategy).
+    pub tenant: Option<String>,
+    /// The tenant has no strategy of its own: this is the default.
+    pub inherited: bool,
+    #[serde(flatten)]
+    pub strategy: StrategyBody,
+    /// The repository's URL.
+    pub repo_url: String,
+    pub updated_at: String,
+}
+
+/// Prune backups and archived log that no kept restore point needs
+/// (`POST /v1/prune`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    /// One tenant (default: every tenant whose strategy has a retention).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Default: the tenant's strategy's repository, else where its backups are.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Override the strategy's retention.
+    #[serde(default)]
+    pub keep_within_secs: Option<u64>,
+    #[serde(default)]
+    pub keep_full: Option<u32>,
+    /// Only say what would be deleted and why.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One object prune deletes (or would).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PruneObject {
+    /// `full`, `incr` or `segment`.
+    pub kind: String,
+    /// Backup id, or the segment's key.
+    pub id: String,
+    pub bytes: u64,
+    pub end_time: String,
+    pub reason: String,
+}
+
+/// What prune does to one tenant's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PrunePlan {
+    pub tenant: String,
+    pub history_id: u64,
+    pub repo: String,
+    pub retention: String,
+    /// Every point restorable now at or after this stays restorable.
+    pub keep_from: Option<String>,
+    pub keep_from_reason: String,
+    pub delete: Vec<PruneObject>,
+    pub delete_bytes: u64,
+    pub kept_objects: u64,
+    pub kept_bytes: u64,
+    pub restorable_after: Vec<RestorePoint>,
+    pub notes: Vec<String>,
+    /// The prune job (none in a dry run).
+    pub job: Option<JobInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PruneResponse {
+    pub dry_run: bool,
+    pub plans: Vec<PrunePlan>,
+}

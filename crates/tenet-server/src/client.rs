@@ -271,6 +271,47 @@ impl Admin for Client {
         true
     }
 
+    fn list_repos(&self) -> ApiResult<Vec<RepoInfo>> {
+        self.get(&["v1", "repos"], &NONE)
+    }
+
+    fn add_repo(&self, req: &AddRepo) -> ApiResult<RepoInfo> {
+        self.with_body(Method::POST, &["v1", "repos"], req)
+    }
+
+    fn get_repo(&self, name: &str) -> ApiResult<RepoInfo> {
+        self.get(&["v1", "repos", name], &NONE)
+    }
+
+    fn remove_repo(&self, name: &str) -> ApiResult<RepoInfo> {
+        self.delete(&["v1", "repos", name], &NONE)
+    }
+
+    fn get_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        match tenant {
+            Some(t) => self.get(&["v1", "tenants", t, "strategy"], &NONE),
+            None => self.get(&["v1", "strategy"], &NONE),
+        }
+    }
+
+    fn put_strategy(&self, tenant: Option<&str>, req: &StrategyBody) -> ApiResult<StrategyInfo> {
+        match tenant {
+            Some(t) => self.with_body(Method::PUT, &["v1", "tenants", t, "strategy"], req),
+            None => self.with_body(Method::PUT, &["v1", "strategy"], req),
+        }
+    }
+
+    fn delete_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        match tenant {
+            Some(t) => self.delete(&["v1", "tenants", t, "strategy"], &NONE),
+            None => self.delete(&["v1", "strategy"], &NONE),
+        }
+    }
+
+    fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
+        self.with_body(Method::POST, &["v1", "prune"], req)
+    }
+
     fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "archive"], req)
     }

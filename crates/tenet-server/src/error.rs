@@ -128,7 +128,8 @@ impl From<tenet_backup::Error> for ApiError {
             B::NotRestorable(_) => S::CONFLICT,
             B::RepoUnavailable { .. } => S::SERVICE_UNAVAILABLE,
             B::BackupNotFound(_) | B::RepoNotFound(_) | B::TenantNotFound { .. } => S::NOT_FOUND,
-            B::InUse(_) | B::NotPrimary(_) => S::CONFLICT,
+            B::InUse(_) | B::NotPrimary(_) | B::RepoConflict(_) => S::CONFLICT,
+            B::StrategyNotFound(_) => S::NOT_FOUND,
             B::Corrupt { .. } | B::UnsupportedVersion { .. } | B::VerifyFailed(_) => {
                 S::UNPROCESSABLE_ENTITY
             }

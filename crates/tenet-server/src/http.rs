@@ -516,6 +516,87 @@ async fn restore_points(
     run(s, move |s| s.restore_points(&t, &q)).await
 }
 
+/// Named repositories held by the server.
+#[utoipa::path(get, path = "/v1/repos", tag = "repositories",
+    responses((status = 200, body = Vec<RepoInfo>)))]
+async fn list_repos(State(s): State<Service>) -> R<Vec<RepoInfo>> {
+    run(s, move |s| s.list_repos()).await
+}
+
+/// Names a repository (checked reachable and writable with its settings).
+#[utoipa::path(post, path = "/v1/repos", tag = "repositories", request_body = AddRepo,
+    responses((status = 200, body = RepoInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn add_repo(State(s): State<Service>, ApiJson(req): ApiJson<AddRepo>) -> R<RepoInfo> {
+    run(s, move |s| s.add_repo(&req)).await
+}
+
+#[utoipa::path(get, path = "/v1/repos/{name}", tag = "repositories", params(("name" = String, Path, description = "Repository name")),
+    responses((status = 200, body = RepoInfo), (status = 404, body = ErrorBody)))]
+async fn get_repo(State(s): State<Service>, ApiPath(n): ApiPath<String>) -> R<RepoInfo> {
+    run(s, move |s| s.get_repo(&n)).await
+}
+
+/// Forgets a repository's name (its contents stay); refused while a strategy uses it.
+#[utoipa::path(delete, path = "/v1/repos/{name}", tag = "repositories", params(("name" = String, Path, description = "Repository name")),
+    responses((status = 200, body = RepoInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_repo(State(s): State<Service>, ApiPath(n): ApiPath<String>) -> R<RepoInfo> {
+    run(s, move |s| s.remove_repo(&n)).await
+}
+
+/// The strategy that applies to a tenant: its own, else the default.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/strategy", tag = "strategies", params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
+async fn get_strategy(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StrategyInfo> {
+    run(s, move |s| s.get_strategy(Some(&t))).await
+}
+
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/strategy", tag = "strategies", params(("tenant" = String, Path, description = "Tenant name")), request_body = StrategyBody,
+    responses((status = 200, body = StrategyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn put_strategy(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<StrategyBody>,
+) -> R<StrategyInfo> {
+    run(s, move |s| s.put_strategy(Some(&t), &req)).await
+}
+
+/// Removes a tenant's own strategy (the default applies again, if there is one).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/strategy", tag = "strategies", params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
+async fn delete_strategy(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StrategyInfo> {
+    run(s, move |s| s.delete_strategy(Some(&t))).await
+}
+
+/// The default strategy: every tenant without its own, including future ones.
+#[utoipa::path(get, path = "/v1/strategy", tag = "strategies",
+    responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
+async fn get_default_strategy(State(s): State<Service>) -> R<StrategyInfo> {
+    run(s, move |s| s.get_strategy(None)).await
+}
+
+#[utoipa::path(put, path = "/v1/strategy", tag = "strategies", request_body = StrategyBody,
+    responses((status = 200, body = StrategyInfo), (status = 400, body = ErrorBody)))]
+async fn put_default_strategy(
+    State(s): State<Service>,
+    ApiJson(req): ApiJson<StrategyBody>,
+) -> R<StrategyInfo> {
+    run(s, move |s| s.put_strategy(None, &req)).await
+}
+
+#[utoipa::path(delete, path = "/v1/strategy", tag = "strategies",
+    responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
+async fn delete_default_strategy(State(s): State<Service>) -> R<StrategyInfo> {
+    run(s, move |s| s.delete_strategy(None)).await
+}
+
+/// Deletes the backups and archived log no kept restore point needs (one prune job
+/// per tenant), or with `dry_run` lists each object and why.
+#[utoipa::path(post, path = "/v1/prune", tag = "backups", request_body = PruneRequest,
+    responses((status = 200, body = PruneResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn prune(State(s): State<Service>, ApiJson(req): ApiJson<PruneRequest>) -> R<PruneResponse> {
+    run(s, move |s| s.prune(&req)).await
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -567,6 +648,17 @@ async fn restore_points(
         standby_resume,
         promote,
         switchover,
+        list_repos,
+        add_repo,
+        get_repo,
+        remove_repo,
+        get_strategy,
+        put_strategy,
+        delete_strategy,
+        get_default_strategy,
+        put_default_strategy,
+        delete_default_strategy,
+        prune,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -657,6 +749,19 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ("/v1/jobs/{id}", get(get_job)),
         ("/v1/jobs/{id}/cancel", post(cancel_job)),
         ("/v1/jobs/{id}/resume", post(resume_job)),
+        ("/v1/repos", get(list_repos).post(add_repo)),
+        ("/v1/repos/{name}", get(get_repo).delete(remove_repo)),
+        (
+            "/v1/tenants/{tenant}/strategy",
+            get(get_strategy).put(put_strategy).delete(delete_strategy),
+        ),
+        (
+            "/v1/strategy",
+            get(get_default_strategy)
+                .put(put_default_strategy)
+                .delete(delete_default_strategy),
+        ),
+        ("/v1/prune", post(prune)),
     ]
 }
 

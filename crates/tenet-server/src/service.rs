@@ -7,7 +7,7 @@ use serde_json::Value;
 use tenet_backup::archiver::{ArchiveOptions, Archivers};
 use tenet_backup::planner::Target;
 use tenet_backup::standby::Standbys;
-use tenet_backup::{canonical_url, Backups, RestoreRequest, Subject, DEFAULT_REPO};
+use tenet_backup::{Backups, RestoreRequest, Subject};
 use tenet_jobs::JobManager;
 use tenet_store::{
     AsOf, Column, ColumnType, RevertScope, RevertTo, ScanRange, Store, TableSpec, TenantOptions,
@@ -100,11 +100,11 @@ pub(crate) fn check_txn_size(ops: &[TxnOp]) -> ApiResult<()> {
 /// The store behind the API, and the jobs running on it.
 #[derive(Clone, Debug)]
 pub struct Service {
-    store: Store,
-    backups: Backups,
-    archivers: Archivers,
+    pub(crate) store: Store,
+    pub(crate) backups: Backups,
+    pub(crate) archivers: Archivers,
     standbys: Standbys,
-    runtime: Handle,
+    pub(crate) runtime: Handle,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
     detached: bool,
@@ -149,6 +149,9 @@ impl Service {
             archivers: svc.archivers.clone(),
             standbys: svc.standbys.clone(),
         }));
+        if let Err(e) = tenet_backup::strategy::register_all(&svc.store) {
+            tracing::warn!(error = %e, "cannot read named repositories");
+        }
         svc
     }
 
@@ -169,7 +172,7 @@ impl Service {
     }
 
     /// Refused unless this is a server: archivers and standby followers live there.
-    fn require_server(&self, what: &str) -> ApiResult<()> {
+    pub(crate) fn require_server(&self, what: &str) -> ApiResult<()> {
         if self.detached {
             return Ok(());
         }
@@ -189,7 +192,7 @@ impl Service {
     }
 
     /// Starts a created job in the background and returns its record.
-    fn start(&self, job: tenet_jobs::JobRecord) -> ApiResult<JobInfo> {
+    pub(crate) fn start(&self, job: tenet_jobs::JobRecord) -> ApiResult<JobInfo> {
         self.jobs().start(job.id)?;
         self.job_info(job.id)
     }
@@ -220,7 +223,7 @@ impl Service {
         }
     }
 
-    fn info(&self, r: tenet_jobs::JobRecord) -> JobInfo {
+    pub(crate) fn info(&self, r: tenet_jobs::JobRecord) -> JobInfo {
         let live = self.jobs().is_live(r.id);
         // A backup names its tenant (of this store) by id: show its current name. (A
         // restore's or verify's source id may be another store's, so those keep the
@@ -249,19 +252,19 @@ impl Service {
         info
     }
 
-    fn job_info(&self, id: u64) -> ApiResult<JobInfo> {
+    pub(crate) fn job_info(&self, id: u64) -> ApiResult<JobInfo> {
         Ok(self.info(self.jobs().get(id)?))
     }
 
     /// Resolves a tenant named at the edge to its id; it may be dropped, or known only
     /// to `repo` (see [`Backups::resolve`]).
-    fn subject(&self, name: &str, repo: Option<&str>) -> ApiResult<Subject> {
+    pub(crate) fn subject(&self, name: &str, repo: Option<&str>) -> ApiResult<Subject> {
         Ok(self.runtime.block_on(self.backups.resolve(name, repo))?)
     }
 
     /// The id of a tenant of this store, named at the edge.
     /// The id of a tenant of this store, named at the edge (a name or `#<id>`).
-    fn live_tenant(&self, name: &str) -> ApiResult<u64> {
+    pub(crate) fn live_tenant(&self, name: &str) -> ApiResult<u64> {
         if let Some(id) = name.strip_prefix('#').and_then(|n| n.parse::<u64>().ok()) {
             return Ok(self.store.resolve(id)?.id);
         }
@@ -368,8 +371,20 @@ impl Service {
         self.start(job)
     }
 
-    fn repo_or_default(repo: &Option<String>) -> ApiResult<String> {
-        Ok(canonical_url(repo.as_deref().unwrap_or(DEFAULT_REPO))?)
+    /// The repository a request names (by name, path or URL), or the default one.
+    fn repo_or_default(&self, repo: &Option<String>) -> ApiResult<String> {
+        match self.repo_arg(repo)? {
+            Some(url) => Ok(url),
+            None => Ok(tenet_backup::strategy::default_repo_url(&self.store)?),
+        }
+    }
+
+    /// The URL of a repository a request names (by name, path or URL), if it names one.
+    pub(crate) fn repo_arg(&self, repo: &Option<String>) -> ApiResult<Option<String>> {
+        Ok(repo
+            .as_deref()
+            .map(|r| tenet_backup::strategy::resolve_repo(&self.store, r))
+            .transpose()?)
     }
 }
 
@@ -784,7 +799,7 @@ impl Admin for Service {
         )?;
         let job = match req.kind.as_deref().unwrap_or("full") {
             "full" => {
-                let repo = Self::repo_or_default(&req.repo)?;
+                let repo = self.repo_or_default(&req.repo)?;
                 self.runtime.block_on(self.backups.start_full(
                     tenant,
                     &repo,
@@ -792,7 +807,7 @@ impl Admin for Service {
                 ))?
             }
             "incr" => {
-                let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+                let repo = self.repo_arg(&req.repo)?;
                 self.runtime.block_on(self.backups.start_incr(
                     tenant,
                     repo.as_deref(),
@@ -809,7 +824,7 @@ impl Admin for Service {
     }
 
     fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>> {
-        let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let repo = self.repo_arg(&q.repo)?;
         let tenant = q
             .tenant
             .as_deref()
@@ -825,7 +840,7 @@ impl Admin for Service {
     }
 
     fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail> {
-        let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let repo = self.repo_arg(&q.repo)?;
         let (rec, m) = self
             .runtime
             .block_on(self.backups.show(id, repo.as_deref()))?;
@@ -877,7 +892,7 @@ impl Admin for Service {
             req.throttle_bytes_per_sec,
             bounds::THROTTLE_BYTES_PER_SEC,
         )?;
-        let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+        let repo = self.repo_arg(&req.repo)?;
         let job = self.runtime.block_on(self.backups.start_verify(
             id,
             repo.as_deref(),
@@ -892,7 +907,7 @@ impl Admin for Service {
             req.throttle_bytes_per_sec,
             bounds::THROTTLE_BYTES_PER_SEC,
         )?;
-        let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+        let repo = self.repo_arg(&req.repo)?;
         if req.standby {
             return self.create_standby(req, repo.as_deref());
         }
@@ -991,7 +1006,7 @@ impl Admin for Service {
         let job = match self.backups.start_clone(src, as_of, &req.into) {
             // Older than the local history: from the repository.
             Err(tenet_backup::Error::Store(tenet_store::Error::TooOld { .. })) => {
-                let repo = req.repo.as_deref().map(canonical_url).transpose()?;
+                let repo = self.repo_arg(&req.repo)?;
                 let source = self.subject(tenant, repo.as_deref())?;
                 self.runtime.block_on(self.backups.start_restore_to(
                     &source,
@@ -1024,7 +1039,7 @@ impl Admin for Service {
             tenet_backup::archiver::load(&self.store, tenant)?,
         ) {
             (None, Some(old)) => old.repo,
-            _ => Self::repo_or_default(&req.repo)?,
+            _ => self.repo_or_default(&req.repo)?,
         };
         self.runtime
             .block_on(self.archivers.start(tenant, &repo, opts))?;
@@ -1152,7 +1167,7 @@ impl Admin for Service {
     }
 
     fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>> {
-        let repo = q.repo.as_deref().map(canonical_url).transpose()?;
+        let repo = self.repo_arg(&q.repo)?;
         let subject = self.subject(tenant, repo.as_deref())?;
         let points = self
             .runtime
@@ -1197,6 +1212,38 @@ impl Admin for Service {
     fn resume_job(&self, id: u64) -> ApiResult<JobInfo> {
         self.jobs().start(id)?;
         self.job_info(id)
+    }
+
+    fn list_repos(&self) -> ApiResult<Vec<RepoInfo>> {
+        self.list_repos_impl()
+    }
+
+    fn add_repo(&self, req: &AddRepo) -> ApiResult<RepoInfo> {
+        self.add_repo_impl(req)
+    }
+
+    fn get_repo(&self, name: &str) -> ApiResult<RepoInfo> {
+        self.get_repo_impl(name)
+    }
+
+    fn remove_repo(&self, name: &str) -> ApiResult<RepoInfo> {
+        self.remove_repo_impl(name)
+    }
+
+    fn get_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        self.get_strategy_impl(tenant)
+    }
+
+    fn put_strategy(&self, tenant: Option<&str>, req: &StrategyBody) -> ApiResult<StrategyInfo> {
+        self.put_strategy_impl(tenant, req)
+    }
+
+    fn delete_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        self.delete_strategy_impl(tenant)
+    }
+
+    fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
+        self.prune_impl(req)
     }
 
     fn jobs_run_detached(&self) -> bool {

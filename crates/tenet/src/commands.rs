@@ -573,6 +573,8 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Backups(_)
         | Command::Restore { .. }
         | Command::Standby(_)
+        | Command::Repo(_)
+        | Command::Strategy(_)
         | Command::Promote(_)
         | Command::Switchover(_)
         | Command::RestorePoints { .. }

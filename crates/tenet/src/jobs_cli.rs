@@ -80,6 +80,9 @@ pub enum BackupsCmd {
         #[command(flatten)]
         opts: JobOpts,
     },
+    /// Delete the backups and archived log no kept restore point needs (by the
+    /// strategy's retention, or --keep-within/--keep-full); --dry-run says what and why.
+    Prune(crate::protection_cli::PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,11 +163,9 @@ pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliEr
         BackupCmd::Incr { tenant, opts } => ("incr", tenant, opts),
     };
     check_detach(admin, opts.detach)?;
-    // A full backup goes to ./tenet-backups by default; an incremental follows its chain.
-    let repo = match (kind, &opts.repo) {
-        ("incr", None) => None,
-        _ => Some(repo_url(&opts.repo)?),
-    };
+    // A full backup goes to the default repository (the default named one, else
+    // ./tenet-backups); an incremental follows its chain.
+    let repo = opts.repo.as_ref().map(|_| repo_url(&opts.repo)).transpose()?;
     let job = admin.create_backup(&CreateBackup {
         tenant,
         kind: Some(kind.into()),
@@ -180,8 +181,14 @@ pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliEr
     follow(admin, job, opts.detach, g.json)
 }
 
-fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
-    tenet_backup::canonical_url(repo.as_deref().unwrap_or(tenet_backup::DEFAULT_REPO))
+/// A `--repo` argument as sent: a repository name as is (the server knows its URL and
+/// settings), a path made absolute here (it is relative to this command's directory).
+pub(crate) fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
+    let arg = repo.as_deref().unwrap_or(tenet_backup::DEFAULT_REPO);
+    if tenet_backup::strategy::is_repo_name(arg) {
+        return Ok(arg.to_string());
+    }
+    tenet_backup::canonical_url(arg)
         .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))
 }
 
@@ -473,6 +480,7 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                 print_table(&["TABLE", "ROWS", "FILES", "LOGICAL", "DIGEST"], &rows);
             }
         }
+        BackupsCmd::Prune(args) => crate::protection_cli::prune(args, admin, g)?,
         BackupsCmd::Delete { id, force } => {
             let b = admin.delete_backup(&id, &DeleteBackupQuery { force })?;
             if g.json {

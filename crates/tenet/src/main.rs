@@ -13,6 +13,7 @@ mod demo;
 mod duration;
 mod jobs_cli;
 mod output;
+mod protection_cli;
 mod revert_cli;
 mod standby_cli;
 
@@ -171,6 +172,12 @@ enum Command {
         #[command(flatten)]
         opts: jobs_cli::JobOpts,
     },
+    /// Named repositories held by the server: add, list, show, remove.
+    #[command(subcommand)]
+    Repo(protection_cli::RepoCmd),
+    /// How tenants are protected: set, show, delete (per tenant or --default).
+    #[command(subcommand)]
+    Strategy(protection_cli::StrategyCmd),
     /// Standby tenants: status, pause, resume.
     #[command(subcommand)]
     Standby(standby_cli::StandbyCmd),
@@ -302,6 +309,12 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         }
         Command::Switchover(args) => {
             standby_cli::switchover(args, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Repo(cmd) => {
+            protection_cli::repo(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Strategy(cmd) => {
+            protection_cli::strategy(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
         }
         Command::Archive(cmd) => {
             jobs_cli::archive(cmd, connect::connect(&g, Existing)?.as_ref(), &g)

@@ -1,0 +1,366 @@
+//! The protection operations of the API: named repositories, strategies and prune
+//! (the stored settings are `tenet_backup::strategy`; the decisions
+//! `tenet_backup::prune`). [`crate::service::Service`]'s [`crate::admin::Admin`]
+//! implementation calls these.
+
+use tenet_backup::prune::{Decision, ObjectKind, PruneParams, Retention};
+use tenet_backup::strategy::{self, RepoConfig, Strategy, DEFAULT_KEY};
+use tenet_backup::{Repo, S3Settings};
+use tenet_store::TenantState;
+
+use crate::api::*;
+use crate::error::{ApiError, ApiResult};
+use crate::service::Service;
+
+fn repo_info(r: RepoConfig, strategies: &[(u64, String, Strategy)]) -> RepoInfo {
+    let used_by = strategies
+        .iter()
+        .filter(|(_, _, s)| s.repo.as_deref() == Some(r.name.as_str()) || (s.repo.is_none() && r.default))
+        .map(|(_, name, _)| name.clone())
+        .collect();
+    RepoInfo {
+        name: r.name,
+        url: r.url,
+        endpoint: r.s3.endpoint,
+        region: r.s3.region,
+        access_key_env: r.s3.access_key_env,
+        secret_key_env: r.s3.secret_key_env,
+        default: r.default,
+        added_at: r.added_at,
+        used_by,
+    }
+}
+
+fn body_of(s: &Strategy) -> StrategyBody {
+    StrategyBody {
+        full: s.full.clone(),
+        incr_secs: s.incr_secs,
+        archive: s.archive,
+        archive_interval_ms: s.archive_interval_ms,
+        repo: s.repo.clone(),
+        keep_within_secs: s.retention.keep_within_secs,
+        keep_full: s.retention.keep_full,
+        drill: s.drill.clone(),
+    }
+}
+
+fn plan_info(
+    tenant: &str,
+    p: &PruneParams,
+    d: &Decision,
+    job: Option<JobInfo>,
+) -> PrunePlan {
+    PrunePlan {
+        tenant: tenant.to_string(),
+        history_id: p.history_id,
+        repo: p.repo.clone(),
+        retention: p.retention.describe(),
+        keep_from: d.keep_from.map(|t| t.to_rfc3339()),
+        keep_from_reason: d.keep_from_reason.clone(),
+        delete: d
+            .delete
+            .iter()
+            .map(|o| PruneObject {
+                kind: match o.kind {
+                    ObjectKind::Full => "full",
+                    ObjectKind::Incr => "incr",
+                    ObjectKind::Segment => "segment",
+                }
+                .into(),
+                id: o.id.clone(),
+                bytes: o.bytes,
+                end_time: o.end.to_rfc3339(),
+                reason: o.reason.clone(),
+            })
+            .collect(),
+        delete_bytes: d.delete_bytes(),
+        kept_objects: d.kept_objects,
+        kept_bytes: d.kept_bytes,
+        restorable_after: d
+            .restorable_after
+            .iter()
+            .map(|r| RestorePoint {
+                from_ts: r.from.0,
+                from_time: r.from.to_rfc3339(),
+                to_ts: r.to.0,
+                to_time: r.to.to_rfc3339(),
+            })
+            .collect(),
+        notes: d.notes.clone(),
+        job,
+    }
+}
+
+impl Service {
+    /// Every stored strategy with the name to show for it.
+    fn named_strategies(&self) -> ApiResult<Vec<(u64, String, Strategy)>> {
+        Ok(strategy::strategies(&self.store)?
+            .into_iter()
+            .filter_map(|(id, s)| {
+                let name = if id == DEFAULT_KEY {
+                    "(default)".to_string()
+                } else {
+                    self.store.tenant_by_id(id)?.name
+                };
+                Some((id, name, s))
+            })
+            .collect())
+    }
+
+    pub(crate) fn list_repos_impl(&self) -> ApiResult<Vec<RepoInfo>> {
+        let used = self.named_strategies()?;
+        Ok(strategy::repos(&self.store)?
+            .into_iter()
+            .map(|r| repo_info(r, &used))
+            .collect())
+    }
+
+    pub(crate) fn get_repo_impl(&self, name: &str) -> ApiResult<RepoInfo> {
+        let r = self.repo_named(name)?;
+        Ok(repo_info(r, &self.named_strategies()?))
+    }
+
+    fn repo_named(&self, name: &str) -> ApiResult<RepoConfig> {
+        strategy::validate_repo_name(name)?;
+        strategy::repo(&self.store, name)?.ok_or_else(|| {
+            tenet_backup::Error::RepoNotFound(format!(
+                "no repository named `{name}`; list them with `tenet repo list`"
+            ))
+            .into()
+        })
+    }
+
+    pub(crate) fn add_repo_impl(&self, req: &AddRepo) -> ApiResult<RepoInfo> {
+        let mut cfg = RepoConfig {
+            name: req.name.clone(),
+            url: req.url.clone(),
+            s3: S3Settings {
+                endpoint: req.endpoint.clone(),
+                region: req.region.clone(),
+                access_key_env: req.access_key_env.clone(),
+                secret_key_env: req.secret_key_env.clone(),
+            },
+            default: req.default,
+            added_at: tenet_store::Ts::from_millis(self.store.clock().now_millis()).to_rfc3339(),
+        };
+        cfg.validate()?;
+        if let Some(old) = strategy::repo(&self.store, &cfg.name)? {
+            return Err(tenet_backup::Error::RepoConflict(format!(
+                "a repository named `{}` exists ({}); remove it first with `tenet repo remove {}`",
+                old.name, old.url, old.name
+            ))
+            .into());
+        }
+        // Reachable and writable with these settings: open it as every job will.
+        tenet_backup::repo::register_settings(&cfg.url, Some(cfg.s3.clone()));
+        let checked = self.runtime.block_on(async {
+            let repo = Repo::create(&cfg.url)?;
+            repo.check(&tenet_store::Ts::from_millis(self.store.clock().now_millis()).to_rfc3339())
+                .await
+        });
+        if let Err(e) = checked {
+            // Another name may use the same URL: keep its settings.
+            let others = strategy::repos(&self.store)?;
+            let keep = others.into_iter().find(|r| r.url == cfg.url).map(|r| r.s3);
+            tenet_backup::repo::register_settings(&cfg.url, keep);
+            return Err(e.into());
+        }
+        strategy::save_repo(&self.store, &cfg)?;
+        self.get_repo_impl(&cfg.name)
+    }
+
+    pub(crate) fn remove_repo_impl(&self, name: &str) -> ApiResult<RepoInfo> {
+        let r = self.repo_named(name)?;
+        let info = repo_info(r.clone(), &self.named_strategies()?);
+        if !info.used_by.is_empty() {
+            return Err(tenet_backup::Error::RepoConflict(format!(
+                "repository `{name}` is used by the strategies of {}; change or delete them \
+                 first (its backups stay where they are either way)",
+                info.used_by.join(", ")
+            ))
+            .into());
+        }
+        strategy::remove_repo(&self.store, &r)?;
+        Ok(info)
+    }
+
+    /// The key a strategy request is about: a live tenant's id, or the default.
+    fn strategy_key(&self, tenant: Option<&str>) -> ApiResult<(u64, Option<String>)> {
+        let Some(name) = tenant else {
+            return Ok((DEFAULT_KEY, None));
+        };
+        let id = self.live_tenant(name)?;
+        let rec = self.store.resolve(id)?;
+        if rec.state == TenantState::Standby {
+            return Err(ApiError::invalid(format!(
+                "`{}` is a standby: its history is written by its primary, so it has no \
+                 strategy of its own until it is promoted",
+                rec.name
+            )));
+        }
+        Ok((id, Some(rec.name)))
+    }
+
+    pub(crate) fn get_strategy_impl(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        let (key, name) = self.strategy_key(tenant)?;
+        let found = if key == DEFAULT_KEY {
+            strategy::strategy(&self.store, key)?.map(|s| (s, true))
+        } else {
+            strategy::effective(&self.store, key)?
+        };
+        let Some((s, own)) = found else {
+            return Err(tenet_backup::Error::StrategyNotFound(match &name {
+                Some(n) => format!(
+                    "tenant `{n}` has no strategy, and there is no default one; set one with \
+                     `tenet strategy set {n} --full \"0 2 * * *\" …` or `tenet strategy set \
+                     --default …`"
+                ),
+                None => "there is no default strategy; set one with `tenet strategy set \
+                         --default --full \"0 2 * * *\" …`"
+                    .into(),
+            })
+            .into());
+        };
+        Ok(StrategyInfo {
+            tenant: name,
+            inherited: !own,
+            strategy: body_of(&s),
+            repo_url: s.repo_url(&self.store).unwrap_or_default(),
+            updated_at: s.updated_at,
+        })
+    }
+
+    pub(crate) fn put_strategy_impl(
+        &self,
+        tenant: Option<&str>,
+        req: &StrategyBody,
+    ) -> ApiResult<StrategyInfo> {
+        let (key, _) = self.strategy_key(tenant)?;
+        let s = Strategy {
+            full: req.full.clone(),
+            incr_secs: req.incr_secs,
+            archive: req.archive,
+            archive_interval_ms: req.archive_interval_ms,
+            repo: req.repo.clone(),
+            retention: Retention {
+                keep_within_secs: req.keep_within_secs,
+                keep_full: req.keep_full,
+            },
+            drill: req.drill.clone(),
+            updated_at: tenet_store::Ts::from_millis(self.store.clock().now_millis())
+                .to_rfc3339(),
+        };
+        s.validate(&self.store)?;
+        strategy::save_strategy(&self.store, key, &s)?;
+        self.get_strategy_impl(tenant)
+    }
+
+    pub(crate) fn delete_strategy_impl(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        let (key, name) = self.strategy_key(tenant)?;
+        let Some(s) = strategy::strategy(&self.store, key)? else {
+            return Err(tenet_backup::Error::StrategyNotFound(match name {
+                Some(n) => format!("tenant `{n}` has no strategy of its own"),
+                None => "there is no default strategy".into(),
+            })
+            .into());
+        };
+        strategy::remove_strategy(&self.store, key)?;
+        Ok(StrategyInfo {
+            tenant: name,
+            inherited: false,
+            strategy: body_of(&s),
+            repo_url: s.repo_url(&self.store).unwrap_or_default(),
+            updated_at: s.updated_at,
+        })
+    }
+
+    pub(crate) fn prune_impl(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
+        let explicit = (req.keep_within_secs.is_some() || req.keep_full.is_some()).then_some(
+            Retention {
+                keep_within_secs: req.keep_within_secs,
+                keep_full: req.keep_full,
+            },
+        );
+        if let Some(r) = &explicit {
+            r.validate()?;
+        }
+        let repo = self.repo_arg(&req.repo)?;
+        // (subject, retention, repository) of each tenant to prune.
+        let mut targets = Vec::new();
+        match &req.tenant {
+            Some(t) => {
+                let subject = self.subject(t, repo.as_deref())?;
+                let strat = match subject.tenant_id {
+                    Some(id) => strategy::effective(&self.store, id)?.map(|(s, _)| s),
+                    None => None,
+                };
+                let retention = explicit
+                    .or_else(|| {
+                        strat
+                            .as_ref()
+                            .map(|s| s.retention)
+                            .filter(|r| *r != Retention::default())
+                    })
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "tenant `{}` has no retention in a strategy; give --keep-within \
+                             and/or --keep-full",
+                            subject.name
+                        ))
+                    })?;
+                let url = match (&repo, &strat) {
+                    (Some(r), _) => Some(r.clone()),
+                    (None, Some(s)) => s.repo_url(&self.store).ok(),
+                    (None, None) => None,
+                };
+                targets.push((subject, retention, url));
+            }
+            None => {
+                for rec in self.store.tenants() {
+                    if matches!(rec.state, TenantState::Standby | TenantState::Restoring) {
+                        continue;
+                    }
+                    let Some((s, _)) = strategy::effective(&self.store, rec.id)? else {
+                        continue;
+                    };
+                    let Some(retention) = explicit
+                        .or(Some(s.retention).filter(|r| *r != Retention::default()))
+                    else {
+                        continue;
+                    };
+                    let url = repo.clone().or_else(|| s.repo_url(&self.store).ok());
+                    targets.push((tenet_backup::Subject::of(&rec), retention, url));
+                }
+                if targets.is_empty() {
+                    return Err(ApiError::invalid(
+                        "no tenant has a strategy with a retention; give --tenant with \
+                         --keep-within and/or --keep-full, or set one with `tenet strategy set`",
+                    ));
+                }
+            }
+        }
+        let mut plans = Vec::new();
+        for (subject, retention, url) in targets {
+            let (p, d) = self.runtime.block_on(self.backups.prune_dry_run(
+                &subject,
+                url.as_deref(),
+                retention,
+            ))?;
+            let job = if req.dry_run {
+                None
+            } else {
+                let job = self.runtime.block_on(self.backups.start_prune(
+                    &subject,
+                    Some(&p.repo),
+                    retention,
+                ))?;
+                Some(self.start(job)?)
+            };
+            plans.push(plan_info(&subject.name, &p, &d, job));
+        }
+        Ok(PruneResponse {
+            dry_run: req.dry_run,
+            plans,
+        })
+    }
+}

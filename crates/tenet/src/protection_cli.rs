@@ -1,0 +1,381 @@
+//! `tenet repo …`, `tenet strategy …` and `tenet backups prune`: what the operator
+//! says once (named repositories, strategies) and the retention that follows from it.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use tenet_server::admin::Admin;
+use tenet_server::api::{
+    AddRepo, PruneRequest, PruneResponse, RepoInfo, StrategyBody, StrategyInfo,
+};
+
+use crate::duration;
+use crate::output::{count, print_json, print_table, size, CliError};
+use crate::Global;
+
+#[derive(Subcommand, Debug)]
+pub enum RepoCmd {
+    /// Name a repository; the server keeps its settings (checked reachable now).
+    Add {
+        name: String,
+        /// A directory, file:///dir or s3://bucket/prefix.
+        url: String,
+        /// S3-compatible endpoint, e.g. https://minio.example:9000.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// The *name* of the server's environment variable that holds the access key id.
+        #[arg(long)]
+        access_key_env: Option<String>,
+        /// The *name* of the server's environment variable that holds the secret key.
+        #[arg(long)]
+        secret_key_env: Option<String>,
+        /// Use it when no repository is named.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List named repositories.
+    List,
+    /// Show one named repository.
+    Show { name: String },
+    /// Forget a name (the repository's contents stay).
+    Remove { name: String },
+}
+
+/// `tenet strategy set`.
+#[derive(Args, Debug)]
+pub struct StrategySet {
+    /// The tenant (or --default for every tenant without its own).
+    #[arg(required_unless_present = "default")]
+    pub tenant: Option<String>,
+    #[arg(long, conflicts_with = "tenant")]
+    pub default: bool,
+    /// Full backups on this schedule (UTC cron, e.g. "0 2 * * *", or @daily).
+    #[arg(long)]
+    pub full: Option<String>,
+    /// An incremental backup this long after the previous backup (e.g. 1h).
+    #[arg(long, value_parser = duration::parse)]
+    pub incr: Option<Duration>,
+    /// Archive the log continuously: on or off.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub archive: Option<String>,
+    #[arg(long, value_parser = duration::parse)]
+    pub archive_interval: Option<Duration>,
+    /// A named repository (default: the default repository).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Keep every point of this last window restorable (e.g. 14d).
+    #[arg(long, value_parser = duration::parse)]
+    pub keep_within: Option<Duration>,
+    /// Keep this many newest full backups (and every point after the oldest of them).
+    #[arg(long)]
+    pub keep_full: Option<u32>,
+    /// Restore drills on this schedule (UTC cron, or daily, weekly).
+    #[arg(long)]
+    pub drill: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StrategyCmd {
+    /// Set a tenant's strategy, or the default one (replaces it whole).
+    Set(StrategySet),
+    /// Show the strategy that applies to a tenant (or the default).
+    Show {
+        #[arg(required_unless_present = "default")]
+        tenant: Option<String>,
+        #[arg(long, conflicts_with = "tenant")]
+        default: bool,
+    },
+    /// Remove a tenant's own strategy (the default applies again), or the default.
+    Delete {
+        #[arg(required_unless_present = "default")]
+        tenant: Option<String>,
+        #[arg(long, conflicts_with = "tenant")]
+        default: bool,
+    },
+}
+
+/// `tenet backups prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Only this tenant (default: every tenant whose strategy has a retention).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Repository (default: the strategy's, else where the tenant's backups are).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Override the strategy: keep every point of this last window (e.g. 14d).
+    #[arg(long, value_parser = duration::parse)]
+    pub keep_within: Option<Duration>,
+    /// Override the strategy: keep this many newest full backups.
+    #[arg(long)]
+    pub keep_full: Option<u32>,
+    /// Say what would be deleted and why; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the job ids and return at once.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+fn print_repo(r: &RepoInfo) {
+    println!("repository {}{}", r.name, if r.default { " (default)" } else { "" });
+    println!("  url:      {}", r.url);
+    if let Some(e) = &r.endpoint {
+        println!("  endpoint: {e}");
+    }
+    if let Some(e) = &r.region {
+        println!("  region:   {e}");
+    }
+    if let (Some(a), Some(s)) = (&r.access_key_env, &r.secret_key_env) {
+        println!("  keys from the server's ${a} and ${s}");
+    }
+    println!(
+        "  used by:  {}",
+        if r.used_by.is_empty() {
+            "no strategy".to_string()
+        } else {
+            r.used_by.join(", ")
+        }
+    );
+}
+
+pub fn repo(cmd: RepoCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let one = match cmd {
+        RepoCmd::Add {
+            name,
+            url,
+            endpoint,
+            region,
+            access_key_env,
+            secret_key_env,
+            default,
+        } => {
+            // A path is relative to this command's directory, not the server's.
+            let url = if url.contains("://") {
+                url
+            } else {
+                tenet_backup::canonical_url(&url)
+                    .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))?
+            };
+            admin.add_repo(&AddRepo {
+                name,
+                url,
+                endpoint,
+                region,
+                access_key_env,
+                secret_key_env,
+                default,
+            })?
+        }
+        RepoCmd::Show { name } => admin.get_repo(&name)?,
+        RepoCmd::Remove { name } => {
+            let r = admin.remove_repo(&name)?;
+            if g.json {
+                print_json(&r);
+            } else {
+                println!("forgot repository {} ({}); its contents stay", r.name, r.url);
+            }
+            return Ok(());
+        }
+        RepoCmd::List => {
+            let all = admin.list_repos()?;
+            if g.json {
+                print_json(&all);
+            } else if all.is_empty() {
+                println!("no named repositories; add one with `tenet repo add <name> <url>`");
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            r.url.clone(),
+                            if r.default { "yes" } else { "" }.into(),
+                            r.used_by.join(", "),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "URL", "DEFAULT", "USED BY"], &rows);
+            }
+            return Ok(());
+        }
+    };
+    if g.json {
+        print_json(&one);
+    } else {
+        print_repo(&one);
+    }
+    Ok(())
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs().max(u64::from(d.as_millis() > 0 && d.as_secs() == 0))
+}
+
+fn print_strategy(s: &StrategyInfo) {
+    let who = match (&s.tenant, s.inherited) {
+        (None, _) => "default strategy".to_string(),
+        (Some(t), false) => format!("strategy of {t}"),
+        (Some(t), true) => format!("strategy of {t} (the default; it has none of its own)"),
+    };
+    let b = &s.strategy;
+    let dur = |secs: u64| humantime::format_duration(Duration::from_secs(secs)).to_string();
+    println!("{who}");
+    println!("  full:      {}", b.full.as_deref().unwrap_or("none"));
+    println!(
+        "  incr:      {}",
+        b.incr_secs.map_or("none".into(), |i| format!("every {}", dur(i)))
+    );
+    println!(
+        "  archive:   {}",
+        if b.archive {
+            format!(
+                "on{}",
+                b.archive_interval_ms
+                    .map(|m| format!(", cut every {m} ms"))
+                    .unwrap_or_default()
+            )
+        } else {
+            "off".into()
+        }
+    );
+    println!(
+        "  repo:      {} ({})",
+        b.repo.as_deref().unwrap_or("the default"),
+        s.repo_url
+    );
+    let mut keep = Vec::new();
+    if let Some(w) = b.keep_within_secs {
+        keep.push(format!("every point of the last {}", dur(w)));
+    }
+    if let Some(n) = b.keep_full {
+        keep.push(format!("{} newest full backups", n));
+    }
+    println!(
+        "  retention: {}",
+        if keep.is_empty() {
+            "none: nothing is ever pruned".into()
+        } else {
+            keep.join(" and ")
+        }
+    );
+    println!("  drill:     {}", b.drill.as_deref().unwrap_or("none"));
+}
+
+pub fn strategy(cmd: StrategyCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let info = match cmd {
+        StrategyCmd::Set(a) => {
+            let body = StrategyBody {
+                full: a.full,
+                incr_secs: a.incr.map(secs),
+                archive: a.archive.as_deref() == Some("on"),
+                archive_interval_ms: a.archive_interval.map(|d| d.as_millis() as u64),
+                repo: a.repo,
+                keep_within_secs: a.keep_within.map(secs),
+                keep_full: a.keep_full,
+                drill: a.drill,
+            };
+            admin.put_strategy(a.tenant.as_deref().filter(|_| !a.default), &body)?
+        }
+        StrategyCmd::Show { tenant, .. } => admin.get_strategy(tenant.as_deref())?,
+        StrategyCmd::Delete { tenant, .. } => {
+            let s = admin.delete_strategy(tenant.as_deref())?;
+            if g.json {
+                print_json(&s);
+            } else {
+                match &s.tenant {
+                    Some(t) => println!("removed the strategy of {t}"),
+                    None => println!("removed the default strategy"),
+                }
+            }
+            return Ok(());
+        }
+    };
+    if g.json {
+        print_json(&info);
+    } else {
+        print_strategy(&info);
+    }
+    Ok(())
+}
+
+fn print_prune(r: &PruneResponse) {
+    for p in &r.plans {
+        println!(
+            "{} ({}): {}; keeping every restorable point from {} — {}",
+            p.tenant,
+            p.repo,
+            p.retention,
+            p.keep_from.as_deref().unwrap_or("(nothing restorable)"),
+            p.keep_from_reason
+        );
+        let verb = if r.dry_run { "would delete" } else { "deletes" };
+        if p.delete.is_empty() {
+            println!("  nothing to delete");
+        } else {
+            println!(
+                "  {verb} {} ({}):",
+                count(p.delete.len() as u64, "object", "objects"),
+                size(p.delete_bytes)
+            );
+            for o in &p.delete {
+                println!("    {} {} ({}): {}", o.kind, o.id, size(o.bytes), o.reason);
+            }
+        }
+        println!(
+            "  keeps {} ({})",
+            count(p.kept_objects, "object", "objects"),
+            size(p.kept_bytes)
+        );
+        let after: Vec<String> = p
+            .restorable_after
+            .iter()
+            .map(|r| format!("{} … {}", r.from_time, r.to_time))
+            .collect();
+        println!(
+            "  restorable after: {}",
+            if after.is_empty() {
+                "nothing".into()
+            } else {
+                after.join(", ")
+            }
+        );
+        for n in &p.notes {
+            println!("  note: {n}");
+        }
+    }
+}
+
+pub fn prune(a: PruneArgs, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    if !a.dry_run {
+        crate::jobs_cli::check_detach(admin, a.detach)?;
+    }
+    let repo = a
+        .repo
+        .as_ref()
+        .map(|_| crate::jobs_cli::repo_url(&a.repo))
+        .transpose()?;
+    let resp = admin.prune(&PruneRequest {
+        tenant: a.tenant,
+        repo,
+        keep_within_secs: a.keep_within.map(secs),
+        keep_full: a.keep_full,
+        dry_run: a.dry_run,
+    })?;
+    if g.json && (a.dry_run || a.detach) {
+        print_json(&resp);
+        return Ok(());
+    }
+    if !g.json {
+        print_prune(&resp);
+    }
+    for p in resp.plans {
+        if let Some(job) = p.job {
+            crate::jobs_cli::follow(admin, job, a.detach, g.json)?;
+        }
+    }
+    Ok(())
+}
