@@ -10,6 +10,7 @@ mod corruption;
 mod fixtures;
 mod in_place;
 mod pitr;
+mod prune;
 mod roundtrip;
 mod s3;
 #[path = "../support/s3_server.rs"]
