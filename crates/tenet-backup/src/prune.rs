@@ -306,9 +306,7 @@ pub fn decide(inv: &Inventory, retention: &Retention, now: Ts, holds: &Holds) ->
         needed_logs.extend(used.into_iter().map(|l| l.key));
     }
     // Readers: the log after the oldest fresh reader's applied ts.
-    let stale_before = now
-        .millis()
-        .saturating_sub(READER_STALE.as_millis() as u64);
+    let stale_before = now.millis().saturating_sub(READER_STALE.as_millis() as u64);
     let mut reader_from: Option<Ts> = None;
     for r in &holds.readers {
         if r.refreshed_millis < stale_before {
@@ -545,10 +543,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
             d
         }
     };
-    let done_before = ctx
-        .checkpoint("done")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0) as usize;
+    let done_before = ctx.checkpoint("done").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
     ctx.set_phase("delete")?;
     ctx.set_totals(d.delete.len() as u64, 0, d.delete_bytes())?;
     let mut skipped: Vec<String> = Vec::new();
@@ -574,8 +569,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
                     // The manifest first: from here on the backup is not listed.
                     repo.delete(&manifest_key(p.history_id, &item.id)).await?;
                     tenet_store::failpoint::hit("prune-after-manifest");
-                    records::remove_backup(ctx.store(), &repo, p.history_id, &item.id, None)
-                        .await?
+                    records::remove_backup(ctx.store(), &repo, p.history_id, &item.id, None).await?
                 }
             }
             deleted_bytes += item.bytes;
@@ -802,15 +796,29 @@ mod tests {
     fn readers_and_jobs_hold_segments_and_stale_readers_do_not() {
         let inv = Inventory {
             tenant_id: 7,
-            backups: vec![manifest("f1", "full", 10 * SEC, None), manifest("f2", "full", 50 * SEC, None)],
-            archive: vec![segment(10 * SEC, 20 * SEC), segment(20 * SEC, 30 * SEC), segment(50 * SEC, 60 * SEC)],
+            backups: vec![
+                manifest("f1", "full", 10 * SEC, None),
+                manifest("f2", "full", 50 * SEC, None),
+            ],
+            archive: vec![
+                segment(10 * SEC, 20 * SEC),
+                segment(20 * SEC, 30 * SEC),
+                segment(50 * SEC, 60 * SEC),
+            ],
         };
-        let r = Retention { keep_within_secs: None, keep_full: Some(1) };
+        let r = Retention {
+            keep_within_secs: None,
+            keep_full: Some(1),
+        };
         let now = Ts::from_millis(100 * SEC);
         let d = decide(&inv, &r, now, &Holds::default());
         let ids: Vec<&str> = d.delete.iter().map(|x| x.id.as_str()).collect();
         assert_eq!(ids.len(), 3, "{ids:?}");
-        assert!(d.delete[0].reason.contains("keep 1 full"), "{}", d.delete[0].reason);
+        assert!(
+            d.delete[0].reason.contains("keep 1 full"),
+            "{}",
+            d.delete[0].reason
+        );
         // A fresh reader at 15 s keeps the segments after it; a job keeps f1.
         let reader = |refreshed: u64| Reader {
             format: READER_FORMAT.into(),
@@ -826,14 +834,20 @@ mod tests {
             jobs: vec![(
                 4,
                 "restore".into(),
-                JobOwner { backups: vec!["f1".into()], ..JobOwner::default() },
+                JobOwner {
+                    backups: vec!["f1".into()],
+                    ..JobOwner::default()
+                },
             )],
         };
         let d = decide(&inv, &r, now, &holds);
         assert!(d.delete.is_empty(), "{:?}", d.delete);
         assert_eq!(d.notes.len(), 2, "{:?}", d.notes);
         // Stale: holds nothing, and says so.
-        let holds = Holds { readers: vec![reader(0)], jobs: Vec::new() };
+        let holds = Holds {
+            readers: vec![reader(0)],
+            jobs: Vec::new(),
+        };
         let now = Ts::from_millis(READER_STALE.as_millis() as u64 + 100 * SEC);
         let d = decide(&inv, &r, now, &holds);
         assert_eq!(d.delete.len(), 3);
@@ -842,15 +856,31 @@ mod tests {
 
     #[test]
     fn no_full_deletes_nothing_and_bad_policies_are_refused() {
-        let inv = Inventory { tenant_id: 7, backups: Vec::new(), archive: vec![segment(0, SEC)] };
-        let r = Retention { keep_within_secs: Some(1), keep_full: None };
+        let inv = Inventory {
+            tenant_id: 7,
+            backups: Vec::new(),
+            archive: vec![segment(0, SEC)],
+        };
+        let r = Retention {
+            keep_within_secs: Some(1),
+            keep_full: None,
+        };
         let d = decide(&inv, &r, Ts::from_millis(100 * SEC), &Holds::default());
         assert!(d.delete.is_empty() && d.keep_from.is_none());
         for bad in [
             Retention::default(),
-            Retention { keep_within_secs: Some(0), keep_full: None },
-            Retention { keep_within_secs: None, keep_full: Some(0) },
-            Retention { keep_within_secs: Some(KEEP_WITHIN_MAX_SECS + 1), keep_full: None },
+            Retention {
+                keep_within_secs: Some(0),
+                keep_full: None,
+            },
+            Retention {
+                keep_within_secs: None,
+                keep_full: Some(0),
+            },
+            Retention {
+                keep_within_secs: Some(KEEP_WITHIN_MAX_SECS + 1),
+                keep_full: None,
+            },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }

@@ -477,8 +477,9 @@ impl S3Settings {
     }
 }
 
-static SETTINGS: std::sync::LazyLock<parking_lot::RwLock<std::collections::HashMap<String, S3Settings>>> =
-    std::sync::LazyLock::new(Default::default);
+static SETTINGS: std::sync::LazyLock<
+    parking_lot::RwLock<std::collections::HashMap<String, S3Settings>>,
+> = std::sync::LazyLock::new(Default::default);
 
 /// Registers (or with None, forgets) the settings of the repository at `url`.
 pub fn register_settings(url: &str, settings: Option<S3Settings>) {

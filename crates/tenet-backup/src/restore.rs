@@ -666,11 +666,11 @@ fn target_of(ctx: &JobContext, p: &RestoreParams) -> Result<Option<u64>> {
     if t.state != TenantState::Restoring {
         return Ok(None);
     }
-    let claimed = ctx.jobs().list()?.into_iter().any(|j| {
-        j.id != ctx.id()
-            && !j.state.is_final()
-            && j.owner.target_id == Some(t.id)
-    });
+    let claimed = ctx
+        .jobs()
+        .list()?
+        .into_iter()
+        .any(|j| j.id != ctx.id() && !j.state.is_final() && j.owner.target_id == Some(t.id));
     if claimed {
         return Ok(None);
     }

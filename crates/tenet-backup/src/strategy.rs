@@ -25,9 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use tenet_store::keys::{pk_bytes, KeyValue};
-use tenet_store::{
-    decode_system_row, encode_system_row, Store, Ts, REPOS_TABLE, STRATEGIES_TABLE,
-};
+use tenet_store::{decode_system_row, encode_system_row, Store, Ts, REPOS_TABLE, STRATEGIES_TABLE};
 
 use crate::archiver::INTERVAL_MS_RANGE;
 use crate::error::{Error, Result};

@@ -15,7 +15,9 @@ use crate::service::Service;
 fn repo_info(r: RepoConfig, strategies: &[(u64, String, Strategy)]) -> RepoInfo {
     let used_by = strategies
         .iter()
-        .filter(|(_, _, s)| s.repo.as_deref() == Some(r.name.as_str()) || (s.repo.is_none() && r.default))
+        .filter(|(_, _, s)| {
+            s.repo.as_deref() == Some(r.name.as_str()) || (s.repo.is_none() && r.default)
+        })
         .map(|(_, name, _)| name.clone())
         .collect();
     RepoInfo {
@@ -44,12 +46,7 @@ fn body_of(s: &Strategy) -> StrategyBody {
     }
 }
 
-fn plan_info(
-    tenant: &str,
-    p: &PruneParams,
-    d: &Decision,
-    job: Option<JobInfo>,
-) -> PrunePlan {
+fn plan_info(tenant: &str, p: &PruneParams, d: &Decision, job: Option<JobInfo>) -> PrunePlan {
     PrunePlan {
         tenant: tenant.to_string(),
         history_id: p.history_id,
@@ -247,8 +244,7 @@ impl Service {
                 keep_full: req.keep_full,
             },
             drill: req.drill.clone(),
-            updated_at: tenet_store::Ts::from_millis(self.store.clock().now_millis())
-                .to_rfc3339(),
+            updated_at: tenet_store::Ts::from_millis(self.store.clock().now_millis()).to_rfc3339(),
         };
         s.validate(&self.store)?;
         strategy::save_strategy(&self.store, key, &s)?;
@@ -275,12 +271,11 @@ impl Service {
     }
 
     pub(crate) fn prune_impl(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
-        let explicit = (req.keep_within_secs.is_some() || req.keep_full.is_some()).then_some(
-            Retention {
+        let explicit =
+            (req.keep_within_secs.is_some() || req.keep_full.is_some()).then_some(Retention {
                 keep_within_secs: req.keep_within_secs,
                 keep_full: req.keep_full,
-            },
-        );
+            });
         if let Some(r) = &explicit {
             r.validate()?;
         }
@@ -323,8 +318,8 @@ impl Service {
                     let Some((s, _)) = strategy::effective(&self.store, rec.id)? else {
                         continue;
                     };
-                    let Some(retention) = explicit
-                        .or(Some(s.retention).filter(|r| *r != Retention::default()))
+                    let Some(retention) =
+                        explicit.or(Some(s.retention).filter(|r| *r != Retention::default()))
                     else {
                         continue;
                     };

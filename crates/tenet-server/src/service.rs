@@ -204,9 +204,11 @@ impl Service {
         if t.state != TenantState::Restoring {
             return Ok(());
         }
-        let owner = self.jobs().list()?.into_iter().find(|j| {
-!j.state.is_final() && j.owner.target_id == Some(t.id)
-        });
+        let owner = self
+            .jobs()
+            .list()?
+            .into_iter()
+            .find(|j| !j.state.is_final() && j.owner.target_id == Some(t.id));
         match owner {
             Some(j) => Err(tenet_store::Error::TenantState {
                 tenant: t.name,

@@ -165,7 +165,11 @@ pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliEr
     check_detach(admin, opts.detach)?;
     // A full backup goes to the default repository (the default named one, else
     // ./tenet-backups); an incremental follows its chain.
-    let repo = opts.repo.as_ref().map(|_| repo_url(&opts.repo)).transpose()?;
+    let repo = opts
+        .repo
+        .as_ref()
+        .map(|_| repo_url(&opts.repo))
+        .transpose()?;
     let job = admin.create_backup(&CreateBackup {
         tenant,
         kind: Some(kind.into()),

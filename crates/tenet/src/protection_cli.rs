@@ -121,7 +121,11 @@ pub struct PruneArgs {
 }
 
 fn print_repo(r: &RepoInfo) {
-    println!("repository {}{}", r.name, if r.default { " (default)" } else { "" });
+    println!(
+        "repository {}{}",
+        r.name,
+        if r.default { " (default)" } else { "" }
+    );
     println!("  url:      {}", r.url);
     if let Some(e) = &r.endpoint {
         println!("  endpoint: {e}");
@@ -176,7 +180,10 @@ pub fn repo(cmd: RepoCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
             if g.json {
                 print_json(&r);
             } else {
-                println!("forgot repository {} ({}); its contents stay", r.name, r.url);
+                println!(
+                    "forgot repository {} ({}); its contents stay",
+                    r.name, r.url
+                );
             }
             return Ok(());
         }
@@ -212,7 +219,8 @@ pub fn repo(cmd: RepoCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
 }
 
 fn secs(d: Duration) -> u64 {
-    d.as_secs().max(u64::from(d.as_millis() > 0 && d.as_secs() == 0))
+    d.as_secs()
+        .max(u64::from(d.as_millis() > 0 && d.as_secs() == 0))
 }
 
 fn print_strategy(s: &StrategyInfo) {
@@ -227,7 +235,8 @@ fn print_strategy(s: &StrategyInfo) {
     println!("  full:      {}", b.full.as_deref().unwrap_or("none"));
     println!(
         "  incr:      {}",
-        b.incr_secs.map_or("none".into(), |i| format!("every {}", dur(i)))
+        b.incr_secs
+            .map_or("none".into(), |i| format!("every {}", dur(i)))
     );
     println!(
         "  archive:   {}",

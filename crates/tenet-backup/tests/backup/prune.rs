@@ -21,7 +21,8 @@ fn commits(env: &Env, tenant: &str, rng: &mut StdRng, n: usize) -> Vec<Ts> {
             let k = rng.random_range(0..120);
             txn.put("gamma", &random_row(rng, k, 30)).unwrap();
             if rng.random_bool(0.2) {
-                txn.delete("alpha", &json!([k, format!("key-{k}")])).unwrap();
+                txn.delete("alpha", &json!([k, format!("key-{k}")]))
+                    .unwrap();
             }
             let ts = txn.commit().unwrap().commit_ts;
             // Spread the commits over several archive segments.
@@ -110,7 +111,12 @@ fn prune_keeps_the_window_restorable_and_equal_to_the_source() {
                 )
                 .unwrap(),
         );
-        assert_eq!(job.state, JobState::Succeeded, "{target:?}: {:?}", job.error);
+        assert_eq!(
+            job.state,
+            JobState::Succeeded,
+            "{target:?}: {:?}",
+            job.error
+        );
         let t = Ts(job.result.unwrap()["restored_ts"].as_u64().unwrap());
         assert_eq!(
             dump(&env.store, &into, &AsOf::Latest),
@@ -157,15 +163,27 @@ fn an_unfinished_restore_keeps_what_it_reads() {
     };
     let (_, d) = env
         .rt
-        .block_on(env.backups.prune_dry_run(&env.subject("q"), None, retention))
+        .block_on(
+            env.backups
+                .prune_dry_run(&env.subject("q"), None, retention),
+        )
         .unwrap();
     assert!(d.delete.is_empty(), "{:?}", d.delete);
-    assert!(d.notes.iter().any(|n| n.contains(&format!("job {}", job.id))), "{:?}", d.notes);
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains(&format!("job {}", job.id))),
+        "{:?}",
+        d.notes
+    );
     let done = env.run(job);
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     let (_, d) = env
         .rt
-        .block_on(env.backups.prune_dry_run(&env.subject("q"), None, retention))
+        .block_on(
+            env.backups
+                .prune_dry_run(&env.subject("q"), None, retention),
+        )
         .unwrap();
     assert_eq!(d.delete.len(), 1);
     assert_eq!(d.delete[0].id, old);

@@ -12,6 +12,7 @@ mod modes;
 mod openapi;
 mod pitr;
 mod protection;
+mod prune;
 mod put_back;
 #[path = "../../../tenet-backup/tests/support/s3_server.rs"]
 mod s3_server;
