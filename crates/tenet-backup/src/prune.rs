@@ -423,10 +423,10 @@ fn newest_full_at(fulls: &[FullPoint], t: Ts) -> Option<&FullPoint> {
     fulls.iter().filter(|f| f.ts <= t).max_by_key(|f| f.ts)
 }
 
-/// The restorable ranges of what remains after deleting `doomed`.
-fn remaining_points(inv: &Inventory, doomed: &[Doomed]) -> Vec<Restorable> {
+/// What remains of `inv` after deleting `doomed`.
+fn without(inv: &Inventory, doomed: &[Doomed]) -> Inventory {
     let gone: BTreeSet<&str> = doomed.iter().map(|d| d.id.as_str()).collect();
-    let kept = Inventory {
+    Inventory {
         tenant_id: inv.tenant_id,
         backups: inv
             .backups
@@ -440,8 +440,12 @@ fn remaining_points(inv: &Inventory, doomed: &[Doomed]) -> Vec<Restorable> {
             .filter(|l| !gone.contains(l.key.as_str()))
             .cloned()
             .collect::<Vec<LogRange>>(),
-    };
-    kept.restore_points()
+    }
+}
+
+/// The restorable ranges of what remains after deleting `doomed`.
+fn remaining_points(inv: &Inventory, doomed: &[Doomed]) -> Vec<Restorable> {
+    without(inv, doomed).restore_points()
 }
 
 /// Checks a decision with the planner: every point at or after `keep_from` that is
@@ -694,25 +698,6 @@ mod tests {
             })
     }
 
-    fn remaining(inv: &Inventory, d: &Decision) -> Inventory {
-        let gone: BTreeSet<&str> = d.delete.iter().map(|x| x.id.as_str()).collect();
-        Inventory {
-            tenant_id: inv.tenant_id,
-            backups: inv
-                .backups
-                .iter()
-                .filter(|m| !gone.contains(m.backup_id.as_str()))
-                .cloned()
-                .collect(),
-            archive: inv
-                .archive
-                .iter()
-                .filter(|l| !gone.contains(l.key.as_str()))
-                .cloned()
-                .collect(),
-        }
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -728,7 +713,7 @@ mod tests {
             let now = Ts::from_millis(now_s * SEC);
             let d = decide(&inv, &r, now, &Holds::default());
             check(&inv, &d).unwrap();
-            let after = remaining(&inv, &d);
+            let after = without(&inv, &d.delete);
             let keep_from = d.keep_from.unwrap();
             let newest_full = inv.fulls().iter().map(|f| f.ts).max().unwrap();
             prop_assert!(keep_from <= newest_full);

@@ -863,6 +863,17 @@ pub struct RestorePoint {
     pub to_time: String,
 }
 
+impl From<tenet_backup::planner::Restorable> for RestorePoint {
+    fn from(r: tenet_backup::planner::Restorable) -> Self {
+        RestorePoint {
+            from_ts: r.from.0,
+            from_time: r.from.to_rfc3339(),
+            to_ts: r.to.0,
+            to_time: r.to.to_rfc3339(),
+        }
+    }
+}
+
 /// Body of `POST /v1/tenants/{tenant}/revert`: the state to go back to (exactly one of
 /// `to` and `before_commit`) and what to put back (the whole tenant, a `table`, or a key
 /// range `from_key`..`to_key` of a table).

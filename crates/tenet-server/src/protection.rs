@@ -73,16 +73,7 @@ fn plan_info(tenant: &str, p: &PruneParams, d: &Decision, job: Option<JobInfo>) 
         delete_bytes: d.delete_bytes(),
         kept_objects: d.kept_objects,
         kept_bytes: d.kept_bytes,
-        restorable_after: d
-            .restorable_after
-            .iter()
-            .map(|r| RestorePoint {
-                from_ts: r.from.0,
-                from_time: r.from.to_rfc3339(),
-                to_ts: r.to.0,
-                to_time: r.to.to_rfc3339(),
-            })
-            .collect(),
+        restorable_after: d.restorable_after.iter().copied().map(Into::into).collect(),
         notes: d.notes.clone(),
         job,
     }

@@ -1174,15 +1174,7 @@ impl Admin for Service {
         let points = self
             .runtime
             .block_on(self.backups.restore_points(&subject, repo.as_deref()))?;
-        Ok(points
-            .into_iter()
-            .map(|r| RestorePoint {
-                from_ts: r.from.0,
-                from_time: r.from.to_rfc3339(),
-                to_ts: r.to.0,
-                to_time: r.to.to_rfc3339(),
-            })
-            .collect())
+        Ok(points.into_iter().map(Into::into).collect())
     }
 
     fn list_jobs(&self) -> ApiResult<Vec<JobInfo>> {
