@@ -41,8 +41,6 @@ mod verify;
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use tenet_jobs::{JobManager, JobOwner, JobRecord};
 use tenet_store::{lifecycle, TenantOptions, TenantState};
 
@@ -373,8 +371,14 @@ impl Backups {
             in_place: None,
             standby: None,
         };
-        self.create_restore(params, m.history_retention_secs, req.throttle_bytes_per_sec)
-            .await
+        let live = req.source.as_ref().and_then(|s| s.tenant_id);
+        self.create_restore(
+            params,
+            live,
+            m.history_retention_secs,
+            req.throttle_bytes_per_sec,
+        )
+        .await
     }
 
     fn check_target(&self, target: &str) -> Result<()> {
@@ -387,10 +391,12 @@ impl Backups {
         Ok(())
     }
 
-    /// Creates the restore job, then its target tenant in the `restoring` state.
+    /// Creates the restore job (owned by `source_live`, the source's tenant in this
+    /// store if it has one), then its target tenant in the `restoring` state.
     async fn create_restore(
         &self,
         params: RestoreParams,
+        source_live: Option<u64>,
         retention_secs: u64,
         throttle_bytes_per_sec: Option<u64>,
     ) -> Result<JobRecord> {
@@ -400,7 +406,7 @@ impl Backups {
         let in_place = params.in_place.is_some();
         let history = params.standby.as_ref().map(|s| s.history);
         let owner = JobOwner {
-            tenant_id: Some(params.source_tenant_id),
+            tenant_id: source_live,
             history_id: Some(params.source_tenant_id),
             backups: vec![params.backup_id.clone()],
             objects: params.logs.iter().map(|l| l.key.clone()).collect(),
@@ -431,9 +437,6 @@ impl Backups {
                 return Err(e.into());
             }
         };
-        let mut checkpoint = self.jobs.get(job.id)?.checkpoint;
-        checkpoint["target_id"] = json!(target.id);
-        self.jobs.set_checkpoint_of(job.id, checkpoint)?;
         self.jobs.set_target_of(job.id, target.id)?;
         Ok(self.jobs.get(job.id)?)
     }
@@ -463,6 +466,16 @@ impl Backups {
         tenant: &Subject,
         repo: Option<&str>,
     ) -> Result<(Repo, Inventory)> {
+        let repo = self.repo_of(tenant, repo).await?;
+        let inventory = Inventory::load(&repo, tenant.id)
+            .await?
+            .of_incarnation(tenant.created_ts);
+        Ok((repo, inventory))
+    }
+
+    /// The repository `repo` (default: [`Backups::default_repo`] of `tenant`), opened
+    /// and checked to be one.
+    async fn repo_of(&self, tenant: &Subject, repo: Option<&str>) -> Result<Repo> {
         let url = match repo {
             Some(r) => canonical_url(r)?,
             None => self.default_repo(tenant)?.ok_or_else(|| {
@@ -475,10 +488,7 @@ impl Backups {
         };
         let repo = Repo::open(&url)?;
         repo.marker().await?;
-        let inventory = Inventory::load(&repo, tenant.id)
-            .await?
-            .of_incarnation(tenant.created_ts);
-        Ok((repo, inventory))
+        Ok(repo)
     }
 
     /// The prune job's parameters for `tenant`'s history in `repo` (default: its
@@ -490,12 +500,13 @@ impl Backups {
         retention: prune::Retention,
     ) -> Result<prune::PruneParams> {
         retention.validate()?;
-        let (repo, _) = self.inventory(tenant, repo).await?;
+        let repo = self.repo_of(tenant, repo).await?;
         Ok(prune::PruneParams {
             history_id: tenant.id,
             created_ts: tenant.created_ts,
             repo: repo.url().to_string(),
             retention,
+            decided: None,
         })
     }
 
@@ -513,14 +524,17 @@ impl Backups {
     }
 
     /// Creates a prune job of `tenant`'s history (`prune.rs`). One prune per history
-    /// at a time.
+    /// at a time. Given `decided` (the dry run just shown to whoever asked), the job
+    /// deletes exactly that; otherwise it decides when it runs.
     pub async fn start_prune(
         &self,
         tenant: &Subject,
         repo: Option<&str>,
         retention: prune::Retention,
+        decided: Option<prune::Decision>,
     ) -> Result<JobRecord> {
-        let p = self.prune_params(tenant, repo, retention).await?;
+        let mut p = self.prune_params(tenant, repo, retention).await?;
+        p.decided = decided;
         let owner = JobOwner {
             tenant_id: tenant.tenant_id,
             history_id: Some(tenant.id),
@@ -564,7 +578,7 @@ impl Backups {
         self.check_target(into)?;
         let (mut params, retention) = self.plan_restore(source, target, repo, "").await?;
         params.target = into.to_string();
-        self.create_restore(params, retention, throttle_bytes_per_sec)
+        self.create_restore(params, source.tenant_id, retention, throttle_bytes_per_sec)
             .await
     }
 
@@ -629,7 +643,8 @@ impl Backups {
             },
             poll_ms: poll.as_millis().clamp(10, 60_000) as u64,
         });
-        self.create_restore(params, retention, None).await
+        self.create_restore(params, source.tenant_id, retention, None)
+            .await
     }
 
     /// Creates an in-place restore of `tenant` (a tenant of this store): the planned
@@ -677,7 +692,7 @@ impl Backups {
         params.source_tenant = live.name.clone();
         params.target = format!(".restore-{}", live.id);
         params.in_place = Some(restore::InPlace { tenant_id: live.id });
-        self.create_restore(params, retention, throttle_bytes_per_sec)
+        self.create_restore(params, Some(live.id), retention, throttle_bytes_per_sec)
             .await
     }
 

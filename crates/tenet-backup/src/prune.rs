@@ -35,8 +35,10 @@
 //! without deleting (an internal error — it would be a bug).
 //!
 //! # Deleting (the job)
-//! 1. **plan**: the decision, persisted in the checkpoint (a resumed job deletes what
-//!    was decided, so a backup whose manifest is already gone is still finished).
+//! 1. **plan**: the decision the job was given (the dry run shown to whoever asked,
+//!    so what was shown is what goes), or one made now and persisted in the
+//!    checkpoint. A resumed job deletes what was decided, so a backup whose manifest
+//!    is already gone is still finished.
 //! 2. **delete**: backups oldest first — manifest first, so a backup is never listed
 //!    while its files are partly gone, then its files, then its record — then
 //!    segments. Each deletion is idempotent; progress counts objects and bytes.
@@ -478,6 +480,11 @@ pub struct PruneParams {
     pub created_ts: Option<Ts>,
     pub repo: String,
     pub retention: Retention,
+    /// The decision shown to whoever asked (a dry run made just before): the job
+    /// deletes exactly it, so what was shown is what goes. Without it the job decides
+    /// when it runs (and checkpoints the decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<Decision>,
 }
 
 job_kind!(
@@ -533,10 +540,11 @@ async fn run(ctx: JobContext) -> Result<Value> {
     let repo = Repo::open(&p.repo)?;
     repo.marker().await?;
     ctx.set_phase("plan")?;
-    let d: Decision = match ctx.checkpoint("decision") {
-        Some(v) => serde_json::from_value(v)
+    let d: Decision = match (ctx.checkpoint("decision"), &p.decided) {
+        (Some(v), _) => serde_json::from_value(v)
             .map_err(|e| Error::Internal(format!("prune checkpoint does not decode: {e}")))?,
-        None => {
+        (None, Some(d)) => d.clone(),
+        (None, None) => {
             let store = ctx.store();
             let now = store.now_ts().max(store.visible_ts());
             let d = plan(ctx.jobs(), &repo, &p, now, Some(ctx.id())).await?;

@@ -178,7 +178,6 @@ async fn run(ctx: JobContext) -> Result<Value> {
                     history: None,
                 },
             )?;
-            ctx.set_checkpoint("target_id", json!(t.id))?;
             ctx.set_target(t.id)?;
             t.id
         }
@@ -509,11 +508,7 @@ fn finish_in_place(
             out
         }
     };
-    if let Some(t) = store.tenant_by_id(
-        ctx.checkpoint("target_id")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(u64::MAX),
-    ) {
+    if let Some(t) = recorded_target(ctx).and_then(|id| store.tenant_by_id(id)) {
         if t.is_scratch() {
             store.drop_tenant(t.id)?;
         }
@@ -653,11 +648,20 @@ async fn verify_restored(
     .await
 }
 
-/// The target tenant's id: from the checkpoint, or — if the process died between
-/// creating the target and recording it — the `restoring` tenant of that name that no
-/// other unfinished restore claims (only restores create `restoring` tenants).
+/// The target tenant recorded in the job's owner (jobs created before owners kept it
+/// in their checkpoint).
+fn recorded_target(ctx: &JobContext) -> Option<u64> {
+    ctx.record()
+        .owner
+        .target_id
+        .or_else(|| ctx.checkpoint("target_id").and_then(|v| v.as_u64()))
+}
+
+/// The target tenant's id: as recorded, or — if the process died between creating the
+/// target and recording it — the `restoring` tenant of that name that no other
+/// unfinished restore claims (only restores create `restoring` tenants).
 fn target_of(ctx: &JobContext, p: &RestoreParams) -> Result<Option<u64>> {
-    if let Some(id) = ctx.checkpoint("target_id").and_then(|v| v.as_u64()) {
+    if let Some(id) = recorded_target(ctx) {
         return Ok(Some(id));
     }
     let Ok(t) = ctx.store().tenant(&p.target) else {
@@ -674,7 +678,6 @@ fn target_of(ctx: &JobContext, p: &RestoreParams) -> Result<Option<u64>> {
     if claimed {
         return Ok(None);
     }
-    ctx.set_checkpoint("target_id", json!(t.id))?;
     ctx.set_target(t.id)?;
     Ok(Some(t.id))
 }

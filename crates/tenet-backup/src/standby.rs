@@ -472,6 +472,9 @@ pub struct Standbys {
 
 /// How often a standby refreshes its reader record in the repository.
 pub const READER_REFRESH: Duration = Duration::from_secs(60);
+/// How often the supervisor looks for reader records due (a new standby writes its
+/// first one within this).
+const READER_SCAN: Duration = Duration::from_secs(5);
 
 /// Records in the repository what a standby still needs (the log after its applied
 /// ts), so prune keeps it (`prune.rs`).
@@ -574,11 +577,16 @@ impl Standbys {
     pub fn supervise(&self, every: Duration) {
         let me = self.clone();
         self.runtime.spawn(async move {
+            let mut readers_due = std::time::Instant::now();
             loop {
                 if let Err(e) = me.start_due() {
                     tracing::warn!(error = %e, "cannot start standby followers");
                 }
-                me.refresh_readers().await;
+                // Reader records change once a minute: no need to look every tick.
+                if std::time::Instant::now() >= readers_due {
+                    me.refresh_readers().await;
+                    readers_due = std::time::Instant::now() + READER_SCAN;
+                }
                 tokio::time::sleep(every).await;
             }
         });
@@ -588,8 +596,12 @@ impl Standbys {
     /// for [`READER_REFRESH`].
     pub async fn refresh_readers(&self) {
         let now = self.store.clock().now_millis();
-        let Ok(standbys) = all(&self.store) else {
-            return;
+        let standbys = match all(&self.store) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list standbys to record their readers");
+                return;
+            }
         };
         for st in standbys {
             let due = self

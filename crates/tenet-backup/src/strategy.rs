@@ -305,8 +305,8 @@ impl Strategy {
                 )));
             }
         }
-        if self.retention != Retention::default() {
-            self.retention.validate()?;
+        if let Some(r) = self.retention_policy() {
+            r.validate()?;
         }
         if self.full.is_none() && !self.archive && self.drill.is_none() {
             return Err(Error::InvalidArgument(
@@ -320,6 +320,11 @@ impl Strategy {
         }
         self.repo_url(store)?;
         Ok(())
+    }
+
+    /// Its retention, if it has one (without, it never prunes).
+    pub fn retention_policy(&self) -> Option<Retention> {
+        Some(self.retention).filter(|r| *r != Retention::default())
     }
 
     /// The URL of its repository: the named one, else the default named one.

@@ -215,17 +215,6 @@ impl JobManager {
             .collect()
     }
 
-    /// Replaces the checkpoint of a job that does not run here (set up at submission).
-    pub fn set_checkpoint_of(&self, id: u64, checkpoint: Value) -> Result<()> {
-        if self.inner.live.lock().contains_key(&id) {
-            return Err(Error::Conflict(format!("job {id} is running")));
-        }
-        let mut rec = self.get(id)?;
-        rec.checkpoint = checkpoint;
-        rec.updated_at = self.now();
-        self.put(&rec)
-    }
-
     /// Sets the tenant a job creates or writes, once it exists (set up at submission).
     pub fn set_target_of(&self, id: u64, target_id: u64) -> Result<()> {
         if self.inner.live.lock().contains_key(&id) {

@@ -225,11 +225,6 @@ impl JobOwner {
         self.backups.iter().any(|b| b == backup_or_key)
             || self.objects.iter().any(|o| o == backup_or_key)
     }
-
-    /// Whether the job is about tenant `id` (as subject or target).
-    pub fn concerns(&self, id: u64) -> bool {
-        self.tenant_id == Some(id) || self.target_id == Some(id)
-    }
 }
 
 impl JobRecord {

@@ -261,6 +261,32 @@ impl Service {
         })
     }
 
+    /// The dry run of one tenant's prune and, unless `dry_run`, the job that deletes
+    /// exactly what it lists.
+    fn prune_one(
+        &self,
+        subject: &tenet_backup::Subject,
+        retention: Retention,
+        url: Option<&str>,
+        dry_run: bool,
+    ) -> ApiResult<PrunePlan> {
+        let (p, d) = self
+            .runtime
+            .block_on(self.backups.prune_dry_run(subject, url, retention))?;
+        let job = if dry_run {
+            None
+        } else {
+            let job = self.runtime.block_on(self.backups.start_prune(
+                subject,
+                Some(&p.repo),
+                retention,
+                Some(d.clone()),
+            ))?;
+            Some(self.start(job)?)
+        };
+        Ok(plan_info(&subject.name, &p, &d, job))
+    }
+
     pub(crate) fn prune_impl(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
         let explicit =
             (req.keep_within_secs.is_some() || req.keep_full.is_some()).then_some(Retention {
@@ -281,12 +307,7 @@ impl Service {
                     None => None,
                 };
                 let retention = explicit
-                    .or_else(|| {
-                        strat
-                            .as_ref()
-                            .map(|s| s.retention)
-                            .filter(|r| *r != Retention::default())
-                    })
+                    .or_else(|| strat.as_ref().and_then(Strategy::retention_policy))
                     .ok_or_else(|| {
                         ApiError::invalid(format!(
                             "tenant `{}` has no retention in a strategy; give --keep-within \
@@ -309,9 +330,7 @@ impl Service {
                     let Some((s, _)) = strategy::effective(&self.store, rec.id)? else {
                         continue;
                     };
-                    let Some(retention) =
-                        explicit.or(Some(s.retention).filter(|r| *r != Retention::default()))
-                    else {
+                    let Some(retention) = explicit.or_else(|| s.retention_policy()) else {
                         continue;
                     };
                     let url = repo.clone().or_else(|| s.repo_url(&self.store).ok());
@@ -325,24 +344,29 @@ impl Service {
                 }
             }
         }
+        let one = req.tenant.is_some();
         let mut plans = Vec::new();
         for (subject, retention, url) in targets {
-            let (p, d) = self.runtime.block_on(self.backups.prune_dry_run(
-                &subject,
-                url.as_deref(),
-                retention,
-            ))?;
-            let job = if req.dry_run {
-                None
-            } else {
-                let job = self.runtime.block_on(self.backups.start_prune(
-                    &subject,
-                    Some(&p.repo),
-                    retention,
-                ))?;
-                Some(self.start(job)?)
-            };
-            plans.push(plan_info(&subject.name, &p, &d, job));
+            match self.prune_one(&subject, retention, url.as_deref(), req.dry_run) {
+                Ok(plan) => plans.push(plan),
+                Err(e) if one => return Err(e),
+                // Over every tenant, one that cannot be pruned does not stop the others.
+                Err(e) => plans.push(PrunePlan {
+                    tenant: subject.name.clone(),
+                    history_id: subject.id,
+                    repo: url.unwrap_or_default(),
+                    retention: retention.describe(),
+                    keep_from: None,
+                    keep_from_reason: String::new(),
+                    delete: Vec::new(),
+                    delete_bytes: 0,
+                    kept_objects: 0,
+                    kept_bytes: 0,
+                    restorable_after: Vec::new(),
+                    notes: vec![format!("not pruned: {} [{}]", e.message, e.code)],
+                    job: None,
+                }),
+            }
         }
         Ok(PruneResponse {
             dry_run: req.dry_run,

@@ -165,11 +165,7 @@ pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliEr
     check_detach(admin, opts.detach)?;
     // A full backup goes to the default repository (the default named one, else
     // ./tenet-backups); an incremental follows its chain.
-    let repo = opts
-        .repo
-        .as_ref()
-        .map(|_| repo_url(&opts.repo))
-        .transpose()?;
+    let repo = repo_arg(&opts.repo)?;
     let job = admin.create_backup(&CreateBackup {
         tenant,
         kind: Some(kind.into()),
@@ -187,12 +183,17 @@ pub fn backup(cmd: BackupCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliEr
 
 /// A `--repo` argument as sent: a repository name as is (the server knows its URL and
 /// settings), a path made absolute here (it is relative to this command's directory).
-pub(crate) fn repo_url(repo: &Option<String>) -> Result<String, CliError> {
-    let arg = repo.as_deref().unwrap_or(tenet_backup::DEFAULT_REPO);
+/// None lets whoever runs the job choose (the default repository, or where the
+/// tenant's archive or chain already is).
+pub(crate) fn repo_arg(repo: &Option<String>) -> Result<Option<String>, CliError> {
+    let Some(arg) = repo.as_deref() else {
+        return Ok(None);
+    };
     if tenet_backup::strategy::is_repo_name(arg) {
-        return Ok(arg.to_string());
+        return Ok(Some(arg.to_string()));
     }
     tenet_backup::canonical_url(arg)
+        .map(Some)
         .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))
 }
 
@@ -243,11 +244,7 @@ pub fn restore(
         .map(tenet_store::Ts::parse_commit)
         .transpose()?
         .map(|ts| ts.0);
-    let repo = opts
-        .repo
-        .as_ref()
-        .map(|_| repo_url(&opts.repo))
-        .transpose()?;
+    let repo = repo_arg(&opts.repo)?;
     let job = admin.create_restore(&CreateRestore {
         source,
         backup_id: what.backup,
@@ -287,7 +284,7 @@ pub fn clone(
     g: &Global,
 ) -> Result<(), CliError> {
     check_detach(admin, detach)?;
-    let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+    let repo = repo_arg(&repo)?;
     let job = admin.clone_tenant(
         tenant,
         &CloneRequest {
@@ -305,7 +302,7 @@ pub fn restore_points(
     admin: &dyn Admin,
     g: &Global,
 ) -> Result<(), CliError> {
-    let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+    let repo = repo_arg(&repo)?;
     let points = admin.restore_points(tenant, &RepoQuery { repo })?;
     print_list(g.json, &points, &["FROM", "TO", "FROM TS", "TO TS"], |p| {
         vec![
@@ -357,7 +354,7 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
         } => admin.archive_start(
             &tenant,
             &ArchiveStart {
-                repo: Some(repo_url(&repo)?),
+                repo: repo_arg(&repo)?,
                 full_backup,
                 interval_ms: Some(interval.as_millis().max(1) as u64),
                 segment_max_bytes: segment_max,
@@ -416,7 +413,7 @@ pub fn archive(cmd: ArchiveCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
 pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
     match cmd {
         BackupsCmd::List { tenant, repo } => {
-            let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+            let repo = repo_arg(&repo)?;
             let list = admin.list_backups(&ListBackupsQuery { tenant, repo })?;
             print_list(
                 g.json,
@@ -450,7 +447,7 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
             );
         }
         BackupsCmd::Show { id, repo } => {
-            let repo = repo.as_ref().map(|_| repo_url(&repo)).transpose()?;
+            let repo = repo_arg(&repo)?;
             let b = admin.get_backup(&id, &RepoQuery { repo })?;
             if g.json {
                 print_json(&b);
@@ -500,11 +497,7 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
         }
         BackupsCmd::Verify { id, opts } => {
             check_detach(admin, opts.detach)?;
-            let repo = opts
-                .repo
-                .as_ref()
-                .map(|_| repo_url(&opts.repo))
-                .transpose()?;
+            let repo = repo_arg(&opts.repo)?;
             let job = admin.verify_backup(
                 &id,
                 &VerifyBackup {

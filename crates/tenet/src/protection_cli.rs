@@ -44,14 +44,21 @@ pub enum RepoCmd {
     Remove { name: String },
 }
 
-/// `tenet strategy set`.
+/// Whose strategy: a tenant's, or with --default the one for every tenant without
+/// its own.
 #[derive(Args, Debug)]
-pub struct StrategySet {
-    /// The tenant (or --default for every tenant without its own).
+pub struct Whose {
     #[arg(required_unless_present = "default")]
     pub tenant: Option<String>,
     #[arg(long, conflicts_with = "tenant")]
     pub default: bool,
+}
+
+/// `tenet strategy set`.
+#[derive(Args, Debug)]
+pub struct StrategySet {
+    #[command(flatten)]
+    pub whose: Whose,
     /// Full backups on this schedule (UTC cron, e.g. "0 2 * * *", or @daily).
     #[arg(long)]
     pub full: Option<String>,
@@ -82,19 +89,9 @@ pub enum StrategyCmd {
     /// Set a tenant's strategy, or the default one (replaces it whole).
     Set(StrategySet),
     /// Show the strategy that applies to a tenant (or the default).
-    Show {
-        #[arg(required_unless_present = "default")]
-        tenant: Option<String>,
-        #[arg(long, conflicts_with = "tenant")]
-        default: bool,
-    },
+    Show(Whose),
     /// Remove a tenant's own strategy (the default applies again), or the default.
-    Delete {
-        #[arg(required_unless_present = "default")]
-        tenant: Option<String>,
-        #[arg(long, conflicts_with = "tenant")]
-        default: bool,
-    },
+    Delete(Whose),
 }
 
 /// `tenet backups prune`.
@@ -158,12 +155,8 @@ pub fn repo(cmd: RepoCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
             default,
         } => {
             // A path is relative to this command's directory, not the server's.
-            let url = if url.contains("://") {
-                url
-            } else {
-                tenet_backup::canonical_url(&url)
-                    .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))?
-            };
+            let url = tenet_backup::canonical_url(&url)
+                .map_err(|e| CliError::from(tenet_server::error::ApiError::from(e)))?;
             admin.add_repo(&AddRepo {
                 name,
                 url,
@@ -216,11 +209,6 @@ pub fn repo(cmd: RepoCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
         print_repo(&one);
     }
     Ok(())
-}
-
-fn secs(d: Duration) -> u64 {
-    d.as_secs()
-        .max(u64::from(d.as_millis() > 0 && d.as_secs() == 0))
 }
 
 fn print_strategy(s: &StrategyInfo) {
@@ -279,19 +267,19 @@ pub fn strategy(cmd: StrategyCmd, admin: &dyn Admin, g: &Global) -> Result<(), C
         StrategyCmd::Set(a) => {
             let body = StrategyBody {
                 full: a.full,
-                incr_secs: a.incr.map(secs),
+                incr_secs: a.incr.map(|d| d.as_secs()),
                 archive: a.archive.as_deref() == Some("on"),
                 archive_interval_ms: a.archive_interval.map(|d| d.as_millis() as u64),
                 repo: a.repo,
-                keep_within_secs: a.keep_within.map(secs),
+                keep_within_secs: a.keep_within.map(|d| d.as_secs()),
                 keep_full: a.keep_full,
                 drill: a.drill,
             };
-            admin.put_strategy(a.tenant.as_deref().filter(|_| !a.default), &body)?
+            admin.put_strategy(a.whose.tenant.as_deref(), &body)?
         }
-        StrategyCmd::Show { tenant, .. } => admin.get_strategy(tenant.as_deref())?,
-        StrategyCmd::Delete { tenant, .. } => {
-            let s = admin.delete_strategy(tenant.as_deref())?;
+        StrategyCmd::Show(w) => admin.get_strategy(w.tenant.as_deref())?,
+        StrategyCmd::Delete(w) => {
+            let s = admin.delete_strategy(w.tenant.as_deref())?;
             if g.json {
                 print_json(&s);
             } else {
@@ -362,15 +350,11 @@ pub fn prune(a: PruneArgs, admin: &dyn Admin, g: &Global) -> Result<(), CliError
     if !a.dry_run {
         crate::jobs_cli::check_detach(admin, a.detach)?;
     }
-    let repo = a
-        .repo
-        .as_ref()
-        .map(|_| crate::jobs_cli::repo_url(&a.repo))
-        .transpose()?;
+    let repo = crate::jobs_cli::repo_arg(&a.repo)?;
     let resp = admin.prune(&PruneRequest {
         tenant: a.tenant,
         repo,
-        keep_within_secs: a.keep_within.map(secs),
+        keep_within_secs: a.keep_within.map(|d| d.as_secs()),
         keep_full: a.keep_full,
         dry_run: a.dry_run,
     })?;

@@ -135,6 +135,41 @@ impl Env {
         }
     }
 
+    /// Restores `source` (its history in the repository) to `target` into a new
+    /// tenant `into` and asserts it equals `source`'s time-travel read at the restored
+    /// ts; returns that ts.
+    pub fn assert_restores_as_source(
+        &self,
+        source: &str,
+        target: &tenet_backup::planner::Target,
+        into: &str,
+    ) -> Ts {
+        let job = self.run(
+            self.rt
+                .block_on(self.backups.start_restore_to(
+                    &self.subject(source),
+                    target,
+                    into,
+                    None,
+                    None,
+                ))
+                .unwrap(),
+        );
+        assert_eq!(
+            job.state,
+            JobState::Succeeded,
+            "{target:?}: {:?}",
+            job.error
+        );
+        let t = Ts(job.result.unwrap()["restored_ts"].as_u64().unwrap());
+        assert_eq!(
+            dump(&self.store, into, &AsOf::Latest),
+            dump(&self.store, source, &AsOf::Ts(t)),
+            "{target:?}"
+        );
+        t
+    }
+
     pub fn verify(&self, id: &str) -> JobRecord {
         let job = self
             .rt

@@ -64,27 +64,7 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
         targets.push(Target::At(commits[rng.random_range(0..commits.len())]));
     }
     for (n, target) in targets.iter().enumerate() {
-        let into = format!("p_at_{n}");
-        let job = env
-            .rt
-            .block_on(
-                env.backups
-                    .start_restore_to(&env.subject("p"), target, &into, None, None),
-            )
-            .unwrap();
-        let job = env.run(job);
-        assert_eq!(
-            job.state,
-            JobState::Succeeded,
-            "{target:?}: {:?}",
-            job.error
-        );
-        let t = Ts(job.result.unwrap()["restored_ts"].as_u64().unwrap());
-        assert_eq!(
-            dump(&env.store, &into, &AsOf::Latest),
-            dump(&env.store, "p", &AsOf::Ts(t)),
-            "{target:?}"
-        );
+        env.assert_restores_as_source("p", target, &format!("p_at_{n}"));
     }
     // The neighbour was never touched; the source still archives.
     assert!(env.store.pins("neighbour").unwrap().is_empty());

@@ -9,9 +9,9 @@ use serde_json::json;
 use tenet_backup::planner::Target;
 use tenet_backup::prune::Retention;
 use tenet_jobs::JobState;
-use tenet_store::{AsOf, TenantOptions, Ts};
+use tenet_store::{TenantOptions, Ts};
 
-use crate::common::{dump, populate, random_row, Env};
+use crate::common::{populate, random_row, Env};
 
 /// `n` commits of random rows into `tenant`; their commit ts.
 fn commits(env: &Env, tenant: &str, rng: &mut StdRng, n: usize) -> Vec<Ts> {
@@ -76,7 +76,7 @@ fn prune_keeps_the_window_restorable_and_equal_to_the_source() {
 
     let job = env.run(
         env.rt
-            .block_on(env.backups.start_prune(&subject, None, retention))
+            .block_on(env.backups.start_prune(&subject, None, retention, None))
             .unwrap(),
     );
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
@@ -102,27 +102,7 @@ fn prune_keeps_the_window_restorable_and_equal_to_the_source() {
     }
     targets.push(Target::At(*before.last().unwrap()));
     for (n, target) in targets.iter().enumerate() {
-        let into = format!("p_{n}");
-        let job = env.run(
-            env.rt
-                .block_on(
-                    env.backups
-                        .start_restore_to(&subject, target, &into, None, None),
-                )
-                .unwrap(),
-        );
-        assert_eq!(
-            job.state,
-            JobState::Succeeded,
-            "{target:?}: {:?}",
-            job.error
-        );
-        let t = Ts(job.result.unwrap()["restored_ts"].as_u64().unwrap());
-        assert_eq!(
-            dump(&env.store, &into, &AsOf::Latest),
-            dump(&env.store, "p", &AsOf::Ts(t)),
-            "{target:?}"
-        );
+        env.assert_restores_as_source("p", target, &format!("p_{n}"));
     }
     // Before the window: refused, saying what is restorable.
     let e = env
@@ -157,17 +137,20 @@ fn an_unfinished_restore_keeps_what_it_reads() {
     env.backup("q");
     // A restore of the old backup, created but not run (as if queued behind others).
     let job = env.start_restore("q", &old, "q_old").unwrap();
-    let retention = Retention {
-        keep_within_secs: None,
-        keep_full: Some(1),
+    let dry_run = || {
+        let retention = Retention {
+            keep_within_secs: None,
+            keep_full: Some(1),
+        };
+        env.rt
+            .block_on(
+                env.backups
+                    .prune_dry_run(&env.subject("q"), None, retention),
+            )
+            .unwrap()
+            .1
     };
-    let (_, d) = env
-        .rt
-        .block_on(
-            env.backups
-                .prune_dry_run(&env.subject("q"), None, retention),
-        )
-        .unwrap();
+    let d = dry_run();
     assert!(d.delete.is_empty(), "{:?}", d.delete);
     assert!(
         d.notes
@@ -178,13 +161,7 @@ fn an_unfinished_restore_keeps_what_it_reads() {
     );
     let done = env.run(job);
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
-    let (_, d) = env
-        .rt
-        .block_on(
-            env.backups
-                .prune_dry_run(&env.subject("q"), None, retention),
-        )
-        .unwrap();
+    let d = dry_run();
     assert_eq!(d.delete.len(), 1);
     assert_eq!(d.delete[0].id, old);
 }

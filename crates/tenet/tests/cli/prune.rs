@@ -53,7 +53,17 @@ fn sigkill_during_prune_never_leaves_a_listed_backup_partly_gone() {
     let (d, repo) = (dir.path(), repo_dir.path().to_str().unwrap().to_string());
     kv_tenant(d, "acme", &[]);
     let mut rng = rand::rng();
-    let mut killed_mid = 0;
+    let mut resumed = 0;
+    let prune = &[
+        "backups",
+        "prune",
+        "--tenant",
+        "acme",
+        "--keep-full",
+        "1",
+        "--repo",
+        &repo,
+    ];
     for trial in 0..10 {
         for i in 0..3 {
             put(d, "acme", &[(trial * 10 + i, "v")]);
@@ -62,16 +72,7 @@ fn sigkill_during_prune_never_leaves_a_listed_backup_partly_gone() {
         let mut cmd = Command::new(bin());
         cmd.args(["--data-dir"])
             .arg(d)
-            .args([
-                "backups",
-                "prune",
-                "--tenant",
-                "acme",
-                "--keep-full",
-                "1",
-                "--repo",
-                &repo,
-            ])
+            .args(prune)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // Half the trials die exactly between a manifest and its files; the others
@@ -85,8 +86,11 @@ fn sigkill_during_prune_never_leaves_a_listed_backup_partly_gone() {
             let _ = child.kill();
         }
         let status = child.wait().unwrap();
-        if !status.success() {
-            killed_mid += 1;
+        if trial % 2 == 0 {
+            assert!(
+                !status.success(),
+                "trial {trial}: the failpoint was not reached"
+            );
         }
         check_listed_backups_whole(repo_dir.path());
         // Resume what the kill left, then prune again: one backup remains.
@@ -96,21 +100,10 @@ fn sigkill_during_prune_never_leaves_a_listed_backup_partly_gone() {
             if j["kind"] == "prune" && !["succeeded", "failed", "cancelled"].contains(&state) {
                 let id = j["id"].to_string();
                 ok(d, &["jobs", "resume", &id]);
+                resumed += 1;
             }
         }
-        ok(
-            d,
-            &[
-                "backups",
-                "prune",
-                "--tenant",
-                "acme",
-                "--keep-full",
-                "1",
-                "--repo",
-                &repo,
-            ],
-        );
+        ok(d, prune);
         check_listed_backups_whole(repo_dir.path());
         let listed = json_out(&tenet(d, &["--json", "backups", "list", "--repo", &repo]));
         assert_eq!(
@@ -119,7 +112,11 @@ fn sigkill_during_prune_never_leaves_a_listed_backup_partly_gone() {
             "trial {trial}: {listed}"
         );
     }
-    assert!(killed_mid >= 5, "only {killed_mid} prunes were killed");
+    // Every failpoint trial left an interrupted prune that was resumed.
+    assert!(
+        resumed >= 5,
+        "only {resumed} interrupted prunes were resumed"
+    );
     // The newest backup still restores.
     ok(
         d,
