@@ -505,6 +505,7 @@ impl Backups {
             history_id: tenant.id,
             created_ts: tenant.created_ts,
             repo: repo.url().to_string(),
+            tenant_id: tenant.tenant_id,
             retention,
             decided: None,
         })

@@ -25,6 +25,9 @@
 //! gains nothing). Besides the policy, two things hold objects:
 //! * unfinished jobs, through their [`tenet_jobs::JobOwner`] (a restore reading a
 //!   segment, an incremental extending a backup);
+//! * the history's writer: only the tenant its `primary` record names deletes
+//!   archived segments (another store's tenant with the same id shares the directory
+//!   and must never delete that tenant's log);
 //! * *readers*: standbys following the history ([`crate::standby`]) record their
 //!   applied ts in `tenants/<id>/readers/`; segments that end after the oldest fresh
 //!   reader's applied ts are kept. A reader not refreshed for [`READER_STALE`] holds
@@ -184,6 +187,9 @@ pub struct Holds {
     pub readers: Vec<Reader>,
     /// Unfinished jobs: (id, kind, owner).
     pub jobs: Vec<(u64, String, JobOwner)>,
+    /// Another tenant writes this history's log (its `primary` record names it): the
+    /// segments are its to prune, so none is deleted from here.
+    pub foreign_writer: Option<String>,
 }
 
 impl Holds {
@@ -246,6 +252,18 @@ fn fmt_ts(ts: Ts) -> String {
     ts.to_rfc3339()
 }
 
+/// 1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, 21st.
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// Decides what of `inv` to delete under `retention` at time `now` (see the module
 /// header). Pure: reads nothing but its arguments.
 pub fn decide(inv: &Inventory, retention: &Retention, now: Ts, holds: &Holds) -> Decision {
@@ -291,7 +309,15 @@ pub fn decide(inv: &Inventory, retention: &Retention, now: Ts, holds: &Holds) ->
         let nth = ts[(n as usize).min(ts.len()) - 1];
         if nth < keep_from {
             keep_from = nth;
-            why = format!("the {n}th newest full backup ({})", fmt_ts(nth));
+            why = if (n as usize) <= ts.len() {
+                format!("the {} newest full backup ({})", ordinal(n), fmt_ts(nth))
+            } else {
+                format!(
+                    "the oldest full backup ({}; there are {} of the {n} to keep)",
+                    fmt_ts(nth),
+                    ts.len()
+                )
+            };
         }
     }
     d.keep_from = Some(keep_from);
@@ -380,8 +406,14 @@ pub fn decide(inv: &Inventory, retention: &Retention, now: Ts, holds: &Holds) ->
             reason,
         });
     }
+    if let Some(w) = &holds.foreign_writer {
+        d.notes.push(format!(
+            "this history's log is written by {w}, not by this tenant: no archived segment \
+             is deleted from here (prune from the tenant that writes it)"
+        ));
+    }
     for l in &inv.archive {
-        if needed_logs.contains(&l.key) || l.end > keep_from {
+        if needed_logs.contains(&l.key) || l.end > keep_from || holds.foreign_writer.is_some() {
             keep(l.bytes);
             continue;
         }
@@ -403,9 +435,9 @@ pub fn decide(inv: &Inventory, retention: &Retention, now: Ts, holds: &Holds) ->
             bytes: l.bytes,
             end: l.end,
             reason: format!(
-                "log ({}, {}] ends before {} ({policy}) and no kept restore point replays it",
-                l.start,
-                l.end,
+                "log of {} … {} ends before {} ({policy}) and no kept restore point replays it",
+                fmt_ts(l.start),
+                fmt_ts(l.end),
                 fmt_ts(keep_from)
             ),
         });
@@ -479,6 +511,9 @@ pub struct PruneParams {
     /// [`Inventory::of_incarnation`]).
     pub created_ts: Option<Ts>,
     pub repo: String,
+    /// The history's tenant in this store, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<u64>,
     pub retention: Retention,
     /// The decision shown to whoever asked (a dry run made just before): the job
     /// deletes exactly it, so what was shown is what goes. Without it the job decides
@@ -493,16 +528,35 @@ job_kind!(
     KIND
 );
 
-/// The holds of unfinished jobs and readers of a history, read now.
+/// The holds on a history read now: unfinished jobs, readers, and another writer of
+/// its log. `tenant_id` is the history's tenant in this store, if it has one.
 pub async fn holds(
     jobs: &tenet_jobs::JobManager,
     repo: &Repo,
     history_id: u64,
+    tenant_id: Option<u64>,
     except_job: Option<u64>,
 ) -> Result<Holds> {
+    let store = jobs.store();
+    let me = store.store_id()?;
+    let foreign_writer = match crate::standby::read_primary(repo, history_id).await? {
+        Some(p) if p.store_id == me && Some(p.tenant_id) == tenant_id => None,
+        // This store's tenant that wrote it was dropped: the history is ours to prune.
+        Some(p)
+            if p.store_id == me
+                && tenant_id.is_none()
+                && store.tenant_by_id(p.tenant_id).is_none() =>
+        {
+            None
+        }
+        Some(p) => Some(crate::standby::describe_primary(&p)),
+        // Never archived with a primary record: nobody else claims the log.
+        None => None,
+    };
     Ok(Holds {
         readers: readers(repo, history_id).await?,
         jobs: unfinished_owners(jobs, except_job)?,
+        foreign_writer,
     })
 }
 
@@ -529,7 +583,7 @@ pub async fn plan(
     let inv = Inventory::load(repo, p.history_id)
         .await?
         .of_incarnation(p.created_ts);
-    let holds = holds(jobs, repo, p.history_id, except_job).await?;
+    let holds = holds(jobs, repo, p.history_id, p.tenant_id, except_job).await?;
     let d = decide(&inv, &p.retention, now, &holds);
     check(&inv, &d)?;
     Ok(d)
@@ -598,8 +652,15 @@ async fn run(ctx: JobContext) -> Result<Value> {
         "skipped": skipped,
         "kept_objects": d.kept_objects,
         "kept_bytes": d.kept_bytes,
-        "keep_from": d.keep_from,
-        "restorable_after": d.restorable_after,
+        // Timestamps as decimal strings (they exceed what JSON numbers keep exactly).
+        "keep_from_ts": d.keep_from.map(|t| t.0.to_string()),
+        "keep_from_time": d.keep_from.map(fmt_ts),
+        "restorable_after": d.restorable_after.iter().map(|r| json!({
+            "from_ts": r.from.0.to_string(),
+            "from_time": fmt_ts(r.from),
+            "to_ts": r.to.0.to_string(),
+            "to_time": fmt_ts(r.to),
+        })).collect::<Vec<_>>(),
         "notes": d.notes,
     }))
 }
@@ -832,6 +893,7 @@ mod tests {
                     ..JobOwner::default()
                 },
             )],
+            foreign_writer: None,
         };
         let d = decide(&inv, &r, now, &holds);
         assert!(d.delete.is_empty(), "{:?}", d.delete);
@@ -839,12 +901,34 @@ mod tests {
         // Stale: holds nothing, and says so.
         let holds = Holds {
             readers: vec![reader(0)],
-            jobs: Vec::new(),
+            ..Holds::default()
         };
         let now = Ts::from_millis(READER_STALE.as_millis() as u64 + 100 * SEC);
         let d = decide(&inv, &r, now, &holds);
         assert_eq!(d.delete.len(), 3);
         assert!(d.notes[0].contains("no longer holds"), "{:?}", d.notes);
+        // Another tenant writes the log: its segments are not this tenant's to delete.
+        let holds = Holds {
+            foreign_writer: Some("tenant `acme` (#1) of store 00ff".into()),
+            ..Holds::default()
+        };
+        let d = decide(&inv, &r, now, &holds);
+        let kinds: Vec<ObjectKind> = d.delete.iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, vec![ObjectKind::Full], "{:?}", d.delete);
+        assert!(
+            d.notes[0].contains("written by tenant `acme`"),
+            "{:?}",
+            d.notes
+        );
+    }
+
+    #[test]
+    fn ordinals() {
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].map(ordinal).into();
+        assert_eq!(
+            got,
+            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+        );
     }
 
     #[test]

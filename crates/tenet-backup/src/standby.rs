@@ -229,7 +229,7 @@ async fn write_primary(repo: &Repo, history_id: u64, p: &Primary) -> Result<()> 
     repo.put(&primary_key(history_id), Bytes::from(bytes)).await
 }
 
-fn describe_primary(p: &Primary) -> String {
+pub(crate) fn describe_primary(p: &Primary) -> String {
     format!(
         "tenant `{}` (#{}) of store {} since {}",
         p.tenant, p.tenant_id, p.store_id, p.since

@@ -433,7 +433,7 @@ pub fn backups(cmd: BackupsCmd, admin: &dyn Admin, g: &Global) -> Result<(), Cli
                         b.id.clone(),
                         match (&b.tenant_at_backup, b.tenant_live) {
                             (Some(then), _) => format!("{} (was {then})", b.tenant),
-                            (None, false) => format!("{} (dropped)", b.tenant),
+                            (None, false) => format!("{} (not in this store)", b.tenant),
                             (None, true) => b.tenant.clone(),
                         },
                         b.kind.clone(),
@@ -894,6 +894,37 @@ fn print_outcome(j: &JobInfo) {
                     u("restored_ts"),
                     j.id
                 ),
+            }
+        }
+        "prune" => {
+            let after: Vec<String> = r["restorable_after"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{} … {}",
+                        p["from_time"].as_str().unwrap_or(""),
+                        p["to_time"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            println!(
+                "pruned `{}`: deleted {} ({}), kept {} ({}); restorable: {} (job {})",
+                j.tenant,
+                count(u("deleted"), "object", "objects"),
+                size(u("deleted_bytes")),
+                count(u("kept_objects"), "object", "objects"),
+                size(u("kept_bytes")),
+                if after.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    after.join(", ")
+                },
+                j.id
+            );
+            for k in r["skipped"].as_array().into_iter().flatten() {
+                println!("  skipped {}", k.as_str().unwrap_or(""));
             }
         }
         "switchover" => println!(

@@ -207,6 +207,25 @@ enum Command {
     Debug(debug::DebugCmd),
 }
 
+/// A reader that stops early (`tenet backups prune --dry-run | head`) closes the pipe:
+/// a command then ends quietly with status 141, as other command-line tools do, instead
+/// of panicking in `println!`. (Not for `serve`, whose output is a log.)
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -227,7 +246,10 @@ fn main() -> ExitCode {
     // its warnings. Colours only on a terminal, never into a redirected log.
     let default_filter = match cli.command {
         Command::Serve { .. } => "info",
-        _ => "warn",
+        _ => {
+            quiet_on_closed_pipe();
+            "warn"
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -95,6 +95,9 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     for n in 1..15 {
         commits.push(step(source, &mut rng, n));
     }
+    // Archived before the standbys start, so they start past some segments (which a
+    // prune below may delete).
+    source.wait_archived(&archivers, "src", *commits.last().unwrap());
 
     // The standby's store has a tenant of its own, which must not change.
     other
@@ -187,6 +190,50 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
     assert!(msg.contains("applied"), "{msg}");
     assert_eq!(dump(&other.store, "neighbour", &AsOf::Latest), neighbour);
 
+    // The standbys record what they still need: a prune of the source keeps the log
+    // after the paused standby's applied ts, and says why.
+    other.rt.block_on(standbys.refresh_readers());
+    let history = source.subject("src");
+    let readers = |env: &Env| {
+        let r = tenet_backup::Repo::open(repo).unwrap();
+        env.rt
+            .block_on(tenet_backup::prune::readers(&r, history.id))
+            .unwrap()
+    };
+    assert_eq!(readers(source).len(), 2);
+    let job = source.run(
+        source
+            .rt
+            .block_on(source.backups.start_full(source.id("src"), repo, None))
+            .unwrap(),
+    );
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let keep_one = tenet_backup::prune::Retention {
+        keep_within_secs: None,
+        keep_full: Some(1),
+    };
+    let dry_run = || {
+        source
+            .rt
+            .block_on(source.backups.prune_dry_run(&history, Some(repo), keep_one))
+            .unwrap()
+            .1
+    };
+    let d = dry_run();
+    let paused_at = other.store.standby_applied(exact.id).unwrap();
+    let segments: Vec<_> = d
+        .delete
+        .iter()
+        .filter(|o| o.kind == tenet_backup::prune::ObjectKind::Segment)
+        .collect();
+    assert!(!segments.is_empty(), "{:?}", d.delete);
+    assert!(segments.iter().all(|o| o.end <= paused_at), "{segments:?}");
+    assert!(
+        d.notes.iter().any(|n| n.contains("standby readers")),
+        "{:?}",
+        d.notes
+    );
+
     // Promote at an exact commit the archive holds, before its end: the state there,
     // and a history of its own (the archive goes on with the source's other future).
     let at = commits[40];
@@ -211,6 +258,10 @@ fn follow_model(source: &Env, other: &Env, repo: &str) {
         .unwrap();
     assert_eq!(r.promoted_ts, at);
     assert!(!r.continues_history, "{r:?}");
+    // Promoted, it no longer reads the history: its reader record is gone, and what
+    // only it held may go.
+    assert_eq!(readers(source).len(), 1);
+    assert!(dry_run().delete.len() > d.delete.len());
     assert_eq!(
         dump(&other.store, "exact", &AsOf::Latest),
         dump(&source.store, "src", &AsOf::Ts(at))
