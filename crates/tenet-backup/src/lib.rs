@@ -33,6 +33,7 @@ pub mod prune;
 pub mod records;
 pub mod repo;
 mod restore;
+pub mod scheduler;
 pub mod segment;
 pub mod standby;
 pub mod strategy;

@@ -1116,6 +1116,30 @@ pub struct StrategyInfo {
     /// The repository's URL.
     pub repo_url: String,
     pub updated_at: String,
+    /// The scheduler's runs of this tenant (empty for the default strategy).
+    #[serde(default)]
+    pub runs: Vec<RunInfo>,
+}
+
+/// One kind of scheduled run of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunInfo {
+    /// `full`, `incr` or `archive`.
+    pub kind: String,
+    /// When it is next due (null: not scheduled).
+    pub next_due_time: Option<String>,
+    /// The job running it now.
+    pub job: Option<u64>,
+    pub last_started_time: Option<String>,
+    pub last_success_time: Option<String>,
+    /// `succeeded`, `failed: …`, `skipped at …: …`, `superseded …`.
+    pub last_outcome: Option<String>,
+    /// Failures since the last success.
+    pub failures: u32,
+    pub retry_time: Option<String>,
+    /// Runs skipped because the previous backup of the tenant was unfinished.
+    pub skipped: u64,
+    pub problem: Option<String>,
 }
 
 /// Prune backups and archived log that no kept restore point needs

@@ -33,6 +33,27 @@ fn repo_info(r: RepoConfig, strategies: &[(u64, String, Strategy)]) -> RepoInfo 
     }
 }
 
+fn time_of(ms: u64) -> String {
+    tenet_store::Ts::from_millis(ms).to_rfc3339()
+}
+
+fn run_info(r: tenet_backup::scheduler::RunState) -> RunInfo {
+    // An archiver is kept running, never due.
+    let scheduled = r.kind != "archive" && r.next_due_ms != u64::MAX;
+    RunInfo {
+        next_due_time: scheduled.then(|| time_of(r.next_due_ms)),
+        kind: r.kind,
+        job: r.job,
+        last_started_time: r.last_started_ms.map(time_of),
+        last_success_time: r.last_success_ms.map(time_of),
+        last_outcome: r.last_outcome,
+        failures: r.failures,
+        retry_time: r.retry_at_ms.map(time_of),
+        skipped: r.skipped,
+        problem: r.problem,
+    }
+}
+
 fn body_of(s: &Strategy) -> StrategyBody {
     StrategyBody {
         full: s.full.clone(),
@@ -209,12 +230,20 @@ impl Service {
             })
             .into());
         };
+        let runs = self
+            .scheduler
+            .states()
+            .into_iter()
+            .filter(|r| key != DEFAULT_KEY && r.tenant_id == key)
+            .map(run_info)
+            .collect();
         Ok(StrategyInfo {
             tenant: name,
             inherited: !own,
             strategy: body_of(&s),
             repo_url: s.repo_url(&self.store).unwrap_or_default(),
             updated_at: s.updated_at,
+            runs,
         })
     }
 
@@ -239,6 +268,7 @@ impl Service {
         };
         s.validate(&self.store)?;
         strategy::save_strategy(&self.store, key, &s)?;
+        self.scheduler.changed();
         self.get_strategy_impl(tenant)
     }
 
@@ -252,12 +282,14 @@ impl Service {
             .into());
         };
         strategy::remove_strategy(&self.store, key)?;
+        self.scheduler.changed();
         Ok(StrategyInfo {
             tenant: name,
             inherited: false,
             strategy: body_of(&s),
             repo_url: s.repo_url(&self.store).unwrap_or_default(),
             updated_at: s.updated_at,
+            runs: Vec::new(),
         })
     }
 

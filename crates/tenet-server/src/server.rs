@@ -94,6 +94,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::info!(jobs = ?resumed, "resuming unfinished jobs");
         println!("tenet: resuming unfinished jobs {resumed:?}");
     }
+    // Strategies run from now on (a run missed while down runs once).
+    svc.scheduler().run(
+        std::time::Duration::from_secs(1),
+        &tokio::runtime::Handle::current(),
+    );
     let archivers = svc.archivers().clone();
     let result = axum::serve(ApiListener(listener), router(svc))
         .with_graceful_shutdown(shutdown_signal())

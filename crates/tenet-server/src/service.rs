@@ -104,6 +104,8 @@ pub struct Service {
     pub(crate) backups: Backups,
     pub(crate) archivers: Archivers,
     standbys: Standbys,
+    /// Runs the strategies; ticks only in a server (`server.rs` starts it).
+    pub(crate) scheduler: tenet_backup::scheduler::Scheduler,
     pub(crate) runtime: Handle,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
@@ -134,9 +136,16 @@ impl Service {
             .unwrap_or(2)
             .max(2);
         let jobs = JobManager::new(store.clone(), workers, runtime.clone());
+        let backups = Backups::new(jobs.clone());
+        let archivers = Archivers::new(store.clone(), runtime.clone());
         let svc = Service {
-            backups: Backups::new(jobs.clone()),
-            archivers: Archivers::new(store.clone(), runtime.clone()),
+            scheduler: tenet_backup::scheduler::Scheduler::new(
+                backups.clone(),
+                archivers.clone(),
+                tenet_backup::scheduler::Limits::default(),
+            ),
+            backups,
+            archivers,
             standbys: Standbys::new(store.clone(), runtime.clone()),
             store,
             runtime,
@@ -157,6 +166,10 @@ impl Service {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn scheduler(&self) -> &tenet_backup::scheduler::Scheduler {
+        &self.scheduler
     }
 
     pub fn jobs(&self) -> &JobManager {

@@ -260,6 +260,27 @@ fn print_strategy(s: &StrategyInfo) {
         }
     );
     println!("  drill:     {}", b.drill.as_deref().unwrap_or("none"));
+    for r in &s.runs {
+        let mut line = format!("  {:<5} run: ", r.kind);
+        match (&r.job, &r.next_due_time) {
+            (Some(j), _) => line.push_str(&format!("running (job {j})")),
+            (None, Some(t)) => line.push_str(&format!("next at {t}")),
+            (None, None) => line.push_str("kept running"),
+        }
+        if let Some(o) = &r.last_outcome {
+            line.push_str(&format!("; last {o}"));
+        }
+        if r.skipped > 0 {
+            line.push_str(&format!("; {} skipped", r.skipped));
+        }
+        if let Some(t) = &r.retry_time {
+            line.push_str(&format!("; retry at {t}"));
+        }
+        println!("{line}");
+        if let Some(p) = &r.problem {
+            println!("  problem: {p}");
+        }
+    }
 }
 
 pub fn strategy(cmd: StrategyCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {

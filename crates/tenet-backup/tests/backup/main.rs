@@ -15,4 +15,5 @@ mod roundtrip;
 mod s3;
 #[path = "../support/s3_server.rs"]
 mod s3_server;
+mod scheduler;
 mod standby;
