@@ -38,7 +38,7 @@
 //! tenants are re-read every [`REFRESH`] (or at once after [`Scheduler::changed`]). An
 //! idle tick is a pass over the in-memory states.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -686,15 +686,6 @@ impl Scheduler {
     }
 }
 
-/// Per tenant, by kind: for the overview.
-pub fn by_tenant(states: &[RunState]) -> HashMap<u64, Vec<&RunState>> {
-    let mut out: HashMap<u64, Vec<&RunState>> = HashMap::new();
-    for s in states {
-        out.entry(s.tenant_id).or_default().push(s);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -714,7 +705,7 @@ mod tests {
             "all within 2.4 h of it"
         );
         // No ten-minute bucket holds more than 10 % of them.
-        let mut buckets = HashMap::new();
+        let mut buckets = std::collections::HashMap::new();
         for t in &times {
             *buckets.entry((t - two) / 600_000).or_insert(0) += 1;
         }
