@@ -168,7 +168,12 @@ pub struct Protection {
 
 impl Protection {
     pub fn of(store: &Store, tenant_id: u64, inventory: &Inventory) -> Result<Protection> {
-        let Some(r) = inventory.restorable_until() else {
+        Self::at(store, tenant_id, inventory.restorable_until())
+    }
+
+    /// The protection now of a tenant restorable up to `restorable_until`.
+    pub fn at(store: &Store, tenant_id: u64, restorable_until: Option<Ts>) -> Result<Protection> {
+        let Some(r) = restorable_until else {
             return Ok(Protection {
                 restorable_until: None,
                 rpo_ms: None,

@@ -28,6 +28,7 @@ pub mod error;
 pub mod format;
 mod incr;
 pub mod inventory;
+pub mod overview;
 pub mod planner;
 pub mod prune;
 pub mod records;

@@ -79,6 +79,8 @@ pub trait Admin: Send + Sync {
     fn delete_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo>;
     /// Deletes (or with `dry_run` lists) what no kept restore point needs.
     fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse>;
+    /// Every tenant's protection, worst first.
+    fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview>;
 
     /// Whether jobs keep running after this call returns (a server), or only while
     /// this process lives (embedded).

@@ -1200,3 +1200,76 @@ pub struct PruneResponse {
     pub dry_run: bool,
     pub plans: Vec<PrunePlan>,
 }
+
+/// `GET /v1/protection`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProtectionQuery {
+    /// Read every repository now instead of answering from what was read last (at most
+    /// 30 s ago in a server).
+    #[serde(default)]
+    pub refresh: bool,
+}
+
+/// A backup in the overview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupBrief {
+    pub backup_id: String,
+    pub time: String,
+    pub age_secs: u64,
+    pub stored_bytes: u64,
+}
+
+/// One tenant's protection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProtectionInfo {
+    pub tenant: String,
+    pub tenant_id: u64,
+    pub state: String,
+    /// The strategy that applies (null: none).
+    pub strategy: Option<StrategyBody>,
+    /// It is the tenant's own (false: the default).
+    pub own_strategy: bool,
+    /// The repository looked at.
+    pub repo: Option<String>,
+    pub last_full: Option<BackupBrief>,
+    pub last_incr: Option<BackupBrief>,
+    /// What a restore can reach, from the planner.
+    pub restorable: Vec<RestorePoint>,
+    pub restorable_until_time: Option<String>,
+    /// How many ms of commits a disaster now would lose (null: nothing restorable).
+    pub rpo_ms: Option<u64>,
+    /// The archiver: `running`, `stopped`, `broken` (null: never started).
+    pub archive: Option<String>,
+    pub archive_running: bool,
+    pub next_full_time: Option<String>,
+    pub next_incr_time: Option<String>,
+    pub runs: Vec<RunInfo>,
+    /// Bytes and objects of its history in the repository.
+    pub repo_bytes: u64,
+    pub repo_objects: u64,
+    /// When the repository was read.
+    pub read_time: String,
+    /// What is wrong, in words with the way out (empty: nothing).
+    pub problems: Vec<String>,
+}
+
+/// A repository's usage by this store's tenants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RepoUsage {
+    pub url: String,
+    /// Its name, if it is a named repository.
+    pub name: Option<String>,
+    pub bytes: u64,
+    pub objects: u64,
+    pub tenants: u64,
+}
+
+/// The protection of every tenant, worst first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProtectionOverview {
+    pub generated_at: String,
+    pub tenants: Vec<ProtectionInfo>,
+    pub repositories: Vec<RepoUsage>,
+}

@@ -312,6 +312,10 @@ impl Admin for Client {
         self.with_body(Method::POST, &["v1", "prune"], req)
     }
 
+    fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {
+        self.get(&["v1", "protection"], q)
+    }
+
     fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "archive"], req)
     }

@@ -597,6 +597,17 @@ async fn prune(State(s): State<Service>, ApiJson(req): ApiJson<PruneRequest>) ->
     run(s, move |s| s.prune(&req)).await
 }
 
+/// Every tenant's protection, worst first: strategy, last backups, restorable window,
+/// RPO, archive, scheduled runs, repository usage, problems.
+#[utoipa::path(get, path = "/v1/protection", tag = "protection", params(ProtectionQuery),
+    responses((status = 200, body = ProtectionOverview)))]
+async fn protection(
+    State(s): State<Service>,
+    ApiQuery(q): ApiQuery<ProtectionQuery>,
+) -> R<ProtectionOverview> {
+    run(s, move |s| s.protection(&q)).await
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -659,6 +670,7 @@ async fn prune(State(s): State<Service>, ApiJson(req): ApiJson<PruneRequest>) ->
         put_default_strategy,
         delete_default_strategy,
         prune,
+        protection,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -762,6 +774,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
                 .delete(delete_default_strategy),
         ),
         ("/v1/prune", post(prune)),
+        ("/v1/protection", get(protection)),
     ]
 }
 

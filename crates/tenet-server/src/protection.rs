@@ -405,4 +405,71 @@ impl Service {
             plans,
         })
     }
+
+    pub(crate) fn protection_impl(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {
+        if q.refresh {
+            self.overview.invalidate();
+        }
+        let views = self.runtime.block_on(self.overview.view())?;
+        let now = self.store.clock().now_millis();
+        let brief = |b: &Option<tenet_backup::overview::BackupView>| {
+            b.as_ref().map(|b| BackupBrief {
+                backup_id: b.backup_id.clone(),
+                time: b.ts.to_rfc3339(),
+                age_secs: now.saturating_sub(b.ts.millis()) / 1000,
+                stored_bytes: b.stored_bytes,
+            })
+        };
+        let named: Vec<RepoConfig> = strategy::repos(&self.store)?;
+        let mut usage: std::collections::BTreeMap<String, RepoUsage> = Default::default();
+        let mut tenants = Vec::new();
+        for v in views {
+            let h = &v.holdings;
+            if let Some(url) = &h.repo {
+                let u = usage.entry(url.clone()).or_insert_with(|| RepoUsage {
+                    url: url.clone(),
+                    name: named.iter().find(|r| &r.url == url).map(|r| r.name.clone()),
+                    bytes: 0,
+                    objects: 0,
+                    tenants: 0,
+                });
+                u.bytes += h.bytes;
+                u.objects += h.objects;
+                u.tenants += 1;
+            }
+            let next = |kind: &str| {
+                v.runs
+                    .iter()
+                    .find(|r| r.kind == kind && r.next_due_ms != u64::MAX)
+                    .map(|r| time_of(r.next_due_ms))
+            };
+            tenants.push(ProtectionInfo {
+                next_full_time: next("full"),
+                next_incr_time: next("incr"),
+                tenant: v.tenant.clone(),
+                tenant_id: v.tenant_id,
+                state: v.state.clone(),
+                strategy: v.strategy.as_ref().map(body_of),
+                own_strategy: v.own_strategy,
+                repo: h.repo.clone(),
+                last_full: brief(&h.last_full),
+                last_incr: brief(&h.last_incr),
+                restorable: h.restorable.iter().copied().map(Into::into).collect(),
+                restorable_until_time: v.protection.restorable_until.map(|t| t.to_rfc3339()),
+                rpo_ms: v.protection.rpo_ms,
+                archive: v.archive.clone(),
+                archive_running: v.archive_running,
+                runs: v.runs.into_iter().map(run_info).collect(),
+                repo_bytes: h.bytes,
+                repo_objects: h.objects,
+                read_time: time_of(h.read_ms),
+                problems: v.problems,
+            });
+        }
+        Ok(ProtectionOverview {
+            generated_at: time_of(now),
+            tenants,
+            repositories: usage.into_values().collect(),
+        })
+    }
 }

@@ -99,6 +99,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         std::time::Duration::from_secs(1),
         &tokio::runtime::Handle::current(),
     );
+    // The overview reads every tenant's repository in the background.
+    svc.overview().run(&tokio::runtime::Handle::current());
     let archivers = svc.archivers().clone();
     let result = axum::serve(ApiListener(listener), router(svc))
         .with_graceful_shutdown(shutdown_signal())

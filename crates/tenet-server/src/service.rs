@@ -106,6 +106,8 @@ pub struct Service {
     standbys: Standbys,
     /// Runs the strategies; ticks only in a server (`server.rs` starts it).
     pub(crate) scheduler: tenet_backup::scheduler::Scheduler,
+    /// The protection overview (refreshed in the background only in a server).
+    pub(crate) overview: tenet_backup::overview::Overview,
     pub(crate) runtime: Handle,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
@@ -138,12 +140,18 @@ impl Service {
         let jobs = JobManager::new(store.clone(), workers, runtime.clone());
         let backups = Backups::new(jobs.clone());
         let archivers = Archivers::new(store.clone(), runtime.clone());
+        let scheduler = tenet_backup::scheduler::Scheduler::new(
+            backups.clone(),
+            archivers.clone(),
+            tenet_backup::scheduler::Limits::default(),
+        );
         let svc = Service {
-            scheduler: tenet_backup::scheduler::Scheduler::new(
+            overview: tenet_backup::overview::Overview::new(
                 backups.clone(),
                 archivers.clone(),
-                tenet_backup::scheduler::Limits::default(),
+                scheduler.clone(),
             ),
+            scheduler,
             backups,
             archivers,
             standbys: Standbys::new(store.clone(), runtime.clone()),
@@ -170,6 +178,10 @@ impl Service {
 
     pub fn scheduler(&self) -> &tenet_backup::scheduler::Scheduler {
         &self.scheduler
+    }
+
+    pub fn overview(&self) -> &tenet_backup::overview::Overview {
+        &self.overview
     }
 
     pub fn jobs(&self) -> &JobManager {
@@ -1251,6 +1263,10 @@ impl Admin for Service {
 
     fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
         self.prune_impl(req)
+    }
+
+    fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {
+        self.protection_impl(q)
     }
 
     fn jobs_run_detached(&self) -> bool {

@@ -574,6 +574,7 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Restore { .. }
         | Command::Standby(_)
         | Command::Repo(_)
+        | Command::Status { .. }
         | Command::Strategy(_)
         | Command::Promote(_)
         | Command::Switchover(_)

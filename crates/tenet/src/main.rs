@@ -172,6 +172,14 @@ enum Command {
         #[command(flatten)]
         opts: jobs_cli::JobOpts,
     },
+    /// Every tenant's protection, worst first: strategy, last backups, restorable
+    /// window, RPO, archive, next run, problems; repository usage.
+    Status {
+        /// Read every repository now (a server otherwise answers from its last read,
+        /// at most 30 s old).
+        #[arg(long)]
+        refresh: bool,
+    },
     /// Named repositories held by the server: add, list, show, remove.
     #[command(subcommand)]
     Repo(protection_cli::RepoCmd),
@@ -331,6 +339,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         }
         Command::Switchover(args) => {
             standby_cli::switchover(args, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Status { refresh } => {
+            protection_cli::status(refresh, connect::connect(&g, Existing)?.as_ref(), &g)
         }
         Command::Repo(cmd) => {
             protection_cli::repo(cmd, connect::connect(&g, Existing)?.as_ref(), &g)

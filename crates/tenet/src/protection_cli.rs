@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use tenet_server::admin::Admin;
 use tenet_server::api::{
-    AddRepo, PruneRequest, PruneResponse, RepoInfo, StrategyBody, StrategyInfo,
+    AddRepo, ProtectionQuery, PruneRequest, PruneResponse, RepoInfo, StrategyBody, StrategyInfo,
 };
 
 use crate::duration;
@@ -390,6 +390,100 @@ pub fn prune(a: PruneArgs, admin: &dyn Admin, g: &Global) -> Result<(), CliError
         if let Some(job) = p.job {
             crate::jobs_cli::follow(admin, job, a.detach, g.json)?;
         }
+    }
+    Ok(())
+}
+
+/// A short age: `42s`, `7m`, `3h`, `2d`.
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `tenet status`: every tenant's protection, worst first.
+pub fn status(refresh: bool, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let o = admin.protection(&ProtectionQuery { refresh })?;
+    if g.json {
+        print_json(&o);
+        return Ok(());
+    }
+    if o.tenants.is_empty() {
+        println!("no tenants");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = o
+        .tenants
+        .iter()
+        .map(|t| {
+            let brief = |b: &Option<tenet_server::api::BackupBrief>| {
+                b.as_ref()
+                    .map_or("-".to_string(), |b| format!("{} ago", age(b.age_secs)))
+            };
+            vec![
+                t.tenant.clone(),
+                match (&t.strategy, t.own_strategy) {
+                    (None, _) => "none".into(),
+                    (Some(_), true) => "own".into(),
+                    (Some(_), false) => "default".into(),
+                },
+                brief(&t.last_full),
+                brief(&t.last_incr),
+                match (&t.archive, t.archive_running) {
+                    (None, _) => "-".into(),
+                    (Some(_), true) => "running".into(),
+                    (Some(s), false) => s.clone(),
+                },
+                t.restorable
+                    .first()
+                    .map_or("nothing".into(), |r| r.from_time.clone()),
+                t.restorable_until_time.clone().unwrap_or("-".into()),
+                t.rpo_ms.map_or("-".into(), |ms| age(ms / 1000)),
+                t.next_full_time.clone().unwrap_or("-".into()),
+                t.problems.len().to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "TENANT",
+            "STRATEGY",
+            "LAST FULL",
+            "LAST INCR",
+            "ARCHIVE",
+            "RESTORABLE FROM",
+            "TO",
+            "RPO",
+            "NEXT FULL",
+            "PROBLEMS",
+        ],
+        &rows,
+    );
+    for t in o.tenants.iter().filter(|t| !t.problems.is_empty()) {
+        println!("\n{}:", t.tenant);
+        for p in &t.problems {
+            println!("  - {p}");
+        }
+    }
+    if !o.repositories.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = o
+            .repositories
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone().unwrap_or("-".into()),
+                    r.url.clone(),
+                    r.tenants.to_string(),
+                    r.objects.to_string(),
+                    size(r.bytes),
+                ]
+            })
+            .collect();
+        print_table(&["REPOSITORY", "URL", "TENANTS", "OBJECTS", "SIZE"], &rows);
     }
     Ok(())
 }

@@ -18,3 +18,4 @@ mod put_back;
 mod s3_server;
 mod server_log;
 mod standby;
+mod status;

@@ -1,0 +1,368 @@
+//! The protection overview: for every tenant, what is protected and what is wrong —
+//! `tenet status` and `GET /v1/protection`.
+//!
+//! # Where the figures come from
+//! The restorable window, the last backups and the repository usage come from the
+//! tenant's [`Inventory`] — what the restore planner plans from, so "restorable from
+//! A to B" is exactly what a restore can reach. Listing repositories is the expensive
+//! part, so each tenant's inventory summary is cached ([`Overview::refresh`]); the
+//! server refreshes every [`REFRESH_EVERY`]. What changes by the second — the RPO, the
+//! scheduler's runs, whether the archiver runs, stuck jobs — is computed when asked,
+//! from memory and the store.
+//!
+//! # Problems
+//! No strategy; nothing restorable; a repository that cannot be read; an archiver that
+//! should run and does not, or is broken; an RPO over a minute while archiving; a
+//! scheduled run that failed (retrying) or failed for good; a job of the tenant with no
+//! progress for [`STUCK_AFTER`] (or interrupted with nobody to run it); a restorable
+//! window shorter than the strategy's `keep_within` promises. Tenants are sorted worst
+//! first: most problems, then the largest RPO.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use tenet_store::{TenantRecord, TenantState, Ts};
+
+use crate::archiver::{self, ArchiveStatus, Archivers, Protection};
+use crate::inventory::Inventory;
+use crate::planner::Restorable;
+use crate::scheduler::{RunState, Scheduler};
+use crate::strategy::{self, Strategy};
+use crate::{Backups, Repo, Subject};
+
+/// How often the server re-reads every tenant's repository for the overview.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// A job with no progress for this long is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
+/// While archiving, an RPO above this is a problem.
+pub const RPO_LIMIT: Duration = Duration::from_secs(60);
+
+/// A backup as the overview shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackupView {
+    pub backup_id: String,
+    pub ts: Ts,
+    pub stored_bytes: u64,
+}
+
+/// What a repository holds of one tenant, read at `read_ms`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Holdings {
+    pub repo: Option<String>,
+    pub last_full: Option<BackupView>,
+    pub last_incr: Option<BackupView>,
+    pub restorable: Vec<Restorable>,
+    /// Bytes and objects of the tenant's history in the repository.
+    pub bytes: u64,
+    pub objects: u64,
+    /// Why the repository could not be read.
+    pub error: Option<String>,
+    pub read_ms: u64,
+}
+
+/// One tenant's protection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantView {
+    pub tenant_id: u64,
+    pub tenant: String,
+    pub state: String,
+    pub strategy: Option<Strategy>,
+    /// The strategy is the tenant's own (not the default).
+    pub own_strategy: bool,
+    pub holdings: Holdings,
+    /// Newest restorable point and the RPO now.
+    pub protection: Protection,
+    /// The archiver: `running`, `stopped`, `broken` (None: never started).
+    pub archive: Option<String>,
+    pub archive_running: bool,
+    pub runs: Vec<RunState>,
+    pub problems: Vec<String>,
+}
+
+/// The overview of one store.
+#[derive(Clone)]
+pub struct Overview {
+    backups: Backups,
+    archivers: Archivers,
+    scheduler: Scheduler,
+    cache: Arc<Mutex<HashMap<u64, Holdings>>>,
+}
+
+impl std::fmt::Debug for Overview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overview").finish()
+    }
+}
+
+fn watched(rec: &TenantRecord) -> bool {
+    rec.id != tenet_store::catalog::SYSTEM_TENANT
+        && !rec.is_scratch()
+        && !matches!(rec.state, TenantState::Restoring | TenantState::Dropping)
+}
+
+impl Overview {
+    pub fn new(backups: Backups, archivers: Archivers, scheduler: Scheduler) -> Overview {
+        Overview {
+            backups,
+            archivers,
+            scheduler,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn store(&self) -> &tenet_store::Store {
+        self.backups.jobs().store()
+    }
+
+    /// The repository a tenant is looked at in: its strategy's, else where it archives
+    /// or its newest backup is.
+    fn repo_of(&self, rec: &TenantRecord, s: Option<&Strategy>) -> Option<String> {
+        if let Some(url) = s.and_then(|s| s.repo_url(self.store()).ok()) {
+            return Some(url);
+        }
+        self.backups.default_repo(&Subject::of(rec)).ok().flatten()
+    }
+
+    /// Reads what the repository holds of one tenant.
+    async fn holdings(&self, rec: &TenantRecord, s: Option<&Strategy>) -> Holdings {
+        let read_ms = self.store().clock().now_millis();
+        let Some(url) = self.repo_of(rec, s) else {
+            return Holdings {
+                read_ms,
+                ..Holdings::default()
+            };
+        };
+        let subject = Subject::of(rec);
+        let inv = async {
+            let repo = Repo::open(&url)?;
+            Ok::<_, crate::Error>(
+                Inventory::load(&repo, subject.id)
+                    .await?
+                    .of_incarnation(subject.created_ts),
+            )
+        }
+        .await;
+        let view = |kind: &str, inv: &Inventory| {
+            inv.backups
+                .iter()
+                .rev()
+                .find(|m| m.kind == kind)
+                .map(|m| BackupView {
+                    backup_id: m.backup_id.clone(),
+                    ts: m.backup_ts,
+                    stored_bytes: m.stored_bytes,
+                })
+        };
+        match inv {
+            Ok(inv) => Holdings {
+                last_full: view("full", &inv),
+                last_incr: view("incr", &inv),
+                restorable: inv.restore_points(),
+                bytes: inv.backups.iter().map(|m| m.stored_bytes).sum::<u64>()
+                    + inv.archive.iter().map(|l| l.bytes).sum::<u64>(),
+                objects: (inv.backups.len() + inv.archive.len()) as u64,
+                repo: Some(url),
+                error: None,
+                read_ms,
+            },
+            Err(e) => Holdings {
+                repo: Some(url),
+                error: Some(e.to_string()),
+                read_ms,
+                ..Holdings::default()
+            },
+        }
+    }
+
+    /// Re-reads every tenant's repository.
+    pub async fn refresh(&self) {
+        let store = self.store().clone();
+        let mut fresh = HashMap::new();
+        for rec in store.tenants().into_iter().filter(watched) {
+            let s = strategy::effective(&store, rec.id)
+                .ok()
+                .flatten()
+                .map(|(s, _)| s);
+            fresh.insert(rec.id, self.holdings(&rec, s.as_ref()).await);
+        }
+        *self.cache.lock() = fresh;
+    }
+
+    /// Refreshes every [`REFRESH_EVERY`] in the background of `runtime`.
+    pub fn run(&self, runtime: &tokio::runtime::Handle) {
+        let me = self.clone();
+        runtime.spawn(async move {
+            loop {
+                me.refresh().await;
+                tokio::time::sleep(REFRESH_EVERY).await;
+            }
+        });
+    }
+
+    /// Every watched tenant, worst first (tenants not read yet are read now).
+    pub async fn view(&self) -> crate::Result<Vec<TenantView>> {
+        let store = self.store().clone();
+        let now = store.clock().now_millis();
+        let states = self.scheduler.states();
+        let jobs = self.backups.jobs().list()?;
+        let mut out = Vec::new();
+        for rec in store.tenants().into_iter().filter(watched) {
+            let found = strategy::effective(&store, rec.id)?;
+            let s = found.as_ref().map(|(s, _)| s.clone());
+            let cached = self.cache.lock().get(&rec.id).cloned();
+            let holdings = match cached {
+                Some(h) => h,
+                None => {
+                    let h = self.holdings(&rec, s.as_ref()).await;
+                    self.cache.lock().insert(rec.id, h.clone());
+                    h
+                }
+            };
+            let until = holdings.restorable.iter().map(|r| r.to).max();
+            let protection = Protection::at(&store, rec.id, until)?;
+            let arch = archiver::load(&store, rec.id)?;
+            let running = self.archivers.is_running(rec.id);
+            let runs: Vec<RunState> = states
+                .iter()
+                .filter(|r| r.tenant_id == rec.id)
+                .cloned()
+                .collect();
+            let mut problems = Vec::new();
+            let standby = rec.state == TenantState::Standby;
+            match &s {
+                None if !standby => problems.push(format!(
+                    "no strategy: nothing backs it up on a schedule (`tenet strategy set {} …`, \
+                     or a default with `--default`)",
+                    rec.name
+                )),
+                _ => {}
+            }
+            if let Some(e) = &holdings.error {
+                problems.push(format!("cannot read its repository: {e}"));
+            } else if until.is_none() && !standby {
+                problems.push(match &holdings.repo {
+                    Some(r) => format!("nothing is restorable from {r}: it holds no full backup"),
+                    None => "nothing is restorable: it has no backup".into(),
+                });
+            }
+            let archiving = s.as_ref().is_some_and(|s| s.archive);
+            match arch.as_ref().map(|a| a.status) {
+                Some(ArchiveStatus::Broken) => problems.push(format!(
+                    "the archiver is broken ({})",
+                    arch.as_ref()
+                        .and_then(|a| a.error.as_deref())
+                        .unwrap_or("no detail")
+                )),
+                _ if archiving && !running => {
+                    problems.push("the strategy archives it, but no archiver runs".into())
+                }
+                _ => {}
+            }
+            if running || archiving {
+                if let Some(rpo) = protection
+                    .rpo_ms
+                    .filter(|r| *r > RPO_LIMIT.as_millis() as u64)
+                {
+                    problems.push(format!(
+                        "RPO {} s: commits after {} are in no archive",
+                        rpo / 1000,
+                        until.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ));
+                }
+            }
+            for r in &runs {
+                match (&r.problem, r.failures) {
+                    (Some(p), _) => problems.push(p.clone()),
+                    (None, n) if n > 0 => problems.push(format!(
+                        "the last scheduled {} run failed ({}); retrying{}",
+                        r.kind,
+                        r.last_outcome.as_deref().unwrap_or(""),
+                        r.retry_at_ms
+                            .map(|t| format!(" at {}", Ts::from_millis(t).to_rfc3339()))
+                            .unwrap_or_default()
+                    )),
+                    _ => {}
+                }
+            }
+            for j in jobs
+                .iter()
+                .filter(|j| !j.state.is_final() && j.owner.tenant_id == Some(rec.id))
+            {
+                let live = self.backups.jobs().is_live(j.id);
+                let last = Ts::parse_rfc3339(&j.updated_at)
+                    .map(|t| t.millis())
+                    .unwrap_or(now);
+                if !live {
+                    problems.push(format!(
+                        "job {} ({}) was interrupted and nothing runs it; `tenet jobs resume {}` \
+                         or `tenet jobs cancel {}`",
+                        j.id, j.kind, j.id, j.id
+                    ));
+                } else if now.saturating_sub(last) > STUCK_AFTER.as_millis() as u64 {
+                    problems.push(format!(
+                        "job {} ({}) has made no progress since {}",
+                        j.id, j.kind, j.updated_at
+                    ));
+                }
+            }
+            if let (Some(s), Some(first)) = (&s, holdings.restorable.first()) {
+                if let Some(w) = s.retention.keep_within_secs {
+                    let promised = now.saturating_sub(w * 1000);
+                    let set_at = Ts::parse_rfc3339(&s.updated_at)
+                        .map(|t| t.millis())
+                        .unwrap_or(now);
+                    // Only once the strategy (and the tenant) are older than the window.
+                    if set_at < promised
+                        && rec.created_ts.millis() < promised
+                        && first.from.millis() > promised + 60_000
+                    {
+                        problems.push(format!(
+                            "restorable only from {}; the strategy keeps {} (from {})",
+                            first.from.to_rfc3339(),
+                            humantime::format_duration(Duration::from_secs(w)),
+                            Ts::from_millis(promised).to_rfc3339()
+                        ));
+                    }
+                }
+            }
+            out.push(TenantView {
+                tenant_id: rec.id,
+                tenant: rec.name.clone(),
+                state: rec.state.to_string(),
+                own_strategy: found.as_ref().is_some_and(|(_, own)| *own),
+                strategy: s,
+                holdings,
+                protection,
+                archive: arch.map(|a| {
+                    match a.status {
+                        ArchiveStatus::Running => "running",
+                        ArchiveStatus::Stopped => "stopped",
+                        ArchiveStatus::Broken => "broken",
+                    }
+                    .to_string()
+                }),
+                archive_running: running,
+                runs,
+                problems,
+            });
+        }
+        out.sort_by(|a, b| {
+            let rpo = |v: &TenantView| v.protection.rpo_ms.unwrap_or(u64::MAX);
+            b.problems
+                .len()
+                .cmp(&a.problems.len())
+                .then(rpo(b).cmp(&rpo(a)))
+                .then(a.tenant.cmp(&b.tenant))
+        });
+        Ok(out)
+    }
+
+    /// Forgets what was read, so the next view reads every repository again.
+    pub fn invalidate(&self) {
+        self.cache.lock().clear();
+    }
+}
