@@ -254,3 +254,14 @@ pub fn put(dir: &Path, tenant: &str, rows: &[(i64, &str)]) -> u64 {
     a.extend(rows.iter().map(String::as_str));
     ts(&json_out(&tenet(dir, &a))["commit_ts"])
 }
+
+/// Names `repo` (a directory) `name` on the server at `url`, as the default repository.
+pub fn add_default_repo(c: &reqwest::blocking::Client, url: &str, name: &str, repo: &str) {
+    let r = call(
+        c,
+        "POST",
+        &format!("{url}/v1/repos"),
+        Some(serde_json::json!({"name": name, "url": repo, "default": true})),
+    );
+    assert_eq!(r.0, 200, "{}", r.1);
+}

@@ -9,7 +9,9 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 
-use crate::common::{assert_error, bin, call, json_out, kv_tenant, ok, put, tenet, Server};
+use crate::common::{
+    add_default_repo, assert_error, bin, call, json_out, kv_tenant, ok, put, tenet, Server,
+};
 
 /// Every backup a listing of `repo` shows has every file its manifest names.
 fn check_listed_backups_whole(repo: &Path) {
@@ -136,13 +138,7 @@ fn bad_strategies_and_repositories_are_refused_with_nothing_changed() {
     let c = reqwest::blocking::Client::new();
     let u = |p: &str| format!("{}{p}", server.url);
     let repo = repo_dir.path().to_str().unwrap();
-    let r = call(
-        &c,
-        "POST",
-        &u("/v1/repos"),
-        Some(json!({"name": "nightly", "url": repo, "default": true})),
-    );
-    assert_eq!(r.0, 200, "{}", r.1);
+    add_default_repo(&c, &server.url, "nightly", repo);
     let good = json!({"full": "0 2 * * *", "archive": true, "keep_within_secs": 1_209_600, "keep_full": 4, "repo": "nightly"});
     let r = call(
         &c,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{call, json_out, kv_tenant, put, tenet, Server};
+use crate::common::{add_default_repo, call, json_out, kv_tenant, put, tenet, Server};
 
 #[test]
 fn status_shows_the_scheduler_protecting_a_tenant_and_the_unprotected_one_first() {
@@ -20,13 +20,7 @@ fn status_shows_the_scheduler_protecting_a_tenant_and_the_unprotected_one_first(
     let c = reqwest::blocking::Client::new();
     let u = |p: &str| format!("{}{p}", server.url);
     let repo = repo_dir.path().to_str().unwrap();
-    let r = call(
-        &c,
-        "POST",
-        &u("/v1/repos"),
-        Some(json!({"name": "nightly", "url": repo, "default": true})),
-    );
-    assert_eq!(r.0, 200, "{}", r.1);
+    add_default_repo(&c, &server.url, "nightly", repo);
     let r = call(
         &c,
         "PUT",
