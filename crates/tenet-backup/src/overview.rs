@@ -181,12 +181,10 @@ impl Overview {
     /// Re-reads every tenant's repository.
     pub async fn refresh(&self) {
         let store = self.store().clone();
+        let all = strategy::Strategies::load(&store).unwrap_or_default();
         let mut fresh = HashMap::new();
         for rec in store.tenants().into_iter().filter(watched) {
-            let s = strategy::effective(&store, rec.id)
-                .ok()
-                .flatten()
-                .map(|(s, _)| s);
+            let s = all.of(rec.id).map(|(s, _)| s.clone());
             fresh.insert(rec.id, self.holdings(&rec, s.as_ref()).await);
         }
         *self.cache.lock() = fresh;
@@ -209,10 +207,11 @@ impl Overview {
         let now = store.clock().now_millis();
         let states = self.scheduler.states();
         let jobs = self.backups.jobs().list()?;
+        let all = strategy::Strategies::load(&store)?;
         let mut out = Vec::new();
         for rec in store.tenants().into_iter().filter(watched) {
-            let found = strategy::effective(&store, rec.id)?;
-            let s = found.as_ref().map(|(s, _)| s.clone());
+            let found = all.of(rec.id);
+            let s = found.map(|(s, _)| s.clone());
             let cached = self.cache.lock().get(&rec.id).cloned();
             let holdings = match cached {
                 Some(h) => h,
@@ -333,7 +332,7 @@ impl Overview {
                 tenant_id: rec.id,
                 tenant: rec.name.clone(),
                 state: rec.state.to_string(),
-                own_strategy: found.as_ref().is_some_and(|(_, own)| *own),
+                own_strategy: found.is_some_and(|(_, own)| own),
                 strategy: s,
                 holdings,
                 protection,

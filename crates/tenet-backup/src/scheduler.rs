@@ -292,6 +292,7 @@ impl Scheduler {
             return Ok(());
         }
         let store = self.store();
+        let all = strategy::Strategies::load(store)?;
         let mut list = Vec::new();
         for rec in store.tenants() {
             if rec.id == tenet_store::catalog::SYSTEM_TENANT
@@ -300,8 +301,8 @@ impl Scheduler {
             {
                 continue;
             }
-            if let Some((s, _)) = strategy::effective(store, rec.id)? {
-                list.push((rec.id, s));
+            if let Some((s, _)) = all.of(rec.id) {
+                list.push((rec.id, s.clone()));
             }
         }
         // Runs of tenants (or kinds) no strategy asks for any more are forgotten.

@@ -387,6 +387,36 @@ pub fn strategies(store: &Store) -> Result<Vec<(u64, Strategy)>> {
         .collect()
 }
 
+/// Every stored strategy, read in one scan, to look up many tenants (the scheduler and
+/// the overview ask for all of them).
+#[derive(Clone, Debug, Default)]
+pub struct Strategies {
+    own: std::collections::HashMap<u64, Strategy>,
+    default: Option<Strategy>,
+}
+
+impl Strategies {
+    pub fn load(store: &Store) -> Result<Strategies> {
+        let mut all = Strategies::default();
+        for (id, s) in strategies(store)? {
+            if id == DEFAULT_KEY {
+                all.default = Some(s);
+            } else {
+                all.own.insert(id, s);
+            }
+        }
+        Ok(all)
+    }
+
+    /// As [`effective`].
+    pub fn of(&self, tenant_id: u64) -> Option<(&Strategy, bool)> {
+        match self.own.get(&tenant_id) {
+            Some(s) => Some((s, true)),
+            None => self.default.as_ref().map(|s| (s, false)),
+        }
+    }
+}
+
 /// The strategy that applies to a tenant: its own, else the default; and whether it
 /// is its own.
 pub fn effective(store: &Store, tenant_id: u64) -> Result<Option<(Strategy, bool)>> {

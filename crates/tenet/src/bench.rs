@@ -75,6 +75,17 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 256)]
         mib: u64,
     },
+    /// The protection overview and idle scheduler with many tenants, and a prune of
+    /// many archive segments.
+    Protection {
+        #[arg(long, default_value_t = 1000)]
+        tenants: usize,
+        /// Seconds the idle scheduler's CPU use is measured over.
+        #[arg(long, default_value_t = 20)]
+        idle_secs: u64,
+        #[arg(long, default_value_t = 10_000)]
+        segments: u64,
+    },
     /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
     Backup {
         /// Size of the generated tenant in MiB of 1 KiB rows.
@@ -499,6 +510,18 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
                 ));
             }
             crate::bench_standby::run(seconds, rate, switchovers, mib)
+        }
+        BenchCmd::Protection {
+            tenants,
+            idle_secs,
+            segments,
+        } => {
+            if tenants == 0 || idle_secs == 0 || segments == 0 {
+                return Err(CliError::invalid(
+                    "--tenants, --idle-secs and --segments must be at least 1",
+                ));
+            }
+            crate::bench_protection::run(tenants, idle_secs, segments)
         }
         BenchCmd::Backup { mib, tables } => {
             if mib == 0 || tables == 0 {

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_backup;
 mod bench_pitr;
+mod bench_protection;
 mod bench_revert;
 mod bench_standby;
 mod commands;
