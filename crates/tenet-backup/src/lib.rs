@@ -24,6 +24,7 @@ mod apply;
 pub mod archiver;
 mod backup;
 mod clone;
+pub mod drill;
 pub mod error;
 pub mod format;
 mod incr;
@@ -64,6 +65,7 @@ pub const KIND_VERIFY: &str = verify::KIND;
 pub const KIND_BACKUP_INCR: &str = incr::KIND;
 pub const KIND_CLONE: &str = clone::KIND;
 pub const KIND_PRUNE: &str = prune::KIND;
+pub const KIND_DRILL: &str = drill::KIND;
 
 /// A tenant as backups and restores know it: by id, with the name to show. It may
 /// have been dropped (its backups outlive it), or exist only in a repository.
@@ -130,6 +132,7 @@ impl Backups {
         jobs.register(Arc::new(incr::IncrBackup));
         jobs.register(Arc::new(clone::Clone));
         jobs.register(Arc::new(prune::Prune));
+        jobs.register(Arc::new(drill::Drill));
         Backups { jobs }
     }
 
@@ -426,7 +429,8 @@ impl Backups {
             TenantOptions {
                 history_retention_secs: Some(retention_secs),
                 state: Some(TenantState::Restoring),
-                scratch: in_place,
+                // In place, or a drill's: hidden, and named with a leading dot.
+                scratch: in_place || target_name.starts_with('.'),
                 history,
             },
         );
@@ -549,6 +553,47 @@ impl Backups {
             serde_json::to_value(p).expect("params serialize"),
             None,
             owner,
+        )?)
+    }
+
+    /// Creates a restore drill of tenant `tenant_id` (`drill.rs`): at `at`, or a random
+    /// point of its window, from `repo` (default: its strategy's repository, else where
+    /// its backups are). One drill per tenant at a time.
+    pub async fn start_drill(
+        &self,
+        tenant_id: u64,
+        repo: Option<&str>,
+        at: Option<tenet_store::Ts>,
+    ) -> Result<JobRecord> {
+        let store = self.jobs.store();
+        let rec = store.resolve(tenant_id)?;
+        lifecycle::check(&rec, lifecycle::TenantAction::Read)?;
+        let subject = Subject::of(&rec);
+        let url = match repo {
+            Some(r) => Some(r.to_string()),
+            None => strategy::effective(store, rec.id)?.and_then(|(s, _)| s.repo_url(store).ok()),
+        };
+        let repo = self.repo_of(&subject, url.as_deref()).await?;
+        if let Some(t) = at {
+            // Refused now, with what is restorable, rather than in the job.
+            let (_, inv) = self.inventory(&subject, Some(repo.url())).await?;
+            inv.plan(&planner::Target::At(t), self.plan_now())
+                .map_err(|e| Error::NotRestorable(format!("tenant `{}`: {e}", rec.name)))?;
+        }
+        let params = drill::DrillParams {
+            tenant_id: rec.id,
+            repo: repo.url().to_string(),
+            at,
+        };
+        Ok(self.jobs.create(
+            KIND_DRILL,
+            &rec.name,
+            serde_json::to_value(params).expect("params serialize"),
+            None,
+            JobOwner {
+                history_id: Some(subject.id),
+                ..JobOwner::tenant(rec.id).with_lock(format!("drill:{}", rec.id))
+            },
         )?)
     }
 

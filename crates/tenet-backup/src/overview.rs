@@ -15,7 +15,9 @@
 //! should run and does not, or is broken; an RPO over a minute while archiving; a
 //! scheduled run that failed (retrying) or failed for good; a job of the tenant with no
 //! progress for [`STUCK_AFTER`] (or interrupted with nobody to run it); a restorable
-//! window shorter than the strategy's `keep_within` promises. Tenants are sorted worst
+//! window shorter than the strategy's `keep_within` promises; a last restore drill that
+//! failed. The newest successful drill's restored time is the *last proven restorable
+//! time*. Tenants are sorted worst
 //! first: most problems, then the largest RPO.
 
 use std::collections::HashMap;
@@ -80,7 +82,21 @@ pub struct TenantView {
     pub archive: Option<String>,
     pub archive_running: bool,
     pub runs: Vec<RunState>,
+    /// The newest drill that ended (scheduled or by hand).
+    pub last_drill: Option<DrillView>,
+    /// The restored time of the newest successful drill: proven restorable.
+    pub proven_restorable: Option<Ts>,
     pub problems: Vec<String>,
+}
+
+/// A drill that ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DrillView {
+    pub job: u64,
+    pub finished_at: String,
+    pub succeeded: bool,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// The overview of one store.
@@ -287,6 +303,40 @@ impl Overview {
                     _ => {}
                 }
             }
+            // Drills of the tenant that ended, newest last (job ids grow).
+            let drills: Vec<&tenet_jobs::JobRecord> = jobs
+                .iter()
+                .filter(|j| {
+                    j.kind == crate::drill::KIND
+                        && j.state.is_final()
+                        && j.owner.tenant_id == Some(rec.id)
+                })
+                .collect();
+            let last_drill = drills.last().map(|j| DrillView {
+                job: j.id,
+                finished_at: j.finished_at.clone().unwrap_or_default(),
+                succeeded: j.state == tenet_jobs::JobState::Succeeded,
+                error: j
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{} [{}]", e.message, e.code)),
+            });
+            let proven_restorable = drills
+                .iter()
+                .rev()
+                .filter(|j| j.state == tenet_jobs::JobState::Succeeded)
+                .find_map(|j| {
+                    let r = j.result.as_ref()?;
+                    Some(Ts(r["target_ts"].as_str()?.parse().ok()?))
+                });
+            if let Some(d) = last_drill.as_ref().filter(|d| !d.succeeded) {
+                problems.push(format!(
+                    "the last restore drill (job {}, {}) failed: {}",
+                    d.job,
+                    d.finished_at,
+                    d.error.as_deref().unwrap_or("cancelled")
+                ));
+            }
             for j in jobs
                 .iter()
                 .filter(|j| !j.state.is_final() && j.owner.tenant_id == Some(rec.id))
@@ -346,6 +396,8 @@ impl Overview {
                 }),
                 archive_running: running,
                 runs,
+                last_drill,
+                proven_restorable,
                 problems,
             });
         }

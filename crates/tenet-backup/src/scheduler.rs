@@ -26,6 +26,8 @@
 //!   still happens.
 //! * **Limits.** At most [`Limits::max_concurrent_backups`] scheduled backups run at
 //!   once; the others stay due and start, oldest due first, as those end.
+//! * **Drills.** `drill` runs on its cron like a full backup (with the spread), once a
+//!   full backup exists (`drill.rs`).
 //! * **Prune.** After each scheduled backup succeeds, a prune job applies the
 //!   strategy's retention (`prune.rs`).
 //! * **Archive.** A strategy with `archive` keeps the tenant's archiver running in its
@@ -166,6 +168,9 @@ fn runs_of(s: &Strategy) -> Vec<(&'static str, String)> {
         if let Some(i) = s.incr_secs {
             out.push(("incr", format!("every {i}s")));
         }
+    }
+    if let Some(d) = &s.drill {
+        out.push(("drill", d.clone()));
     }
     if s.archive {
         out.push((
@@ -345,6 +350,10 @@ impl Scheduler {
                 let sched = Schedule::parse("full backup", s.full.as_deref()?).ok()?;
                 next_full_ms(&sched, tenant_id, now_ms)
             }
+            "drill" => {
+                let sched = Schedule::parse("drill", s.drill.as_deref()?).ok()?;
+                next_full_ms(&sched, tenant_id, now_ms)
+            }
             "incr" => Some(now_ms + s.incr_secs? * 1000),
             _ => Some(now_ms),
         }
@@ -442,8 +451,8 @@ impl Scheduler {
                 st.skipped += 1;
                 let held_by = format!("job {j} of this schedule is still running");
                 self.skip(&mut st, &held_by, s, now_ms, &mut events);
-            } else if kind == "incr" && !self.has_full(tenant_id)? {
-                // Nothing to continue yet: wait for the first full backup.
+            } else if (kind == "incr" || kind == "drill") && !self.has_full(tenant_id)? {
+                // Nothing to continue or restore yet: wait for the first full backup.
                 st.next_due_ms = self
                     .next_due(tenant_id, kind, &s, now_ms)
                     .unwrap_or(u64::MAX);
@@ -542,6 +551,7 @@ impl Scheduler {
         let b = &self.inner.backups;
         let job = match kind {
             "full" => b.start_full(tenant_id, &url, None).await?,
+            "drill" => b.start_drill(tenant_id, Some(&url), None).await?,
             _ => b.start_incr(tenant_id, Some(&url), None).await?,
         };
         b.jobs().start(job.id)?;
@@ -581,7 +591,7 @@ impl Scheduler {
                 kind: st.kind.clone(),
                 job: id,
             });
-            if let Some(r) = s.retention_policy() {
+            if let Some(r) = s.retention_policy().filter(|_| st.kind != "drill") {
                 match self.start_prune(st.tenant_id, s, r).await {
                     Ok(job) => events.push(Event::Pruning {
                         tenant_id: st.tenant_id,

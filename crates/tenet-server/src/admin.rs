@@ -79,6 +79,9 @@ pub trait Admin: Send + Sync {
     fn delete_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo>;
     /// Deletes (or with `dry_run` lists) what no kept restore point needs.
     fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse>;
+    /// Starts a restore drill of a tenant: restore a point of its window into a scratch
+    /// tenant, compare, drop it.
+    fn drill(&self, tenant: &str, req: &DrillRequest) -> ApiResult<JobInfo>;
     /// Every tenant's protection, worst first.
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview>;
 

@@ -1245,6 +1245,13 @@ pub struct ProtectionInfo {
     pub archive_running: bool,
     pub next_full_time: Option<String>,
     pub next_incr_time: Option<String>,
+    pub next_drill_time: Option<String>,
+    /// The newest drill that ended: its job, when, whether it proved the restore.
+    pub last_drill_job: Option<u64>,
+    pub last_drill_time: Option<String>,
+    pub last_drill_ok: Option<bool>,
+    /// The time the newest successful drill restored and compared.
+    pub last_proven_restorable_time: Option<String>,
     pub runs: Vec<RunInfo>,
     /// Bytes and objects of its history in the repository.
     pub repo_bytes: u64,
@@ -1272,4 +1279,17 @@ pub struct ProtectionOverview {
     pub generated_at: String,
     pub tenants: Vec<ProtectionInfo>,
     pub repositories: Vec<RepoUsage>,
+}
+
+/// Run a restore drill now (`POST /v1/tenants/{tenant}/drill`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    /// Restore this time (any time expression: RFC 3339, a commit ts, `-1h`,
+    /// `@snapshot`); default: a random point of the restorable window.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// Default: the tenant's strategy's repository, else where its backups are.
+    #[serde(default)]
+    pub repo: Option<String>,
 }

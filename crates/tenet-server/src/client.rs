@@ -312,6 +312,10 @@ impl Admin for Client {
         self.with_body(Method::POST, &["v1", "prune"], req)
     }
 
+    fn drill(&self, tenant: &str, req: &DrillRequest) -> ApiResult<JobInfo> {
+        self.with_body(Method::POST, &["v1", "tenants", tenant, "drill"], req)
+    }
+
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {
         self.get(&["v1", "protection"], q)
     }

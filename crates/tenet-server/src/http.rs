@@ -608,6 +608,18 @@ async fn protection(
     run(s, move |s| s.protection(&q)).await
 }
 
+/// Starts a restore drill: a point of the tenant's window restored into a scratch
+/// tenant, compared with the source (time travel) or the manifest digests, dropped.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/drill", tag = "protection", params(("tenant" = String, Path, description = "Tenant name")), request_body = DrillRequest,
+    responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn drill(
+    State(s): State<Service>,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<DrillRequest>,
+) -> Accepted<JobInfo> {
+    accepted(s, move |s| s.drill(&t, &req)).await
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -671,6 +683,7 @@ async fn protection(
         delete_default_strategy,
         prune,
         protection,
+        drill,
     ),
     components(schemas(ErrorBody, Commit, TxnOp))
 )]
@@ -775,6 +788,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ),
         ("/v1/prune", post(prune)),
         ("/v1/protection", get(protection)),
+        ("/v1/tenants/{tenant}/drill", post(drill)),
     ]
 }
 

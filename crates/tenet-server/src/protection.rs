@@ -446,6 +446,11 @@ impl Service {
             tenants.push(ProtectionInfo {
                 next_full_time: next("full"),
                 next_incr_time: next("incr"),
+                next_drill_time: next("drill"),
+                last_drill_job: v.last_drill.as_ref().map(|d| d.job),
+                last_drill_time: v.last_drill.as_ref().map(|d| d.finished_at.clone()),
+                last_drill_ok: v.last_drill.as_ref().map(|d| d.succeeded),
+                last_proven_restorable_time: v.proven_restorable.map(|t| t.to_rfc3339()),
                 tenant: v.tenant.clone(),
                 tenant_id: v.tenant_id,
                 state: v.state.clone(),

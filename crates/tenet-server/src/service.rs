@@ -1265,6 +1265,22 @@ impl Admin for Service {
         self.prune_impl(req)
     }
 
+    fn drill(&self, tenant: &str, req: &DrillRequest) -> ApiResult<JobInfo> {
+        let id = self.live_tenant(tenant)?;
+        let at = match req.at.as_deref().map(AsOf::parse).transpose()? {
+            None => None,
+            Some(AsOf::Ts(ts)) => Some(ts),
+            Some(AsOf::Ago(d)) => Some(self.store.ts_ago(d)),
+            Some(AsOf::Latest) => Some(self.store.visible_ts()),
+            Some(snap @ AsOf::Snapshot(_)) => Some(self.store.read_at(tenant, &snap)?.start_ts()),
+        };
+        let repo = self.repo_arg(&req.repo)?;
+        let job = self
+            .runtime
+            .block_on(self.backups.start_drill(id, repo.as_deref(), at))?;
+        self.start(job)
+    }
+
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {
         self.protection_impl(q)
     }

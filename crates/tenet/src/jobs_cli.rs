@@ -896,6 +896,26 @@ fn print_outcome(j: &JobInfo) {
                 ),
             }
         }
+        "drill" => println!(
+            "drill of `{}`: restored {} (backup {} + {}) into a scratch tenant; it equals the \
+             source there (compared by {}{}) — {:.1} s (job {})",
+            s("tenant"),
+            s("target_time"),
+            r["backup_id"].as_str().unwrap_or("?"),
+            count(u("replayed_records"), "commit", "commits"),
+            s("compared_by"),
+            if r["compared_by"] == "time travel" {
+                format!(
+                    ": {}, {}",
+                    count(u("tables"), "table", "tables"),
+                    count(u("rows"), "row", "rows")
+                )
+            } else {
+                String::new()
+            },
+            r["seconds"].as_f64().unwrap_or(0.0),
+            j.id
+        ),
         "prune" => {
             let after: Vec<String> = r["restorable_after"]
                 .as_array()

@@ -181,6 +181,9 @@ enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Restore drills: `drill run <tenant>` proves a point of its window restores.
+    #[command(subcommand)]
+    Drill(protection_cli::DrillCmd),
     /// Named repositories held by the server: add, list, show, remove.
     #[command(subcommand)]
     Repo(protection_cli::RepoCmd),
@@ -343,6 +346,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         }
         Command::Status { refresh } => {
             protection_cli::status(refresh, connect::connect(&g, Existing)?.as_ref(), &g)
+        }
+        Command::Drill(cmd) => {
+            protection_cli::drill(cmd, connect::connect(&g, Existing)?.as_ref(), &g)
         }
         Command::Repo(cmd) => {
             protection_cli::repo(cmd, connect::connect(&g, Existing)?.as_ref(), &g)

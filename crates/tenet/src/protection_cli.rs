@@ -443,6 +443,12 @@ pub fn status(refresh: bool, admin: &dyn Admin, g: &Global) -> Result<(), CliErr
                 t.restorable_until_time.clone().unwrap_or("-".into()),
                 t.rpo_ms.map_or("-".into(), |ms| age(ms / 1000)),
                 t.next_full_time.clone().unwrap_or("-".into()),
+                match (t.last_drill_ok, &t.last_proven_restorable_time) {
+                    (None, _) => "-".into(),
+                    (Some(false), _) => "FAILED".into(),
+                    (Some(true), Some(p)) => format!("ok: {p}"),
+                    (Some(true), None) => "ok".into(),
+                },
                 t.problems.len().to_string(),
             ]
         })
@@ -458,6 +464,7 @@ pub fn status(refresh: bool, admin: &dyn Admin, g: &Global) -> Result<(), CliErr
             "TO",
             "RPO",
             "NEXT FULL",
+            "LAST DRILL (PROVEN)",
             "PROBLEMS",
         ],
         &rows,
@@ -486,4 +493,35 @@ pub fn status(refresh: bool, admin: &dyn Admin, g: &Global) -> Result<(), CliErr
         print_table(&["REPOSITORY", "URL", "TENANTS", "OBJECTS", "SIZE"], &rows);
     }
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillCmd {
+    /// Restore a point of the tenant's window into a scratch tenant, compare it with the
+    /// source, drop it; prints what was proven.
+    Run {
+        tenant: String,
+        /// This time (RFC 3339, commit ts, -1h, @snapshot); default: a random point.
+        #[arg(long, allow_hyphen_values = true)]
+        at: Option<String>,
+        /// Default: the strategy's repository, else where its backups are.
+        #[arg(long)]
+        repo: Option<String>,
+        /// Print the job id and return at once.
+        #[arg(long)]
+        detach: bool,
+    },
+}
+
+pub fn drill(cmd: DrillCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError> {
+    let DrillCmd::Run {
+        tenant,
+        at,
+        repo,
+        detach,
+    } = cmd;
+    crate::jobs_cli::check_detach(admin, detach)?;
+    let repo = crate::jobs_cli::repo_arg(&repo)?;
+    let job = admin.drill(&tenant, &tenet_server::api::DrillRequest { at, repo })?;
+    crate::jobs_cli::follow(admin, job, detach, g.json)
 }

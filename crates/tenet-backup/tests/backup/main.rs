@@ -7,6 +7,7 @@ mod bank;
 mod cancel;
 mod common;
 mod corruption;
+mod drill;
 mod fixtures;
 mod in_place;
 mod pitr;
