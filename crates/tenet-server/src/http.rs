@@ -711,6 +711,24 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The server's figures in the Prometheus text format (not part of `/v1`).
+async fn metrics(
+    State(s): State<Service>,
+) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
+    let text = tokio::task::spawn_blocking(move || s.metrics_text())
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
+        })??;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
 /// Every route of the API, as (path, handlers). The router is built from this table,
 /// and a test checks that every path and method it answers is in the OpenAPI document.
 fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
@@ -797,6 +815,9 @@ pub fn route_paths() -> Vec<&'static str> {
     routes().into_iter().map(|(path, _)| path).collect()
 }
 
+/// Where Prometheus scrapes the server.
+pub const METRICS_PATH: &str = "/metrics";
+
 /// Where Swagger UI is served (over `/v1/openapi.json`).
 pub const DOCS_PATH: &str = "/docs";
 
@@ -806,7 +827,12 @@ pub fn router(svc: Service) -> Router {
         .into_iter()
         .fold(Router::new(), |r, (path, handlers)| r.route(path, handlers));
     let docs = SwaggerUi::new(DOCS_PATH).config(SwaggerConfig::from("/v1/openapi.json"));
-    api.merge(docs)
+    api.route(METRICS_PATH, get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            crate::metrics::track,
+        ))
+        .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

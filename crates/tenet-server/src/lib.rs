@@ -9,6 +9,7 @@ pub mod client;
 pub mod error;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod protection;
 pub mod server;
 pub mod service;

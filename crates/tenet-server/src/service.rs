@@ -108,6 +108,8 @@ pub struct Service {
     pub(crate) scheduler: tenet_backup::scheduler::Scheduler,
     /// The protection overview (refreshed in the background only in a server).
     pub(crate) overview: tenet_backup::overview::Overview,
+    /// HTTP latencies for `/metrics`.
+    http: crate::metrics::SharedHttp,
     pub(crate) runtime: Handle,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
@@ -152,6 +154,7 @@ impl Service {
                 scheduler.clone(),
             ),
             scheduler,
+            http: Default::default(),
             backups,
             archivers,
             standbys: Standbys::new(store.clone(), runtime.clone()),
@@ -182,6 +185,10 @@ impl Service {
 
     pub fn overview(&self) -> &tenet_backup::overview::Overview {
         &self.overview
+    }
+
+    pub(crate) fn http_metrics(&self) -> &crate::metrics::HttpMetrics {
+        &self.http
     }
 
     pub fn jobs(&self) -> &JobManager {

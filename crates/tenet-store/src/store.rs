@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub runtimes: RwLock<HashMap<u64, Arc<TenantRuntime>>>,
     /// Serializes sequence allocation.
     pub seq: Mutex<()>,
+    /// Commits of user tenants since the store opened (for metrics).
+    pub commits: AtomicU64,
 }
 
 pub(crate) struct CommitState {
@@ -213,6 +215,7 @@ impl Store {
                 registry: RwLock::new(Registry::default()),
                 runtimes: RwLock::new(HashMap::new()),
                 seq: Mutex::new(()),
+                commits: AtomicU64::new(0),
             }),
         };
         store.load_registry()?;
@@ -474,7 +477,40 @@ impl Store {
     }
 
     /// Runs the commit pipeline (see the module docs).
-    pub(crate) fn commit(&self, mut req: CommitRequest) -> Result<CommitInfo> {
+    pub(crate) fn commit(&self, req: CommitRequest) -> Result<CommitInfo> {
+        let user = req.tenant_id != SYSTEM_TENANT;
+        let info = self.commit_request(req)?;
+        if user {
+            self.inner.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(info)
+    }
+
+    /// Commits of user tenants since the store opened.
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the store takes on disk: SST files, plus memtables not yet flushed.
+    pub fn size_bytes(&self) -> u64 {
+        let prop = |cf: &ColumnFamily, name: &str| {
+            self.inner
+                .db
+                .property_int_value_cf(cf, name)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        [self.cf_data(), self.cf_log(), self.cf_meta()]
+            .into_iter()
+            .map(|cf| {
+                prop(cf, "rocksdb.total-sst-files-size")
+                    + prop(cf, "rocksdb.cur-size-all-mem-tables")
+            })
+            .sum()
+    }
+
+    fn commit_request(&self, mut req: CommitRequest) -> Result<CommitInfo> {
         let inner = &self.inner;
         let mut st = inner.commit.lock();
 
