@@ -85,6 +85,9 @@ pub enum BenchCmd {
         idle_secs: u64,
         #[arg(long, default_value_t = 10_000)]
         segments: u64,
+        /// MiB of the tenant a drill is timed on (0: skip).
+        #[arg(long, default_value_t = 1024)]
+        drill_mib: u64,
     },
     /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
     Backup {
@@ -515,13 +518,14 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
             tenants,
             idle_secs,
             segments,
+            drill_mib,
         } => {
             if tenants == 0 || idle_secs == 0 || segments == 0 {
                 return Err(CliError::invalid(
                     "--tenants, --idle-secs and --segments must be at least 1",
                 ));
             }
-            crate::bench_protection::run(tenants, idle_secs, segments)
+            crate::bench_protection::run(tenants, idle_secs, segments, drill_mib)
         }
         BenchCmd::Backup { mib, tables } => {
             if mib == 0 || tables == 0 {
