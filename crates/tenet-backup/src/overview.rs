@@ -38,7 +38,8 @@ use crate::{Backups, Repo, Subject};
 
 /// How often the server re-reads every tenant's repository for the overview.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
-/// A job with no progress for this long is stuck.
+/// A job with no progress for this long is stuck, by default (`tenet serve
+/// --stuck-after`).
 pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
 /// While archiving, an RPO above this is a problem.
 pub const RPO_LIMIT: Duration = Duration::from_secs(60);
@@ -106,6 +107,8 @@ pub struct Overview {
     archivers: Archivers,
     scheduler: Scheduler,
     cache: Arc<Mutex<HashMap<u64, Holdings>>>,
+    /// Milliseconds without progress after which a job is stuck.
+    stuck_after_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Overview {
@@ -127,7 +130,16 @@ impl Overview {
             archivers,
             scheduler,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            stuck_after_ms: Arc::new(std::sync::atomic::AtomicU64::new(
+                STUCK_AFTER.as_millis() as u64
+            )),
         }
+    }
+
+    /// Sets how long a job may go without progress before it is stuck.
+    pub fn set_stuck_after(&self, d: Duration) {
+        self.stuck_after_ms
+            .store(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn store(&self) -> &tenet_store::Store {
@@ -351,7 +363,11 @@ impl Overview {
                          or `tenet jobs cancel {}`",
                         j.id, j.kind, j.id, j.id
                     ));
-                } else if now.saturating_sub(last) > STUCK_AFTER.as_millis() as u64 {
+                } else if now.saturating_sub(last)
+                    > self
+                        .stuck_after_ms
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                {
                     problems.push(format!(
                         "job {} ({}) has made no progress since {}",
                         j.id, j.kind, j.updated_at

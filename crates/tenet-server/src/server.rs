@@ -43,6 +43,8 @@ pub struct ServeOptions {
     /// `host:port`; port 0 picks a free port (see `server.json` for the one chosen).
     pub listen: String,
     pub gc_interval: Duration,
+    /// A job with no progress for this long is reported as stuck.
+    pub stuck_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         &tokio::runtime::Handle::current(),
     );
     // The overview reads every tenant's repository in the background.
+    svc.overview().set_stuck_after(opts.stuck_after);
     svc.overview().run(&tokio::runtime::Handle::current());
     let archivers = svc.archivers().clone();
     let result = axum::serve(ApiListener(listener), router(svc))

@@ -64,6 +64,9 @@ enum Command {
         /// How often garbage collection runs.
         #[arg(long, default_value = "30s", value_parser = duration::parse)]
         gc_interval: std::time::Duration,
+        /// A job with no progress for this long is a problem in `tenet status`.
+        #[arg(long, default_value = "15m", value_parser = duration::parse)]
+        stuck_after: std::time::Duration,
     },
     /// Tenants: create, list, show, rename, set, drop.
     #[command(subcommand)]
@@ -288,7 +291,13 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
         Command::Serve {
             listen,
             gc_interval,
+            stuck_after,
         } => {
+            if stuck_after < std::time::Duration::from_secs(1) {
+                return Err(output::CliError::invalid(
+                    "--stuck-after must be at least 1s (e.g. 15m)",
+                ));
+            }
             if !tenet_store::Store::exists(&g.data_dir) {
                 connect::announce_new_store(&g.data_dir);
             }
@@ -298,6 +307,7 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                     data_dir: g.data_dir,
                     listen,
                     gc_interval,
+                    stuck_after,
                 },
             ))
             .map_err(output::CliError::other)
