@@ -84,6 +84,8 @@ struct ManagerInner {
     live: Mutex<HashMap<u64, JobContext>>,
     workers: Arc<Semaphore>,
     create: Mutex<()>,
+    /// The I/O budget all jobs share, on top of each job's own throttle.
+    budget: Mutex<Arc<Throttle>>,
 }
 
 impl JobManager {
@@ -97,12 +99,27 @@ impl JobManager {
                 live: Mutex::new(HashMap::new()),
                 workers: Arc::new(Semaphore::new(workers.max(1))),
                 create: Mutex::new(()),
+                budget: Mutex::new(Arc::new(Throttle::new(None))),
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Sets the I/O budget every job's throttled bytes also draw from, in bytes per
+    /// second over all jobs (None: unlimited).
+    pub fn set_io_budget(&self, bytes_per_sec: Option<u64>) {
+        *self.inner.budget.lock() = Arc::new(Throttle::new(bytes_per_sec));
+    }
+
+    pub fn io_budget(&self) -> Option<u64> {
+        self.inner.budget.lock().rate()
+    }
+
+    fn budget(&self) -> Arc<Throttle> {
+        self.inner.budget.lock().clone()
     }
 
     pub fn register(&self, kind: Arc<dyn JobKind>) {
@@ -579,13 +596,20 @@ impl JobContext {
         self.inner
             .throttle
             .acquire_blocking(bytes, &self.inner.stop)?;
+        self.inner
+            .manager
+            .budget()
+            .acquire_blocking(bytes, &self.inner.stop)?;
         self.inner.record.lock().progress.io_bytes += bytes;
         Ok(())
     }
 
-    /// Waits until `bytes` more may be moved under the job's throttle.
+    /// Waits until `bytes` more may be moved under the job's throttle and the
+    /// manager's I/O budget shared by all jobs.
     pub async fn throttle(&self, bytes: u64) -> Result<()> {
         self.inner.throttle.acquire(bytes, &self.inner.stop).await?;
+        let budget = self.inner.manager.budget();
+        budget.acquire(bytes, &self.inner.stop).await?;
         self.inner.record.lock().progress.io_bytes += bytes;
         Ok(())
     }

@@ -74,6 +74,11 @@ impl Throttle {
         }
     }
 
+    /// Its rate in bytes per second (None: unlimited).
+    pub fn rate(&self) -> Option<u64> {
+        self.rate
+    }
+
     /// Takes `bytes` from the bucket; returns how long to wait before using them.
     fn take(&self, bytes: u64) -> Duration {
         let Some(rate) = self.rate else {

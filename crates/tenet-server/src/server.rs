@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub gc_interval: Duration,
     /// A job with no progress for this long is reported as stuck.
     pub stuck_after: Duration,
+    /// Bytes per second all jobs share (None: unlimited).
+    pub io_budget: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     );
     // The overview reads every tenant's repository in the background.
     svc.overview().set_stuck_after(opts.stuck_after);
+    svc.jobs().set_io_budget(opts.io_budget);
     svc.overview().run(&tokio::runtime::Handle::current());
     let archivers = svc.archivers().clone();
     let result = axum::serve(ApiListener(listener), router(svc))

@@ -67,6 +67,10 @@ enum Command {
         /// A job with no progress for this long is a problem in `tenet status`.
         #[arg(long, default_value = "15m", value_parser = duration::parse)]
         stuck_after: std::time::Duration,
+        /// I/O budget all jobs share, e.g. 200MiB (per second); each job's --throttle
+        /// still caps it. Default: unlimited.
+        #[arg(long, value_parser = jobs_cli::parse_size)]
+        io_budget: Option<u64>,
     },
     /// Tenants: create, list, show, rename, set, drop.
     #[command(subcommand)]
@@ -292,7 +296,13 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
             listen,
             gc_interval,
             stuck_after,
+            io_budget,
         } => {
+            if io_budget.is_some_and(|b| b < 1024) {
+                return Err(output::CliError::invalid(
+                    "--io-budget must be at least 1KiB (per second), e.g. 200MiB",
+                ));
+            }
             if stuck_after < std::time::Duration::from_secs(1) {
                 return Err(output::CliError::invalid(
                     "--stuck-after must be at least 1s (e.g. 15m)",
@@ -308,6 +318,7 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                     listen,
                     gc_interval,
                     stuck_after,
+                    io_budget,
                 },
             ))
             .map_err(output::CliError::other)

@@ -331,3 +331,52 @@ fn the_global_limit_queues_due_backups_and_the_archive_is_kept_running() {
         sim.archivers.stop(sim.env.id(t)).unwrap();
     }
 }
+
+#[test]
+fn the_global_io_budget_paces_all_jobs_together() {
+    let env = Env::new();
+    for (n, t) in ["a", "b"].iter().enumerate() {
+        env.store
+            .create_tenant(t, TenantOptions::default())
+            .unwrap();
+        populate(&env.store, t, n as u64, 400);
+    }
+    // Two full backups at once: how many bytes they throttle, and how long they take.
+    let both = |env: &Env| {
+        let t = std::time::Instant::now();
+        let jobs: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|t| env.start_backup(t).unwrap())
+            .collect();
+        for j in &jobs {
+            env.jobs().start(j.id).unwrap();
+        }
+        let mut bytes = 0;
+        for j in jobs {
+            let done = env.wait_for(j.id, |r| r.state.is_final());
+            assert_eq!(
+                done.state,
+                tenet_jobs::JobState::Succeeded,
+                "{:?}",
+                done.error
+            );
+            bytes += done.progress.io_bytes;
+        }
+        (bytes, t.elapsed())
+    };
+    let (bytes, free) = both(&env);
+    assert!(bytes > 0);
+    // A budget of a third of that per second: the two together need about 3 s, less
+    // the one-second burst the bucket starts with.
+    let budget = bytes / 3;
+    env.jobs().set_io_budget(Some(budget));
+    assert_eq!(env.jobs().io_budget(), Some(budget));
+    let (bytes2, paced) = both(&env);
+    let floor = Duration::from_secs_f64((bytes2 as f64 - budget as f64) / budget as f64);
+    assert!(
+        paced + Duration::from_millis(100) >= floor,
+        "{paced:?} for {bytes2} bytes at {budget} B/s (unpaced {free:?})"
+    );
+    assert!(paced > free, "{paced:?} vs {free:?}");
+    env.jobs().set_io_budget(None);
+}
