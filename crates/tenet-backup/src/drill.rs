@@ -155,10 +155,10 @@ async fn run(ctx: JobContext) -> Result<Value> {
         _ => ctx.jobs().run(restore_job).await?,
     };
     if done.state != JobState::Succeeded {
-        let e = done.error.unwrap_or(tenet_jobs::JobError {
-            code: "CANCELLED".into(),
-            message: format!("restore job {restore_job} was {}", done.state),
-        });
+        let e = done.error.unwrap_or(tenet_jobs::JobError::new(
+            tenet_store::Code::CANCELLED,
+            format!("restore job {restore_job} was {}", done.state),
+        ));
         return Err(Error::Jobs(tenet_jobs::Error::Failed(
             tenet_jobs::JobError {
                 code: e.code,

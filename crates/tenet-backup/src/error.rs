@@ -1,4 +1,6 @@
-//! Errors of backup and restore, each with a stable code (listed in `docs/api.md`).
+//! Errors of backup and restore, each with a stable [`Code`] (listed in `docs/api.md`).
+
+use tenet_store::Code;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -61,33 +63,26 @@ pub enum Error {
 
 impl Error {
     /// The stable code of this error.
-    pub fn code(&self) -> String {
+    pub fn code(&self) -> Code {
         match self {
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::InvalidRepo { .. } => "INVALID_REPOSITORY",
-            Error::RepoUnavailable { .. } => "REPOSITORY_UNAVAILABLE",
-            Error::BackupNotFound(_) => "BACKUP_NOT_FOUND",
-            Error::RepoNotFound(_) => "REPOSITORY_NOT_FOUND",
-            Error::TenantNotFound { .. } => "TENANT_NOT_FOUND",
-            Error::InUse(_) => "BACKUP_IN_USE",
-            Error::Corrupt { .. } => "BACKUP_CORRUPT",
-            Error::UnsupportedVersion { .. } => "UNSUPPORTED_FORMAT_VERSION",
-            Error::VerifyFailed(_) => "VERIFY_FAILED",
-            Error::NotRestorable(_) => "NOT_RESTORABLE",
-            Error::NotPrimary(_) => "NOT_PRIMARY",
-            Error::RepoConflict(_) => "REPOSITORY_CONFLICT",
-            Error::StrategyNotFound(_) => "STRATEGY_NOT_FOUND",
-            Error::Jobs(tenet_jobs::Error::Conflict(_)) => "JOB_CONFLICT",
-            Error::Jobs(tenet_jobs::Error::NotFound(_)) => "JOB_NOT_FOUND",
-            Error::Jobs(tenet_jobs::Error::Cancelled) => "CANCELLED",
-            Error::Jobs(tenet_jobs::Error::Failed(e)) => return e.code.clone(),
-            Error::Store(e) if e.kind() == tenet_store::ErrorKind::NotFound => "NOT_FOUND",
-            Error::Store(e) if e.kind() == tenet_store::ErrorKind::AlreadyExists => {
-                "ALREADY_EXISTS"
-            }
-            Error::Store(_) | Error::Jobs(_) | Error::Internal(_) => "INTERNAL",
+            Error::InvalidArgument(_) => Code::INVALID_ARGUMENT,
+            Error::InvalidRepo { .. } => Code::INVALID_REPOSITORY,
+            Error::RepoUnavailable { .. } => Code::REPOSITORY_UNAVAILABLE,
+            Error::BackupNotFound(_) => Code::BACKUP_NOT_FOUND,
+            Error::RepoNotFound(_) => Code::REPOSITORY_NOT_FOUND,
+            Error::TenantNotFound { .. } => Code::TENANT_NOT_FOUND,
+            Error::InUse(_) => Code::BACKUP_IN_USE,
+            Error::Corrupt { .. } => Code::BACKUP_CORRUPT,
+            Error::UnsupportedVersion { .. } => Code::UNSUPPORTED_FORMAT_VERSION,
+            Error::VerifyFailed(_) => Code::VERIFY_FAILED,
+            Error::NotRestorable(_) => Code::NOT_RESTORABLE,
+            Error::NotPrimary(_) => Code::NOT_PRIMARY,
+            Error::RepoConflict(_) => Code::REPOSITORY_CONFLICT,
+            Error::StrategyNotFound(_) => Code::STRATEGY_NOT_FOUND,
+            Error::Jobs(e) => e.code(),
+            Error::Store(e) => e.code(),
+            Error::Internal(_) => Code::INTERNAL,
         }
-        .to_string()
     }
 }
 
@@ -97,7 +92,7 @@ impl From<Error> for tenet_jobs::Error {
             Error::Jobs(j) => j,
             Error::Store(s) => tenet_jobs::Error::Store(s),
             other => tenet_jobs::Error::Failed(tenet_jobs::JobError {
-                code: other.code(),
+                code: other.code().as_str().into(),
                 message: other.to_string(),
             }),
         }

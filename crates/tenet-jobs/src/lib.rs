@@ -53,3 +53,19 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable code of this error (a failed job's recorded one; a code this build
+    /// does not know, from a newer one, counts as `INTERNAL`).
+    pub fn code(&self) -> tenet_store::Code {
+        use tenet_store::Code as C;
+        match self {
+            Error::NotFound(_) => C::JOB_NOT_FOUND,
+            Error::Conflict(_) => C::JOB_CONFLICT,
+            Error::InvalidArgument(_) => C::INVALID_ARGUMENT,
+            Error::Cancelled => C::CANCELLED,
+            Error::Failed(e) => e.code.parse().unwrap_or(C::INTERNAL),
+            Error::Store(e) => e.code(),
+        }
+    }
+}

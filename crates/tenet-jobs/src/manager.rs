@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use tenet_store::{Store, Ts, JOBS_TABLE};
+use tenet_store::{Code, Store, Ts, JOBS_TABLE};
 
 use crate::record::{
     decode, encode, job_key, JobError, JobOwner, JobRecord, JobState, PhaseCounts, Progress,
@@ -323,10 +323,11 @@ impl JobManager {
                 ctx.trip_cancel();
                 Err(Error::Cancelled)
             }
-            JobState::Failing => Err(Error::Failed(ctx.record().error.unwrap_or(JobError {
-                code: "INTERNAL".into(),
-                message: "the job failed".into(),
-            }))),
+            JobState::Failing => Err(Error::Failed(
+                ctx.record()
+                    .error
+                    .unwrap_or(JobError::new(Code::INTERNAL, "the job failed")),
+            )),
             _ => {
                 let rec = ctx.record();
                 let how = if rec.started_at.is_some() {
@@ -354,10 +355,10 @@ impl JobManager {
                                     .map(String::as_str)
                                     .or_else(|| panic.downcast_ref::<&str>().copied())
                                     .unwrap_or("a panic");
-                                Err(Error::Failed(JobError {
-                                    code: "INTERNAL".into(),
-                                    message: format!("the job panicked: {what}"),
-                                }))
+                                Err(Error::Failed(JobError::new(
+                                    Code::INTERNAL,
+                                    format!("the job panicked: {what}"),
+                                )))
                             })
                     }
                     Err(e) => Err(e),
@@ -477,21 +478,7 @@ impl JobManager {
 pub(crate) fn job_error(err: &Error, prefix: &str) -> JobError {
     let (code, message) = match err {
         Error::Failed(e) => (e.code.clone(), e.message.clone()),
-        Error::Cancelled => ("CANCELLED".into(), err.to_string()),
-        Error::Store(e) => (
-            match e.kind() {
-                tenet_store::ErrorKind::NotFound => "NOT_FOUND",
-                tenet_store::ErrorKind::Corrupt => "CORRUPT",
-                tenet_store::ErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
-                tenet_store::ErrorKind::InvalidInput => "INVALID_ARGUMENT",
-                _ => "INTERNAL",
-            }
-            .into(),
-            e.to_string(),
-        ),
-        Error::NotFound(_) => ("JOB_NOT_FOUND".into(), err.to_string()),
-        Error::Conflict(_) => ("JOB_CONFLICT".into(), err.to_string()),
-        Error::InvalidArgument(_) => ("INVALID_ARGUMENT".into(), err.to_string()),
+        other => (other.code().as_str().into(), other.to_string()),
     };
     JobError {
         code,
@@ -797,10 +784,10 @@ impl JobContext {
                     continue;
                 }
                 Ok(Err(e)) => e,
-                Err(join) => Error::Failed(JobError {
-                    code: "INTERNAL".into(),
-                    message: format!("a task of phase {phase} panicked: {join}"),
-                }),
+                Err(join) => Error::Failed(JobError::new(
+                    Code::INTERNAL,
+                    format!("a task of phase {phase} panicked: {join}"),
+                )),
             };
             self.inner.stop.cancel();
             // A task that stopped because another failed is not the cause.

@@ -144,6 +144,15 @@ pub struct JobError {
     pub message: String,
 }
 
+impl JobError {
+    pub fn new(code: tenet_store::Code, message: impl Into<String>) -> Self {
+        JobError {
+            code: code.as_str().into(),
+            message: message.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for JobError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::admin::Admin;
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
+use tenet_store::Code;
 
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -19,11 +20,10 @@ pub struct Client {
 }
 
 fn unavailable(url: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError {
-        status: 503,
-        code: "UNAVAILABLE".into(),
-        message: format!("cannot reach the tenet server at {url}: {e}"),
-    }
+    ApiError::new(
+        Code::UNAVAILABLE,
+        format!("cannot reach the tenet server at {url}: {e}"),
+    )
 }
 
 impl Client {
@@ -71,14 +71,15 @@ impl Client {
             .bytes()
             .map_err(|e| unavailable(self.base.as_str(), e))?;
         if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| ApiError {
-                status: 502,
-                code: "BAD_RESPONSE".into(),
-                message: format!("the server sent a response this client cannot read: {e}"),
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(
+                    Code::BAD_RESPONSE,
+                    format!("the server sent a response this client cannot read: {e}"),
+                )
             })
         } else {
             let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-                code: "HTTP_ERROR".into(),
+                code: Code::BAD_RESPONSE.as_str().into(),
                 message: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
             });
             Err(ApiError {

@@ -21,6 +21,7 @@ use crate::admin::Admin;
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{Service, MAX_TXN_BYTES, MAX_TXN_OPS};
+use tenet_store::Code;
 
 /// Largest request body accepted: a transaction of the largest size the service takes
 /// ([`MAX_TXN_BYTES`] of operations, [`MAX_TXN_OPS`] commas between them) plus 1 MiB for
@@ -47,8 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => Ok(ApiJson(v)),
             _ => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MALFORMED_JSON",
+                Code::MALFORMED_JSON,
                 "request body must be a JSON object ({\"field\": value, …}); arrays and other \
                  values are not accepted",
             )),
@@ -57,28 +57,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 fn body_rejection(status: StatusCode, text: String) -> ApiError {
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
-        _ => "MALFORMED_JSON",
-    };
-    let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "request body is larger than the limit of {MAX_BODY_BYTES} bytes; one transaction \
-             holds at most {MAX_TXN_OPS} operations and {MAX_TXN_BYTES} bytes of operations in \
-             compact JSON"
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            Code::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is larger than the limit of {MAX_BODY_BYTES} bytes; one \
+                 transaction holds at most {MAX_TXN_OPS} operations and {MAX_TXN_BYTES} bytes \
+                 of operations in compact JSON"
+            ),
         ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            "send the body as JSON with `Content-Type: application/json`".to_string()
-        }
-        _ => format!("request body is not valid: {text}"),
-    };
-    let status = if code == "MALFORMED_JSON" {
-        StatusCode::BAD_REQUEST
-    } else {
-        status
-    };
-    ApiError::new(status, code, message)
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            Code::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        _ => ApiError::new(
+            Code::MALFORMED_JSON,
+            format!("request body is not valid: {text}"),
+        ),
+    }
 }
 
 /// Query string whose rejections are API errors.
@@ -116,7 +112,7 @@ async fn run<T: Send + 'static>(
 ) -> ApiResult<Json<T>> {
     tokio::task::spawn_blocking(move || f(&svc))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?
+        .map_err(|e| ApiError::new(Code::INTERNAL, e.to_string()))?
         .map(Json)
 }
 
@@ -697,16 +693,14 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 async fn not_found() -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
+        Code::NOT_FOUND,
         "no such endpoint; the API is described at /v1/openapi.json",
     )
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
+        Code::METHOD_NOT_ALLOWED,
         "this endpoint does not take that method; see /v1/openapi.json",
     )
 }
@@ -717,9 +711,7 @@ async fn metrics(
 ) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
     let text = tokio::task::spawn_blocking(move || s.metrics_text())
         .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
-        })??;
+        .map_err(|e| ApiError::new(Code::INTERNAL, e.to_string()))??;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

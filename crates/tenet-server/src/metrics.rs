@@ -26,6 +26,7 @@ use prometheus::{
 use crate::api::ProtectionQuery;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
+use tenet_store::Code;
 
 /// Buckets (seconds) of the HTTP latency histogram.
 const HTTP_BUCKETS: [f64; 12] = [
@@ -85,11 +86,7 @@ pub async fn track(State(svc): State<Service>, req: Request, next: Next) -> Resp
 }
 
 fn metric_err(e: prometheus::Error) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL",
-        format!("metrics: {e}"),
-    )
+    ApiError::new(Code::INTERNAL, format!("metrics: {e}"))
 }
 
 /// Parses an RFC 3339 time into seconds since the epoch.
@@ -267,13 +264,7 @@ impl Service {
         TextEncoder::new()
             .encode(&families, &mut out)
             .map_err(metric_err)?;
-        String::from_utf8(out).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                e.to_string(),
-            )
-        })
+        String::from_utf8(out).map_err(|e| ApiError::new(Code::INTERNAL, e.to_string()))
     }
 }
 

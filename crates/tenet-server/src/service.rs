@@ -18,6 +18,7 @@ use tokio::runtime::{Handle, Runtime};
 use crate::admin::Admin;
 use crate::api::*;
 use crate::error::{ApiError, ApiResult};
+use tenet_store::Code;
 
 /// Default and largest number of rows a scan returns.
 pub const DEFAULT_SCAN_LIMIT: usize = 1000;
@@ -209,8 +210,7 @@ impl Service {
             return Ok(());
         }
         Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "SERVER_REQUIRED",
+            Code::SERVER_REQUIRED,
             format!(
                 "{what} runs inside `tenet serve`; start a server on this data directory \
                  (`tenet serve --data-dir …`) and run this again"
@@ -578,8 +578,7 @@ impl Admin for Service {
                 )
                 .map_err(|e| {
                     ApiError::new(
-                        axum::http::StatusCode::CONFLICT,
-                        "ARCHIVE_BEHIND",
+                        Code::ARCHIVE_BEHIND,
                         format!(
                             "`{tenant}` was not dropped: its last commits could not be \
                              archived ({e}); stop its archive (`tenet archive stop {tenant}`) \

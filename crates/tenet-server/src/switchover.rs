@@ -39,7 +39,7 @@ use tenet_backup::repo::Repo;
 use tenet_backup::standby::Standbys;
 use tenet_backup::standby::{self, StandbyState};
 use tenet_jobs::{BoxFuture, JobContext, JobError, JobKind};
-use tenet_store::{failpoint, Store, TenantState, Ts};
+use tenet_store::{failpoint, Code, Store, TenantState, Ts};
 
 use crate::admin::Admin;
 use crate::api::PromoteRequest;
@@ -113,11 +113,7 @@ fn failed(e: ApiError) -> tenet_jobs::Error {
 }
 
 fn internal(msg: String) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL",
-        msg,
-    )
+    ApiError::internal(msg)
 }
 
 /// Runs a call on the other server, off the async runtime (the client blocks).
@@ -225,7 +221,8 @@ async fn run(sw: Switchover, ctx: JobContext) -> Result<Value, ApiError> {
             Ok(r) => break Ok(r),
             Err(e)
                 if Instant::now() < deadline
-                    && !["INVALID_ARGUMENT", "TENANT_NOT_FOUND"].contains(&e.code.as_str()) =>
+                    && !e.is(Code::INVALID_ARGUMENT)
+                    && !e.is(Code::TENANT_NOT_FOUND) =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -236,8 +233,10 @@ async fn run(sw: Switchover, ctx: JobContext) -> Result<Value, ApiError> {
         Ok(r) => r,
         Err(e) => {
             // Undone only if the standby certainly did not take the history over.
-            let conflict =
-                |msg: String| ApiError::new(axum::http::StatusCode::CONFLICT, &e.code, msg);
+            let conflict = |message: String| ApiError {
+                message,
+                ..e.clone()
+            };
             let on = p
                 .to_server
                 .as_ref()
@@ -323,8 +322,7 @@ async fn prepare(
         .await
         .map_err(|e| {
             ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "ARCHIVE_BEHIND",
+                Code::ARCHIVE_BEHIND,
                 format!(
                     "the final segment of `{}` could not be archived ({e}); the switchover \
                      was called off and `{}` is writable again",
@@ -346,8 +344,7 @@ async fn prepare(
         }
         if Instant::now() >= deadline {
             return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "STANDBY_BEHIND",
+                Code::STANDBY_BEHIND,
                 format!(
                     "standby `{}` did not apply `{}`'s log up to {c} within {} s (it is at {}{}); \
                      the switchover was called off and `{}` is writable again",
@@ -479,20 +476,15 @@ pub fn create(
     // The standby must follow this tenant's history, in the same repository.
     let info = match to_server {
         None => svc.standby_status(to)?,
-        Some(url) => Client::new(url)?.standby_status(to).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::from_u16(e.status)
-                    .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-                &e.code,
-                format!("on {url}: {}", e.message),
-            )
+        Some(url) => Client::new(url)?.standby_status(to).map_err(|e| ApiError {
+            message: format!("on {url}: {}", e.message),
+            ..e
         })?,
     };
     params.to_id = Some(info.tenant_id);
     if let Some(p) = &info.problem {
         return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "STANDBY_BEHIND",
+            Code::STANDBY_BEHIND,
             format!("standby `{to}` is not ready to take over: {p}"),
         ));
     }

@@ -1,8 +1,8 @@
 //! Errors of the store.
 //!
 //! [`Error`] carries the context (which tenant, table, time); [`Error::kind`] tells a
-//! caller what to do about it. The server maps each variant to an HTTP status and a
-//! stable code in one place (`tenet-server/src/error.rs`).
+//! caller what to do about it; [`Error::code`] is its stable code (and so its HTTP
+//! status, see [`crate::code`]).
 
 use crate::ts::Ts;
 
@@ -124,6 +124,29 @@ impl Error {
             }
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Storage(_) | Error::Io(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The stable code of this error.
+    pub fn code(&self) -> crate::Code {
+        use crate::Code as C;
+        match self {
+            Error::InvalidArgument(_) => C::INVALID_ARGUMENT,
+            Error::InvalidRow { .. } => C::INVALID_ROW,
+            Error::TenantNotFound(_) => C::TENANT_NOT_FOUND,
+            Error::TableNotFound { .. } => C::TABLE_NOT_FOUND,
+            Error::SnapshotNotFound { .. } => C::SNAPSHOT_NOT_FOUND,
+            Error::TenantExists(_) => C::TENANT_EXISTS,
+            Error::TableExists { .. } => C::TABLE_EXISTS,
+            Error::ColumnExists { .. } => C::COLUMN_EXISTS,
+            Error::SnapshotExists { .. } => C::SNAPSHOT_EXISTS,
+            Error::TenantState { .. } => C::TENANT_STATE,
+            Error::Conflict(_) => C::CONFLICT,
+            Error::TenantMoving(_) => C::TENANT_MOVING,
+            Error::TooOld { .. } => C::TOO_OLD,
+            Error::Corrupt(_) => C::CORRUPT,
+            Error::Open { .. } => C::UNAVAILABLE,
+            Error::Storage(_) | Error::Io(_) => C::INTERNAL,
         }
     }
 

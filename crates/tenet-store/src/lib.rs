@@ -19,6 +19,7 @@ pub mod bench;
 pub mod bulk;
 pub mod catalog;
 pub mod clock;
+pub mod code;
 mod codec;
 pub mod commit_log;
 pub mod error;
@@ -43,6 +44,7 @@ pub use bulk::{
 };
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use code::Code;
 pub use commit_log::{LogRecord, Mutation};
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcHandle, GcStats, PinRecord};

@@ -55,7 +55,7 @@ pub fn open_embedded(g: &Global, access: Access) -> Result<Service, CliError> {
 /// The error of a command that needs a store where there is none.
 pub fn no_store(dir: &Path) -> CliError {
     CliError {
-        code: "STORE_NOT_FOUND".into(),
+        code: tenet_store::Code::STORE_NOT_FOUND.as_str().into(),
         message: format!(
             "no Tenet store at {}; create one with `tenet tenant create <name>` or check \
              --data-dir (or TENET_DATA_DIR)",

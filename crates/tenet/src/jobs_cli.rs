@@ -822,7 +822,7 @@ pub fn follow(admin: &dyn Admin, job: JobInfo, detach: bool, json: bool) -> Resu
             message: format!("job {} failed: {}", last.id, e.message),
         }),
         (state, None) => Err(CliError {
-            code: "CANCELLED".into(),
+            code: tenet_store::Code::CANCELLED.as_str().into(),
             message: format!("job {} was {state}", last.id),
         }),
     }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use tenet_server::api::Commit;
 use tenet_server::error::ApiError;
+use tenet_store::Code;
 
 /// An error of a CLI command: an API error (same code and message in both modes) or a
 /// local one (bad file, I/O).
@@ -15,14 +16,14 @@ pub struct CliError {
 impl CliError {
     pub fn invalid(message: impl Into<String>) -> Self {
         CliError {
-            code: "INVALID_ARGUMENT".into(),
+            code: Code::INVALID_ARGUMENT.as_str().into(),
             message: message.into(),
         }
     }
 
     pub fn other(e: impl std::fmt::Display) -> Self {
         CliError {
-            code: "ERROR".into(),
+            code: Code::INTERNAL.as_str().into(),
             message: e.to_string(),
         }
     }
