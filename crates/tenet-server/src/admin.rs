@@ -85,6 +85,13 @@ pub trait Admin: Send + Sync {
     /// Every tenant's protection, worst first.
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview>;
 
+    /// API tokens (admin only; never their secrets).
+    fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>>;
+    /// Makes a token; its secret is in the answer only.
+    fn create_token(&self, req: &CreateToken) -> ApiResult<CreatedToken>;
+    /// Revokes a token at once (its record stays).
+    fn revoke_token(&self, id: u64) -> ApiResult<TokenInfo>;
+
     /// Whether jobs keep running after this call returns (a server), or only while
     /// this process lives (embedded).
     fn jobs_run_detached(&self) -> bool;

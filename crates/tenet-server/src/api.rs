@@ -475,6 +475,10 @@ impl From<tenet_jobs::JobRecord> for JobInfo {
             params: {
                 let mut p = r.params;
                 ts_json::stringify(&mut p);
+                // A switchover's token of the other server is the job's, not for show.
+                if let Some(t) = p.get_mut("to_token") {
+                    *t = Value::String("<hidden>".into());
+                }
                 p
             },
             result: r.result.map(|mut v| {
@@ -738,6 +742,9 @@ pub struct SwitchoverRequest {
     /// The standby's server, e.g. http://10.0.0.2:7070 (default: this one).
     #[serde(default)]
     pub to_server: Option<String>,
+    /// A token of `to_server` (operator or above) for the switchover to use there.
+    #[serde(default)]
+    pub to_token: Option<String>,
 }
 
 /// Promote a standby: it stops following and becomes writable.
@@ -1292,4 +1299,48 @@ pub struct DrillRequest {
     /// Default: the tenant's strategy's repository, else where its backups are.
     #[serde(default)]
     pub repo: Option<String>,
+}
+
+/// Make an API token (`POST /v1/tokens`, admin only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// `read`, `write`, `operator` or `admin`.
+    pub role: String,
+    /// The one tenant it may see (by name or `#<id>`); none: every tenant. Not for
+    /// `admin`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Seconds until it stops working (1 to 315360000); none: it does not expire.
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
+    /// What it is for.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A token (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: u64,
+    pub name: String,
+    pub role: String,
+    /// Its tenant's current name, if it is bound to one.
+    pub tenant: Option<String>,
+    pub tenant_id: Option<u64>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    pub created_at: String,
+    /// Who made it: `local` (the CLI on the data directory) or `token <id> (<role>)`.
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A token just made: the secret is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    /// Send it as `Authorization: Bearer <token>`; keep it secret.
+    pub token: String,
+    pub info: TokenInfo,
 }

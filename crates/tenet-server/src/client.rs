@@ -17,6 +17,53 @@ use tenet_store::Code;
 pub struct Client {
     base: Url,
     http: Http,
+    token: Option<Secret>,
+}
+
+/// How a client reaches a server: the token it sends, the CA it trusts.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    pub token: Option<String>,
+    /// Trust only this CA (a PEM file) instead of the system's roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+/// A token that never shows in `Debug` output or logs.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<token>")
+    }
+}
+
+/// An HTTP client that trusts `ca_cert` alone when given.
+fn http_builder(ca_cert: Option<&std::path::Path>) -> ApiResult<reqwest::blocking::ClientBuilder> {
+    let builder = Http::builder();
+    let Some(path) = ca_cert else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        ApiError::invalid(format!(
+            "cannot read the CA certificate {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        ApiError::invalid(format!(
+            "{} is not a PEM certificate ({e}); give the CA that signed the server's \
+             certificate",
+            path.display()
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{} holds no certificate (expected PEM, -----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(builder.tls_certs_only(certs))
 }
 
 fn unavailable(url: &str, e: impl std::fmt::Display) -> ApiError {
@@ -27,23 +74,38 @@ fn unavailable(url: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 impl Client {
+    /// A client without a token, trusting the system's CAs.
     pub fn new(base_url: &str) -> ApiResult<Client> {
+        Self::with_options(base_url, &ClientOptions::default())
+    }
+
+    pub fn with_options(base_url: &str, opts: &ClientOptions) -> ApiResult<Client> {
         let base = Url::parse(base_url).map_err(|e| {
             ApiError::invalid(format!(
                 "server URL `{base_url}` is not valid ({e}); e.g. http://127.0.0.1:7070"
             ))
         })?;
-        let http = Http::builder()
+        let http = http_builder(opts.ca_cert.as_deref())?
             .timeout(Duration::from_secs(3600))
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| unavailable(base_url, e))?;
-        Ok(Client { base, http })
+        Ok(Client {
+            base,
+            http,
+            token: opts.token.clone().map(Secret),
+        })
     }
 
     /// Whether a server answers at `base_url` within a short timeout.
     pub fn probe(base_url: &str) -> Option<Health> {
-        let http = Http::builder()
+        Self::probe_with(base_url, None)
+    }
+
+    /// [`Self::probe`] trusting `ca_cert` alone.
+    pub fn probe_with(base_url: &str, ca_cert: Option<&std::path::Path>) -> Option<Health> {
+        let http = http_builder(ca_cert)
+            .ok()?
             .timeout(Duration::from_millis(1500))
             .build()
             .ok()?;
@@ -61,7 +123,11 @@ impl Client {
             .expect("http URLs have paths")
             .pop_if_empty()
             .extend(segments);
-        self.http.request(method, url)
+        let req = self.http.request(method, url);
+        match &self.token {
+            Some(t) => req.bearer_auth(&t.0),
+            None => req,
+        }
     }
 
     fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> ApiResult<T> {
@@ -315,6 +381,18 @@ impl Admin for Client {
 
     fn drill(&self, tenant: &str, req: &DrillRequest) -> ApiResult<JobInfo> {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "drill"], req)
+    }
+
+    fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
+        self.get(&["v1", "tokens"], &NONE)
+    }
+
+    fn create_token(&self, req: &CreateToken) -> ApiResult<CreatedToken> {
+        self.with_body(Method::POST, &["v1", "tokens"], req)
+    }
+
+    fn revoke_token(&self, id: u64) -> ApiResult<TokenInfo> {
+        self.delete(&["v1", "tokens", &id.to_string()], &NONE)
     }
 
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {

@@ -105,6 +105,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
+/// The service acting for the request's caller: the `Authorization: Bearer` token,
+/// checked (see `auth.rs`). Every handler but `/healthz` and the OpenAPI document takes
+/// it first, so a request without a valid token gets `UNAUTHENTICATED` before anything
+/// about its path or body is said.
+pub struct Authed(pub Service);
+
+impl FromRequestParts<Service> for Authed {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, svc: &Service) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        let caller = svc.tokens().authenticate(header)?;
+        Ok(Authed(svc.acting_as(caller)))
+    }
+}
+
 /// Runs a service call on the blocking pool.
 async fn run<T: Send + 'static>(
     svc: Service,
@@ -126,21 +144,21 @@ async fn created<T: Send + 'static>(
     run(svc, f).await.map(|j| (StatusCode::CREATED, j))
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health)))]
 async fn healthz(State(s): State<Service>) -> R<Health> {
     run(s, |s| s.health()).await
 }
 
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
     responses((status = 200, body = Vec<TenantInfo>)))]
-async fn list_tenants(State(s): State<Service>) -> R<Vec<TenantInfo>> {
+async fn list_tenants(Authed(s): Authed) -> R<Vec<TenantInfo>> {
     run(s, |s| s.list_tenants()).await
 }
 
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, body = TenantResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_tenant(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiJson(req): ApiJson<CreateTenant>,
 ) -> Created<TenantResponse> {
     created(s, move |s| s.create_tenant(&req)).await
@@ -148,14 +166,14 @@ async fn create_tenant(
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = TenantInfo), (status = 404, body = ErrorBody)))]
-async fn get_tenant(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<TenantInfo> {
+async fn get_tenant(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<TenantInfo> {
     run(s, move |s| s.get_tenant(&t)).await
 }
 
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = AlterTenant,
     responses((status = 200, body = TenantResponse), (status = 404, body = ErrorBody)))]
 async fn alter_tenant(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<AlterTenant>,
 ) -> R<TenantResponse> {
@@ -164,14 +182,14 @@ async fn alter_tenant(
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = Commit), (status = 404, body = ErrorBody)))]
-async fn drop_tenant(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<Commit> {
+async fn drop_tenant(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<Commit> {
     run(s, move |s| s.drop_tenant(&t)).await
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/tables", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), AsOfQuery),
     responses((status = 200, body = Vec<TableInfo>)))]
 async fn list_tables(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiQuery(q): ApiQuery<AsOfQuery>,
 ) -> R<Vec<TableInfo>> {
@@ -181,7 +199,7 @@ async fn list_tables(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tables", tag = "tables", params(("tenant" = String, Path, description = "Tenant name")), request_body = CreateTable,
     responses((status = 201, body = TableResponse), (status = 409, body = ErrorBody)))]
 async fn create_table(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<CreateTable>,
 ) -> Created<TableResponse> {
@@ -191,7 +209,7 @@ async fn create_table(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name"), AsOfQuery),
     responses((status = 200, body = TableInfo), (status = 404, body = ErrorBody)))]
 async fn get_table(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, tb)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<AsOfQuery>,
 ) -> R<TableInfo> {
@@ -201,7 +219,7 @@ async fn get_table(
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")), request_body = AlterTable,
     responses((status = 200, body = TableResponse)))]
 async fn alter_table(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, tb)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<AlterTable>,
 ) -> R<TableResponse> {
@@ -210,17 +228,14 @@ async fn alter_table(
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/tables/{table}", tag = "tables", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")),
     responses((status = 200, body = Commit)))]
-async fn drop_table(
-    State(s): State<Service>,
-    ApiPath((t, tb)): ApiPath<(String, String)>,
-) -> R<Commit> {
+async fn drop_table(Authed(s): Authed, ApiPath((t, tb)): ApiPath<(String, String)>) -> R<Commit> {
     run(s, move |s| s.drop_table(&t, &tb)).await
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")), request_body = PutRows,
     responses((status = 200, body = WriteResponse), (status = 400, body = ErrorBody)))]
 async fn put_rows(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, tb)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<PutRows>,
 ) -> R<WriteResponse> {
@@ -230,7 +245,7 @@ async fn put_rows(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tables/{table}/rows/delete", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name")), request_body = DeleteRows,
     responses((status = 200, body = WriteResponse)))]
 async fn delete_rows(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, tb)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<DeleteRows>,
 ) -> R<WriteResponse> {
@@ -240,7 +255,7 @@ async fn delete_rows(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/row", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name"), GetQuery),
     responses((status = 200, body = RowResponse), (status = 410, body = ErrorBody)))]
 async fn get_row(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, tb)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> R<RowResponse> {
@@ -250,7 +265,7 @@ async fn get_row(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/tables/{table}/rows", tag = "rows", params(("tenant" = String, Path, description = "Tenant name"), ("table" = String, Path, description = "Table name"), ScanQuery),
     responses((status = 200, body = ScanResponse)))]
 async fn scan(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, tb)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<ScanQuery>,
 ) -> R<ScanResponse> {
@@ -260,7 +275,7 @@ async fn scan(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/txn", tag = "rows", params(("tenant" = String, Path, description = "Tenant name")), request_body = TxnRequest,
     responses((status = 200, body = WriteResponse), (status = 409, body = ErrorBody)))]
 async fn txn(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<TxnRequest>,
 ) -> R<WriteResponse> {
@@ -269,17 +284,14 @@ async fn txn(
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = Vec<SnapshotInfo>)))]
-async fn list_snapshots(
-    State(s): State<Service>,
-    ApiPath(t): ApiPath<String>,
-) -> R<Vec<SnapshotInfo>> {
+async fn list_snapshots(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<Vec<SnapshotInfo>> {
     run(s, move |s| s.list_snapshots(&t)).await
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/snapshots", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name")), request_body = CreateSnapshot,
     responses((status = 201, body = SnapshotResponse), (status = 409, body = ErrorBody)))]
 async fn create_snapshot(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<CreateSnapshot>,
 ) -> Created<SnapshotResponse> {
@@ -289,7 +301,7 @@ async fn create_snapshot(
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/snapshots/{snapshot}", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name"), ("snapshot" = String, Path, description = "Snapshot name")),
     responses((status = 200, body = Commit), (status = 404, body = ErrorBody)))]
 async fn drop_snapshot(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, name)): ApiPath<(String, String)>,
 ) -> R<Commit> {
     run(s, move |s| s.drop_snapshot(&t, &name)).await
@@ -298,7 +310,7 @@ async fn drop_snapshot(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/snapshots/{snapshot}/rollback", tag = "snapshots", params(("tenant" = String, Path, description = "Tenant name"), ("snapshot" = String, Path, description = "Snapshot name")),
     responses((status = 200, body = RevertResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 async fn rollback_snapshot(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath((t, name)): ApiPath<(String, String)>,
 ) -> R<RevertResponse> {
     run(s, move |s| s.rollback_snapshot(&t, &name)).await
@@ -309,7 +321,7 @@ async fn rollback_snapshot(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/clone", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = CloneRequest,
     responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn clone_tenant(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<CloneRequest>,
 ) -> Accepted<JobInfo> {
@@ -321,7 +333,7 @@ async fn clone_tenant(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/revert", tag = "tenants", params(("tenant" = String, Path, description = "Tenant name")), request_body = RevertRequest,
     responses((status = 200, body = RevertResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 async fn revert(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<RevertRequest>,
 ) -> R<RevertResponse> {
@@ -342,7 +354,7 @@ async fn accepted<T: Send + 'static>(
     responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn create_backup(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiJson(req): ApiJson<CreateBackup>,
 ) -> Accepted<JobInfo> {
     accepted(s, move |s| s.create_backup(&req)).await
@@ -351,7 +363,7 @@ async fn create_backup(
 #[utoipa::path(get, path = "/v1/backups", tag = "backups", params(ListBackupsQuery),
     responses((status = 200, body = Vec<BackupInfo>)))]
 async fn list_backups(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiQuery(q): ApiQuery<ListBackupsQuery>,
 ) -> R<Vec<BackupInfo>> {
     run(s, move |s| s.list_backups(&q)).await
@@ -360,7 +372,7 @@ async fn list_backups(
 #[utoipa::path(get, path = "/v1/backups/{id}", tag = "backups", params(("id" = String, Path, description = "Backup id"), RepoQuery),
     responses((status = 200, body = BackupDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_backup(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RepoQuery>,
 ) -> R<BackupDetail> {
@@ -372,7 +384,7 @@ async fn get_backup(
     responses((status = 200, body = BackupInfo), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn delete_backup(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeleteBackupQuery>,
 ) -> R<BackupInfo> {
@@ -382,7 +394,7 @@ async fn delete_backup(
 #[utoipa::path(post, path = "/v1/backups/{id}/verify", tag = "backups", params(("id" = String, Path, description = "Backup id")), request_body = VerifyBackup,
     responses((status = 202, body = JobInfo), (status = 404, body = ErrorBody)))]
 async fn verify_backup(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<VerifyBackup>,
 ) -> Accepted<JobInfo> {
@@ -392,7 +404,7 @@ async fn verify_backup(
 #[utoipa::path(post, path = "/v1/restores", tag = "restores", request_body = CreateRestore,
     responses((status = 202, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn create_restore(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiJson(req): ApiJson<CreateRestore>,
 ) -> Accepted<JobInfo> {
     accepted(s, move |s| s.create_restore(&req)).await
@@ -400,43 +412,43 @@ async fn create_restore(
 
 #[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
-async fn get_restore(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+async fn get_restore(Authed(s): Authed, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.get_job(id)).await
 }
 
 #[utoipa::path(post, path = "/v1/restores/{id}/cancel", tag = "restores", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn cancel_restore(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+async fn cancel_restore(Authed(s): Authed, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.cancel_job(id)).await
 }
 
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", responses((status = 200, body = Vec<JobInfo>)))]
-async fn list_jobs(State(s): State<Service>) -> R<Vec<JobInfo>> {
+async fn list_jobs(Authed(s): Authed) -> R<Vec<JobInfo>> {
     run(s, |s| s.list_jobs()).await
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody)))]
-async fn get_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+async fn get_job(Authed(s): Authed, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.get_job(id)).await
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn cancel_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+async fn cancel_job(Authed(s): Authed, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.cancel_job(id)).await
 }
 
 #[utoipa::path(post, path = "/v1/jobs/{id}/resume", tag = "jobs", params(("id" = u64, Path, description = "Job id")),
     responses((status = 200, body = JobInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn resume_job(State(s): State<Service>, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
+async fn resume_job(Authed(s): Authed, ApiPath(id): ApiPath<u64>) -> R<JobInfo> {
     run(s, move |s| s.resume_job(id)).await
 }
 
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/archive", tag = "archive", params(("tenant" = String, Path, description = "Tenant name")), request_body = ArchiveStart,
     responses((status = 200, body = ArchiveInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn archive_start(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<ArchiveStart>,
 ) -> R<ArchiveInfo> {
@@ -445,20 +457,20 @@ async fn archive_start(
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/archive", tag = "archive", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = ArchiveInfo), (status = 400, body = ErrorBody)))]
-async fn archive_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
+async fn archive_status(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
     run(s, move |s| s.archive_status(&t)).await
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/archive", tag = "archive", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = ArchiveInfo), (status = 400, body = ErrorBody)))]
-async fn archive_stop(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
+async fn archive_stop(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<ArchiveInfo> {
     run(s, move |s| s.archive_stop(&t)).await
 }
 
 /// Where a standby stands: applied up to, the source's archive, lag, problems.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/standby", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = StandbyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn standby_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
+async fn standby_status(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
     run(s, move |s| s.standby_status(&t)).await
 }
 
@@ -466,14 +478,14 @@ async fn standby_status(State(s): State<Service>, ApiPath(t): ApiPath<String>) -
 /// promoted at a time it has not passed yet.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/standby/pause", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = StandbyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn standby_pause(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
+async fn standby_pause(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
     run(s, move |s| s.standby_pause(&t, true)).await
 }
 
 /// Resumes a paused standby's following.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/standby/resume", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = StandbyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn standby_resume(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
+async fn standby_resume(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<StandbyInfo> {
     run(s, move |s| s.standby_pause(&t, false)).await
 }
 
@@ -482,7 +494,7 @@ async fn standby_resume(State(s): State<Service>, ApiPath(t): ApiPath<String>) -
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/promote", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")), request_body = PromoteRequest,
     responses((status = 200, body = PromoteResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn promote(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<PromoteRequest>,
 ) -> R<PromoteResponse> {
@@ -495,7 +507,7 @@ async fn promote(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/switchover", tag = "standby", params(("tenant" = String, Path, description = "Tenant name")), request_body = SwitchoverRequest,
     responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn switchover(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<SwitchoverRequest>,
 ) -> Accepted<JobInfo> {
@@ -505,7 +517,7 @@ async fn switchover(
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/restore-points", tag = "restores", params(("tenant" = String, Path, description = "Tenant name"), RepoQuery),
     responses((status = 200, body = Vec<RestorePoint>), (status = 404, body = ErrorBody)))]
 async fn restore_points(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiQuery(q): ApiQuery<RepoQuery>,
 ) -> R<Vec<RestorePoint>> {
@@ -515,41 +527,41 @@ async fn restore_points(
 /// Named repositories held by the server.
 #[utoipa::path(get, path = "/v1/repos", tag = "repositories",
     responses((status = 200, body = Vec<RepoInfo>)))]
-async fn list_repos(State(s): State<Service>) -> R<Vec<RepoInfo>> {
+async fn list_repos(Authed(s): Authed) -> R<Vec<RepoInfo>> {
     run(s, move |s| s.list_repos()).await
 }
 
 /// Names a repository (checked reachable and writable with its settings).
 #[utoipa::path(post, path = "/v1/repos", tag = "repositories", request_body = AddRepo,
     responses((status = 200, body = RepoInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn add_repo(State(s): State<Service>, ApiJson(req): ApiJson<AddRepo>) -> R<RepoInfo> {
+async fn add_repo(Authed(s): Authed, ApiJson(req): ApiJson<AddRepo>) -> R<RepoInfo> {
     run(s, move |s| s.add_repo(&req)).await
 }
 
 #[utoipa::path(get, path = "/v1/repos/{name}", tag = "repositories", params(("name" = String, Path, description = "Repository name")),
     responses((status = 200, body = RepoInfo), (status = 404, body = ErrorBody)))]
-async fn get_repo(State(s): State<Service>, ApiPath(n): ApiPath<String>) -> R<RepoInfo> {
+async fn get_repo(Authed(s): Authed, ApiPath(n): ApiPath<String>) -> R<RepoInfo> {
     run(s, move |s| s.get_repo(&n)).await
 }
 
 /// Forgets a repository's name (its contents stay); refused while a strategy uses it.
 #[utoipa::path(delete, path = "/v1/repos/{name}", tag = "repositories", params(("name" = String, Path, description = "Repository name")),
     responses((status = 200, body = RepoInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn remove_repo(State(s): State<Service>, ApiPath(n): ApiPath<String>) -> R<RepoInfo> {
+async fn remove_repo(Authed(s): Authed, ApiPath(n): ApiPath<String>) -> R<RepoInfo> {
     run(s, move |s| s.remove_repo(&n)).await
 }
 
 /// The strategy that applies to a tenant: its own, else the default.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/strategy", tag = "strategies", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
-async fn get_strategy(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StrategyInfo> {
+async fn get_strategy(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<StrategyInfo> {
     run(s, move |s| s.get_strategy(Some(&t))).await
 }
 
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/strategy", tag = "strategies", params(("tenant" = String, Path, description = "Tenant name")), request_body = StrategyBody,
     responses((status = 200, body = StrategyInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn put_strategy(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<StrategyBody>,
 ) -> R<StrategyInfo> {
@@ -559,21 +571,21 @@ async fn put_strategy(
 /// Removes a tenant's own strategy (the default applies again, if there is one).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/strategy", tag = "strategies", params(("tenant" = String, Path, description = "Tenant name")),
     responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
-async fn delete_strategy(State(s): State<Service>, ApiPath(t): ApiPath<String>) -> R<StrategyInfo> {
+async fn delete_strategy(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<StrategyInfo> {
     run(s, move |s| s.delete_strategy(Some(&t))).await
 }
 
 /// The default strategy: every tenant without its own, including future ones.
 #[utoipa::path(get, path = "/v1/strategy", tag = "strategies",
     responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
-async fn get_default_strategy(State(s): State<Service>) -> R<StrategyInfo> {
+async fn get_default_strategy(Authed(s): Authed) -> R<StrategyInfo> {
     run(s, move |s| s.get_strategy(None)).await
 }
 
 #[utoipa::path(put, path = "/v1/strategy", tag = "strategies", request_body = StrategyBody,
     responses((status = 200, body = StrategyInfo), (status = 400, body = ErrorBody)))]
 async fn put_default_strategy(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiJson(req): ApiJson<StrategyBody>,
 ) -> R<StrategyInfo> {
     run(s, move |s| s.put_strategy(None, &req)).await
@@ -581,7 +593,7 @@ async fn put_default_strategy(
 
 #[utoipa::path(delete, path = "/v1/strategy", tag = "strategies",
     responses((status = 200, body = StrategyInfo), (status = 404, body = ErrorBody)))]
-async fn delete_default_strategy(State(s): State<Service>) -> R<StrategyInfo> {
+async fn delete_default_strategy(Authed(s): Authed) -> R<StrategyInfo> {
     run(s, move |s| s.delete_strategy(None)).await
 }
 
@@ -589,7 +601,7 @@ async fn delete_default_strategy(State(s): State<Service>) -> R<StrategyInfo> {
 /// per tenant), or with `dry_run` lists each object and why.
 #[utoipa::path(post, path = "/v1/prune", tag = "backups", request_body = PruneRequest,
     responses((status = 200, body = PruneResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn prune(State(s): State<Service>, ApiJson(req): ApiJson<PruneRequest>) -> R<PruneResponse> {
+async fn prune(Authed(s): Authed, ApiJson(req): ApiJson<PruneRequest>) -> R<PruneResponse> {
     run(s, move |s| s.prune(&req)).await
 }
 
@@ -598,7 +610,7 @@ async fn prune(State(s): State<Service>, ApiJson(req): ApiJson<PruneRequest>) ->
 #[utoipa::path(get, path = "/v1/protection", tag = "protection", params(ProtectionQuery),
     responses((status = 200, body = ProtectionOverview)))]
 async fn protection(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiQuery(q): ApiQuery<ProtectionQuery>,
 ) -> R<ProtectionOverview> {
     run(s, move |s| s.protection(&q)).await
@@ -609,11 +621,57 @@ async fn protection(
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/drill", tag = "protection", params(("tenant" = String, Path, description = "Tenant name")), request_body = DrillRequest,
     responses((status = 202, body = JobInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn drill(
-    State(s): State<Service>,
+    Authed(s): Authed,
     ApiPath(t): ApiPath<String>,
     ApiJson(req): ApiJson<DrillRequest>,
 ) -> Accepted<JobInfo> {
     accepted(s, move |s| s.drill(&t, &req)).await
+}
+
+/// API tokens (admin only; never their secrets).
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_tokens(Authed(s): Authed) -> R<Vec<TokenInfo>> {
+    run(s, move |s| s.list_tokens()).await
+}
+
+/// Makes a token; the answer holds its secret, this once.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_token(
+    Authed(s): Authed,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> Created<CreatedToken> {
+    created(s, move |s| s.create_token(&req)).await
+}
+
+/// Revokes a token at once (its record stays, with the time).
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = u64, Path, description = "Token id")),
+    responses((status = 200, body = TokenInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_token(Authed(s): Authed, ApiPath(id): ApiPath<u64>) -> R<TokenInfo> {
+    run(s, move |s| s.revoke_token(id)).await
+}
+
+/// The bearer token scheme, required by every operation but `/healthz` and the
+/// document itself.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        doc.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
 }
 
 #[derive(OpenApi)]
@@ -680,12 +738,16 @@ async fn drill(
         prune,
         protection,
         drill,
+        list_tokens,
+        create_token,
+        revoke_token,
     ),
-    components(schemas(ErrorBody, Commit, TxnOp))
+    components(schemas(ErrorBody, Commit, TxnOp)),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", security(()),
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -707,7 +769,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// The server's figures in the Prometheus text format (not part of `/v1`).
 async fn metrics(
-    State(s): State<Service>,
+    Authed(s): Authed,
 ) -> ApiResult<([(axum::http::header::HeaderName, &'static str); 1], String)> {
     let text = tokio::task::spawn_blocking(move || s.metrics_text())
         .await
@@ -799,6 +861,8 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ("/v1/prune", post(prune)),
         ("/v1/protection", get(protection)),
         ("/v1/tenants/{tenant}/drill", post(drill)),
+        ("/v1/tokens", get(list_tokens).post(create_token)),
+        ("/v1/tokens/{id}", delete(revoke_token)),
     ]
 }
 

@@ -1,5 +1,5 @@
-//! The server's TCP listener. Its connections turn the answers hyper writes on its own
-//! into the API's JSON errors.
+//! The server's listener (TCP, or TLS with rustls). Its connections turn the answers
+//! hyper writes on its own into the API's JSON errors.
 //!
 //! hyper refuses a request it cannot parse before any handler sees it: `400` (not
 //! HTTP), `414` (URI longer than 65534 bytes) and `431` (more than 100 header fields,
@@ -11,30 +11,135 @@
 //! `{code, message}`.
 
 use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 
-/// A [`TcpListener`] whose connections are [`JsonErrorsIo`].
+/// A connection: a TCP stream, or TLS over one.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Conn for T {}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The server's listener: plain TCP or TLS (rustls), its connections [`JsonErrorsIo`].
 #[derive(Debug)]
-pub struct ApiListener(pub TcpListener);
+pub struct ApiListener {
+    kind: Kind,
+    addr: SocketAddr,
+}
+
+enum Kind {
+    Plain(TcpListener),
+    /// Handshakes run in tasks of their own (a slow client must not hold up the
+    /// others); finished ones arrive here.
+    Tls(mpsc::Receiver<(Box<dyn Conn>, SocketAddr)>),
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Plain(_) => "Plain",
+            Kind::Tls(_) => "Tls",
+        })
+    }
+}
+
+impl ApiListener {
+    pub fn plain(listener: TcpListener) -> io::Result<Self> {
+        Ok(ApiListener {
+            addr: listener.local_addr()?,
+            kind: Kind::Plain(listener),
+        })
+    }
+
+    /// TLS with `config`; must be called inside a tokio runtime.
+    pub fn tls(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            let mut listener = listener;
+            loop {
+                let (tcp, peer) = axum::serve::Listener::accept(&mut listener).await;
+                if tx.is_closed() {
+                    break;
+                }
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((Box::new(tls) as Box<dyn Conn>, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(ApiListener {
+            addr,
+            kind: Kind::Tls(rx),
+        })
+    }
+}
 
 impl axum::serve::Listener for ApiListener {
-    type Io = JsonErrorsIo<TcpStream>;
-    type Addr = std::net::SocketAddr;
+    type Io = JsonErrorsIo<Box<dyn Conn>>;
+    type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let (io, addr) = match &mut self.kind {
+            Kind::Plain(l) => {
+                let (io, addr) = axum::serve::Listener::accept(l).await;
+                (Box::new(io) as Box<dyn Conn>, addr)
+            }
+            Kind::Tls(rx) => match rx.recv().await {
+                Some(c) => c,
+                // The acceptor task ended: nothing more will come.
+                None => std::future::pending().await,
+            },
+        };
         (JsonErrorsIo::new(io), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
+        Ok(self.addr)
     }
+}
+
+/// The TLS configuration of a certificate chain and its private key (PEM files).
+pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no certificate (expected PEM, -----BEGIN CERTIFICATE-----)",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// A connection that rewrites hyper's bodiless parse-error answers (see the module

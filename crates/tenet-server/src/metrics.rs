@@ -98,7 +98,9 @@ fn secs(time: &str) -> Option<f64> {
 
 impl Service {
     /// The text of a scrape.
+    /// A tenant token's scrape holds its tenant's figures and jobs only.
     pub(crate) fn metrics_text(&self) -> ApiResult<String> {
+        self.allow(crate::auth::Role::Read, None)?;
         let r = Registry::new();
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> ApiResult<GaugeVec> {
             let g = GaugeVec::new(Opts::new(name, help), labels).map_err(metric_err)?;
@@ -188,7 +190,11 @@ impl Service {
             &["tenant"],
         )?;
         for a in tenet_backup::archiver::all(&self.store)? {
-            let Some(rec) = self.store.tenant_by_id(a.tenant_id) else {
+            let Some(rec) = self
+                .store
+                .tenant_by_id(a.tenant_id)
+                .filter(|_| self.sees_tenant(a.tenant_id))
+            else {
                 continue;
             };
             shipped_segments
@@ -222,7 +228,7 @@ impl Service {
             "Bytes jobs processed (logical)",
             &["kind"],
         )?;
-        for j in self.jobs().list()? {
+        for j in self.jobs().list()?.into_iter().filter(|j| self.sees_job(j)) {
             let state = j.state.name();
             jobs.with_label_values(&[j.kind.as_str(), state]).inc();
             job_bytes
@@ -238,7 +244,18 @@ impl Service {
             }
         }
 
-        // The store.
+        // The rest is the whole store's: not for a tenant token.
+        let mut families = Vec::new();
+        if self.caller.tenant_id.is_none() {
+            self.store_metrics(&r, &o.generated_at)?;
+            families.extend(self.http_metrics().registry.gather());
+        }
+        families.extend(r.gather());
+        encode(&families)
+    }
+
+    /// Commits, the store's size and the scrape's time.
+    fn store_metrics(&self, r: &Registry, generated_at: &str) -> ApiResult<()> {
         let commits = IntCounter::new(
             "tenet_commits_total",
             "Commits of user tenants since the store opened",
@@ -255,17 +272,17 @@ impl Service {
             "When this scrape was made",
         )
         .map_err(metric_err)?;
-        generated.set(secs(&o.generated_at).unwrap_or(0.0));
-        r.register(Box::new(generated)).map_err(metric_err)?;
-
-        let mut families = r.gather();
-        families.extend(self.http_metrics().registry.gather());
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&families, &mut out)
-            .map_err(metric_err)?;
-        String::from_utf8(out).map_err(|e| ApiError::new(Code::INTERNAL, e.to_string()))
+        generated.set(secs(generated_at).unwrap_or(0.0));
+        r.register(Box::new(generated)).map_err(metric_err)
     }
+}
+
+fn encode(families: &[prometheus::proto::MetricFamily]) -> ApiResult<String> {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(families, &mut out)
+        .map_err(metric_err)?;
+    String::from_utf8(out).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Shared between clones of the service.

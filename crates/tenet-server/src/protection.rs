@@ -423,7 +423,8 @@ impl Service {
         let named: Vec<RepoConfig> = strategy::repos(&self.store)?;
         let mut usage: std::collections::BTreeMap<String, RepoUsage> = Default::default();
         let mut tenants = Vec::new();
-        for v in views {
+        // A tenant token sees its tenant, and the repository usage of it alone.
+        for v in views.into_iter().filter(|v| self.sees_tenant(v.tenant_id)) {
             let h = &v.holdings;
             if let Some(url) = &h.repo {
                 let u = usage.entry(url.clone()).or_insert_with(|| RepoUsage {

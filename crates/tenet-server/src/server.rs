@@ -6,6 +6,7 @@
 //! answers before using it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,10 @@ pub struct ServeOptions {
     pub stuck_after: Duration,
     /// Bytes per second all jobs share (None: unlimited).
     pub io_budget: Option<u64>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Listen on a non-loopback address without TLS (refused otherwise).
+    pub insecure_listen: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +67,18 @@ pub enum ServeError {
     },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Opens the store and serves until SIGTERM or Ctrl-C.
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
-    let store = Store::open(&opts.data_dir, StoreOptions::default())?;
-    let _gc = store.spawn_gc(opts.gc_interval);
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(|(cert, key)| crate::listener::tls_config(cert, key).map(Arc::new))
+        .transpose()
+        .map_err(ServeError::Config)?;
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -75,14 +86,41 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && tls.is_none() {
+        if !opts.insecure_listen {
+            return Err(ServeError::Config(format!(
+                "refusing to listen on {addr} without TLS: tokens and rows would cross the \
+                 network in clear; give --tls-cert and --tls-key, listen on 127.0.0.1, or \
+                 give --insecure-listen to do it anyway"
+            )));
+        }
+        tracing::warn!(%addr, "listening WITHOUT TLS on a non-loopback address (--insecure-listen): tokens and data cross the network in clear");
+        eprintln!(
+            "tenet: WARNING: listening on {addr} WITHOUT TLS (--insecure-listen): tokens and \
+             data cross the network in clear"
+        );
+    }
+    let store = Store::open(&opts.data_dir, StoreOptions::default())?;
+    let _gc = store.spawn_gc(opts.gc_interval);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let file = ServerFile {
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
         pid: std::process::id(),
     };
-    write_server_file(&opts.data_dir, &file)?;
-    tracing::info!(url = %file.url, data_dir = %opts.data_dir.display(), "serving");
-    println!("tenet: serving {} on {}", opts.data_dir.display(), file.url);
-    let svc = Service::with_runtime(store, tokio::runtime::Handle::current());
+    let svc = Service::with_runtime(store, tokio::runtime::Handle::current())
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    // The first start makes the first admin token (shown this once).
+    match svc.tokens().first_admin(&opts.data_dir) {
+        Ok(Some((path, token))) => {
+            println!(
+                "tenet: made the first admin token (shown once; also in {}, mode 0600):\n  {token}",
+                path.display()
+            );
+            tracing::info!(file = %path.display(), "made the first admin token");
+        }
+        Ok(None) => {}
+        Err(e) => return Err(ServeError::Config(e.to_string())),
+    }
     let archiving = svc
         .archivers()
         .resume_all()
@@ -108,7 +146,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     svc.jobs().set_io_budget(opts.io_budget);
     svc.overview().run(&tokio::runtime::Handle::current());
     let archivers = svc.archivers().clone();
-    let result = axum::serve(ApiListener(listener), router(svc))
+    // Written last: a CLI that finds it finds a server ready, its admin token made.
+    write_server_file(&opts.data_dir, &file)?;
+    tracing::info!(url = %file.url, data_dir = %opts.data_dir.display(), "serving");
+    println!("tenet: serving {} on {}", opts.data_dir.display(), file.url);
+    let listener = match tls {
+        Some(config) => ApiListener::tls(listener, config)?,
+        None => ApiListener::plain(listener)?,
+    };
+    let result = axum::serve(listener, router(svc))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     // A clean stop ships the last commits (a standby elsewhere may take over next).

@@ -17,6 +17,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::admin::Admin;
 use crate::api::*;
+use crate::auth::{Caller, Role, Tokens};
 use crate::error::{ApiError, ApiResult};
 use tenet_store::Code;
 
@@ -112,6 +113,10 @@ pub struct Service {
     /// HTTP latencies for `/metrics`.
     http: crate::metrics::SharedHttp,
     pub(crate) runtime: Handle,
+    /// The API tokens of this store.
+    pub(crate) tokens: Tokens,
+    /// Who this service acts for ([`Service::acting_as`]).
+    pub(crate) caller: Caller,
     /// Set when this service made its own runtime (embedded CLI); keeps it alive.
     _own_runtime: Option<Arc<Runtime>>,
     detached: bool,
@@ -120,22 +125,23 @@ pub struct Service {
 impl Service {
     /// A service for an embedded CLI: jobs run on a runtime of its own, only while this
     /// process lives.
-    pub fn new(store: Store) -> std::io::Result<Self> {
+    pub fn new(store: Store) -> ApiResult<Self> {
         let rt = Arc::new(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("tenet-jobs")
                 .enable_all()
-                .build()?,
+                .build()
+                .map_err(|e| ApiError::internal(format!("cannot start a runtime: {e}")))?,
         );
-        let mut s = Self::with_runtime(store, rt.handle().clone());
+        let mut s = Self::with_runtime(store, rt.handle().clone())?;
         s._own_runtime = Some(rt);
         s.detached = false;
         Ok(s)
     }
 
     /// A service inside a server: jobs run on `runtime` in the background.
-    pub fn with_runtime(store: Store, runtime: Handle) -> Self {
+    pub fn with_runtime(store: Store, runtime: Handle) -> ApiResult<Self> {
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -159,6 +165,8 @@ impl Service {
             backups,
             archivers,
             standbys: Standbys::new(store.clone(), runtime.clone()),
+            tokens: Tokens::load(&store)?,
+            caller: Caller::local(),
             store,
             runtime,
             _own_runtime: None,
@@ -173,7 +181,7 @@ impl Service {
         if let Err(e) = tenet_backup::strategy::register_all(&svc.store) {
             tracing::warn!(error = %e, "cannot read named repositories");
         }
-        svc
+        Ok(svc)
     }
 
     pub fn store(&self) -> &Store {
@@ -415,6 +423,9 @@ impl Service {
 
     /// The URL of a repository a request names (by name, path or URL), if it names one.
     pub(crate) fn repo_arg(&self, repo: &Option<String>) -> ApiResult<Option<String>> {
+        if let Some(r) = repo {
+            self.allow_repo_path(r)?;
+        }
         Ok(repo
             .as_deref()
             .map(|r| tenet_backup::strategy::resolve_repo(&self.store, r))
@@ -483,17 +494,19 @@ impl Admin for Service {
     }
 
     fn list_tenants(&self) -> ApiResult<Vec<TenantInfo>> {
+        self.allow(Role::Read, None)?;
         // A job's scratch tenants are its own business.
         Ok(self
             .store
             .tenants()
             .into_iter()
-            .filter(|t| !t.is_scratch())
+            .filter(|t| !t.is_scratch() && self.sees_tenant(t.id))
             .map(Into::into)
             .collect())
     }
 
     fn create_tenant(&self, req: &CreateTenant) -> ApiResult<TenantResponse> {
+        self.allow(Role::Admin, None)?;
         let retention = check_opt(
             "history_retention_secs",
             req.history_retention_secs,
@@ -513,10 +526,12 @@ impl Admin for Service {
     }
 
     fn get_tenant(&self, tenant: &str) -> ApiResult<TenantInfo> {
+        self.allow(Role::Read, Some(tenant))?;
         Ok(self.store.tenant(tenant)?.into())
     }
 
     fn alter_tenant(&self, tenant: &str, req: &AlterTenant) -> ApiResult<TenantResponse> {
+        self.allow(Role::Operator, Some(tenant))?;
         let state = req
             .state
             .as_deref()
@@ -565,6 +580,7 @@ impl Admin for Service {
     }
 
     fn drop_tenant(&self, tenant: &str) -> ApiResult<Commit> {
+        self.allow(Role::Admin, Some(tenant))?;
         self.check_not_restoring(tenant, "dropping")?;
         // What it committed last goes to its archive first: its standbys (and restores
         // of its history) would miss it otherwise.
@@ -592,6 +608,7 @@ impl Admin for Service {
     }
 
     fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {
+        self.allow(Role::Read, Some(tenant))?;
         let txn = self
             .store
             .read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
@@ -603,6 +620,7 @@ impl Admin for Service {
     }
 
     fn create_table(&self, tenant: &str, req: &CreateTable) -> ApiResult<TableResponse> {
+        self.allow(Role::Write, Some(tenant))?;
         let spec = TableSpec {
             name: req.name.clone(),
             columns: req.columns.iter().map(column).collect::<ApiResult<_>>()?,
@@ -616,6 +634,7 @@ impl Admin for Service {
     }
 
     fn get_table(&self, tenant: &str, table: &str, q: &AsOfQuery) -> ApiResult<TableInfo> {
+        self.allow(Role::Read, Some(tenant))?;
         let txn = self
             .store
             .read_at(tenant, &parse_as_of(q.as_of.as_deref())?)?;
@@ -623,6 +642,7 @@ impl Admin for Service {
     }
 
     fn alter_table(&self, tenant: &str, table: &str, req: &AlterTable) -> ApiResult<TableResponse> {
+        self.allow(Role::Write, Some(tenant))?;
         if req.add_columns.is_empty() {
             return Err(ApiError::invalid(
                 "nothing to change: give one or more columns to add (add_columns)",
@@ -647,6 +667,7 @@ impl Admin for Service {
     }
 
     fn drop_table(&self, tenant: &str, table: &str) -> ApiResult<Commit> {
+        self.allow(Role::Write, Some(tenant))?;
         let ((), info) = self.store.with_txn(tenant, |txn| txn.drop_table(table))?;
         Ok(info.into())
     }
@@ -682,6 +703,7 @@ impl Admin for Service {
     }
 
     fn txn(&self, tenant: &str, req: TxnRequest) -> ApiResult<WriteResponse> {
+        self.allow(Role::Write, Some(tenant))?;
         if req.ops.is_empty() {
             return Err(ApiError::invalid("the transaction has no operations"));
         }
@@ -716,6 +738,7 @@ impl Admin for Service {
     }
 
     fn get_row(&self, tenant: &str, table: &str, q: &GetQuery) -> ApiResult<RowResponse> {
+        self.allow(Role::Read, Some(tenant))?;
         let key = parse_json("key", &q.key)?;
         let txn = self
             .store
@@ -730,6 +753,7 @@ impl Admin for Service {
     }
 
     fn scan(&self, tenant: &str, table: &str, q: &ScanQuery) -> ApiResult<ScanResponse> {
+        self.allow(Role::Read, Some(tenant))?;
         let limit = q.limit.unwrap_or(DEFAULT_SCAN_LIMIT) as u64;
         let limit = check_range("limit", limit, bounds::SCAN_LIMIT)? as usize;
         let range = ScanRange {
@@ -754,11 +778,13 @@ impl Admin for Service {
     }
 
     fn list_snapshots(&self, tenant: &str) -> ApiResult<Vec<SnapshotInfo>> {
+        self.allow(Role::Read, Some(tenant))?;
         let txn = self.store.read_at(tenant, &AsOf::Latest)?;
         Ok(txn.snapshots()?.iter().map(Into::into).collect())
     }
 
     fn create_snapshot(&self, tenant: &str, req: &CreateSnapshot) -> ApiResult<SnapshotResponse> {
+        self.allow(Role::Write, Some(tenant))?;
         let (snap, info) = self
             .store
             .with_txn(tenant, |txn| txn.create_snapshot(&req.name))?;
@@ -769,6 +795,7 @@ impl Admin for Service {
     }
 
     fn drop_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<Commit> {
+        self.allow(Role::Write, Some(tenant))?;
         let ((), info) = self
             .store
             .with_txn(tenant, |txn| txn.drop_snapshot(snapshot))?;
@@ -776,6 +803,7 @@ impl Admin for Service {
     }
 
     fn rollback_snapshot(&self, tenant: &str, snapshot: &str) -> ApiResult<RevertResponse> {
+        self.allow(Role::Operator, Some(tenant))?;
         // `@name`, as in time expressions, means the same snapshot.
         let snapshot = snapshot.strip_prefix('@').unwrap_or(snapshot);
         tenet_store::schema::validate_name("snapshot", snapshot)?;
@@ -785,6 +813,7 @@ impl Admin for Service {
     }
 
     fn revert(&self, tenant: &str, req: &RevertRequest) -> ApiResult<RevertResponse> {
+        self.allow(Role::Operator, Some(tenant))?;
         let to = match (&req.to, req.before_commit) {
             (Some(to), None) => RevertTo::AsOf(AsOf::parse(to)?),
             (None, Some(c)) => RevertTo::BeforeCommit(Ts::from_number(c)?),
@@ -824,6 +853,7 @@ impl Admin for Service {
     }
 
     fn create_backup(&self, req: &CreateBackup) -> ApiResult<JobInfo> {
+        self.allow(Role::Operator, Some(&req.tenant))?;
         let tenant = self.live_tenant(&req.tenant)?;
         check_opt(
             "throttle_bytes_per_sec",
@@ -857,6 +887,7 @@ impl Admin for Service {
     }
 
     fn list_backups(&self, q: &ListBackupsQuery) -> ApiResult<Vec<BackupInfo>> {
+        self.allow(Role::Read, q.tenant.as_deref())?;
         let repo = self.repo_arg(&q.repo)?;
         let tenant = q
             .tenant
@@ -869,10 +900,15 @@ impl Admin for Service {
                 .block_on(self.backups.list_repo(r, tenant.as_ref()))?,
             None => self.backups.list(tenant.as_ref().map(|t| t.id))?,
         };
-        Ok(records.into_iter().map(|r| self.backup_info(r)).collect())
+        Ok(records
+            .into_iter()
+            .filter(|r| self.sees_history(r.tenant_id, r.tenant_created_ts))
+            .map(|r| self.backup_info(r))
+            .collect())
     }
 
     fn get_backup(&self, id: &str, q: &RepoQuery) -> ApiResult<BackupDetail> {
+        self.allow_backup(Role::Read, id)?;
         let repo = self.repo_arg(&q.repo)?;
         let (rec, m) = self
             .runtime
@@ -915,11 +951,13 @@ impl Admin for Service {
     }
 
     fn delete_backup(&self, id: &str, q: &DeleteBackupQuery) -> ApiResult<BackupInfo> {
+        self.allow_backup(Role::Operator, id)?;
         let rec = self.runtime.block_on(self.backups.delete(id, q.force))?;
         Ok(self.backup_info(rec))
     }
 
     fn verify_backup(&self, id: &str, req: &VerifyBackup) -> ApiResult<JobInfo> {
+        self.allow_backup(Role::Operator, id)?;
         check_opt(
             "throttle_bytes_per_sec",
             req.throttle_bytes_per_sec,
@@ -935,6 +973,11 @@ impl Admin for Service {
     }
 
     fn create_restore(&self, req: &CreateRestore) -> ApiResult<JobInfo> {
+        // In place, a tenant's operator puts its tenant back; a new tenant is an admin's.
+        match req.in_place && !req.standby {
+            true => self.allow(Role::Operator, Some(&req.source))?,
+            false => self.allow(Role::Admin, None)?,
+        }
         check_opt(
             "throttle_bytes_per_sec",
             req.throttle_bytes_per_sec,
@@ -1028,6 +1071,7 @@ impl Admin for Service {
     }
 
     fn clone_tenant(&self, tenant: &str, req: &CloneRequest) -> ApiResult<JobInfo> {
+        self.allow(Role::Admin, Some(tenant))?;
         let src = self.live_tenant(tenant)?;
         tenet_store::schema::validate_name("tenant", &req.into)?;
         let as_of = match parse_as_of(req.as_of.as_deref())? {
@@ -1055,6 +1099,7 @@ impl Admin for Service {
     }
 
     fn archive_start(&self, tenant: &str, req: &ArchiveStart) -> ApiResult<ArchiveInfo> {
+        self.allow(Role::Operator, Some(tenant))?;
         let d = ArchiveOptions::default();
         let opts = ArchiveOptions {
             interval_ms: req.interval_ms.unwrap_or(d.interval_ms),
@@ -1100,18 +1145,21 @@ impl Admin for Service {
     }
 
     fn archive_stop(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        self.allow(Role::Operator, Some(tenant))?;
         let tenant = self.live_tenant(tenant)?;
         self.archivers.stop(tenant)?;
         self.archive_info(tenant)
     }
 
     fn standby_status(&self, tenant: &str) -> ApiResult<StandbyInfo> {
+        self.allow(Role::Read, Some(tenant))?;
         let id = self.live_tenant(tenant)?;
         let r = self.runtime.block_on(self.standbys.status(id))?;
         Ok(standby_info(r))
     }
 
     fn standby_pause(&self, tenant: &str, paused: bool) -> ApiResult<StandbyInfo> {
+        self.allow(Role::Operator, Some(tenant))?;
         let id = self.live_tenant(tenant)?;
         self.require_server("a standby's follower")?;
         let r = self
@@ -1121,6 +1169,7 @@ impl Admin for Service {
     }
 
     fn promote(&self, tenant: &str, req: &PromoteRequest) -> ApiResult<PromoteResponse> {
+        self.allow(Role::Operator, Some(tenant))?;
         let until = match req.until.as_deref() {
             None | Some("") => None,
             Some(u) => Some(match AsOf::parse(u)? {
@@ -1186,20 +1235,29 @@ impl Admin for Service {
     }
 
     fn switchover(&self, tenant: &str, req: &SwitchoverRequest) -> ApiResult<JobInfo> {
+        self.allow(Role::Operator, Some(tenant))?;
         let id = self.live_tenant(tenant)?;
         self.require_server("a switchover")?;
         if let Some(url) = &req.to_server {
             crate::client::Client::new(url)?;
         }
-        let job = crate::switchover::create(self, id, &req.to, req.to_server.as_deref())?;
+        let job = crate::switchover::create(
+            self,
+            id,
+            &req.to,
+            req.to_server.as_deref(),
+            req.to_token.as_deref(),
+        )?;
         self.start(job)
     }
 
     fn archive_status(&self, tenant: &str) -> ApiResult<ArchiveInfo> {
+        self.allow(Role::Read, Some(tenant))?;
         self.archive_info(self.live_tenant(tenant)?)
     }
 
     fn restore_points(&self, tenant: &str, q: &RepoQuery) -> ApiResult<Vec<RestorePoint>> {
+        self.allow(Role::Read, Some(tenant))?;
         let repo = self.repo_arg(&q.repo)?;
         let subject = self.subject(tenant, repo.as_deref())?;
         let points = self
@@ -1209,19 +1267,23 @@ impl Admin for Service {
     }
 
     fn list_jobs(&self) -> ApiResult<Vec<JobInfo>> {
+        self.allow(Role::Read, None)?;
         Ok(self
             .jobs()
             .list()?
             .into_iter()
+            .filter(|r| self.sees_job(r))
             .map(|r| self.info(r))
             .collect())
     }
 
     fn get_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.allow_job(Role::Read, id)?;
         self.job_info(id)
     }
 
     fn cancel_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.allow_job(Role::Operator, id)?;
         self.jobs().cancel(id)?;
         if !self.jobs().is_live(id) {
             // Not running here (interrupted earlier): run its cleanup now. It may also
@@ -1235,43 +1297,58 @@ impl Admin for Service {
     }
 
     fn resume_job(&self, id: u64) -> ApiResult<JobInfo> {
+        self.allow_job(Role::Operator, id)?;
         self.jobs().start(id)?;
         self.job_info(id)
     }
 
     fn list_repos(&self) -> ApiResult<Vec<RepoInfo>> {
+        self.allow(Role::Admin, None)?;
         self.list_repos_impl()
     }
 
     fn add_repo(&self, req: &AddRepo) -> ApiResult<RepoInfo> {
+        self.allow(Role::Admin, None)?;
         self.add_repo_impl(req)
     }
 
     fn get_repo(&self, name: &str) -> ApiResult<RepoInfo> {
+        self.allow(Role::Admin, None)?;
         self.get_repo_impl(name)
     }
 
     fn remove_repo(&self, name: &str) -> ApiResult<RepoInfo> {
+        self.allow(Role::Admin, None)?;
         self.remove_repo_impl(name)
     }
 
     fn get_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        self.allow(Role::Read, tenant)?;
         self.get_strategy_impl(tenant)
     }
 
     fn put_strategy(&self, tenant: Option<&str>, req: &StrategyBody) -> ApiResult<StrategyInfo> {
+        self.allow(tenant.map_or(Role::Admin, |_| Role::Operator), tenant)?;
         self.put_strategy_impl(tenant, req)
     }
 
     fn delete_strategy(&self, tenant: Option<&str>) -> ApiResult<StrategyInfo> {
+        self.allow(tenant.map_or(Role::Admin, |_| Role::Operator), tenant)?;
         self.delete_strategy_impl(tenant)
     }
 
     fn prune(&self, req: &PruneRequest) -> ApiResult<PruneResponse> {
+        self.allow(Role::Operator, req.tenant.as_deref())?;
+        if self.caller.tenant_id.is_some() && req.tenant.is_none() {
+            return Err(ApiError::invalid(
+                "a tenant token prunes its own tenant: give `tenant`",
+            ));
+        }
         self.prune_impl(req)
     }
 
     fn drill(&self, tenant: &str, req: &DrillRequest) -> ApiResult<JobInfo> {
+        self.allow(Role::Operator, Some(tenant))?;
         let id = self.live_tenant(tenant)?;
         let at = match req.at.as_deref().map(AsOf::parse).transpose()? {
             None => None,
@@ -1288,7 +1365,30 @@ impl Admin for Service {
     }
 
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview> {
+        self.allow(Role::Read, None)?;
         self.protection_impl(q)
+    }
+
+    fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
+        self.allow(Role::Admin, None)?;
+        Ok(self
+            .tokens
+            .list()
+            .iter()
+            .map(|r| self.token_info(r))
+            .collect())
+    }
+
+    fn create_token(&self, req: &CreateToken) -> ApiResult<CreatedToken> {
+        self.allow(Role::Admin, None)?;
+        self.create_token_impl(req)
+    }
+
+    fn revoke_token(&self, id: u64) -> ApiResult<TokenInfo> {
+        self.allow(Role::Admin, None)?;
+        let r = self.tokens.revoke(id)?;
+        tracing::info!(token = id, by = %self.caller.describe(), "token revoked");
+        Ok(self.token_info(&r))
     }
 
     fn jobs_run_detached(&self) -> bool {

@@ -43,7 +43,7 @@ use tenet_store::{failpoint, Code, Store, TenantState, Ts};
 
 use crate::admin::Admin;
 use crate::api::PromoteRequest;
-use crate::client::Client;
+use crate::client::{Client, ClientOptions};
 use crate::error::ApiError;
 use crate::service::Service;
 
@@ -66,6 +66,9 @@ pub struct SwitchoverParams {
     /// ids do not, so a resumed job addresses it by id.
     #[serde(default)]
     pub to_id: Option<u64>,
+    /// The token for `to_server` (hidden from job listings, see [`crate::api::JobInfo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_token: Option<String>,
 }
 
 impl SwitchoverParams {
@@ -119,10 +122,15 @@ fn internal(msg: String) -> ApiError {
 /// Runs a call on the other server, off the async runtime (the client blocks).
 async fn on_server<T: Send + 'static>(
     url: &str,
+    p: &SwitchoverParams,
     f: impl FnOnce(&Client) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let url = url.to_string();
-    tokio::task::spawn_blocking(move || f(&Client::new(&url)?))
+    let opts = ClientOptions {
+        token: p.to_token.clone(),
+        ca_cert: None,
+    };
+    tokio::task::spawn_blocking(move || f(&Client::with_options(&url, &opts)?))
         .await
         .map_err(|e| internal(format!("switchover step panicked: {e}")))?
 }
@@ -148,7 +156,7 @@ async fn standby_applied(
         }
         Some(url) => {
             let name = p.standby_ref();
-            let info = on_server(url, move |c| c.standby_status(&name)).await?;
+            let info = on_server(url, p, move |c| c.standby_status(&name)).await?;
             Ok((info.applied_ts, info.problem))
         }
     }
@@ -177,7 +185,7 @@ async fn promote(
                 force: true,
                 take_name: true,
             };
-            let r = on_server(url, move |c| c.promote(&name, &req)).await?;
+            let r = on_server(url, p, move |c| c.promote(&name, &req)).await?;
             Ok((r.tenant, r.tenant_id))
         }
     }
@@ -447,6 +455,7 @@ pub fn create(
     source_id: u64,
     to: &str,
     to_server: Option<&str>,
+    to_token: Option<&str>,
 ) -> Result<tenet_jobs::JobRecord, ApiError> {
     let store = svc.store();
     let src = store.resolve(source_id)?;
@@ -472,11 +481,20 @@ pub fn create(
         to: to.to_string(),
         to_server: to_server.map(str::to_string),
         to_id: None,
+        to_token: to_token.map(str::to_string),
     };
     // The standby must follow this tenant's history, in the same repository.
     let info = match to_server {
         None => svc.standby_status(to)?,
-        Some(url) => Client::new(url)?.standby_status(to).map_err(|e| ApiError {
+        Some(url) => Client::with_options(
+            url,
+            &ClientOptions {
+                token: to_token.map(str::to_string),
+                ca_cert: None,
+            },
+        )?
+        .standby_status(to)
+        .map_err(|e| ApiError {
             message: format!("on {url}: {}", e.message),
             ..e
         })?,

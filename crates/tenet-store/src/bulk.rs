@@ -44,6 +44,10 @@ pub const REPOS_TABLE: u64 = 7;
 pub const STRATEGIES_TABLE: u64 = 8;
 /// System table of the scheduler's runs (system tenant), keyed by (tenant id, kind).
 pub const SCHEDULES_TABLE: u64 = 9;
+/// System table of API tokens (system tenant), keyed by token id.
+pub const TOKENS_TABLE: u64 = 10;
+/// System table of the audit log (system tenant), keyed by (ms, seq).
+pub const AUDIT_TABLE: u64 = 11;
 
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

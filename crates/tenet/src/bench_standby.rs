@@ -38,6 +38,8 @@ use crate::output::CliError;
 struct ServerChild {
     child: Child,
     url: String,
+    /// Its first admin token.
+    token: String,
 }
 
 impl ServerChild {
@@ -54,8 +56,15 @@ impl ServerChild {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(f) = tenet_server::server::read_server_file(dir) {
-                if Client::probe(&f.url).is_some() {
-                    return Ok(ServerChild { child, url: f.url });
+                let token = tenet_server::auth::read_token_file(
+                    &dir.join(tenet_server::auth::ADMIN_TOKEN_FILE),
+                );
+                if let (Some(_), Some(token)) = (Client::probe(&f.url), token) {
+                    return Ok(ServerChild {
+                        child,
+                        url: f.url,
+                        token,
+                    });
                 }
             }
             if Instant::now() >= deadline {
@@ -74,8 +83,14 @@ impl Drop for ServerChild {
     }
 }
 
-fn client(url: &str) -> Result<Client, CliError> {
-    Ok(Client::new(url)?)
+fn client(s: &ServerChild) -> Result<Client, CliError> {
+    Ok(Client::with_options(
+        &s.url,
+        &tenet_server::client::ClientOptions {
+            token: Some(s.token.clone()),
+            ca_cert: None,
+        },
+    )?)
 }
 
 /// Waits for a job to end; an error unless it succeeded. Returns its result.
@@ -104,18 +119,16 @@ struct Load {
 }
 
 impl Load {
-    fn start(urls: &[String], rate: u64, writers: usize) -> Load {
+    fn start(servers: &[Client], rate: u64, writers: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
         let next = Arc::new(AtomicUsize::new(0));
         let threads = (0..writers)
             .map(|w| {
-                let (stop, acks, next, urls) =
-                    (stop.clone(), acks.clone(), next.clone(), urls.to_vec());
+                let (stop, acks, next, clients) =
+                    (stop.clone(), acks.clone(), next.clone(), servers.to_vec());
                 let every = Duration::from_secs_f64(writers as f64 / rate as f64);
                 std::thread::spawn(move || {
-                    let clients: Vec<Client> =
-                        urls.iter().filter_map(|u| Client::new(u).ok()).collect();
                     let mut at = 0usize;
                     let mut due = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
@@ -241,7 +254,7 @@ fn standby(on: &Client, target: &str, repo: &str) -> Result<(), CliError> {
 fn switch(
     from: &Client,
     to: &str,
-    to_server: Option<&str>,
+    to_server: Option<&ServerChild>,
     load: &Load,
 ) -> Result<(u64, u64), CliError> {
     let t0 = SystemClock.now_millis();
@@ -249,7 +262,8 @@ fn switch(
         "acme",
         &SwitchoverRequest {
             to: to.into(),
-            to_server: to_server.map(String::from),
+            to_server: to_server.map(|s| s.url.clone()),
+            to_token: to_server.map(|s| s.token.clone()),
         },
     )?;
     let r = wait_job(from, job.id)?;
@@ -274,7 +288,7 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
     let repo = format!("file://{}", rd.path().display());
     let a = ServerChild::start(da.path())?;
     let mut b = ServerChild::start(db.path())?;
-    let (ca, cb) = (client(&a.url)?, client(&b.url)?);
+    let (ca, cb) = (client(&a)?, client(&b)?);
     println!(
         "two servers: A {} (source), B {} (standby); repository {repo}",
         a.url, b.url
@@ -283,15 +297,11 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
     standby(&cb, "acme", &repo)?;
 
     // 1. Lag.
-    let urls = vec![a.url.clone(), b.url.clone()];
-    let load = Load::start(&urls, rate, 4);
+    let load = Load::start(&[ca.clone(), cb.clone()], rate, 4);
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
-        let (sampling, url) = (sampling.clone(), b.url.clone());
+        let (sampling, c) = (sampling.clone(), cb.clone());
         std::thread::spawn(move || -> Vec<(u64, u64)> {
-            let Ok(c) = Client::new(&url) else {
-                return Vec::new();
-            };
             let mut samples = Vec::new();
             while sampling.load(Ordering::Relaxed) {
                 if let Ok(s) = c.standby_status("acme") {
@@ -332,18 +342,14 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
         Histogram::<u64>::new(3).expect("h"),
     );
     for i in 0..switchovers {
-        let (from, to_url) = if i % 2 == 0 {
-            (&ca, b.url.as_str())
-        } else {
-            (&cb, a.url.as_str())
-        };
-        let (job_ms, gap) = switch(from, "acme", Some(to_url), &load)?;
+        let (from, to) = if i % 2 == 0 { (&ca, &b) } else { (&cb, &a) };
+        let (job_ms, gap) = switch(from, "acme", Some(to), &load)?;
         let _ = between.0.record(job_ms);
         let _ = between.1.record(gap);
     }
     // An even count leaves A the primary: a standby in its own store.
     if switchovers % 2 == 1 {
-        switch(&cb, "acme", Some(&a.url), &load)?;
+        switch(&cb, "acme", Some(&a), &load)?;
     }
     standby(&ca, "acme_sb", &repo)?;
     std::thread::sleep(Duration::from_millis(1500));
@@ -396,7 +402,7 @@ pub fn run(seconds: u64, rate: u64, switchovers: usize, mib: u64) -> Result<(), 
     let c1 = ceiling(&rt)?;
     let t0 = Instant::now();
     b = ServerChild::start(db.path())?;
-    let cb = client(&b.url)?;
+    let cb = client(&b)?;
     loop {
         if cb
             .standby_status("acme")

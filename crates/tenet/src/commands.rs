@@ -574,6 +574,7 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Restore { .. }
         | Command::Standby(_)
         | Command::Repo(_)
+        | Command::Token(_)
         | Command::Drill(_)
         | Command::Status { .. }
         | Command::Strategy(_)

@@ -3,6 +3,11 @@
 //! 1. `--server URL` (or `TENET_SERVER`): that server.
 //! 2. A `server.json` in the data directory whose URL answers `/healthz`: that server
 //!    (it owns the directory; RocksDB allows one opener).
+//!
+//! A server gets the token of `--token` or `TENET_TOKEN`, else the data directory's
+//! `admin.token` when readable (the first admin token, on the server's machine).
+//! Embedded, no token is needed: whoever can open the directory owns it.
+//!
 //! 3. Otherwise: open the data directory embedded, in this process. Only commands
 //!    that can start from nothing (`tenant create`, `restore`) create a store there,
 //!    and say so on stderr; every other command refuses a directory without one, so a
@@ -11,7 +16,8 @@
 use std::path::Path;
 
 use tenet_server::admin::Admin;
-use tenet_server::client::Client;
+use tenet_server::auth::ADMIN_TOKEN_FILE;
+use tenet_server::client::{Client, ClientOptions};
 use tenet_server::server::read_server_file;
 use tenet_server::service::Service;
 use tenet_store::{Store, StoreOptions};
@@ -30,14 +36,29 @@ pub enum Access {
 
 pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     if let Some(url) = &g.server {
-        return Ok(Box::new(Client::new(url)?));
+        return Ok(Box::new(Client::with_options(url, &client_options(g))?));
     }
     if let Some(file) = read_server_file(&g.data_dir) {
-        if Client::probe(&file.url).is_some() {
-            return Ok(Box::new(Client::new(&file.url)?));
+        if Client::probe_with(&file.url, g.ca_cert.as_deref()).is_some() {
+            return Ok(Box::new(Client::with_options(
+                &file.url,
+                &client_options(g),
+            )?));
         }
     }
     Ok(Box::new(open_embedded(g, access)?))
+}
+
+/// The token (`--token`, `TENET_TOKEN`, else the data directory's first admin token
+/// when this user can read it) and the CA to trust.
+pub fn client_options(g: &Global) -> ClientOptions {
+    ClientOptions {
+        token: g
+            .token
+            .clone()
+            .or_else(|| tenet_server::auth::read_token_file(&g.data_dir.join(ADMIN_TOKEN_FILE))),
+        ca_cert: g.ca_cert.clone(),
+    }
 }
 
 pub fn open_embedded(g: &Global, access: Access) -> Result<Service, CliError> {

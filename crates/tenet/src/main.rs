@@ -17,6 +17,7 @@ mod output;
 mod protection_cli;
 mod revert_cli;
 mod standby_cli;
+mod token_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,12 @@ pub struct Global {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// API token for a server (default: the data directory's admin.token, if readable).
+    #[arg(long, global = true, env = "TENET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Trust only this CA certificate (PEM) for a server's TLS.
+    #[arg(long, global = true, env = "TENET_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,7 +78,19 @@ enum Command {
         /// still caps it. Default: unlimited.
         #[arg(long, value_parser = jobs_cli::parse_size)]
         io_budget: Option<u64>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Listen on a non-loopback address without TLS (tokens and data in clear).
+        #[arg(long)]
+        insecure_listen: bool,
     },
+    /// API tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(token_cli::TokenCmd),
     /// Tenants: create, list, show, rename, set, drop.
     #[command(subcommand)]
     Tenant(commands::TenantCmd),
@@ -297,6 +316,9 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
             gc_interval,
             stuck_after,
             io_budget,
+            tls_cert,
+            tls_key,
+            insecure_listen,
         } => {
             if io_budget.is_some_and(|b| b < 1024) {
                 return Err(output::CliError::invalid(
@@ -319,10 +341,16 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                     gc_interval,
                     stuck_after,
                     io_budget,
+                    tls: tls_cert.zip(tls_key),
+                    insecure_listen,
                 },
             ))
-            .map_err(output::CliError::other)
+            .map_err(|e| match e {
+                tenet_server::server::ServeError::Config(m) => output::CliError::invalid(m),
+                e => output::CliError::other(e),
+            })
         }
+        Command::Token(cmd) => token_cli::run(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
         Command::Demo => demo::run(&g),
         Command::Bench(cmd) => bench::run(cmd, &g),
         Command::Debug(cmd) => debug::run(cmd, &g),

@@ -32,6 +32,9 @@ pub struct SwitchoverArgs {
     /// The standby's server (default: the source's own), e.g. http://10.0.0.2:7070.
     #[arg(long)]
     pub to_server: Option<String>,
+    /// A token of --to-server (operator or above), for the switchover to use there.
+    #[arg(long, env = "TENET_TO_TOKEN", hide_env_values = true)]
+    pub to_token: Option<String>,
     /// Print the job id and return at once.
     #[arg(long)]
     pub detach: bool,
@@ -115,6 +118,7 @@ pub fn switchover(args: SwitchoverArgs, admin: &dyn Admin, g: &Global) -> Result
         &SwitchoverRequest {
             to: args.to,
             to_server: args.to_server,
+            to_token: args.to_token,
         },
     )?;
     crate::jobs_cli::follow(admin, job, args.detach, g.json)

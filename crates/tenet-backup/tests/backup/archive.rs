@@ -124,7 +124,7 @@ fn an_archiver_that_cannot_upload_breaks_and_releases_its_pin() {
     }
     assert!(env.store.pins("b").unwrap().is_empty());
     let e = archivers.state(u64::MAX).unwrap_err();
-    assert_eq!(e.code(), "NOT_FOUND", "{e}");
+    assert_eq!(e.code().as_str(), "TENANT_NOT_FOUND", "{e}");
 }
 
 #[test]

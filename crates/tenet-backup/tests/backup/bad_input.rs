@@ -18,7 +18,7 @@ fn bad_requests() {
     let (id, _) = env.backup("t");
 
     let e = env.start_restore("t", "no-such-backup", "x").unwrap_err();
-    assert_eq!(e.code(), "BACKUP_NOT_FOUND");
+    assert_eq!(e.code().as_str(), "BACKUP_NOT_FOUND");
     assert!(e.to_string().contains("no-such-backup"), "{e}");
 
     let e = env.start_restore("t", &id, "taken").unwrap_err();
@@ -32,13 +32,13 @@ fn bad_requests() {
     assert!(e.to_string().contains("bad name!"), "{e}");
 
     let e = env.start_restore("t", "../../etc", "x").unwrap_err();
-    assert_eq!(e.code(), "INVALID_ARGUMENT", "{e}");
+    assert_eq!(e.code().as_str(), "INVALID_ARGUMENT", "{e}");
 
     let e = env
         .rt
         .block_on(env.backups.start_full(env.id("t"), "ftp://host/x", None))
         .unwrap_err();
-    assert_eq!(e.code(), "INVALID_REPOSITORY");
+    assert_eq!(e.code().as_str(), "INVALID_REPOSITORY");
     assert!(e.to_string().contains("unknown scheme `ftp`"), "{e}");
     assert!(canonical_url("s3://").is_err());
 
@@ -47,19 +47,19 @@ fn bad_requests() {
         .block_on(env.backups.resolve("nobody", None))
         .unwrap_err();
     assert!(e.to_string().contains("`nobody` not found"), "{e}");
-    assert_eq!(e.code(), "TENANT_NOT_FOUND");
+    assert_eq!(e.code().as_str(), "TENANT_NOT_FOUND");
 
     // A repository path that cannot be a directory.
     let file = env.dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let e = Repo::create(&format!("{}/sub", file.display())).unwrap_err();
-    assert_eq!(e.code(), "REPOSITORY_UNAVAILABLE", "{e}");
+    assert_eq!(e.code().as_str(), "REPOSITORY_UNAVAILABLE", "{e}");
 
     let e = env
         .rt
         .block_on(env.backups.delete("no-such-backup", false))
         .unwrap_err();
-    assert_eq!(e.code(), "BACKUP_NOT_FOUND");
+    assert_eq!(e.code().as_str(), "BACKUP_NOT_FOUND");
 
     // Deleting removes the files, then the record.
     let before = env.objects().len();
@@ -71,5 +71,5 @@ fn bad_requests() {
     );
     assert!(env.backups.list(None).unwrap().is_empty());
     let e = env.start_restore("t", &id, "x").unwrap_err();
-    assert_eq!(e.code(), "BACKUP_NOT_FOUND");
+    assert_eq!(e.code().as_str(), "BACKUP_NOT_FOUND");
 }

@@ -46,7 +46,7 @@ fn flipped_bytes_are_caught() {
         // Verify refuses a damaged manifest at submission, and fails on a damaged
         // data file while it runs.
         let (code, message) = match env.rt.block_on(env.backups.start_verify(&id, None, None)) {
-            Err(e) => (e.code(), e.to_string()),
+            Err(e) => (e.code().as_str().to_string(), e.to_string()),
             Ok(job) => {
                 let v = env.run(job);
                 assert_eq!(v.state, JobState::Failed);

@@ -55,7 +55,7 @@ fn a_drill_proves_a_point_and_a_corrupt_backup_fails_it_and_shows() {
         .rt
         .block_on(env.backups.start_drill(id, None, Some(f.prev())))
         .unwrap_err();
-    assert_eq!(e.code(), "NOT_RESTORABLE", "{e}");
+    assert_eq!(e.code().as_str(), "NOT_RESTORABLE", "{e}");
 
     // A flipped byte in the full backup's data: the drill fails and says where.
     let data = env

@@ -80,7 +80,7 @@ fn restore_to_many_points_in_time_equals_the_source_then() {
             None,
         ))
         .unwrap_err();
-    assert_eq!(e.code(), "NOT_RESTORABLE", "{e}");
+    assert_eq!(e.code().as_str(), "NOT_RESTORABLE", "{e}");
     assert!(
         e.to_string().contains("before the first full backup"),
         "{e}"

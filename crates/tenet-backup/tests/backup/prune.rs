@@ -115,7 +115,7 @@ fn prune_keeps_the_window_restorable_and_equal_to_the_source() {
             None,
         ))
         .unwrap_err();
-    assert_eq!(e.code(), "NOT_RESTORABLE", "{e}");
+    assert_eq!(e.code().as_str(), "NOT_RESTORABLE", "{e}");
 
     // A second prune finds nothing more to delete.
     let (_, again) = env

@@ -155,7 +155,7 @@ fn two_backups_of_one_tenant_do_not_run_at_once() {
     populate(&env.store, "u", 2, 40);
     let first = env.start_backup("t").unwrap();
     let e = env.start_backup("t").unwrap_err();
-    assert_eq!(e.code(), "JOB_CONFLICT", "{e}");
+    assert_eq!(e.code().as_str(), "JOB_CONFLICT", "{e}");
     assert!(
         e.to_string().contains(&format!("job {}", first.id)) && e.to_string().contains("cancel"),
         "{e}"

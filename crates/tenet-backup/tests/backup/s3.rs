@@ -62,7 +62,7 @@ fn s3_round_trip_and_unreachable_endpoint() {
         .rt
         .block_on(env.backups.start_full(env.id("s3t"), "s3://tenet/x", None))
         .unwrap_err();
-    assert_eq!(e.code(), "REPOSITORY_UNAVAILABLE", "{e}");
+    assert_eq!(e.code().as_str(), "REPOSITORY_UNAVAILABLE", "{e}");
     assert!(e.to_string().contains("s3://tenet/x"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     std::env::set_var("AWS_ENDPOINT_URL", &endpoint);

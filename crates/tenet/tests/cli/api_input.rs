@@ -81,8 +81,7 @@ fn unknown_fields_are_refused_naming_the_field_and_the_allowed_ones() {
 fn only_json_objects_are_accepted_as_bodies() {
     let (_dir, _server, c, base) = setup();
     let raw = |url: String, body: &str| {
-        let resp = c
-            .post(url)
+        let resp = crate::common::authed(c.post(&url), &url)
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()

@@ -19,14 +19,52 @@ pub fn tenet(dir: &Path, args: &[&str]) -> Output {
         .expect("run tenet")
 }
 
-/// One HTTP request: the status and the JSON body (or the text, as a JSON string).
+/// The first admin token of every server a test started, by URL.
+static TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The admin token of the server whose URL `url` starts with.
+pub fn token_for(url: &str) -> Option<String> {
+    TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(u, _)| url.starts_with(u.as_str()))
+        .map(|(_, t)| t.clone())
+}
+
+/// `req` with the admin token of the server at `url`.
+pub fn authed(
+    req: reqwest::blocking::RequestBuilder,
+    url: &str,
+) -> reqwest::blocking::RequestBuilder {
+    match token_for(url) {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+}
+
+/// An API client of the server at `url`, with its admin token.
+pub fn client(url: &str) -> tenet_server::client::Client {
+    tenet_server::client::Client::with_options(
+        url,
+        &tenet_server::client::ClientOptions {
+            token: token_for(url),
+            ca_cert: None,
+        },
+    )
+    .unwrap()
+}
+
+/// One HTTP request, as the admin: the status and the JSON body (or the text, as a
+/// JSON string).
 pub fn call(
     c: &reqwest::blocking::Client,
     method: &str,
     url: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let req = c.request(method.parse().unwrap(), url);
+    let req = authed(c.request(method.parse().unwrap(), url), url);
     let req = match body {
         Some(b) => req.json(&b),
         None => req,
@@ -79,6 +117,8 @@ pub fn stderr(o: &Output) -> String {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// Its first admin token.
+    pub token: String,
 }
 
 impl Server {
@@ -110,8 +150,17 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(f) = tenet_server::server::read_server_file(dir) {
-                if tenet_server::client::Client::probe(&f.url).is_some() {
-                    return Server { child, url: f.url };
+                let token = tenet_server::auth::read_token_file(
+                    &dir.join(tenet_server::auth::ADMIN_TOKEN_FILE),
+                );
+                if let (Some(_), Some(token)) = (tenet_server::client::Client::probe(&f.url), token)
+                {
+                    TOKENS.lock().unwrap().push((f.url.clone(), token.clone()));
+                    return Server {
+                        child,
+                        url: f.url,
+                        token,
+                    };
                 }
             }
             if Instant::now() >= deadline {

@@ -98,8 +98,8 @@ fn api_round_trip_and_bad_input() {
     )
     .1;
     let raw = |body: &str, ctype: &str| {
-        let resp = c
-            .post(format!("{base}/tenants/acme/tables/users/rows"))
+        let url = format!("{base}/tenants/acme/tables/users/rows");
+        let resp = crate::common::authed(c.post(&url), &url)
             .header("content-type", ctype)
             .body(body.to_string())
             .send()

@@ -19,3 +19,4 @@ mod s3_server;
 mod server_log;
 mod standby;
 mod status;
+mod tokens;

@@ -252,6 +252,7 @@ fn a_transaction_has_the_same_size_limit_embedded_and_through_a_server() {
     let body = format!("{{\"ops\":[{}]}}", ops.join(","));
     let resp = reqwest::blocking::Client::new()
         .post(format!("{}/v1/tenants/acme/txn", server.url))
+        .bearer_auth(&server.token)
         .header("content-type", "application/json")
         .body(body)
         .send()

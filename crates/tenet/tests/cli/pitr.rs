@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{json, Value};
 use tenet_server::admin::Admin;
-use tenet_server::client::Client;
 
 use crate::common::{json_out, tenet, Server};
 
@@ -77,7 +76,7 @@ fn archive_survives_server_kills_and_replay_resumes() {
             let mut id = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let u = url.lock().unwrap().clone();
-                let Ok(c) = Client::new(&u) else { continue };
+                let c = crate::common::client(&u);
                 let row = json!({"id": id, "v": format!("row {id}")});
                 if let Ok(w) = c.put_rows("w", "t", vec![row]) {
                     acked.lock().unwrap().push(w.commit.commit_ts);

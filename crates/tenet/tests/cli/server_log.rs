@@ -32,7 +32,27 @@ fn the_server_logs_jobs_without_colours_and_reports_an_absolute_data_dir() {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let c = reqwest::blocking::Client::new();
+    let token =
+        tenet_server::auth::read_token_file(&data.join(tenet_server::auth::ADMIN_TOKEN_FILE))
+            .expect("the first admin token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join(tenet_server::auth::ADMIN_TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "admin.token is {mode:o}");
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    let c = reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
     let health: Value = c
         .get(format!("{url}/healthz"))
         .send()
@@ -101,6 +121,8 @@ fn the_server_logs_jobs_without_colours_and_reports_an_absolute_data_dir() {
         !text.contains('\u{1b}'),
         "ANSI escapes in a redirected log:\n{text}"
     );
+    // The secret is printed once on stdout at the first start, never logged.
+    assert!(!text.contains(&token), "the token is in the log:\n{text}");
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.contains(needle) && l.contains(&format!("job={id}")))

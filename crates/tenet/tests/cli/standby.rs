@@ -125,8 +125,9 @@ fn standby_of_acme(dir: &Path, into: &str, repo: &str, poll: &str) -> std::proce
 /// A switchover through the CLI; returns its job's result.
 fn switchover(dir: &Path, source: &str, to: &str, to_server: Option<&str>) -> Value {
     let mut args = vec!["--json", "switchover", source, "--to", to];
-    if let Some(u) = to_server {
-        args.extend(["--to-server", u]);
+    let token = to_server.map(|u| crate::common::token_for(u).expect("a server of this test"));
+    if let (Some(u), Some(t)) = (to_server, token.as_deref()) {
+        args.extend(["--to-server", u, "--to-token", t]);
     }
     let job = json_out(&tenet(dir, &args));
     assert_eq!(job["state"], "succeeded", "{job}");

@@ -149,7 +149,9 @@ fn metrics_parse_and_agree_with_the_overview() {
         std::thread::sleep(Duration::from_millis(200));
     }
     put(d, "acme", &[(2, "b")]);
-    let resp = c.get(u("/metrics")).send().unwrap();
+    let resp = crate::common::authed(c.get(u("/metrics")), &u("/metrics"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()
