@@ -66,10 +66,25 @@ fn http_builder(ca_cert: Option<&std::path::Path>) -> ApiResult<reqwest::blockin
     Ok(builder.tls_certs_only(certs))
 }
 
-fn unavailable(url: &str, e: impl std::fmt::Display) -> ApiError {
+/// The error of a server that cannot be reached, with the causes (a certificate that
+/// is not trusted says so, and what to do).
+fn unavailable(url: &str, e: impl std::error::Error) -> ApiError {
+    let mut why = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        why.push_str(": ");
+        why.push_str(&s.to_string());
+        source = s.source();
+    }
+    let hint = if why.contains("certificate") {
+        "; if the server's certificate is signed by your own CA, give it with --ca-cert \
+         (or TENET_CA_CERT)"
+    } else {
+        ""
+    };
     ApiError::new(
         Code::UNAVAILABLE,
-        format!("cannot reach the tenet server at {url}: {e}"),
+        format!("cannot reach the tenet server at {url}: {why}{hint}"),
     )
 }
 

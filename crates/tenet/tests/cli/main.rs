@@ -19,4 +19,5 @@ mod s3_server;
 mod server_log;
 mod standby;
 mod status;
+mod tls;
 mod tokens;
