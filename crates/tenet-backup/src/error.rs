@@ -57,6 +57,16 @@ pub enum Error {
     /// No strategy where one was asked for.
     #[error("{0}")]
     StrategyNotFound(String),
+    /// The data key an object is sealed with was destroyed (crypto-shredding).
+    #[error("data key {key_id} of history #{history_id} was destroyed at {at} (the tenant was shredded): its backups and archived log can no longer be read")]
+    KeyDestroyed {
+        history_id: u64,
+        key_id: String,
+        at: String,
+    },
+    /// A sealed object this process cannot open (the message says what is missing).
+    #[error("{0}")]
+    KeyUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -81,6 +91,8 @@ impl Error {
             Error::StrategyNotFound(_) => Code::STRATEGY_NOT_FOUND,
             Error::Jobs(e) => e.code(),
             Error::Store(e) => e.code(),
+            Error::KeyDestroyed { .. } => Code::KEY_DESTROYED,
+            Error::KeyUnavailable(_) => Code::KEY_UNAVAILABLE,
             Error::Internal(_) => Code::INTERNAL,
         }
     }

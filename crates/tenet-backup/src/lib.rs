@@ -29,6 +29,7 @@ pub mod error;
 pub mod format;
 mod incr;
 pub mod inventory;
+pub mod keys;
 pub mod overview;
 pub mod planner;
 pub mod prune;

@@ -48,6 +48,9 @@ pub const SCHEDULES_TABLE: u64 = 9;
 pub const TOKENS_TABLE: u64 = 10;
 /// System table of the audit log (system tenant), keyed by (ms, seq).
 pub const AUDIT_TABLE: u64 = 11;
+/// System table of wrapped data keys (system tenant), keyed by (repository, history,
+/// key id).
+pub const KEYS_TABLE: u64 = 12;
 
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

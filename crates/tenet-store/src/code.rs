@@ -90,9 +90,13 @@ codes! {
     REPOSITORY_CONFLICT = 409,
     ARCHIVE_BEHIND = 409,
     TOO_OLD = 410,
+    /// The tenant's keys were destroyed (crypto-shredded): its backups are unreadable.
+    KEY_DESTROYED = 410,
     BACKUP_CORRUPT = 422,
     UNSUPPORTED_FORMAT_VERSION = 422,
     VERIFY_FAILED = 422,
+    /// A sealed object and no master key (or another one, or no data key) to open it.
+    KEY_UNAVAILABLE = 422,
     // Inside.
     CORRUPT = 500,
     INTERNAL = 500,

@@ -89,6 +89,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1024)]
         drill_mib: u64,
     },
+    /// The cost of checking a request's token, against its floor (one blake3 hash).
+    Auth {
+        /// Tokens in the store.
+        #[arg(long, default_value_t = 1000)]
+        tokens: u64,
+        /// Checks timed per round (4 rounds, ABBA).
+        #[arg(long, default_value_t = 200_000)]
+        checks: u64,
+    },
     /// Full backup and restore MiB/s, repository size, peak RSS, zstd -1 ceiling.
     Backup {
         /// Size of the generated tenant in MiB of 1 KiB rows.
@@ -526,6 +535,12 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
                 ));
             }
             crate::bench_protection::run(tenants, idle_secs, segments, drill_mib)
+        }
+        BenchCmd::Auth { tokens, checks } => {
+            if tokens == 0 || checks == 0 {
+                return Err(CliError::invalid("--tokens and --checks must be at least 1"));
+            }
+            crate::bench_auth::run(tokens, checks)
         }
         BenchCmd::Backup { mib, tables } => {
             if mib == 0 || tables == 0 {

@@ -2,6 +2,7 @@
 //! running server over HTTP or open the data directory embedded (see `connect.rs`).
 
 mod bench;
+mod bench_auth;
 mod bench_backup;
 mod bench_pitr;
 mod bench_protection;

@@ -1,0 +1,781 @@
+//! Encryption of repository objects: a master key, per-history data keys, sealed
+//! objects, and crypto-shredding.
+//!
+//! # Overview
+//! A [`MasterKey`] (a 256-bit key from a file or `TENET_MASTER_KEY`; the trait leaves
+//! room for a KMS) wraps *data keys*: random 256-bit AES-256-GCM keys, `k1`, `k2`, … per
+//! history (`tenants/<id>/` of a repository). A wrapped data key is kept twice: in the
+//! repository (`tenants/<id>/keys/<key>.json`, so a fresh store holding the master key
+//! can restore) and in the system tenant ([`KEYS_TABLE`], with the repositories it was
+//! written to). Nothing holds a data key in clear but this process's memory.
+//!
+//! With a master key configured, every data file and log segment written is *sealed*
+//! (format in `docs/format.md`): `TENETENC` · version · cipher · key id, then the
+//! object's bytes in 1 MiB chunks, each `nonce (12, random) · AES-256-GCM ciphertext ·
+//! tag (16)`, with associated data binding the object's path in the repository (which
+//! names its history and its backup id or log range), the chunk's index and whether it
+//! is the last. So a flipped byte, a swapped, reordered, truncated or extended object
+//! all fail to open. Readers recognise sealed objects by their magic; plain ones (made
+//! before a master key was configured) still read.
+//!
+//! # Rotation and shredding
+//! [`rotate`] makes the next key the one new objects use; old keys keep reading old
+//! objects. [`destroy`] (`tenet tenant drop --shred`) deletes every key object of a
+//! history from its repositories, leaving a tombstone that names the date, and wipes the
+//! wrapped copies in the system tenant: from then on every backup and segment of the
+//! history fails with `KEY_DESTROYED`, wherever its objects were copied. (A copy of the
+//! repository's key objects taken before the shred can still be opened with the master
+//! key; rotate the master key where that matters.)
+//!
+//! # Crash consistency
+//! A new key's object is written to the repository before its record, and before any
+//! object is sealed with it: a crash leaves at worst an unused key object. A shred
+//! writes the tombstone before deleting the key object, so a crash in between already
+//! refuses reads; rerunning it finishes the deletes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tenet_store::keys::{pk_bytes, KeyValue};
+use tenet_store::{decode_system_row, encode_system_row, Store, KEYS_TABLE};
+
+use crate::error::{Error, Result};
+use crate::repo::{Repo, TENANTS_DIR};
+use crate::util::{blocking, to_hex};
+
+pub const SEALED_MAGIC: &[u8; 8] = b"TENETENC";
+pub const SEALED_VERSION: u16 = 1;
+/// AES-256-GCM, 96-bit random nonces.
+const CIPHER_AES_256_GCM: u8 = 1;
+pub const CIPHER_NAME: &str = "aes-256-gcm";
+/// Plain bytes per chunk.
+pub const CHUNK: usize = 1 << 20;
+const HEADER_LEN: usize = 16;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The environment variable holding the master key (64 hex digits).
+pub const MASTER_KEY_ENV: &str = "TENET_MASTER_KEY";
+
+/// Wraps and unwraps data keys. Implemented by [`LocalMasterKey`]; a KMS would be
+/// another implementation.
+pub trait MasterKey: Send + Sync + std::fmt::Debug {
+    /// A short public fingerprint that says which master key wrapped a data key.
+    fn id(&self) -> String;
+    fn wrap(&self, key: &[u8; 32], ad: &[u8]) -> Result<Vec<u8>>;
+    /// None when `wrapped` was not made by this key for `ad`.
+    fn unwrap(&self, wrapped: &[u8], ad: &[u8]) -> Option<[u8; 32]>;
+}
+
+/// A 256-bit master key held by this process.
+pub struct LocalMasterKey {
+    id: String,
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for LocalMasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalMasterKey({})", self.id)
+    }
+}
+
+impl LocalMasterKey {
+    /// A key from 64 hex digits; `what` says where they came from, in errors.
+    pub fn from_hex(text: &str, what: &str) -> Result<LocalMasterKey> {
+        let text = text.trim();
+        let bytes = from_hex(text).filter(|b| b.len() == 32).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{what} does not hold a master key: give 64 hex digits (256 bits), e.g. \
+                 from `openssl rand -hex 32`"
+            ))
+        })?;
+        let key: [u8; 32] = bytes.try_into().expect("32 bytes");
+        Ok(LocalMasterKey {
+            id: to_hex(&blake3::derive_key("tenet master key id v1", &key)[..8]),
+            cipher: Aes256Gcm::new(&key.into()),
+        })
+    }
+
+    /// The master key of `file`, else of [`MASTER_KEY_ENV`], else none.
+    pub fn load(file: Option<&Path>) -> Result<Option<LocalMasterKey>> {
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "cannot read the master key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            return Self::from_hex(&text, &format!("master key file {}", path.display()))
+                .map(Some);
+        }
+        match std::env::var(MASTER_KEY_ENV) {
+            Ok(v) if !v.is_empty() => Self::from_hex(&v, MASTER_KEY_ENV).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl MasterKey for LocalMasterKey {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn wrap(&self, key: &[u8; 32], ad: &[u8]) -> Result<Vec<u8>> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: ad })
+            .map_err(|_| Error::Internal("wrapping a data key failed".into()))?;
+        Ok([nonce.as_slice(), &ct].concat())
+    }
+
+    fn unwrap(&self, wrapped: &[u8], ad: &[u8]) -> Option<[u8; 32]> {
+        let (nonce, ct) = wrapped.split_at_checked(NONCE_LEN)?;
+        let key = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: ad })
+            .ok()?;
+        key.try_into().ok()
+    }
+}
+
+static MASTER: RwLock<Option<Arc<dyn MasterKey>>> = RwLock::new(None);
+
+/// Sets this process's master key (None: encryption off).
+pub fn set_master(key: Option<Arc<dyn MasterKey>>) {
+    *MASTER.write() = key;
+    *CURRENT.lock() = None;
+}
+
+pub fn master() -> Option<Arc<dyn MasterKey>> {
+    MASTER.read().clone()
+}
+
+/// A data key in memory.
+#[derive(Clone)]
+pub struct DataKey {
+    id: String,
+    cipher: Arc<Aes256Gcm>,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey({})", self.id)
+    }
+}
+
+fn chunk_ad(path: &str, index: u64, last: bool) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(48 + path.len());
+    ad.extend_from_slice(b"tenet sealed object v1");
+    ad.extend_from_slice(&(path.len() as u64).to_le_bytes());
+    ad.extend_from_slice(path.as_bytes());
+    ad.extend_from_slice(&index.to_le_bytes());
+    ad.push(u8::from(last));
+    ad
+}
+
+impl DataKey {
+    fn new(id: &str, key: &[u8; 32]) -> DataKey {
+        DataKey {
+            id: id.to_string(),
+            cipher: Arc::new(Aes256Gcm::new(key.into())),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Seals `plain`, to be stored at `path` (relative to the repository root).
+    pub fn seal(&self, path: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        let chunks = plain.len().div_ceil(CHUNK).max(1);
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + self.id.len() + plain.len() + chunks * 28);
+        out.extend_from_slice(SEALED_MAGIC);
+        out.extend_from_slice(&SEALED_VERSION.to_le_bytes());
+        out.push(CIPHER_AES_256_GCM);
+        out.push(self.id.len() as u8);
+        out.extend_from_slice(&(CHUNK as u32).to_le_bytes());
+        out.extend_from_slice(self.id.as_bytes());
+        for i in 0..chunks {
+            let part = &plain[(i * CHUNK).min(plain.len())..((i + 1) * CHUNK).min(plain.len())];
+            let nonce: [u8; NONCE_LEN] = rand::random();
+            let ad = chunk_ad(path, i as u64, i + 1 == chunks);
+            let ct = self
+                .cipher
+                .encrypt(Nonce::from_slice(&nonce), Payload { msg: part, aad: &ad })
+                .map_err(|_| Error::Internal("sealing an object failed".into()))?;
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&ct);
+        }
+        Ok(out)
+    }
+
+    /// Opens a sealed object read from `path`; `object` names it in errors.
+    fn open(&self, path: &str, object: &str, h: &Header, sealed: &[u8]) -> Result<Vec<u8>> {
+        let corrupt = |reason: String| Error::Corrupt {
+            object: object.to_string(),
+            reason,
+        };
+        let mut body = &sealed[h.body..];
+        let mut out = Vec::with_capacity(body.len());
+        let mut index = 0u64;
+        loop {
+            let whole = NONCE_LEN + h.chunk + TAG_LEN;
+            let last = body.len() <= whole;
+            if body.len() < NONCE_LEN + TAG_LEN {
+                return Err(corrupt(format!("sealed chunk {index} is truncated")));
+            }
+            let (this, rest) = body.split_at(body.len().min(whole));
+            let (nonce, ct) = this.split_at(NONCE_LEN);
+            let plain = self
+                .cipher
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ct,
+                        aad: &chunk_ad(path, index, last),
+                    },
+                )
+                .map_err(|_| {
+                    corrupt(format!(
+                        "sealed chunk {index} does not authenticate with key {} (a changed \
+                         byte, or an object moved, swapped, cut or extended)",
+                        self.id
+                    ))
+                })?;
+            out.extend_from_slice(&plain);
+            if last {
+                return Ok(out);
+            }
+            body = rest;
+            index += 1;
+        }
+    }
+}
+
+/// What the header of a sealed object says.
+#[derive(Debug)]
+struct Header {
+    key_id: String,
+    chunk: usize,
+    /// Where the chunks start.
+    body: usize,
+}
+
+fn header(object: &str, bytes: &[u8]) -> Result<Option<Header>> {
+    if bytes.len() < 8 || &bytes[..8] != SEALED_MAGIC {
+        return Ok(None);
+    }
+    let corrupt = |reason: &str| Error::Corrupt {
+        object: object.to_string(),
+        reason: reason.to_string(),
+    };
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt("sealed object header is truncated"));
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != SEALED_VERSION || bytes[10] != CIPHER_AES_256_GCM {
+        return Err(Error::UnsupportedVersion {
+            object: object.to_string(),
+            found: format!("sealed v{version}, cipher {}", bytes[10]),
+            supported: format!("sealed v{SEALED_VERSION}, cipher {CIPHER_AES_256_GCM} ({CIPHER_NAME})"),
+        });
+    }
+    let id_len = usize::from(bytes[11]);
+    let chunk = u32::from_le_bytes(bytes[12..16].try_into().expect("4")) as usize;
+    if chunk == 0 || chunk > 64 << 20 {
+        return Err(corrupt("sealed object has a bad chunk size"));
+    }
+    let key_id = bytes
+        .get(HEADER_LEN..HEADER_LEN + id_len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .filter(|k| parse_key_id(k).is_some())
+        .ok_or_else(|| corrupt("sealed object names no valid key"))?;
+    Ok(Some(Header {
+        key_id: key_id.to_string(),
+        chunk,
+        body: HEADER_LEN + id_len,
+    }))
+}
+
+/// The key id a sealed object names (None: a plain object).
+pub fn sealed_key_id(bytes: &[u8]) -> Option<String> {
+    header("", bytes).ok().flatten().map(|h| h.key_id)
+}
+
+/// `k<n>` → n.
+fn parse_key_id(id: &str) -> Option<u64> {
+    id.strip_prefix('k')?.parse().ok().filter(|n| *n > 0)
+}
+
+/// The history a repository path is of (`tenants/<id>/…`).
+fn history_of(path: &str) -> Result<u64> {
+    path.strip_prefix(TENANTS_DIR)
+        .and_then(|r| r.split('/').next())
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| Error::Internal(format!("`{path}` is not under a tenant's directory")))
+}
+
+pub fn keys_prefix(history_id: u64) -> String {
+    format!("{TENANTS_DIR}{history_id}/keys/")
+}
+
+fn key_object_path(history_id: u64, key_id: &str) -> String {
+    format!("{}{key_id}.json", keys_prefix(history_id))
+}
+
+fn tombstone_path(history_id: u64, key_id: &str) -> String {
+    format!("{}{key_id}.destroyed.json", keys_prefix(history_id))
+}
+
+const KEY_FORMAT: &str = "tenet-data-key";
+const TOMBSTONE_FORMAT: &str = "tenet-data-key-destroyed";
+const KEY_OBJECT_VERSION: u32 = 1;
+
+/// A wrapped data key as the repository holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KeyObject {
+    format: String,
+    version: u32,
+    history_id: u64,
+    key_id: String,
+    cipher: String,
+    master_key_id: String,
+    /// nonce · wrapped key · tag, hex.
+    wrapped: String,
+    created_at: String,
+}
+
+/// What is left of a destroyed key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub format: String,
+    pub version: u32,
+    pub history_id: u64,
+    pub key_id: String,
+    pub destroyed_at: String,
+    pub by: String,
+}
+
+/// A data key as the system tenant keeps it ([`KEYS_TABLE`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub repo: String,
+    pub history_id: u64,
+    pub key_id: String,
+    pub master_key_id: String,
+    /// nonce · wrapped key · tag, hex; None once destroyed.
+    pub wrapped: Option<String>,
+    pub created_at: String,
+    #[serde(default)]
+    pub destroyed_at: Option<String>,
+}
+
+fn record_key(repo: &str, history_id: u64, key_id: &str) -> Vec<u8> {
+    pk_bytes(&[
+        KeyValue::Str(repo.to_string()),
+        KeyValue::Int(history_id as i64),
+        KeyValue::Str(key_id.to_string()),
+    ])
+}
+
+fn wrap_ad(history_id: u64, key_id: &str) -> Vec<u8> {
+    format!("tenet data key v1|{history_id}|{key_id}").into_bytes()
+}
+
+fn now(store: &Store) -> String {
+    tenet_store::Ts::from_millis(store.clock().now_millis()).to_rfc3339()
+}
+
+/// The key new objects of (repository, history) are sealed with, cached.
+static CURRENT: Mutex<Option<HashMap<(String, u64), DataKey>>> = Mutex::new(None);
+/// Keys opened for reading, by (repository, history, key id).
+static OPENED: Mutex<Option<HashMap<(String, u64, String), DataKey>>> = Mutex::new(None);
+
+fn no_master(what: &str) -> Error {
+    Error::KeyUnavailable(format!(
+        "{what} is encrypted and this process has no master key: give the server (or \
+         command) the master key file with --master-key-file, or set {MASTER_KEY_ENV}"
+    ))
+}
+
+/// Every key object and tombstone of a history in `repo`: key id → (object, tombstone).
+async fn list_keys(
+    repo: &Repo,
+    history_id: u64,
+) -> Result<std::collections::BTreeMap<u64, (Option<String>, Option<String>)>> {
+    let mut out = std::collections::BTreeMap::<u64, (Option<String>, Option<String>)>::new();
+    for (key, _) in repo.list(&keys_prefix(history_id)).await? {
+        let name = key.rsplit('/').next().unwrap_or_default();
+        if let Some(id) = name.strip_suffix(".destroyed.json") {
+            if let Some(n) = parse_key_id(id) {
+                out.entry(n).or_default().1 = Some(key.clone());
+            }
+        } else if let Some(n) = name.strip_suffix(".json").and_then(parse_key_id) {
+            out.entry(n).or_default().0 = Some(key.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The error of a destroyed key, from its tombstone.
+async fn destroyed(repo: &Repo, key: &str, key_id: &str, history_id: u64) -> Error {
+    let at = match repo.get(key).await {
+        Ok(b) => serde_json::from_slice::<Tombstone>(&b)
+            .map(|t| t.destroyed_at)
+            .unwrap_or_else(|_| "an unknown date".into()),
+        Err(_) => "an unknown date".into(),
+    };
+    Error::KeyDestroyed {
+        history_id,
+        key_id: key_id.to_string(),
+        at,
+    }
+}
+
+fn unwrap_object(
+    master: &dyn MasterKey,
+    repo: &Repo,
+    path: &str,
+    history_id: u64,
+    key_id: &str,
+    bytes: &[u8],
+) -> Result<DataKey> {
+    let o: KeyObject = serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        object: repo.describe(path),
+        reason: format!("not a data key: {e}"),
+    })?;
+    if o.format != KEY_FORMAT || o.version != KEY_OBJECT_VERSION || o.cipher != CIPHER_NAME {
+        return Err(Error::UnsupportedVersion {
+            object: repo.describe(path),
+            found: format!("{} v{} ({})", o.format, o.version, o.cipher),
+            supported: format!("{KEY_FORMAT} v{KEY_OBJECT_VERSION} ({CIPHER_NAME})"),
+        });
+    }
+    if o.master_key_id != master.id() {
+        return Err(Error::KeyUnavailable(format!(
+            "data key {key_id} of history #{history_id} was wrapped by master key {}; this \
+             process has master key {}",
+            o.master_key_id,
+            master.id()
+        )));
+    }
+    let raw = from_hex(&o.wrapped)
+        .and_then(|w| master.unwrap(&w, &wrap_ad(history_id, key_id)))
+        .ok_or_else(|| Error::Corrupt {
+            object: repo.describe(path),
+            reason: "the wrapped key does not open with the master key".into(),
+        })?;
+    Ok(DataKey::new(key_id, &raw))
+}
+
+/// The data key `key_id` of a history, to read objects sealed with it.
+pub async fn key_for(repo: &Repo, history_id: u64, key_id: &str, what: &str) -> Result<DataKey> {
+    let cache_key = (repo.url().to_string(), history_id, key_id.to_string());
+    if let Some(k) = OPENED.lock().as_ref().and_then(|m| m.get(&cache_key)) {
+        return Ok(k.clone());
+    }
+    let tomb = tombstone_path(history_id, key_id);
+    if repo.exists(&tomb).await? {
+        return Err(destroyed(repo, &tomb, key_id, history_id).await);
+    }
+    let path = key_object_path(history_id, key_id);
+    let bytes = repo.get_opt(&path).await?.ok_or_else(|| {
+        Error::KeyUnavailable(format!(
+            "{what} is sealed with data key {key_id}, which {} does not hold",
+            repo.describe(&path)
+        ))
+    })?;
+    let master = master().ok_or_else(|| no_master(what))?;
+    let key = unwrap_object(master.as_ref(), repo, &path, history_id, key_id, &bytes)?;
+    OPENED
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(cache_key, key.clone());
+    Ok(key)
+}
+
+/// The bytes of object `path` of `repo` as written: opened if sealed, as they are if
+/// plain.
+pub async fn open_object(repo: &Repo, path: &str, bytes: Bytes) -> Result<Bytes> {
+    let object = repo.describe(path);
+    let Some(h) = header(&object, &bytes)? else {
+        return Ok(bytes);
+    };
+    let key = key_for(repo, history_of(path)?, &h.key_id, &object).await?;
+    let path = path.to_string();
+    blocking(move || Ok(Bytes::from(key.open(&path, &object, &h, &bytes)?))).await
+}
+
+/// `plain` as it is to be stored at `path` of `repo`: sealed with the history's current
+/// data key when this process has a master key, else as it is.
+pub async fn seal_object(store: &Store, repo: &Repo, path: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
+    if master().is_none() {
+        return Ok(plain);
+    }
+    let key = current(store, repo, history_of(path)?).await?;
+    let path = path.to_string();
+    blocking(move || key.seal(&path, &plain)).await
+}
+
+/// The key new objects of a history in `repo` are sealed with: the newest that is not
+/// destroyed, else a new one.
+pub async fn current(store: &Store, repo: &Repo, history_id: u64) -> Result<DataKey> {
+    let cache_key = (repo.url().to_string(), history_id);
+    if let Some(k) = CURRENT.lock().as_ref().and_then(|m| m.get(&cache_key)) {
+        return Ok(k.clone());
+    }
+    let keys = list_keys(repo, history_id).await?;
+    let newest = keys.iter().rev().find(|(_, (o, t))| o.is_some() && t.is_none());
+    let key = match newest {
+        Some((n, _)) => key_for(repo, history_id, &format!("k{n}"), "the tenant's newest key").await?,
+        None if keys.values().any(|(_, t)| t.is_some()) => {
+            return Err(Error::InvalidArgument(format!(
+                "the keys of history #{history_id} in {} were destroyed (the tenant was \
+                 shredded); nothing more is written to it",
+                repo.url()
+            )))
+        }
+        None => make_key(store, repo, history_id, 1).await?,
+    };
+    CURRENT
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(cache_key, key.clone());
+    Ok(key)
+}
+
+/// Makes data key `k<n>` of a history: repository object first, then its record.
+async fn make_key(store: &Store, repo: &Repo, history_id: u64, n: u64) -> Result<DataKey> {
+    let master = master().ok_or_else(|| no_master("a new data key"))?;
+    let key_id = format!("k{n}");
+    let raw: [u8; 32] = rand::random();
+    let wrapped = to_hex(&master.wrap(&raw, &wrap_ad(history_id, &key_id))?);
+    let created_at = now(store);
+    let object = KeyObject {
+        format: KEY_FORMAT.into(),
+        version: KEY_OBJECT_VERSION,
+        history_id,
+        key_id: key_id.clone(),
+        cipher: CIPHER_NAME.into(),
+        master_key_id: master.id(),
+        wrapped: wrapped.clone(),
+        created_at: created_at.clone(),
+    };
+    let path = key_object_path(history_id, &key_id);
+    if repo.exists(&path).await? {
+        return Err(Error::RepoConflict(format!(
+            "data key {key_id} of history #{history_id} already exists in {}",
+            repo.url()
+        )));
+    }
+    repo.put(
+        &path,
+        Bytes::from(serde_json::to_vec_pretty(&object).expect("serializes")),
+    )
+    .await?;
+    let rec = KeyRecord {
+        repo: repo.url().to_string(),
+        history_id,
+        key_id: key_id.clone(),
+        master_key_id: master.id(),
+        wrapped: Some(wrapped),
+        created_at,
+        destroyed_at: None,
+    };
+    store.system_put(
+        KEYS_TABLE,
+        &record_key(&rec.repo, history_id, &key_id),
+        Some(&encode_system_row(&rec)),
+    )?;
+    tracing::info!(history = history_id, key = %key_id, repo = %repo.url(), "made a data key");
+    Ok(DataKey::new(&key_id, &raw))
+}
+
+/// Makes the next data key of a history the one new objects are sealed with; returns
+/// its id.
+pub async fn rotate(store: &Store, repo: &Repo, history_id: u64) -> Result<String> {
+    if master().is_none() {
+        return Err(no_master("rotating keys"));
+    }
+    let keys = list_keys(repo, history_id).await?;
+    let next = keys.keys().next_back().map_or(1, |n| n + 1);
+    let key = make_key(store, repo, history_id, next).await?;
+    CURRENT
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert((repo.url().to_string(), history_id), key.clone());
+    Ok(key.id)
+}
+
+/// A data key as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub created_at: Option<String>,
+    pub destroyed_at: Option<String>,
+    pub current: bool,
+}
+
+/// The keys of a history in `repo`, oldest first.
+pub async fn list(repo: &Repo, history_id: u64) -> Result<Vec<KeyInfo>> {
+    let keys = list_keys(repo, history_id).await?;
+    let current = keys
+        .iter()
+        .rev()
+        .find(|(_, (o, t))| o.is_some() && t.is_none())
+        .map(|(n, _)| *n);
+    let mut out = Vec::new();
+    for (n, (object, tomb)) in keys {
+        let created_at = match &object {
+            Some(p) => repo
+                .get_opt(p)
+                .await?
+                .and_then(|b| serde_json::from_slice::<KeyObject>(&b).ok())
+                .map(|o| o.created_at),
+            None => None,
+        };
+        let destroyed_at = match &tomb {
+            Some(p) => repo
+                .get_opt(p)
+                .await?
+                .and_then(|b| serde_json::from_slice::<Tombstone>(&b).ok())
+                .map(|t| t.destroyed_at),
+            None => None,
+        };
+        out.push(KeyInfo {
+            key_id: format!("k{n}"),
+            created_at,
+            destroyed_at,
+            current: Some(n) == current,
+        });
+    }
+    Ok(out)
+}
+
+/// Destroys every data key of a history: in each of `repos` a tombstone, then the key
+/// object deleted; in the system tenant the wrapped copies wiped. Returns the key ids
+/// destroyed (in any repository).
+pub async fn destroy(store: &Store, repos: &[Repo], history_id: u64, by: &str) -> Result<Vec<String>> {
+    let at = now(store);
+    let mut destroyed_ids = std::collections::BTreeSet::new();
+    for repo in repos {
+        for (n, (object, tomb)) in list_keys(repo, history_id).await? {
+            let key_id = format!("k{n}");
+            if tomb.is_none() {
+                let t = Tombstone {
+                    format: TOMBSTONE_FORMAT.into(),
+                    version: KEY_OBJECT_VERSION,
+                    history_id,
+                    key_id: key_id.clone(),
+                    destroyed_at: at.clone(),
+                    by: by.to_string(),
+                };
+                repo.put(
+                    &tombstone_path(history_id, &key_id),
+                    Bytes::from(serde_json::to_vec_pretty(&t).expect("serializes")),
+                )
+                .await?;
+            }
+            if let Some(o) = object {
+                repo.delete(&o).await?;
+            }
+            destroyed_ids.insert(key_id);
+        }
+    }
+    for (k, v) in store.system_scan(KEYS_TABLE)? {
+        let mut r: KeyRecord = decode_system_row("data key", &v)?;
+        if r.history_id == history_id && r.destroyed_at.is_none() && repos.iter().any(|p| p.url() == r.repo) {
+            r.wrapped = None;
+            r.destroyed_at = Some(at.clone());
+            destroyed_ids.insert(r.key_id.clone());
+            store.system_put(KEYS_TABLE, &k, Some(&encode_system_row(&r)))?;
+        }
+    }
+    *CURRENT.lock() = None;
+    *OPENED.lock() = None;
+    Ok(destroyed_ids.into_iter().collect())
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> DataKey {
+        DataKey::new("k1", &[7u8; 32])
+    }
+
+    #[test]
+    fn sealed_objects_open_only_where_and_as_they_were_sealed() {
+        let k = key();
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let sealed = k.seal("tenants/1/log/a.tls", &plain).unwrap();
+            let h = header("o", &sealed).unwrap().unwrap();
+            assert_eq!(h.key_id, "k1");
+            assert_eq!(k.open("tenants/1/log/a.tls", "o", &h, &sealed).unwrap(), plain);
+            // Another path (a swapped object).
+            assert!(k.open("tenants/1/log/b.tls", "o", &h, &sealed).is_err());
+            // A flipped byte anywhere after the header.
+            let mut bad = sealed.clone();
+            let at = h.body + (len / 2).min(bad.len() - h.body - 1);
+            bad[at] ^= 1;
+            assert!(k.open("tenants/1/log/a.tls", "o", &h, &bad).is_err());
+            // Cut at a chunk boundary, or extended.
+            if len > CHUNK {
+                let cut = &sealed[..h.body + NONCE_LEN + CHUNK + TAG_LEN];
+                assert!(k.open("tenants/1/log/a.tls", "o", &h, cut).is_err());
+            }
+            let mut longer = sealed.clone();
+            longer.extend_from_slice(&[0u8; 40]);
+            assert!(k.open("tenants/1/log/a.tls", "o", &h, &longer).is_err());
+        }
+        // Another key.
+        let sealed = k.seal("p", b"rows").unwrap();
+        let h = header("o", &sealed).unwrap().unwrap();
+        assert!(DataKey::new("k1", &[8u8; 32]).open("p", "o", &h, &sealed).is_err());
+    }
+
+    #[test]
+    fn master_keys_wrap_for_their_history_and_key_only() {
+        let m = LocalMasterKey::from_hex(&"ab".repeat(32), "test").unwrap();
+        let w = m.wrap(&[9u8; 32], &wrap_ad(3, "k1")).unwrap();
+        assert_eq!(m.unwrap(&w, &wrap_ad(3, "k1")), Some([9u8; 32]));
+        assert_eq!(m.unwrap(&w, &wrap_ad(4, "k1")), None);
+        assert_eq!(m.unwrap(&w, &wrap_ad(3, "k2")), None);
+        let other = LocalMasterKey::from_hex(&"cd".repeat(32), "test").unwrap();
+        assert_ne!(m.id(), other.id());
+        assert_eq!(other.unwrap(&w, &wrap_ad(3, "k1")), None);
+        for bad in ["", "abc", &"zz".repeat(32), &"ab".repeat(31)] {
+            assert!(LocalMasterKey::from_hex(bad, "test").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_objects_and_bad_headers() {
+        assert!(header("o", b"TENETDF\0rest").unwrap().is_none());
+        let mut sealed = key().seal("p", b"x").unwrap();
+        sealed[8] = 9;
+        assert!(matches!(
+            header("o", &sealed),
+            Err(Error::UnsupportedVersion { .. })
+        ));
+        assert!(header("o", b"TENETENC").is_err());
+    }
+}
