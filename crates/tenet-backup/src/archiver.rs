@@ -703,6 +703,7 @@ async fn step(store: &Store, st: &mut ArchiveState, repo: &Repo, me: &Running) -
     }
     crate::standby::check_primary(repo, store, st.repo_id(), tenant_id).await?;
     let key = crate::repo::segment_key(st.repo_id(), seg_info.start, seg_info.end);
+    let bytes = crate::keys::seal_object(store, repo, &key, bytes).await?;
     let size = bytes.len() as u64;
     repo.put(&key, Bytes::from(bytes)).await?;
 

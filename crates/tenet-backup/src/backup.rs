@@ -275,8 +275,10 @@ async fn export_shard(
     })
     .await?;
     ctx.check_cancelled()?;
+    let bytes = crate::keys::seal_object(ctx.store(), repo, &key, bytes).await?;
     let size = bytes.len() as u64;
     let sum = blake3::hash(&bytes).to_hex().to_string();
+    let key_id = crate::keys::sealed_key_id(&bytes);
     repo.put(&key, Bytes::from(bytes)).await?;
     Ok(serde_json::to_value(FileEntry {
         path: rel,
@@ -285,6 +287,7 @@ async fn export_shard(
         rows,
         logical_bytes: logical,
         digest: digest.to_hex(),
+        key_id,
     })
     .map(|mut v| {
         // `rows`/`bytes` feed the job's progress when it resumes.

@@ -321,6 +321,9 @@ pub struct FileEntry {
     pub logical_bytes: u64,
     /// Logical digest of the rows in the file.
     pub digest: String,
+    /// The data key it is sealed with (`crate::keys`); absent: stored plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// One table at F.
@@ -387,6 +390,9 @@ pub struct SegmentEntry {
     pub start: Ts,
     pub end: Ts,
     pub records: u64,
+    /// The data key it is sealed with (`crate::keys`); absent: stored plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Encodes a manifest: `{format, version, blake3, body}`, where `blake3` is the hash of

@@ -232,10 +232,12 @@ async fn write_log(
     while let Some((bytes, info, raw)) = rx.recv().await {
         ctx.throttle(bytes.len() as u64).await?;
         let path = format!("log/{:020}-{:020}.tls", info.start.0, info.end.0);
+        let key = format!("{dir}/{path}");
+        let bytes = crate::keys::seal_object(ctx.store(), repo, &key, bytes).await?;
         let size = bytes.len() as u64;
         let sum = blake3::hash(&bytes).to_hex().to_string();
-        repo.put(&format!("{dir}/{path}"), Bytes::from(bytes))
-            .await?;
+        let key_id = crate::keys::sealed_key_id(&bytes);
+        repo.put(&key, Bytes::from(bytes)).await?;
         ctx.add_progress(info.records, raw as u64);
         raw_total += raw as u64;
         segments.push(SegmentEntry {
@@ -245,6 +247,7 @@ async fn write_log(
             start: info.start,
             end: info.end,
             records: info.records,
+            key_id,
         });
     }
     producer

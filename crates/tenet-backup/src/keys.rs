@@ -34,7 +34,7 @@
 //! refuses reads; rerunning it finishes the deletes.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, Payload};
@@ -144,16 +144,24 @@ impl MasterKey for LocalMasterKey {
     }
 }
 
-static MASTER: RwLock<Option<Arc<dyn MasterKey>>> = RwLock::new(None);
+/// The master key of each open store, by its data directory.
+static MASTERS: RwLock<Option<HashMap<PathBuf, Arc<dyn MasterKey>>>> = RwLock::new(None);
 
-/// Sets this process's master key (None: encryption off).
-pub fn set_master(key: Option<Arc<dyn MasterKey>>) {
-    *MASTER.write() = key;
+/// Sets the master key the jobs, archivers and followers of `store` use (None:
+/// encryption off, sealed objects unreadable).
+pub fn set_master(store: &Store, key: Option<Arc<dyn MasterKey>>) {
+    let mut m = MASTERS.write();
+    let map = m.get_or_insert_with(HashMap::new);
+    match key {
+        Some(k) => map.insert(store.path().to_path_buf(), k),
+        None => map.remove(store.path()),
+    };
     *CURRENT.lock() = None;
+    *OPENED.lock() = None;
 }
 
-pub fn master() -> Option<Arc<dyn MasterKey>> {
-    MASTER.read().clone()
+pub fn master(store: &Store) -> Option<Arc<dyn MasterKey>> {
+    MASTERS.read().as_ref()?.get(store.path()).cloned()
 }
 
 /// A data key in memory.
@@ -393,10 +401,11 @@ fn now(store: &Store) -> String {
     tenet_store::Ts::from_millis(store.clock().now_millis()).to_rfc3339()
 }
 
-/// The key new objects of (repository, history) are sealed with, cached.
-static CURRENT: Mutex<Option<HashMap<(String, u64), DataKey>>> = Mutex::new(None);
-/// Keys opened for reading, by (repository, history, key id).
-static OPENED: Mutex<Option<HashMap<(String, u64, String), DataKey>>> = Mutex::new(None);
+/// The key new objects of (store, repository, history) are sealed with, cached.
+static CURRENT: Mutex<Option<HashMap<(PathBuf, String, u64), DataKey>>> = Mutex::new(None);
+/// Keys opened for reading, by (store, repository, history, key id).
+static OPENED: Mutex<Option<HashMap<(PathBuf, String, u64, String), DataKey>>> =
+    Mutex::new(None);
 
 fn no_master(what: &str) -> Error {
     Error::KeyUnavailable(format!(
@@ -476,8 +485,19 @@ fn unwrap_object(
 }
 
 /// The data key `key_id` of a history, to read objects sealed with it.
-pub async fn key_for(repo: &Repo, history_id: u64, key_id: &str, what: &str) -> Result<DataKey> {
-    let cache_key = (repo.url().to_string(), history_id, key_id.to_string());
+pub async fn key_for(
+    store: &Store,
+    repo: &Repo,
+    history_id: u64,
+    key_id: &str,
+    what: &str,
+) -> Result<DataKey> {
+    let cache_key = (
+        store.path().to_path_buf(),
+        repo.url().to_string(),
+        history_id,
+        key_id.to_string(),
+    );
     if let Some(k) = OPENED.lock().as_ref().and_then(|m| m.get(&cache_key)) {
         return Ok(k.clone());
     }
@@ -492,7 +512,7 @@ pub async fn key_for(repo: &Repo, history_id: u64, key_id: &str, what: &str) -> 
             repo.describe(&path)
         ))
     })?;
-    let master = master().ok_or_else(|| no_master(what))?;
+    let master = master(store).ok_or_else(|| no_master(what))?;
     let key = unwrap_object(master.as_ref(), repo, &path, history_id, key_id, &bytes)?;
     OPENED
         .lock()
@@ -503,12 +523,12 @@ pub async fn key_for(repo: &Repo, history_id: u64, key_id: &str, what: &str) -> 
 
 /// The bytes of object `path` of `repo` as written: opened if sealed, as they are if
 /// plain.
-pub async fn open_object(repo: &Repo, path: &str, bytes: Bytes) -> Result<Bytes> {
+pub async fn open_object(store: &Store, repo: &Repo, path: &str, bytes: Bytes) -> Result<Bytes> {
     let object = repo.describe(path);
     let Some(h) = header(&object, &bytes)? else {
         return Ok(bytes);
     };
-    let key = key_for(repo, history_of(path)?, &h.key_id, &object).await?;
+    let key = key_for(store, repo, history_of(path)?, &h.key_id, &object).await?;
     let path = path.to_string();
     blocking(move || Ok(Bytes::from(key.open(&path, &object, &h, &bytes)?))).await
 }
@@ -516,7 +536,7 @@ pub async fn open_object(repo: &Repo, path: &str, bytes: Bytes) -> Result<Bytes>
 /// `plain` as it is to be stored at `path` of `repo`: sealed with the history's current
 /// data key when this process has a master key, else as it is.
 pub async fn seal_object(store: &Store, repo: &Repo, path: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
-    if master().is_none() {
+    if master(store).is_none() {
         return Ok(plain);
     }
     let key = current(store, repo, history_of(path)?).await?;
@@ -527,14 +547,16 @@ pub async fn seal_object(store: &Store, repo: &Repo, path: &str, plain: Vec<u8>)
 /// The key new objects of a history in `repo` are sealed with: the newest that is not
 /// destroyed, else a new one.
 pub async fn current(store: &Store, repo: &Repo, history_id: u64) -> Result<DataKey> {
-    let cache_key = (repo.url().to_string(), history_id);
+    let cache_key = (store.path().to_path_buf(), repo.url().to_string(), history_id);
     if let Some(k) = CURRENT.lock().as_ref().and_then(|m| m.get(&cache_key)) {
         return Ok(k.clone());
     }
     let keys = list_keys(repo, history_id).await?;
     let newest = keys.iter().rev().find(|(_, (o, t))| o.is_some() && t.is_none());
     let key = match newest {
-        Some((n, _)) => key_for(repo, history_id, &format!("k{n}"), "the tenant's newest key").await?,
+        Some((n, _)) => {
+            key_for(store, repo, history_id, &format!("k{n}"), "the tenant's newest key").await?
+        }
         None if keys.values().any(|(_, t)| t.is_some()) => {
             return Err(Error::InvalidArgument(format!(
                 "the keys of history #{history_id} in {} were destroyed (the tenant was \
@@ -553,7 +575,7 @@ pub async fn current(store: &Store, repo: &Repo, history_id: u64) -> Result<Data
 
 /// Makes data key `k<n>` of a history: repository object first, then its record.
 async fn make_key(store: &Store, repo: &Repo, history_id: u64, n: u64) -> Result<DataKey> {
-    let master = master().ok_or_else(|| no_master("a new data key"))?;
+    let master = master(store).ok_or_else(|| no_master("a new data key"))?;
     let key_id = format!("k{n}");
     let raw: [u8; 32] = rand::random();
     let wrapped = to_hex(&master.wrap(&raw, &wrap_ad(history_id, &key_id))?);
@@ -601,7 +623,7 @@ async fn make_key(store: &Store, repo: &Repo, history_id: u64, n: u64) -> Result
 /// Makes the next data key of a history the one new objects are sealed with; returns
 /// its id.
 pub async fn rotate(store: &Store, repo: &Repo, history_id: u64) -> Result<String> {
-    if master().is_none() {
+    if master(store).is_none() {
         return Err(no_master("rotating keys"));
     }
     let keys = list_keys(repo, history_id).await?;
@@ -610,7 +632,10 @@ pub async fn rotate(store: &Store, repo: &Repo, history_id: u64) -> Result<Strin
     CURRENT
         .lock()
         .get_or_insert_with(HashMap::new)
-        .insert((repo.url().to_string(), history_id), key.clone());
+        .insert(
+            (store.path().to_path_buf(), repo.url().to_string(), history_id),
+            key.clone(),
+        );
     Ok(key.id)
 }
 

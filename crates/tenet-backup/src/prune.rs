@@ -710,6 +710,7 @@ mod tests {
                         start: at(s),
                         end: at(ts),
                         records: 1,
+                        key_id: None,
                     }]
                 })
                 .unwrap_or_default(),

@@ -146,6 +146,19 @@ pub(crate) async fn fetch_file(
             reason: format!("blake3 {sum} does not match the manifest's {}", f.blake3),
         });
     }
+    // Sealed exactly as the manifest says (a plain file where a sealed one was written
+    // is a substitution).
+    let sealed = crate::keys::sealed_key_id(&bytes);
+    if sealed != f.key_id {
+        return Err(Error::Corrupt {
+            object,
+            reason: format!(
+                "sealed with key {sealed:?}, the manifest says {:?}",
+                f.key_id
+            ),
+        });
+    }
+    let bytes = crate::keys::open_object(ctx.store(), repo, &key, bytes).await?;
     Ok((object, bytes))
 }
 

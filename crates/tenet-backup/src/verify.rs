@@ -63,6 +63,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
                 rows: seg.records,
                 logical_bytes: 0,
                 digest: String::new(),
+                key_id: seg.key_id.clone(),
             };
             let (object, bytes) = fetch_file(&ctx, &repo, &dir, &f).await?;
             let (info, recs) = blocking(move || read_segment(&object, tid, &bytes)).await?;

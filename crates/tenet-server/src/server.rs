@@ -52,6 +52,8 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Listen on a non-loopback address without TLS (refused otherwise).
     pub insecure_listen: bool,
+    /// Wraps the data keys backups and archived log are sealed with (None: plain).
+    pub master_key: Option<std::sync::Arc<dyn tenet_backup::keys::MasterKey>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         );
     }
     let store = Store::open(&opts.data_dir, StoreOptions::default())?;
+    if let Some(k) = &opts.master_key {
+        println!("tenet: backups and archived log are encrypted (master key {})", k.id());
+    }
+    tenet_backup::keys::set_master(&store, opts.master_key.clone());
     let _gc = store.spawn_gc(opts.gc_interval);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let file = ServerFile {

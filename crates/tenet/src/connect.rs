@@ -66,7 +66,9 @@ pub fn open_embedded(g: &Global, access: Access) -> Result<Service, CliError> {
     if created && access == Access::Existing {
         return Err(no_store(&g.data_dir));
     }
+    let master = g.master_key()?;
     let store = Store::open(&g.data_dir, StoreOptions::default())?;
+    tenet_backup::keys::set_master(&store, master);
     if created {
         announce_new_store(&g.data_dir);
     }

@@ -60,6 +60,23 @@ pub struct Global {
     /// Trust only this CA certificate (PEM) for a server's TLS.
     #[arg(long, global = true, env = "TENET_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// The master key (a file of 64 hex digits) that wraps the tenants' data keys:
+    /// backups and archived log are encrypted with it. Also TENET_MASTER_KEY (the hex).
+    #[arg(long, global = true, env = "TENET_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+impl Global {
+    /// The master key this process is given, if any.
+    pub fn master_key(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn tenet_backup::keys::MasterKey>>, output::CliError> {
+        Ok(
+            tenet_backup::keys::LocalMasterKey::load(self.master_key_file.as_deref())
+                .map_err(|e| output::CliError::invalid(e.to_string()))?
+                .map(|k| std::sync::Arc::new(k) as std::sync::Arc<dyn tenet_backup::keys::MasterKey>),
+        )
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -334,9 +351,11 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
             if !tenet_store::Store::exists(&g.data_dir) {
                 connect::announce_new_store(&g.data_dir);
             }
+            let master_key = g.master_key()?;
             let rt = tokio::runtime::Runtime::new().map_err(output::CliError::other)?;
             rt.block_on(tenet_server::server::serve(
                 tenet_server::server::ServeOptions {
+                    master_key,
                     data_dir: g.data_dir,
                     listen,
                     gc_interval,
