@@ -110,8 +110,7 @@ impl LocalMasterKey {
                     path.display()
                 ))
             })?;
-            return Self::from_hex(&text, &format!("master key file {}", path.display()))
-                .map(Some);
+            return Self::from_hex(&text, &format!("master key file {}", path.display())).map(Some);
         }
         match std::env::var(MASTER_KEY_ENV) {
             Ok(v) if !v.is_empty() => Self::from_hex(&v, MASTER_KEY_ENV).map(Some),
@@ -202,8 +201,7 @@ impl DataKey {
     /// Seals `plain`, to be stored at `path` (relative to the repository root).
     pub fn seal(&self, path: &str, plain: &[u8]) -> Result<Vec<u8>> {
         let chunks = plain.len().div_ceil(CHUNK).max(1);
-        let mut out =
-            Vec::with_capacity(HEADER_LEN + self.id.len() + plain.len() + chunks * 28);
+        let mut out = Vec::with_capacity(HEADER_LEN + self.id.len() + plain.len() + chunks * 28);
         out.extend_from_slice(SEALED_MAGIC);
         out.extend_from_slice(&SEALED_VERSION.to_le_bytes());
         out.push(CIPHER_AES_256_GCM);
@@ -216,7 +214,13 @@ impl DataKey {
             let ad = chunk_ad(path, i as u64, i + 1 == chunks);
             let ct = self
                 .cipher
-                .encrypt(Nonce::from_slice(&nonce), Payload { msg: part, aad: &ad })
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: part,
+                        aad: &ad,
+                    },
+                )
                 .map_err(|_| Error::Internal("sealing an object failed".into()))?;
             out.extend_from_slice(&nonce);
             out.extend_from_slice(&ct);
@@ -292,7 +296,9 @@ fn header(object: &str, bytes: &[u8]) -> Result<Option<Header>> {
         return Err(Error::UnsupportedVersion {
             object: object.to_string(),
             found: format!("sealed v{version}, cipher {}", bytes[10]),
-            supported: format!("sealed v{SEALED_VERSION}, cipher {CIPHER_AES_256_GCM} ({CIPHER_NAME})"),
+            supported: format!(
+                "sealed v{SEALED_VERSION}, cipher {CIPHER_AES_256_GCM} ({CIPHER_NAME})"
+            ),
         });
     }
     let id_len = usize::from(bytes[11]);
@@ -403,9 +409,10 @@ fn now(store: &Store) -> String {
 
 /// The key new objects of (store, repository, history) are sealed with, cached.
 static CURRENT: Mutex<Option<HashMap<(PathBuf, String, u64), DataKey>>> = Mutex::new(None);
+/// Held while a key is made.
+static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Keys opened for reading, by (store, repository, history, key id).
-static OPENED: Mutex<Option<HashMap<(PathBuf, String, u64, String), DataKey>>> =
-    Mutex::new(None);
+static OPENED: Mutex<Option<HashMap<(PathBuf, String, u64, String), DataKey>>> = Mutex::new(None);
 
 fn no_master(what: &str) -> Error {
     Error::KeyUnavailable(format!(
@@ -535,7 +542,12 @@ pub async fn open_object(store: &Store, repo: &Repo, path: &str, bytes: Bytes) -
 
 /// `plain` as it is to be stored at `path` of `repo`: sealed with the history's current
 /// data key when this process has a master key, else as it is.
-pub async fn seal_object(store: &Store, repo: &Repo, path: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
+pub async fn seal_object(
+    store: &Store,
+    repo: &Repo,
+    path: &str,
+    plain: Vec<u8>,
+) -> Result<Vec<u8>> {
     if master(store).is_none() {
         return Ok(plain);
     }
@@ -547,15 +559,35 @@ pub async fn seal_object(store: &Store, repo: &Repo, path: &str, plain: Vec<u8>)
 /// The key new objects of a history in `repo` are sealed with: the newest that is not
 /// destroyed, else a new one.
 pub async fn current(store: &Store, repo: &Repo, history_id: u64) -> Result<DataKey> {
-    let cache_key = (store.path().to_path_buf(), repo.url().to_string(), history_id);
+    let cache_key = (
+        store.path().to_path_buf(),
+        repo.url().to_string(),
+        history_id,
+    );
+    if let Some(k) = CURRENT.lock().as_ref().and_then(|m| m.get(&cache_key)) {
+        return Ok(k.clone());
+    }
+    // One maker of keys at a time in this process (a backup and the archiver may ask
+    // for a history's first key together).
+    let _making = MAKING.lock().await;
     if let Some(k) = CURRENT.lock().as_ref().and_then(|m| m.get(&cache_key)) {
         return Ok(k.clone());
     }
     let keys = list_keys(repo, history_id).await?;
-    let newest = keys.iter().rev().find(|(_, (o, t))| o.is_some() && t.is_none());
+    let newest = keys
+        .iter()
+        .rev()
+        .find(|(_, (o, t))| o.is_some() && t.is_none());
     let key = match newest {
         Some((n, _)) => {
-            key_for(store, repo, history_id, &format!("k{n}"), "the tenant's newest key").await?
+            key_for(
+                store,
+                repo,
+                history_id,
+                &format!("k{n}"),
+                "the tenant's newest key",
+            )
+            .await?
         }
         None if keys.values().any(|(_, t)| t.is_some()) => {
             return Err(Error::InvalidArgument(format!(
@@ -592,10 +624,15 @@ async fn make_key(store: &Store, repo: &Repo, history_id: u64, n: u64) -> Result
     };
     let path = key_object_path(history_id, &key_id);
     if repo.exists(&path).await? {
-        return Err(Error::RepoConflict(format!(
-            "data key {key_id} of history #{history_id} already exists in {}",
-            repo.url()
-        )));
+        // Another store made it first (a promoted standby of the same history).
+        return key_for(
+            store,
+            repo,
+            history_id,
+            &key_id,
+            "a data key made elsewhere",
+        )
+        .await;
     }
     repo.put(
         &path,
@@ -626,16 +663,18 @@ pub async fn rotate(store: &Store, repo: &Repo, history_id: u64) -> Result<Strin
     if master(store).is_none() {
         return Err(no_master("rotating keys"));
     }
+    let _making = MAKING.lock().await;
     let keys = list_keys(repo, history_id).await?;
     let next = keys.keys().next_back().map_or(1, |n| n + 1);
     let key = make_key(store, repo, history_id, next).await?;
-    CURRENT
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(
-            (store.path().to_path_buf(), repo.url().to_string(), history_id),
-            key.clone(),
-        );
+    CURRENT.lock().get_or_insert_with(HashMap::new).insert(
+        (
+            store.path().to_path_buf(),
+            repo.url().to_string(),
+            history_id,
+        ),
+        key.clone(),
+    );
     Ok(key.id)
 }
 
@@ -687,7 +726,12 @@ pub async fn list(repo: &Repo, history_id: u64) -> Result<Vec<KeyInfo>> {
 /// Destroys every data key of a history: in each of `repos` a tombstone, then the key
 /// object deleted; in the system tenant the wrapped copies wiped. Returns the key ids
 /// destroyed (in any repository).
-pub async fn destroy(store: &Store, repos: &[Repo], history_id: u64, by: &str) -> Result<Vec<String>> {
+pub async fn destroy(
+    store: &Store,
+    repos: &[Repo],
+    history_id: u64,
+    by: &str,
+) -> Result<Vec<String>> {
     let at = now(store);
     let mut destroyed_ids = std::collections::BTreeSet::new();
     for repo in repos {
@@ -716,7 +760,10 @@ pub async fn destroy(store: &Store, repos: &[Repo], history_id: u64, by: &str) -
     }
     for (k, v) in store.system_scan(KEYS_TABLE)? {
         let mut r: KeyRecord = decode_system_row("data key", &v)?;
-        if r.history_id == history_id && r.destroyed_at.is_none() && repos.iter().any(|p| p.url() == r.repo) {
+        if r.history_id == history_id
+            && r.destroyed_at.is_none()
+            && repos.iter().any(|p| p.url() == r.repo)
+        {
             r.wrapped = None;
             r.destroyed_at = Some(at.clone());
             destroyed_ids.insert(r.key_id.clone());
@@ -754,7 +801,10 @@ mod tests {
             let sealed = k.seal("tenants/1/log/a.tls", &plain).unwrap();
             let h = header("o", &sealed).unwrap().unwrap();
             assert_eq!(h.key_id, "k1");
-            assert_eq!(k.open("tenants/1/log/a.tls", "o", &h, &sealed).unwrap(), plain);
+            assert_eq!(
+                k.open("tenants/1/log/a.tls", "o", &h, &sealed).unwrap(),
+                plain
+            );
             // Another path (a swapped object).
             assert!(k.open("tenants/1/log/b.tls", "o", &h, &sealed).is_err());
             // A flipped byte anywhere after the header.
@@ -774,7 +824,9 @@ mod tests {
         // Another key.
         let sealed = k.seal("p", b"rows").unwrap();
         let h = header("o", &sealed).unwrap().unwrap();
-        assert!(DataKey::new("k1", &[8u8; 32]).open("p", "o", &h, &sealed).is_err());
+        assert!(DataKey::new("k1", &[8u8; 32])
+            .open("p", "o", &h, &sealed)
+            .is_err());
     }
 
     #[test]

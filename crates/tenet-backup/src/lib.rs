@@ -467,6 +467,87 @@ impl Backups {
             .map(|r| r.repo))
     }
 
+    /// The repository a tenant's keys are read from and made in: `repo`, else its
+    /// default one (archive, standby, newest backup), else its strategy's, else the
+    /// store's default repository.
+    async fn keys_repo(&self, tenant: &Subject, repo: Option<&str>) -> Result<Repo> {
+        let store = self.jobs.store();
+        let url = match repo {
+            Some(r) => Some(canonical_url(r)?),
+            None => self.default_repo(tenant)?,
+        };
+        let url = match (url, tenant.tenant_id) {
+            (Some(u), _) => u,
+            (None, Some(id)) => match strategy::Strategies::load(store)?.of(id) {
+                Some((s, _)) => s.repo_url(store)?,
+                None => strategy::default_repo_url(store)?,
+            },
+            (None, None) => strategy::default_repo_url(store)?,
+        };
+        let repo = Repo::open(&url)?;
+        repo.marker().await?;
+        Ok(repo)
+    }
+
+    /// A tenant's data keys in its repository (see [`Backups::keys_repo`]).
+    pub async fn keys(
+        &self,
+        tenant: &Subject,
+        repo: Option<&str>,
+    ) -> Result<(String, Vec<keys::KeyInfo>)> {
+        let repo = self.keys_repo(tenant, repo).await?;
+        let list = keys::list(&repo, tenant.id).await?;
+        Ok((repo.url().to_string(), list))
+    }
+
+    /// Makes a new data key the one a tenant's new backups and log are sealed with.
+    pub async fn rotate_key(&self, tenant: &Subject, repo: Option<&str>) -> Result<String> {
+        let repo = self.keys_repo(tenant, repo).await?;
+        keys::rotate(self.jobs.store(), &repo, tenant.id).await
+    }
+
+    /// Every repository a tenant of this store wrote to or is set to write to: its
+    /// backups', its archive's, its standby source's, its strategy's, the default.
+    pub fn repos_of(&self, tenant: &Subject) -> Result<Vec<String>> {
+        let store = self.jobs.store();
+        let mut urls: Vec<String> = records::list(store)?
+            .into_iter()
+            .filter(|r| r.tenant_id == tenant.id)
+            .map(|r| r.repo)
+            .collect();
+        if let Some(id) = tenant.tenant_id {
+            urls.extend(archiver::load(store, id)?.map(|a| a.repo));
+            urls.extend(standby::load(store, id)?.map(|s| s.repo));
+            if let Some((s, _)) = strategy::Strategies::load(store)?.of(id) {
+                urls.extend(s.repo_url(store).ok());
+            }
+        }
+        urls.extend(strategy::default_repo_url(store).ok());
+        urls.sort();
+        urls.dedup();
+        Ok(urls)
+    }
+
+    /// Destroys a history's data keys in `repos` (see [`keys::destroy`]); returns the
+    /// key ids destroyed.
+    pub async fn destroy_keys(
+        &self,
+        tenant: &Subject,
+        repos: &[String],
+        by: &str,
+    ) -> Result<Vec<String>> {
+        let mut opened = Vec::new();
+        for url in repos {
+            match Repo::open(url) {
+                Ok(r) => opened.push(r),
+                Err(e) => {
+                    tracing::warn!(repo = %url, error = %e, "cannot open a repository to shred in")
+                }
+            }
+        }
+        keys::destroy(self.jobs.store(), &opened, tenant.id, by).await
+    }
+
     /// What `repo` (default: [`Backups::default_repo`]) holds of a tenant.
     pub async fn inventory(
         &self,

@@ -85,6 +85,17 @@ pub trait Admin: Send + Sync {
     /// Every tenant's protection, worst first.
     fn protection(&self, q: &ProtectionQuery) -> ApiResult<ProtectionOverview>;
 
+    /// A tenant's data keys (in its repository, or `repo`).
+    fn list_keys(&self, tenant: &str, q: &RepoQuery) -> ApiResult<TenantKeys>;
+    /// Makes a new data key the one new backups and log of the tenant are sealed with.
+    fn rotate_key(&self, tenant: &str, req: &RotateKey) -> ApiResult<TenantKeys>;
+    /// Drops a tenant, then destroys its data keys everywhere (crypto-shredding); an
+    /// audit record stays.
+    fn shred_tenant(&self, tenant: &str) -> ApiResult<ShredResponse>;
+
+    /// The audit log (admin only): shreds, key rotations, tokens made and revoked.
+    fn audit_log(&self) -> ApiResult<Vec<AuditRecord>>;
+
     /// API tokens (admin only; never their secrets).
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>>;
     /// Makes a token; its secret is in the answer only.

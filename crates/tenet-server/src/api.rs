@@ -1344,3 +1344,69 @@ pub struct CreatedToken {
     pub token: String,
     pub info: TokenInfo,
 }
+
+/// One data key of a tenant's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DataKeyInfo {
+    /// `k1`, `k2`, …
+    pub key_id: String,
+    pub created_at: Option<String>,
+    /// Set once destroyed (the tenant was shredded).
+    pub destroyed_at: Option<String>,
+    /// New backups and log are sealed with it.
+    pub current: bool,
+}
+
+/// A tenant's data keys (`GET /v1/tenants/{tenant}/keys`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TenantKeys {
+    pub tenant: String,
+    pub history_id: u64,
+    /// The repository they were read from.
+    pub repo: String,
+    /// Whether this server seals new backups and log (it has a master key).
+    pub encryption: bool,
+    /// The master key's public fingerprint.
+    pub master_key_id: Option<String>,
+    pub keys: Vec<DataKeyInfo>,
+}
+
+/// Make a new data key current (`POST /v1/tenants/{tenant}/keys/rotate`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// Default: the tenant's repository (its archive's, its backups', its strategy's).
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
+/// What a shred did (`POST /v1/tenants/{tenant}/shred`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShredResponse {
+    pub tenant: String,
+    pub tenant_id: u64,
+    pub history_id: u64,
+    /// The drop.
+    pub commit: Commit,
+    /// Data keys destroyed, in every repository named below.
+    pub keys_destroyed: Vec<String>,
+    pub repos: Vec<String>,
+    pub destroyed_at: String,
+    /// Backups of the tenant with files written before encryption was on: shredding
+    /// does not make those unreadable (delete them).
+    pub still_readable: Vec<String>,
+}
+
+/// One entry of the audit log (`GET /v1/audit`): who did what, when, to which tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    pub at: String,
+    /// `local` (the data directory's owner) or `token <id> (<role>)`.
+    pub by: String,
+    /// `shred`, `key_rotate`, `token_create`, `token_revoke`.
+    pub action: String,
+    pub tenant: Option<String>,
+    pub tenant_id: Option<u64>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}

@@ -569,6 +569,11 @@ impl crate::service::Service {
             .create(&name, role, tenant_id, expires_ms, &self.caller)?;
         tracing::info!(token = r.id, role = %r.role, tenant = ?r.tenant_id,
             by = %self.caller.describe(), "token created");
+        self.audit(
+            "token_create",
+            None,
+            serde_json::json!({ "token_id": r.id, "role": r.role, "tenant_id": r.tenant_id }),
+        )?;
         Ok(crate::api::CreatedToken {
             token,
             info: self.token_info(&r),
@@ -578,5 +583,41 @@ impl crate::service::Service {
     /// The service's tokens (the HTTP layer authenticates with them).
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+}
+
+impl crate::service::Service {
+    /// Appends to the audit log (system table [`tenet_store::AUDIT_TABLE`]).
+    pub(crate) fn audit(
+        &self,
+        action: &str,
+        tenant: Option<(&str, u64)>,
+        detail: serde_json::Value,
+    ) -> ApiResult<()> {
+        let ms = self.store.clock().now_millis();
+        let r = crate::api::AuditRecord {
+            at: rfc3339(ms),
+            by: self.caller.describe(),
+            action: action.to_string(),
+            tenant: tenant.map(|t| t.0.to_string()),
+            tenant_id: tenant.map(|t| t.1),
+            detail,
+        };
+        let key = pk_bytes(&[
+            KeyValue::Int(ms as i64),
+            KeyValue::Int(i64::from(rand::random::<u32>())),
+        ]);
+        self.store
+            .system_put(tenet_store::AUDIT_TABLE, &key, Some(&encode_system_row(&r)))?;
+        Ok(())
+    }
+
+    /// The audit log, oldest first.
+    pub(crate) fn audit_log_impl(&self) -> ApiResult<Vec<crate::api::AuditRecord>> {
+        self.store
+            .system_scan(tenet_store::AUDIT_TABLE)?
+            .into_iter()
+            .map(|(_, v)| Ok(decode_system_row("audit record", &v)?))
+            .collect()
     }
 }

@@ -398,6 +398,30 @@ impl Admin for Client {
         self.with_body(Method::POST, &["v1", "tenants", tenant, "drill"], req)
     }
 
+    fn list_keys(&self, tenant: &str, q: &RepoQuery) -> ApiResult<TenantKeys> {
+        self.get(&["v1", "tenants", tenant, "keys"], q)
+    }
+
+    fn rotate_key(&self, tenant: &str, req: &RotateKey) -> ApiResult<TenantKeys> {
+        self.with_body(
+            Method::POST,
+            &["v1", "tenants", tenant, "keys", "rotate"],
+            req,
+        )
+    }
+
+    fn shred_tenant(&self, tenant: &str) -> ApiResult<ShredResponse> {
+        self.with_body(
+            Method::POST,
+            &["v1", "tenants", tenant, "shred"],
+            &serde_json::json!({}),
+        )
+    }
+
+    fn audit_log(&self) -> ApiResult<Vec<AuditRecord>> {
+        self.get(&["v1", "audit"], &NONE)
+    }
+
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
         self.get(&["v1", "tokens"], &NONE)
     }

@@ -628,6 +628,44 @@ async fn drill(
     accepted(s, move |s| s.drill(&t, &req)).await
 }
 
+/// A tenant's data keys: which exist, which is current, which were destroyed.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/keys", tag = "keys", params(("tenant" = String, Path, description = "Tenant name"), RepoQuery),
+    responses((status = 200, body = TenantKeys), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn list_keys(
+    Authed(s): Authed,
+    ApiPath(t): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RepoQuery>,
+) -> R<TenantKeys> {
+    run(s, move |s| s.list_keys(&t, &q)).await
+}
+
+/// Makes a new data key the one the tenant's new backups and archived log are sealed
+/// with (older ones keep reading what they sealed).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys/rotate", tag = "keys", params(("tenant" = String, Path, description = "Tenant name")), request_body = RotateKey,
+    responses((status = 200, body = TenantKeys), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn rotate_key(
+    Authed(s): Authed,
+    ApiPath(t): ApiPath<String>,
+    ApiJson(req): ApiJson<RotateKey>,
+) -> R<TenantKeys> {
+    run(s, move |s| s.rotate_key(&t, &req)).await
+}
+
+/// Drops a tenant, then destroys its data keys in every repository it used: its
+/// backups and archived log can never be read again (crypto-shredding).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/shred", tag = "keys", params(("tenant" = String, Path, description = "Tenant name")),
+    responses((status = 200, body = ShredResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn shred_tenant(Authed(s): Authed, ApiPath(t): ApiPath<String>) -> R<ShredResponse> {
+    run(s, move |s| s.shred_tenant(&t)).await
+}
+
+/// The audit log: shreds, key rotations, tokens made and revoked (admin only).
+#[utoipa::path(get, path = "/v1/audit", tag = "keys",
+    responses((status = 200, body = Vec<AuditRecord>), (status = 403, body = ErrorBody)))]
+async fn audit_log(Authed(s): Authed) -> R<Vec<AuditRecord>> {
+    run(s, move |s| s.audit_log()).await
+}
+
 /// API tokens (admin only; never their secrets).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -741,6 +779,10 @@ impl utoipa::Modify for BearerAuth {
         list_tokens,
         create_token,
         revoke_token,
+        list_keys,
+        rotate_key,
+        shred_tenant,
+        audit_log,
     ),
     components(schemas(ErrorBody, Commit, TxnOp)),
     modifiers(&BearerAuth)
@@ -862,6 +904,10 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ("/v1/protection", get(protection)),
         ("/v1/tenants/{tenant}/drill", post(drill)),
         ("/v1/tokens", get(list_tokens).post(create_token)),
+        ("/v1/tenants/{tenant}/keys", get(list_keys)),
+        ("/v1/tenants/{tenant}/keys/rotate", post(rotate_key)),
+        ("/v1/tenants/{tenant}/shred", post(shred_tenant)),
+        ("/v1/audit", get(audit_log)),
         ("/v1/tokens/{id}", delete(revoke_token)),
     ]
 }

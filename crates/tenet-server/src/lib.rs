@@ -9,6 +9,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod listener;
 pub mod metrics;
 pub mod protection;

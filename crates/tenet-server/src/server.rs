@@ -104,7 +104,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let store = Store::open(&opts.data_dir, StoreOptions::default())?;
     if let Some(k) = &opts.master_key {
-        println!("tenet: backups and archived log are encrypted (master key {})", k.id());
+        println!(
+            "tenet: backups and archived log are encrypted (master key {})",
+            k.id()
+        );
     }
     tenet_backup::keys::set_master(&store, opts.master_key.clone());
     let _gc = store.spawn_gc(opts.gc_interval);

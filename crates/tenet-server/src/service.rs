@@ -1369,6 +1369,26 @@ impl Admin for Service {
         self.protection_impl(q)
     }
 
+    fn list_keys(&self, tenant: &str, q: &RepoQuery) -> ApiResult<TenantKeys> {
+        self.allow(Role::Read, Some(tenant))?;
+        self.list_keys_impl(tenant, q.repo.as_ref())
+    }
+
+    fn rotate_key(&self, tenant: &str, req: &RotateKey) -> ApiResult<TenantKeys> {
+        self.allow(Role::Operator, Some(tenant))?;
+        self.rotate_key_impl(tenant, req.repo.as_ref())
+    }
+
+    fn shred_tenant(&self, tenant: &str) -> ApiResult<ShredResponse> {
+        self.allow(Role::Admin, Some(tenant))?;
+        self.shred_impl(tenant)
+    }
+
+    fn audit_log(&self) -> ApiResult<Vec<AuditRecord>> {
+        self.allow(Role::Admin, None)?;
+        self.audit_log_impl()
+    }
+
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
         self.allow(Role::Admin, None)?;
         Ok(self
@@ -1388,6 +1408,7 @@ impl Admin for Service {
         self.allow(Role::Admin, None)?;
         let r = self.tokens.revoke(id)?;
         tracing::info!(token = id, by = %self.caller.describe(), "token revoked");
+        self.audit("token_revoke", None, serde_json::json!({ "token_id": id }))?;
         Ok(self.token_info(&r))
     }
 

@@ -538,7 +538,9 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
         }
         BenchCmd::Auth { tokens, checks } => {
             if tokens == 0 || checks == 0 {
-                return Err(CliError::invalid("--tokens and --checks must be at least 1"));
+                return Err(CliError::invalid(
+                    "--tokens and --checks must be at least 1",
+                ));
             }
             crate::bench_auth::run(tokens, checks)
         }

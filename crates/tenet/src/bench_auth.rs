@@ -44,7 +44,13 @@ pub fn run(tokens: u64, checks: u64) -> Result<(), CliError> {
         let role = Role::ALL[(i % 3) as usize];
         let (t, _) = svc
             .tokens()
-            .create(&format!("bench {i}"), role, Some(acme), None, &Caller::local())
+            .create(
+                &format!("bench {i}"),
+                role,
+                Some(acme),
+                None,
+                &Caller::local(),
+            )
             .map_err(CliError::from)?;
         last = t;
     }
@@ -55,11 +61,12 @@ pub fn run(tokens: u64, checks: u64) -> Result<(), CliError> {
     for round in 0..4 {
         // A B B A: the check, the floor, the floor, the check.
         if round == 0 || round == 3 {
-            check.add(time(checks, || {
-                let c = svc.tokens().authenticate(Some(&header));
-                assert!(c.is_ok());
-            }))
-            .expect("same bounds");
+            check
+                .add(time(checks, || {
+                    let c = svc.tokens().authenticate(Some(&header));
+                    assert!(c.is_ok());
+                }))
+                .expect("same bounds");
         } else {
             floor
                 .add(time(checks, || {

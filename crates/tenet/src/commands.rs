@@ -38,7 +38,13 @@ pub enum TenantCmd {
         history_retention: Option<std::time::Duration>,
     },
     /// Drop a tenant with all its data, log and snapshots.
-    Drop { name: String },
+    Drop {
+        name: String,
+        /// Also destroy its data keys (crypto-shredding): every backup and archived
+        /// segment of it becomes unreadable, wherever it was copied.
+        #[arg(long)]
+        shred: bool,
+    },
     /// A new tenant (new ids) equal to this one at a time: built from its local
     /// history, or restored from the repository when the time is older than that.
     Clone {
@@ -346,9 +352,30 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                     );
                 }
             }
-            TenantCmd::Drop { name } => {
+            TenantCmd::Drop { name, shred: false } => {
                 let c = admin.drop_tenant(&name)?;
                 print_commit(&format!("dropped tenant `{name}`"), &c, json);
+            }
+            TenantCmd::Drop { name, shred: true } => {
+                let r = admin.shred_tenant(&name)?;
+                if json {
+                    print_json(&r);
+                } else {
+                    println!(
+                        "dropped tenant `{name}` and destroyed its data keys {} in {} at {}: its \
+                         backups and archived log can no longer be read",
+                        r.keys_destroyed.join(", "),
+                        r.repos.join(", "),
+                        r.destroyed_at
+                    );
+                    if !r.still_readable.is_empty() {
+                        println!(
+                            "warning: backups {} hold files written before encryption and stay \
+                             readable; delete them with `tenet backups delete`",
+                            r.still_readable.join(", ")
+                        );
+                    }
+                }
             }
         },
         Command::Table(t) => match t {
@@ -575,6 +602,7 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
         | Command::Standby(_)
         | Command::Repo(_)
         | Command::Token(_)
+        | Command::Key(_)
         | Command::Drill(_)
         | Command::Status { .. }
         | Command::Strategy(_)

@@ -14,6 +14,7 @@ mod debug;
 mod demo;
 mod duration;
 mod jobs_cli;
+mod key_cli;
 mod output;
 mod protection_cli;
 mod revert_cli;
@@ -74,7 +75,9 @@ impl Global {
         Ok(
             tenet_backup::keys::LocalMasterKey::load(self.master_key_file.as_deref())
                 .map_err(|e| output::CliError::invalid(e.to_string()))?
-                .map(|k| std::sync::Arc::new(k) as std::sync::Arc<dyn tenet_backup::keys::MasterKey>),
+                .map(|k| {
+                    std::sync::Arc::new(k) as std::sync::Arc<dyn tenet_backup::keys::MasterKey>
+                }),
         )
     }
 }
@@ -109,6 +112,9 @@ enum Command {
     /// API tokens: create, list, revoke.
     #[command(subcommand)]
     Token(token_cli::TokenCmd),
+    /// Data keys of encrypted backups: list, rotate; the audit log.
+    #[command(subcommand)]
+    Key(key_cli::KeyCmd),
     /// Tenants: create, list, show, rename, set, drop.
     #[command(subcommand)]
     Tenant(commands::TenantCmd),
@@ -371,6 +377,7 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
             })
         }
         Command::Token(cmd) => token_cli::run(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
+        Command::Key(cmd) => key_cli::run(cmd, connect::connect(&g, Existing)?.as_ref(), &g),
         Command::Demo => demo::run(&g),
         Command::Bench(cmd) => bench::run(cmd, &g),
         Command::Debug(cmd) => debug::run(cmd, &g),

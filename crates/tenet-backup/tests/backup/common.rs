@@ -129,7 +129,8 @@ impl Env {
         while archivers.state(self.id(tenant)).unwrap().checkpoint < at {
             assert!(
                 std::time::Instant::now() < deadline,
-                "archiver did not catch up"
+                "archiver did not catch up: {:?}",
+                archivers.state(self.id(tenant))
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -8,6 +8,7 @@ mod cancel;
 mod common;
 mod corruption;
 mod drill;
+mod encryption;
 mod fixtures;
 mod in_place;
 mod pitr;

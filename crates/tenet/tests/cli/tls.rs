@@ -18,7 +18,8 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "tenet test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "tenet test CA");
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::DigitalSignature,
@@ -28,11 +29,17 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate().unwrap();
     let mut leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     leaf.use_authority_key_identifier_extension = true;
-    leaf.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+    leaf.extended_key_usages
+        .push(ExtendedKeyUsagePurpose::ServerAuth);
     let cert = leaf.signed_by(&key, &issuer).unwrap();
-    let files = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&files.0, ca_cert.pem()).unwrap();
     std::fs::write(&files.1, cert.pem()).unwrap();
     std::fs::write(&files.2, key.serialize_pem()).unwrap();
@@ -100,9 +107,23 @@ fn the_cli_verifies_the_servers_certificate() {
     let o = cli(&d, &["--server", &url, "tenant", "create", "acme"]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("certificate") && err.contains("--ca-cert"), "{err}");
+    assert!(
+        err.contains("certificate") && err.contains("--ca-cert"),
+        "{err}"
+    );
     // Trusted through --ca-cert: found by --server or through the data directory.
-    let o = cli(&d, &["--server", &url, "--ca-cert", ca, "tenant", "create", "acme"]);
+    let o = cli(
+        &d,
+        &[
+            "--server",
+            &url,
+            "--ca-cert",
+            ca,
+            "tenant",
+            "create",
+            "acme",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let list = json_out(&cli(&d, &["--ca-cert", ca, "--json", "tenant", "list"]));
     assert_eq!(list[0]["name"], "acme", "{list}");
@@ -111,9 +132,23 @@ fn the_cli_verifies_the_servers_certificate() {
     let o = cli(&d, &["--server", &plain, "tenant", "list"]);
     assert!(!o.status.success());
     // A CA file that is not a certificate is refused as such.
-    let o = cli(&d, &["--server", &url, "--ca-cert", cert.with_extension("missing").to_str().unwrap(), "tenant", "list"]);
+    let o = cli(
+        &d,
+        &[
+            "--server",
+            &url,
+            "--ca-cert",
+            cert.with_extension("missing").to_str().unwrap(),
+            "tenant",
+            "list",
+        ],
+    );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("cannot read the CA certificate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read the CA certificate"),
+        "{}",
+        stderr(&o)
+    );
     terminate(&child);
     assert!(child.wait().unwrap().success());
 }
@@ -130,7 +165,11 @@ fn a_non_loopback_address_needs_tls_or_insecure_listen() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("refusing to listen on 0.0.0.0:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refusing to listen on 0.0.0.0:"),
+        "{}",
+        stderr(&o)
+    );
     assert!(tenet_server::server::read_server_file(&d).is_none());
     // With TLS it serves.
     let mut child = serve(
