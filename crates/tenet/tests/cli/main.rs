@@ -17,6 +17,7 @@ mod put_back;
 #[path = "../../../tenet-backup/tests/support/s3_server.rs"]
 mod s3_server;
 mod server_log;
+mod shred;
 mod standby;
 mod status;
 mod tls;
