@@ -1,7 +1,9 @@
 //! `tenet bench backup`: full backup and restore throughput of a generated tenant
 //! (1 KiB rows over several tables), repository size vs logical size, peak RSS of each
 //! phase, and — on the same bytes, in the same run — single-threaded `zstd -1`
-//! compression speed as the ceiling proxy.
+//! compression speed as the ceiling proxy. Four rounds of backup + restore in ABBA
+//! order: plain, encrypted (a master key set), encrypted, plain; the cost of
+//! encryption is the ratio of their means.
 //!
 //! Peak RSS is the kernel's high-water mark (`VmHWM`), reset before each phase through
 //! `/proc/self/clear_refs`, so each figure covers one phase only.
@@ -72,11 +74,102 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     let repo = format!("file://{}", repo_dir.path().display());
     let err = |e: tenet_backup::Error| CliError::other(e);
 
+    // Rounds in ABBA order: plain, encrypted, encrypted, plain.
+    let master: std::sync::Arc<dyn tenet_backup::keys::MasterKey> = std::sync::Arc::new(
+        tenet_backup::keys::LocalMasterKey::from_hex(&"6b".repeat(32), "bench").map_err(err)?,
+    );
+    let mut rounds: Vec<Round> = Vec::new();
+    for (n, encrypted) in [false, true, true, false].into_iter().enumerate() {
+        tenet_backup::keys::set_master(&store, encrypted.then(|| master.clone()));
+        rounds.push(round(&rt, &backups, &store, &repo, n, encrypted)?);
+    }
+    tenet_backup::keys::set_master(&store, None);
+    let first = &rounds[0];
+
+    // The ceiling proxy: zstd -1 over the same raw bytes (the plain data files' blocks,
+    // decompressed first, then compressed again under the clock).
+    let (raw_bytes, zstd_secs) = zstd_ceiling(repo_dir.path())?;
+
+    println!();
+    println!(
+        "logical size      {:>10.1} MiB ({} rows)",
+        first.logical / MIB,
+        first.rows
+    );
+    println!(
+        "repository size   {:>10.1} MiB ({:.2} of logical, {} files; sealed: {:.1} MiB)",
+        first.stored / MIB,
+        first.stored / first.logical,
+        first.files,
+        rounds[1].stored / MIB
+    );
+    for r in &rounds {
+        println!(
+            "round {} {:<9}  backup {:>7.1} MiB/s (peak RSS {:>4.0} MiB)   restore {:>7.1} MiB/s (incl. verify, peak RSS {:>4.0} MiB)",
+            r.n + 1,
+            if r.encrypted { "encrypted" } else { "plain" },
+            r.logical / MIB / r.backup_secs,
+            r.backup_rss,
+            r.logical / MIB / r.restore_secs,
+            r.restore_rss,
+        );
+    }
+    let rate = |enc: bool, f: fn(&Round) -> f64| {
+        let v: Vec<f64> = rounds
+            .iter()
+            .filter(|r| r.encrypted == enc)
+            .map(|r| r.logical / MIB / f(r))
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    for (what, f) in [
+        ("full backup", (|r: &Round| r.backup_secs) as fn(&Round) -> f64),
+        ("restore", |r: &Round| r.restore_secs),
+    ] {
+        let (plain, sealed) = (rate(false, f), rate(true, f));
+        println!(
+            "{what:<17} {:>10.1} MiB/s plain, {:.1} MiB/s encrypted: cost {:.1} % (target ≤ 10 %)",
+            plain,
+            sealed,
+            (1.0 - sealed / plain) * 100.0
+        );
+    }
+    println!(
+        "zstd -1 ceiling   {:>10.1} MiB/s  (one core, {:.0} MiB of the same bytes)",
+        raw_bytes / MIB / zstd_secs,
+        raw_bytes / MIB
+    );
+    println!("cores             {workers:>10}");
+    Ok(())
+}
+
+/// One backup and restore of `big`.
+struct Round {
+    n: usize,
+    encrypted: bool,
+    logical: f64,
+    stored: f64,
+    rows: u64,
+    files: u64,
+    backup_secs: f64,
+    backup_rss: f64,
+    restore_secs: f64,
+    restore_rss: f64,
+}
+
+fn round(
+    rt: &tokio::runtime::Runtime,
+    backups: &Backups,
+    store: &Store,
+    repo: &str,
+    n: usize,
+    encrypted: bool,
+) -> Result<Round, CliError> {
+    let err = |e: tenet_backup::Error| CliError::other(e);
     reset_peak_rss();
-    let backup_base = rss_mib();
     let t0 = Instant::now();
     let job = rt
-        .block_on(backups.start_full(store.tenant("big")?.id, &repo, None))
+        .block_on(backups.start_full(store.tenant("big")?.id, repo, None))
         .map_err(err)?;
     let job = rt
         .block_on(backups.jobs().run(job.id))
@@ -87,18 +180,16 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
         return Err(CliError::other(format!("backup failed: {:?}", job.error)));
     }
     let r = job.result.unwrap_or_default();
-    let logical = r["logical_bytes"].as_u64().unwrap_or(0) as f64;
-    let stored = r["stored_bytes"].as_u64().unwrap_or(0) as f64;
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
 
     reset_peak_rss();
-    let restore_base = rss_mib();
+    let target = format!("big_copy{n}");
     let t0 = Instant::now();
     let job = rt
         .block_on(backups.start_restore(&RestoreRequest {
             source: None,
-            backup_id: backup_id.clone(),
-            target: "big_copy".into(),
+            backup_id,
+            target: target.clone(),
             repo: None,
             throttle_bytes_per_sec: None,
         }))
@@ -111,44 +202,20 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
     if job.state != JobState::Succeeded {
         return Err(CliError::other(format!("restore failed: {:?}", job.error)));
     }
-
-    // The ceiling proxy: zstd -1 over the same raw bytes (the data files' blocks,
-    // decompressed first, then compressed again under the clock).
-    let (raw_bytes, zstd_secs) = zstd_ceiling(repo_dir.path())?;
-
-    println!();
-    println!(
-        "logical size      {:>10.1} MiB ({} rows)",
-        logical / MIB,
-        r["rows"]
-    );
-    println!(
-        "repository size   {:>10.1} MiB ({:.2} of logical, {} files)",
-        stored / MIB,
-        stored / logical,
-        r["files"]
-    );
-    println!(
-        "full backup       {:>10.1} MiB/s  ({:.1} s, peak RSS {:.0} MiB, {:.0} MiB at its start)",
-        logical / MIB / backup_secs,
+    store.drop_tenant(store.tenant(&target)?.id)?;
+    let _ = rss_mib();
+    Ok(Round {
+        n,
+        encrypted,
+        logical: r["logical_bytes"].as_u64().unwrap_or(0) as f64,
+        stored: r["stored_bytes"].as_u64().unwrap_or(0) as f64,
+        rows: r["rows"].as_u64().unwrap_or(0),
+        files: r["files"].as_u64().unwrap_or(0),
         backup_secs,
         backup_rss,
-        backup_base
-    );
-    println!(
-        "restore           {:>10.1} MiB/s  ({:.1} s incl. verify, peak RSS {:.0} MiB, {:.0} MiB at its start)",
-        logical / MIB / restore_secs,
         restore_secs,
         restore_rss,
-        restore_base
-    );
-    println!(
-        "zstd -1 ceiling   {:>10.1} MiB/s  (one core, {:.0} MiB of the same bytes)",
-        raw_bytes / MIB / zstd_secs,
-        raw_bytes / MIB
-    );
-    println!("cores             {workers:>10}");
-    Ok(())
+    })
 }
 
 fn zstd_ceiling(repo: &std::path::Path) -> Result<(f64, f64), CliError> {
@@ -160,6 +227,9 @@ fn zstd_ceiling(repo: &std::path::Path) -> Result<(f64, f64), CliError> {
         .filter(|f| f.extension().is_some_and(|e| e == "tdf"))
     {
         let bytes = std::fs::read(f).map_err(CliError::other)?;
+        if tenet_backup::keys::sealed_key_id(&bytes).is_some() {
+            continue; // the plain rounds' files hold the same bytes
+        }
         // The records' bytes (keys, commit ts, rows), then zstd alone under the clock.
         let mut raw = Vec::new();
         tenet_backup::format::read_data_file("bench", &bytes, |pk, ts, row| {
