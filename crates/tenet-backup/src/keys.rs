@@ -25,7 +25,7 @@
 //! wrapped copies in the system tenant: from then on every backup and segment of the
 //! history fails with `KEY_DESTROYED`, wherever its objects were copied. (A copy of the
 //! repository's key objects taken before the shred can still be opened with the master
-//! key; rotate the master key where that matters.)
+//! key; re-wrapping data keys under a new master key is not built yet.)
 //!
 //! # Crash consistency
 //! A new key's object is written to the repository before its record, and before any
@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -212,18 +212,15 @@ impl DataKey {
             let part = &plain[(i * CHUNK).min(plain.len())..((i + 1) * CHUNK).min(plain.len())];
             let nonce: [u8; NONCE_LEN] = rand::random();
             let ad = chunk_ad(path, i as u64, i + 1 == chunks);
-            let ct = self
-                .cipher
-                .encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: part,
-                        aad: &ad,
-                    },
-                )
-                .map_err(|_| Error::Internal("sealing an object failed".into()))?;
             out.extend_from_slice(&nonce);
-            out.extend_from_slice(&ct);
+            let start = out.len();
+            out.extend_from_slice(part);
+            // In place: the object is copied once, not once more per chunk.
+            let tag = self
+                .cipher
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &ad, &mut out[start..])
+                .map_err(|_| Error::Internal("sealing an object failed".into()))?;
+            out.extend_from_slice(&tag);
         }
         Ok(out)
     }
@@ -244,15 +241,16 @@ impl DataKey {
                 return Err(corrupt(format!("sealed chunk {index} is truncated")));
             }
             let (this, rest) = body.split_at(body.len().min(whole));
-            let (nonce, ct) = this.split_at(NONCE_LEN);
-            let plain = self
-                .cipher
-                .decrypt(
+            let (nonce, sealed) = this.split_at(NONCE_LEN);
+            let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+            let start = out.len();
+            out.extend_from_slice(ct);
+            self.cipher
+                .decrypt_in_place_detached(
                     Nonce::from_slice(nonce),
-                    Payload {
-                        msg: ct,
-                        aad: &chunk_ad(path, index, last),
-                    },
+                    &chunk_ad(path, index, last),
+                    &mut out[start..],
+                    aes_gcm::Tag::from_slice(tag),
                 )
                 .map_err(|_| {
                     corrupt(format!(
@@ -261,7 +259,6 @@ impl DataKey {
                         self.id
                     ))
                 })?;
-            out.extend_from_slice(&plain);
             if last {
                 return Ok(out);
             }

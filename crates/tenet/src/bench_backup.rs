@@ -123,7 +123,10 @@ pub fn run(mib: u64, tables: usize) -> Result<(), CliError> {
         v.iter().sum::<f64>() / v.len() as f64
     };
     for (what, f) in [
-        ("full backup", (|r: &Round| r.backup_secs) as fn(&Round) -> f64),
+        (
+            "full backup",
+            (|r: &Round| r.backup_secs) as fn(&Round) -> f64,
+        ),
         ("restore", |r: &Round| r.restore_secs),
     ] {
         let (plain, sealed) = (rate(false, f), rate(true, f));

@@ -3,15 +3,16 @@
 //! 1. `--server URL` (or `TENET_SERVER`): that server.
 //! 2. A `server.json` in the data directory whose URL answers `/healthz`: that server
 //!    (it owns the directory; RocksDB allows one opener).
-//!
-//! A server gets the token of `--token` or `TENET_TOKEN`, else the data directory's
-//! `admin.token` when readable (the first admin token, on the server's machine).
-//! Embedded, no token is needed: whoever can open the directory owns it.
-//!
 //! 3. Otherwise: open the data directory embedded, in this process. Only commands
 //!    that can start from nothing (`tenant create`, `restore`) create a store there,
 //!    and say so on stderr; every other command refuses a directory without one, so a
 //!    mistyped `--data-dir` does not leave an empty store behind.
+//!
+//! A server gets the token of `--token` or `TENET_TOKEN`, else the data directory's
+//! `admin.token` when readable (the first admin token, on the server's machine), and
+//! is trusted by the system's CAs or `--ca-cert` alone. Embedded, no token is needed
+//! (whoever can open the directory owns it), and the master key of `--master-key-file`
+//! or `TENET_MASTER_KEY` is set on the store.
 
 use std::path::Path;
 
