@@ -37,8 +37,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, AeadInPlace, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -51,7 +50,7 @@ use crate::util::{blocking, to_hex};
 
 pub const SEALED_MAGIC: &[u8; 8] = b"TENETENC";
 pub const SEALED_VERSION: u16 = 1;
-/// AES-256-GCM, 96-bit random nonces.
+/// AES-256-GCM (aws-lc-rs), 96-bit random nonces.
 const CIPHER_AES_256_GCM: u8 = 1;
 pub const CIPHER_NAME: &str = "aes-256-gcm";
 /// Plain bytes per chunk.
@@ -75,7 +74,7 @@ pub trait MasterKey: Send + Sync + std::fmt::Debug {
 /// A 256-bit master key held by this process.
 pub struct LocalMasterKey {
     id: String,
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
 }
 
 impl std::fmt::Debug for LocalMasterKey {
@@ -97,7 +96,7 @@ impl LocalMasterKey {
         let key: [u8; 32] = bytes.try_into().expect("32 bytes");
         Ok(LocalMasterKey {
             id: to_hex(&blake3::derive_key("tenet master key id v1", &key)[..8]),
-            cipher: Aes256Gcm::new(&key.into()),
+            cipher: aes_256_gcm(&key),
         })
     }
 
@@ -126,24 +125,40 @@ impl MasterKey for LocalMasterKey {
 
     fn wrap(&self, key: &[u8; 32], ad: &[u8]) -> Result<Vec<u8>> {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let ct = self
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(key);
+        let tag = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: ad })
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ad),
+                &mut out[NONCE_LEN..],
+            )
             .map_err(|_| Error::Internal("wrapping a data key failed".into()))?;
-        Ok([nonce.as_slice(), &ct].concat())
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
     }
 
     fn unwrap(&self, wrapped: &[u8], ad: &[u8]) -> Option<[u8; 32]> {
-        let (nonce, ct) = wrapped.split_at_checked(NONCE_LEN)?;
+        let (nonce, sealed) = wrapped.split_at_checked(NONCE_LEN)?;
+        let mut buf = sealed.to_vec();
         let key = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: ad })
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(nonce).ok()?,
+                Aad::from(ad),
+                &mut buf,
+            )
             .ok()?;
         key.try_into().ok()
     }
 }
 
-/// The master key of each open store, by its data directory.
+/// An AES-256-GCM key (aws-lc-rs).
+fn aes_256_gcm(key: &[u8; 32]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 256-bit key"))
+}
+
 static MASTERS: RwLock<Option<HashMap<PathBuf, Arc<dyn MasterKey>>>> = RwLock::new(None);
 
 /// Sets the master key the jobs, archivers and followers of `store` use (None:
@@ -167,7 +182,7 @@ pub fn master(store: &Store) -> Option<Arc<dyn MasterKey>> {
 #[derive(Clone)]
 pub struct DataKey {
     id: String,
-    cipher: Arc<Aes256Gcm>,
+    cipher: Arc<LessSafeKey>,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -190,12 +205,17 @@ impl DataKey {
     fn new(id: &str, key: &[u8; 32]) -> DataKey {
         DataKey {
             id: id.to_string(),
-            cipher: Arc::new(Aes256Gcm::new(key.into())),
+            cipher: Arc::new(aes_256_gcm(key)),
         }
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A random key held only in memory (benchmarks measure sealing with it).
+    pub fn ephemeral() -> DataKey {
+        DataKey::new("k1", &rand::random())
     }
 
     /// Seals `plain`, to be stored at `path` (relative to the repository root).
@@ -218,9 +238,13 @@ impl DataKey {
             // In place: the object is copied once, not once more per chunk.
             let tag = self
                 .cipher
-                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &ad, &mut out[start..])
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(&ad[..]),
+                    &mut out[start..],
+                )
                 .map_err(|_| Error::Internal("sealing an object failed".into()))?;
-            out.extend_from_slice(&tag);
+            out.extend_from_slice(tag.as_ref());
         }
         Ok(out)
     }
@@ -242,16 +266,16 @@ impl DataKey {
             }
             let (this, rest) = body.split_at(body.len().min(whole));
             let (nonce, sealed) = this.split_at(NONCE_LEN);
-            let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
             let start = out.len();
-            out.extend_from_slice(ct);
-            self.cipher
-                .decrypt_in_place_detached(
-                    Nonce::from_slice(nonce),
-                    &chunk_ad(path, index, last),
+            out.extend_from_slice(sealed);
+            let opened = self
+                .cipher
+                .open_in_place(
+                    Nonce::try_assume_unique_for_key(nonce).expect("12 bytes"),
+                    Aad::from(&chunk_ad(path, index, last)[..]),
                     &mut out[start..],
-                    aes_gcm::Tag::from_slice(tag),
                 )
+                .map(|plain| plain.len())
                 .map_err(|_| {
                     corrupt(format!(
                         "sealed chunk {index} does not authenticate with key {} (a changed \
@@ -259,6 +283,7 @@ impl DataKey {
                         self.id
                     ))
                 })?;
+            out.truncate(start + opened);
             if last {
                 return Ok(out);
             }

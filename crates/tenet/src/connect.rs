@@ -39,7 +39,8 @@ pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     if let Some(url) = &g.server {
         return Ok(Box::new(Client::with_options(url, &client_options(g))?));
     }
-    if let Some(file) = read_server_file(&g.data_dir) {
+    let file = read_server_file(&g.data_dir);
+    if let Some(file) = &file {
         if Client::probe_with(&file.url, g.ca_cert.as_deref()).is_some() {
             return Ok(Box::new(Client::with_options(
                 &file.url,
@@ -47,7 +48,24 @@ pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
             )?));
         }
     }
-    Ok(Box::new(open_embedded(g, access)?))
+    match open_embedded(g, access) {
+        Ok(svc) => Ok(Box::new(svc)),
+        // A server we could not talk to holds it: say which, and the usual reason.
+        Err(mut e) if file.is_some() && e.code == "UNAVAILABLE" => {
+            let url = file.map(|f| f.url).unwrap_or_default();
+            e.message.push_str(&format!(
+                "; the server at {url} (its server.json) holds it but did not answer"
+            ));
+            if url.starts_with("https://") {
+                e.message.push_str(
+                    " over TLS: if its certificate is signed by your own CA, give it with \
+                     --ca-cert (or TENET_CA_CERT)",
+                );
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The token (`--token`, `TENET_TOKEN`, else the data directory's first admin token

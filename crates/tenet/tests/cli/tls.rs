@@ -111,6 +111,14 @@ fn the_cli_verifies_the_servers_certificate() {
         err.contains("certificate") && err.contains("--ca-cert"),
         "{err}"
     );
+    // Found through the data directory, not trusted: which server, and the way out.
+    let o = cli(&d, &["tenant", "list"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&url) && stderr(&o).contains("--ca-cert"),
+        "{}",
+        stderr(&o)
+    );
     // Trusted through --ca-cert: found by --server or through the data directory.
     let o = cli(
         &d,
