@@ -103,7 +103,7 @@ impl LogApply<'_> {
             self.cancel.check()?;
             let bytes = self.repo.get(&l.key).await?;
             sink.throttle(bytes.len() as u64).await?;
-            let bytes = crate::keys::open_object(self.store, &self.repo, &l.key, bytes).await?;
+            let bytes = crate::keys::open_object(self.store, self.repo, &l.key, bytes).await?;
             let object = self.repo.describe(&l.key);
             let (info, recs) = blocking(move || read_segment(&object, source, &bytes)).await?;
             if (info.start, info.end) != (l.start, l.end) {

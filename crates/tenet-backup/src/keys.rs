@@ -429,12 +429,17 @@ fn now(store: &Store) -> String {
     tenet_store::Ts::from_millis(store.clock().now_millis()).to_rfc3339()
 }
 
+/// A data key by (store, repository, history).
+type CurrentKeys = HashMap<(PathBuf, String, u64), DataKey>;
+/// A data key by (store, repository, history, key id).
+type OpenedKeys = HashMap<(PathBuf, String, u64, String), DataKey>;
+
 /// The key new objects of (store, repository, history) are sealed with, cached.
-static CURRENT: Mutex<Option<HashMap<(PathBuf, String, u64), DataKey>>> = Mutex::new(None);
+static CURRENT: Mutex<Option<CurrentKeys>> = Mutex::new(None);
 /// Held while a key is made.
 static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-/// Keys opened for reading, by (store, repository, history, key id).
-static OPENED: Mutex<Option<HashMap<(PathBuf, String, u64, String), DataKey>>> = Mutex::new(None);
+/// Keys opened for reading.
+static OPENED: Mutex<Option<OpenedKeys>> = Mutex::new(None);
 
 fn no_master(what: &str) -> Error {
     Error::KeyUnavailable(format!(
@@ -798,7 +803,7 @@ pub async fn destroy(
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

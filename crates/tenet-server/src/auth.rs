@@ -362,39 +362,6 @@ pub(crate) fn rfc3339(ms: u64) -> String {
     tenet_store::Ts::from_millis(ms).to_rfc3339()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_parse_only_in_their_one_shape() {
-        let good = format!("tenet_12_{}", "ab".repeat(32));
-        assert_eq!(parse(&good).map(|p| p.0), Some(12));
-        for bad in [
-            "",
-            "tenet_",
-            "tenet_12",
-            "tenet_x_abc",
-            &format!("tenet_12_{}", "ab".repeat(31)),
-            &format!("tenet_12_{}", "zz".repeat(32)),
-            &format!("other_12_{}", "ab".repeat(32)),
-            &format!("tenet_-1_{}", "ab".repeat(32)),
-        ] {
-            assert!(parse(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn roles_are_ordered_and_parse() {
-        assert!(Role::Read < Role::Write && Role::Write < Role::Operator);
-        assert!(Role::Operator < Role::Admin);
-        for r in Role::ALL {
-            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
-        }
-        assert!("root".parse::<Role>().is_err());
-    }
-}
-
 /// What the caller may do, asked at the start of every service operation.
 impl crate::service::Service {
     /// This service acting for `caller` (a cheap clone).
@@ -619,5 +586,38 @@ impl crate::service::Service {
             .into_iter()
             .map(|(_, v)| Ok(decode_system_row("audit record", &v)?))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_only_in_their_one_shape() {
+        let good = format!("tenet_12_{}", "ab".repeat(32));
+        assert_eq!(parse(&good).map(|p| p.0), Some(12));
+        for bad in [
+            "",
+            "tenet_",
+            "tenet_12",
+            "tenet_x_abc",
+            &format!("tenet_12_{}", "ab".repeat(31)),
+            &format!("tenet_12_{}", "zz".repeat(32)),
+            &format!("other_12_{}", "ab".repeat(32)),
+            &format!("tenet_-1_{}", "ab".repeat(32)),
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roles_are_ordered_and_parse() {
+        assert!(Role::Read < Role::Write && Role::Write < Role::Operator);
+        assert!(Role::Operator < Role::Admin);
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        assert!("root".parse::<Role>().is_err());
     }
 }
