@@ -11,10 +11,11 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
-use tenet_store::{Code, Store, Ts, JOBS_TABLE};
+use tenet_store::{Code, Store, Ts, JOBS_TABLE, JOB_TASKS_TABLE};
 
 use crate::record::{
-    decode, encode, job_key, JobError, JobOwner, JobRecord, JobState, PhaseCounts, Progress,
+    decode, encode, job_key, task_key, JobError, JobOwner, JobRecord, JobState, PhaseCounts,
+    Progress,
 };
 use crate::throttle::{CancelToken, Throttle};
 use crate::{Error, Result};
@@ -732,11 +733,7 @@ impl JobContext {
     /// cancelled; on error they finish their current step and are dropped).
     pub async fn run_tasks(&self, phase: &str, tasks: Vec<Task>) -> Result<Vec<Value>> {
         self.set_phase(phase)?;
-        let done: HashMap<String, Value> = self
-            .checkpoint("tasks")
-            .and_then(|t| t.get(phase).cloned())
-            .and_then(|p| serde_json::from_value(p).ok())
-            .unwrap_or_default();
+        let done = self.finished_tasks(phase)?;
         let count = |key: &str| -> u64 {
             done.values()
                 .map(|o| o.get(key).and_then(Value::as_u64).unwrap_or(0))
@@ -809,19 +806,133 @@ impl JobContext {
             .collect())
     }
 
+    /// The outputs of the tasks of `phase` that finished: rows of their own (and, in a
+    /// record written before those, its checkpoint's `tasks.<phase>`).
+    fn finished_tasks(&self, phase: &str) -> Result<HashMap<String, Value>> {
+        let mut done: HashMap<String, Value> = self
+            .checkpoint("tasks")
+            .and_then(|t| t.get(phase).cloned())
+            .and_then(|p| serde_json::from_value(p).ok())
+            .unwrap_or_default();
+        let store = &self.inner.manager.inner.store;
+        let prefix = task_key(self.id(), phase, None);
+        for (key, value) in store.system_scan_prefix(JOB_TASKS_TABLE, &prefix)? {
+            let id = match tenet_store::keys::decode_pk(&key)?.get(2) {
+                Some(tenet_store::keys::KeyValue::Str(id)) => id.clone(),
+                _ => {
+                    return Err(Error::Store(tenet_store::Error::Corrupt(format!(
+                        "a task row of job {} has no task id",
+                        self.id()
+                    ))))
+                }
+            };
+            done.insert(id, tenet_store::decode_system_row("task output", &value)?);
+        }
+        Ok(done)
+    }
+
+    /// Records a finished task: its output as a row of its own and the record's count,
+    /// in one commit.
     fn finish_task(&self, phase: &str, id: &str, out: Value) -> Result<()> {
         *self.inner.last_persist.lock() = Instant::now();
-        self.update(|r| {
+        let _order = self.inner.persist.lock();
+        let rec = {
+            let mut r = self.inner.record.lock();
             r.progress.tasks_done += 1;
-            let tasks = r
-                .checkpoint
-                .as_object_mut()
-                .map(|c| c.entry("tasks").or_insert_with(|| json!({})));
-            if let Some(Value::Object(tasks)) = tasks {
-                if let Value::Object(p) = tasks.entry(phase).or_insert_with(|| json!({})) {
-                    p.insert(id.to_string(), out);
-                }
+            r.updated_at = self.inner.manager.now();
+            if !r.state.is_final() {
+                self.estimate(&mut r.progress);
             }
-        })
+            r.clone()
+        };
+        let row = tenet_store::encode_system_row(&out);
+        self.inner.manager.inner.store.system_write(&[
+            (JOBS_TABLE, &job_key(rec.id), Some(&encode(&rec))),
+            (
+                JOB_TASKS_TABLE,
+                &task_key(rec.id, phase, Some(id)),
+                Some(&row),
+            ),
+        ])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::JobOwner;
+
+    /// A job of `tasks` tasks, each returning a 1 KiB output; on its second run the
+    /// tasks it finished before must not run again.
+    struct Many {
+        tasks: usize,
+        ran: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl JobKind for Many {
+        fn kind(&self) -> &'static str {
+            "many"
+        }
+        fn run(&self, ctx: JobContext) -> BoxFuture<'static, Result<Value>> {
+            let (n, ran) = (self.tasks, self.ran.clone());
+            Box::pin(async move {
+                let tasks = (0..n)
+                    .map(|i| {
+                        let ran = ran.clone();
+                        Task::new(format!("t{i:05}"), move |_| async move {
+                            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Ok(json!({"i": i, "pad": "x".repeat(1024), "rows": 1}))
+                        })
+                    })
+                    .collect();
+                let out = ctx.run_tasks("work", tasks).await?;
+                assert!(out.iter().enumerate().all(|(i, o)| o["i"] == i));
+                Ok(json!({"tasks": out.len()}))
+            })
+        }
+        fn cleanup(&self, _ctx: JobContext) -> BoxFuture<'static, Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[test]
+    fn task_outputs_are_rows_and_the_record_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let jobs = JobManager::new(store.clone(), 2, rt.handle().clone());
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        jobs.register(Arc::new(Many {
+            tasks: 2000,
+            ran: ran.clone(),
+        }));
+        let job = jobs
+            .create("many", "t", json!({}), None, JobOwner::default())
+            .unwrap();
+        let done = rt.block_on(jobs.run(job.id)).unwrap();
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        assert_eq!(done.result.unwrap()["tasks"], 2000);
+        assert_eq!(done.progress.tasks_done, 2000);
+        // 2 MiB of outputs, none of it in the record.
+        let stored = store
+            .system_get(JOBS_TABLE, &job_key(job.id))
+            .unwrap()
+            .unwrap();
+        assert!(stored.len() < 4096, "the record is {} bytes", stored.len());
+        let rows = store
+            .system_scan_prefix(JOB_TASKS_TABLE, &task_key(job.id, "work", None))
+            .unwrap();
+        assert_eq!(rows.len(), 2000);
+        assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 2000);
+        // Another phase name or job shares none of them.
+        assert!(store
+            .system_scan_prefix(JOB_TASKS_TABLE, &task_key(job.id, "wor", None))
+            .unwrap()
+            .is_empty());
     }
 }

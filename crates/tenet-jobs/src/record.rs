@@ -250,6 +250,14 @@ pub(crate) fn job_key(id: u64) -> Vec<u8> {
     pk_bytes(&[KeyValue::Int(id as i64)])
 }
 
+/// The row of a finished task's output (system table `JOB_TASKS_TABLE`), or with
+/// `task` None the prefix of a phase's rows.
+pub(crate) fn task_key(job: u64, phase: &str, task: Option<&str>) -> Vec<u8> {
+    let mut values = vec![KeyValue::Int(job as i64), KeyValue::Str(phase.to_string())];
+    values.extend(task.map(|t| KeyValue::Str(t.to_string())));
+    pk_bytes(&values)
+}
+
 pub(crate) fn encode(rec: &JobRecord) -> Vec<u8> {
     tenet_store::encode_system_row(rec)
 }

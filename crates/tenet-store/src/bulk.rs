@@ -51,6 +51,10 @@ pub const AUDIT_TABLE: u64 = 11;
 /// System table of wrapped data keys (system tenant), keyed by (repository, history,
 /// key id).
 pub const KEYS_TABLE: u64 = 12;
+/// System table of finished job tasks' outputs (system tenant), keyed by (job id,
+/// phase, task id): rows of their own, so a job of many tasks never rewrites a
+/// growing record.
+pub const JOB_TASKS_TABLE: u64 = 13;
 
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -493,15 +497,48 @@ impl Store {
         self.get_raw(&system_read(self.visible_ts()), table, key)
     }
 
+    /// Writes (`Some`) or deletes (`None`) several rows of system tables in one commit:
+    /// all or none of them.
+    pub fn system_write(&self, rows: &[(u64, &[u8], Option<&[u8]>)]) -> Result<CommitInfo> {
+        for (table, _, _) in rows {
+            check_system_table(*table)?;
+        }
+        self.commit(CommitRequest {
+            tenant_id: SYSTEM_TENANT,
+            tenant_name: String::new(),
+            start_ts: Ts::MAX,
+            mutations: rows
+                .iter()
+                .map(|(table, key, value)| Mutation {
+                    table_id: *table,
+                    pk_enc: key.to_vec(),
+                    value: value.map(<[u8]>::to_vec),
+                })
+                .collect(),
+            conflict_keys: Vec::new(),
+            registry: Vec::new(),
+        })
+    }
+
     /// Every row of system table `table`, in key order.
     pub fn system_scan(&self, table: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.system_scan_prefix(table, &[])
+    }
+
+    /// The rows of system table `table` whose key starts with `prefix`, in key order.
+    pub fn system_scan_prefix(&self, table: u64, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         check_system_table(table)?;
+        let end = crate::keys::prefix_end(prefix);
         let mut rows = Vec::new();
         self.scan_raw(
             &system_read(self.visible_ts()),
             table,
-            None,
-            None,
+            (!prefix.is_empty()).then_some(prefix),
+            if prefix.is_empty() {
+                None
+            } else {
+                end.as_deref()
+            },
             |k, _, v| {
                 rows.push((k.to_vec(), v.to_vec()));
                 Ok(true)

@@ -40,8 +40,8 @@ mod txn;
 
 pub use bulk::{
     decode_system_row, encode_system_row, SstInfo, ARCHIVES_TABLE, AUDIT_TABLE, BACKUPS_TABLE,
-    DROPPED_TABLE, JOBS_TABLE, KEYS_TABLE, REPOS_TABLE, SCHEDULES_TABLE, STANDBYS_TABLE,
-    STRATEGIES_TABLE, TOKENS_TABLE,
+    DROPPED_TABLE, JOBS_TABLE, JOB_TASKS_TABLE, KEYS_TABLE, REPOS_TABLE, SCHEDULES_TABLE,
+    STANDBYS_TABLE, STRATEGIES_TABLE, TOKENS_TABLE,
 };
 pub use catalog::{Catalog, CatalogEntry, SnapshotDef};
 pub use clock::{Clock, ManualClock, SystemClock};
