@@ -1236,6 +1236,11 @@ impl Admin for Service {
 
     fn switchover(&self, tenant: &str, req: &SwitchoverRequest) -> ApiResult<JobInfo> {
         self.allow(Role::Operator, Some(tenant))?;
+        // A standby in this store is another tenant: a tenant token cannot see it (and
+        // must not learn from the answer whether it exists).
+        if req.to_server.is_none() {
+            self.allow(Role::Operator, Some(&req.to))?;
+        }
         let id = self.live_tenant(tenant)?;
         self.require_server("a switchover")?;
         if let Some(url) = &req.to_server {

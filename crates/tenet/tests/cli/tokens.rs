@@ -68,7 +68,13 @@ fn spec(method: &str, path: &str) -> Option<(&'static str, Value, &'static str)>
         ("POST", "/v1/tenants/{tenant}/standby/pause") => ("operator", Value::Null, ""),
         ("POST", "/v1/tenants/{tenant}/standby/resume") => ("operator", Value::Null, ""),
         ("POST", "/v1/tenants/{tenant}/promote") => ("operator", json!({}), ""),
-        ("POST", "/v1/tenants/{tenant}/switchover") => ("operator", json!({"to": "nobody"}), ""),
+        // To another server: a standby in this store is another tenant, which a tenant
+        // token cannot name (checked below).
+        ("POST", "/v1/tenants/{tenant}/switchover") => (
+            "operator",
+            json!({"to": "nobody", "to_server": "http://127.0.0.1:9"}),
+            "",
+        ),
         ("GET", "/v1/tenants/{tenant}/strategy") => ("read", Value::Null, ""),
         ("PUT", "/v1/tenants/{tenant}/strategy") => ("operator", json!({"full": "@daily"}), ""),
         ("DELETE", "/v1/tenants/{tenant}/strategy") => ("operator", Value::Null, ""),
@@ -397,6 +403,21 @@ fn every_operation_answers_each_token_as_its_role_and_tenant_allow() {
         answered.keys().any(|s| (200..300).contains(s)),
         "{answered:?}"
     );
+
+    // A switchover to a standby in this store names another tenant: B answers as missing.
+    let (_, operator_a) = &scoped[2];
+    let url = format!("/v1/tenants/{A}/switchover");
+    let to_b = send(&c, &base, "POST", &url, &json!({"to": B}), Some(operator_a));
+    let to_ghost = send(
+        &c,
+        &base,
+        "POST",
+        &url,
+        &json!({"to": GHOST}),
+        Some(operator_a),
+    );
+    assert_eq!(to_b.0, 404, "{to_b:?}");
+    assert_eq!(to_b.1.to_string(), to_ghost.1.to_string().replace(GHOST, B));
 
     // Lists a tenant token gets hold its tenant only.
     let (_, read_a) = &scoped[0];
