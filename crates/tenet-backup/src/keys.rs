@@ -172,6 +172,7 @@ pub fn set_master(store: &Store, key: Option<Arc<dyn MasterKey>>) {
     };
     *CURRENT.lock() = None;
     *OPENED.lock() = None;
+    *PLAIN.lock() = None;
 }
 
 pub fn master(store: &Store) -> Option<Arc<dyn MasterKey>> {
@@ -436,6 +437,30 @@ type OpenedKeys = HashMap<(PathBuf, String, u64, String), DataKey>;
 
 /// The key new objects of (store, repository, history) are sealed with, cached.
 static CURRENT: Mutex<Option<CurrentKeys>> = Mutex::new(None);
+/// Histories found to have no live data key, by (store, repository, history): written
+/// in clear without asking the repository again.
+static PLAIN: Mutex<Option<std::collections::HashSet<(PathBuf, String, u64)>>> = Mutex::new(None);
+
+/// Whether a history in `repo` has a data key that is not destroyed.
+async fn has_live_keys(store: &Store, repo: &Repo, history_id: u64) -> Result<bool> {
+    let k = (
+        store.path().to_path_buf(),
+        repo.url().to_string(),
+        history_id,
+    );
+    if PLAIN.lock().as_ref().is_some_and(|s| s.contains(&k)) {
+        return Ok(false);
+    }
+    let live = list_keys(repo, history_id)
+        .await?
+        .values()
+        .any(|(o, t)| o.is_some() && t.is_none());
+    if !live {
+        PLAIN.lock().get_or_insert_with(Default::default).insert(k);
+    }
+    Ok(live)
+}
+
 /// Held while a key is made.
 static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Keys opened for reading.
@@ -575,10 +600,19 @@ pub async fn seal_object(
     path: &str,
     plain: Vec<u8>,
 ) -> Result<Vec<u8>> {
+    let history = history_of(path)?;
     if master(store).is_none() {
+        if has_live_keys(store, repo, history).await? {
+            return Err(Error::KeyUnavailable(format!(
+                "history #{history} in {} is encrypted (it has data keys) and this process \
+                 has no master key: nothing is written in clear into it; give the master key \
+                 with --master-key-file or {MASTER_KEY_ENV}",
+                repo.url()
+            )));
+        }
         return Ok(plain);
     }
-    let key = current(store, repo, history_of(path)?).await?;
+    let key = current(store, repo, history).await?;
     let path = path.to_string();
     blocking(move || key.seal(&path, &plain)).await
 }
@@ -680,6 +714,7 @@ async fn make_key(store: &Store, repo: &Repo, history_id: u64, n: u64) -> Result
         &record_key(&rec.repo, history_id, &key_id),
         Some(&encode_system_row(&rec)),
     )?;
+    *PLAIN.lock() = None;
     tracing::info!(history = history_id, key = %key_id, repo = %repo.url(), "made a data key");
     Ok(DataKey::new(&key_id, &raw))
 }
@@ -758,31 +793,15 @@ pub async fn destroy(
     repos: &[Repo],
     history_id: u64,
     by: &str,
-) -> Result<Vec<String>> {
+) -> Result<Destroyed> {
     let at = now(store);
-    let mut destroyed_ids = std::collections::BTreeSet::new();
+    let mut out = Destroyed::default();
+    let mut ids = std::collections::BTreeSet::new();
     for repo in repos {
-        for (n, (object, tomb)) in list_keys(repo, history_id).await? {
-            let key_id = format!("k{n}");
-            if tomb.is_none() {
-                let t = Tombstone {
-                    format: TOMBSTONE_FORMAT.into(),
-                    version: KEY_OBJECT_VERSION,
-                    history_id,
-                    key_id: key_id.clone(),
-                    destroyed_at: at.clone(),
-                    by: by.to_string(),
-                };
-                repo.put(
-                    &tombstone_path(history_id, &key_id),
-                    Bytes::from(serde_json::to_vec_pretty(&t).expect("serializes")),
-                )
-                .await?;
-            }
-            if let Some(o) = object {
-                repo.delete(&o).await?;
-            }
-            destroyed_ids.insert(key_id);
+        // One repository that fails does not stop the others; it is reported, and a
+        // shred run again finishes it.
+        if let Err(e) = destroy_in(repo, history_id, by, &at, &mut ids).await {
+            out.incomplete.push(format!("{}: {e}", repo.url()));
         }
     }
     for (k, v) in store.system_scan(KEYS_TABLE)? {
@@ -793,13 +812,56 @@ pub async fn destroy(
         {
             r.wrapped = None;
             r.destroyed_at = Some(at.clone());
-            destroyed_ids.insert(r.key_id.clone());
+            ids.insert(r.key_id.clone());
             store.system_put(KEYS_TABLE, &k, Some(&encode_system_row(&r)))?;
         }
     }
     *CURRENT.lock() = None;
     *OPENED.lock() = None;
-    Ok(destroyed_ids.into_iter().collect())
+    *PLAIN.lock() = None;
+    out.keys = ids.into_iter().collect();
+    Ok(out)
+}
+
+/// What [`destroy`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Destroyed {
+    /// Key ids destroyed (in any repository).
+    pub keys: Vec<String>,
+    /// Repositories where it did not finish, with why.
+    pub incomplete: Vec<String>,
+}
+
+async fn destroy_in(
+    repo: &Repo,
+    history_id: u64,
+    by: &str,
+    at: &str,
+    ids: &mut std::collections::BTreeSet<String>,
+) -> Result<()> {
+    for (n, (object, tomb)) in list_keys(repo, history_id).await? {
+        let key_id = format!("k{n}");
+        if tomb.is_none() {
+            let t = Tombstone {
+                format: TOMBSTONE_FORMAT.into(),
+                version: KEY_OBJECT_VERSION,
+                history_id,
+                key_id: key_id.clone(),
+                destroyed_at: at.to_string(),
+                by: by.to_string(),
+            };
+            repo.put(
+                &tombstone_path(history_id, &key_id),
+                Bytes::from(serde_json::to_vec_pretty(&t).expect("serializes")),
+            )
+            .await?;
+        }
+        if let Some(o) = object {
+            repo.delete(&o).await?;
+        }
+        ids.insert(key_id);
+    }
+    Ok(())
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {

@@ -535,17 +535,18 @@ impl Backups {
         tenant: &Subject,
         repos: &[String],
         by: &str,
-    ) -> Result<Vec<String>> {
+    ) -> Result<keys::Destroyed> {
         let mut opened = Vec::new();
+        let mut unopened = Vec::new();
         for url in repos {
             match Repo::open(url) {
                 Ok(r) => opened.push(r),
-                Err(e) => {
-                    tracing::warn!(repo = %url, error = %e, "cannot open a repository to shred in")
-                }
+                Err(e) => unopened.push(format!("{url}: {e}")),
             }
         }
-        keys::destroy(self.jobs.store(), &opened, tenant.id, by).await
+        let mut done = keys::destroy(self.jobs.store(), &opened, tenant.id, by).await?;
+        done.incomplete.extend(unopened);
+        Ok(done)
     }
 
     /// What `repo` (default: [`Backups::default_repo`]) holds of a tenant.

@@ -117,6 +117,7 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
+    /// The data directory (absolute); empty unless the request carries a valid token.
     pub data_dir: String,
     pub version: String,
 }
@@ -1384,10 +1385,11 @@ pub struct RotateKey {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ShredResponse {
     pub tenant: String,
-    pub tenant_id: u64,
+    /// None when it was dropped before (a shred run again to finish).
+    pub tenant_id: Option<u64>,
     pub history_id: u64,
-    /// The drop.
-    pub commit: Commit,
+    /// The drop (None when it was dropped before).
+    pub commit: Option<Commit>,
     /// Data keys destroyed, in every repository named below.
     pub keys_destroyed: Vec<String>,
     pub repos: Vec<String>,
@@ -1395,6 +1397,9 @@ pub struct ShredResponse {
     /// Backups of the tenant with files written before encryption was on: shredding
     /// does not make those unreadable (delete them).
     pub still_readable: Vec<String>,
+    /// Repositories where keys could not be destroyed, with why: the shred is not
+    /// finished until this is empty (run it again).
+    pub incomplete: Vec<String>,
 }
 
 /// One entry of the audit log (`GET /v1/audit`): who did what, when, to which tenant.

@@ -408,10 +408,15 @@ impl crate::service::Service {
 
     /// [`Self::allow`] for a job: another tenant's job answers like a missing one.
     pub(crate) fn allow_job(&self, need: Role, id: u64) -> ApiResult<()> {
-        if self.caller.tenant_id.is_some() {
+        if let Some(own) = self.caller.tenant_id {
             let r = self.jobs().get(id)?;
             if !self.sees_job(&r) {
                 return Err(tenet_jobs::Error::NotFound(id).into());
+            }
+            // Seeing a restore or clone of its tenant is not acting on the new tenant it
+            // builds (cancelling it drops that tenant).
+            if need > Role::Read && r.owner.target_id.is_some_and(|t| t != own) {
+                return self.need(Role::Admin);
             }
         }
         self.need(need)
@@ -440,9 +445,15 @@ impl crate::service::Service {
 
     /// Whether lists show the caller a job (one about, or writing, its tenant).
     pub(crate) fn sees_job(&self, r: &tenet_jobs::JobRecord) -> bool {
-        self.caller
-            .tenant_id
-            .is_none_or(|own| r.owner.tenant_id == Some(own) || r.owner.target_id == Some(own))
+        self.caller.tenant_id.is_none_or(|own| {
+            r.owner.tenant_id == Some(own)
+                || r.owner.target_id == Some(own)
+                // A job that names only the history it reads (a verify).
+                || (r.owner.tenant_id.is_none()
+                    && r.owner
+                        .history_id
+                        .is_some_and(|h| self.sees_history(h, None)))
+        })
     }
 
     /// Whether lists show the caller something of a repository history (its tenant's:

@@ -145,8 +145,17 @@ async fn created<T: Send + 'static>(
 }
 
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health)))]
-async fn healthz(State(s): State<Service>) -> R<Health> {
-    run(s, |s| s.health()).await
+async fn healthz(State(s): State<Service>, headers: axum::http::HeaderMap) -> R<Health> {
+    // Open to all (probes), but where the data lives is for callers with a token.
+    let known = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""))
+        .is_some_and(|h| s.tokens().authenticate(Some(h)).is_ok());
+    let mut h = run(s, |s| s.health()).await?;
+    if !known {
+        h.0.data_dir = String::new();
+    }
+    Ok(h)
 }
 
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants",

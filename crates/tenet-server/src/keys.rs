@@ -63,9 +63,33 @@ impl Service {
     }
 
     pub(crate) fn shred_impl(&self, tenant: &str) -> ApiResult<ShredResponse> {
-        let id = self.live_tenant(tenant)?;
-        let rec = self.store.resolve(id)?;
-        let subject = tenet_backup::Subject::of(&rec);
+        // A live tenant is dropped first; a dropped one (a shred run again to finish)
+        // only has its keys destroyed.
+        let live = match self.live_tenant(tenant) {
+            Ok(id) => Some(self.store.resolve(id)?),
+            Err(_) => None,
+        };
+        let subject = match &live {
+            Some(rec) => tenet_backup::Subject::of(rec),
+            None => self.subject(tenant, None)?,
+        };
+        if let Some(rec) = &live {
+            let h = rec.history_ref();
+            let other = self
+                .store
+                .tenants()
+                .into_iter()
+                .find(|t| t.id != rec.id && t.history_ref() == h);
+            if let Some(other) = other {
+                return Err(ApiError::invalid(format!(
+                    "`{tenant}` shares its history (#{}) with `{}` (a standby of it, or its \
+                     source): they have the same keys, and shredding one would make the \
+                     other's backups unreadable; drop the standby first (`tenet tenant drop \
+                     …`), then shred the tenant that remains",
+                    h.id, other.name
+                )));
+            }
+        }
         let repos = self.backups.repos_of(&subject)?;
         // Only keys make a shred mean anything: refuse while nothing is sealed.
         let mut live_keys = 0;
@@ -79,7 +103,7 @@ impl Service {
                 Err(e) => tracing::warn!(repo = %url, error = %e, "cannot list data keys"),
             }
         }
-        if live_keys == 0 {
+        if live_keys == 0 && live.is_some() {
             return Err(ApiError::invalid(format!(
                 "tenant `{tenant}` has no data keys: its backups and archived log are not \
                  encrypted (this server has no master key, or had none when they were \
@@ -105,33 +129,39 @@ impl Service {
                 }
             }
         }
-        let commit = self.drop_tenant(tenant)?;
+        let commit = live
+            .as_ref()
+            .map(|_| self.drop_tenant(tenant))
+            .transpose()?;
         let by = self.caller.describe();
-        let destroyed = self
+        let done = self
             .runtime
             .block_on(self.backups.destroy_keys(&subject, &repos, &by))?;
         let destroyed_at = crate::auth::rfc3339(self.store.clock().now_millis());
         self.audit(
             "shred",
-            Some((&rec.name, rec.id)),
+            Some((&subject.name, subject.tenant_id.unwrap_or(subject.id))),
             serde_json::json!({
                 "history_id": subject.id,
-                "keys_destroyed": destroyed,
+                "keys_destroyed": done.keys,
                 "repos": repos,
                 "still_readable": still_readable,
+                "incomplete": done.incomplete,
             }),
         )?;
-        tracing::warn!(tenant = %rec.name, tenant_id = rec.id, by = %by,
-            keys = ?destroyed, "tenant shredded: its data keys are destroyed");
+        tracing::warn!(tenant = %subject.name, history = subject.id, by = %by,
+            keys = ?done.keys, incomplete = ?done.incomplete,
+            "tenant shredded: its data keys are destroyed");
         Ok(ShredResponse {
-            tenant: rec.name,
-            tenant_id: rec.id,
+            tenant: subject.name,
+            tenant_id: live.map(|r| r.id),
             history_id: subject.id,
             commit,
-            keys_destroyed: destroyed,
+            keys_destroyed: done.keys,
             repos,
             destroyed_at,
             still_readable,
+            incomplete: done.incomplete,
         })
     }
 }

@@ -531,7 +531,13 @@ impl Admin for Service {
     }
 
     fn alter_tenant(&self, tenant: &str, req: &AlterTenant) -> ApiResult<TenantResponse> {
-        self.allow(Role::Operator, Some(tenant))?;
+        // A rename could tell whether another tenant's name is taken: an admin's.
+        let need = if req.name.is_some() {
+            Role::Admin
+        } else {
+            Role::Operator
+        };
+        self.allow(need, Some(tenant))?;
         let state = req
             .state
             .as_deref()

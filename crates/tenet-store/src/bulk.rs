@@ -56,6 +56,9 @@ pub const KEYS_TABLE: u64 = 12;
 /// growing record.
 pub const JOB_TASKS_TABLE: u64 = 13;
 
+/// One row of [`Store::system_write`]: (system table, key, value or None to delete).
+pub type SystemWrite<'a> = (u64, &'a [u8], Option<&'a [u8]>);
+
 /// Names temporary replay SST files uniquely within the process.
 static INGEST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -499,7 +502,7 @@ impl Store {
 
     /// Writes (`Some`) or deletes (`None`) several rows of system tables in one commit:
     /// all or none of them.
-    pub fn system_write(&self, rows: &[(u64, &[u8], Option<&[u8]>)]) -> Result<CommitInfo> {
+    pub fn system_write(&self, rows: &[SystemWrite<'_>]) -> Result<CommitInfo> {
         for (table, _, _) in rows {
             check_system_table(*table)?;
         }

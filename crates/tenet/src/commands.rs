@@ -368,6 +368,12 @@ pub fn run(cmd: Command, admin: &dyn Admin, g: &Global) -> Result<(), CliError> 
                         r.repos.join(", "),
                         r.destroyed_at
                     );
+                    if !r.incomplete.is_empty() {
+                        println!(
+                            "warning: not finished in {}; run the shred again to finish it",
+                            r.incomplete.join("; ")
+                        );
+                    }
                     if !r.still_readable.is_empty() {
                         println!(
                             "warning: backups {} hold files written before encryption and stay \

@@ -37,14 +37,17 @@ pub enum Access {
 
 pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     if let Some(url) = &g.server {
-        return Ok(Box::new(Client::with_options(url, &client_options(g))?));
+        return Ok(Box::new(Client::with_options(
+            url,
+            &client_options(g, url),
+        )?));
     }
     let file = read_server_file(&g.data_dir);
     if let Some(file) = &file {
         if Client::probe_with(&file.url, g.ca_cert.as_deref()).is_some() {
             return Ok(Box::new(Client::with_options(
                 &file.url,
-                &client_options(g),
+                &client_options(g, &file.url),
             )?));
         }
     }
@@ -68,16 +71,23 @@ pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     }
 }
 
-/// The token (`--token`, `TENET_TOKEN`, else the data directory's first admin token
-/// when this user can read it) and the CA to trust.
-pub fn client_options(g: &Global) -> ClientOptions {
+/// The token for the server at `url` (`--token`, `TENET_TOKEN`, else — only for the
+/// server that owns the data directory, by its `server.json` — that directory's first
+/// admin token when this user can read it) and the CA to trust.
+pub fn client_options(g: &Global, url: &str) -> ClientOptions {
+    let owner = read_server_file(&g.data_dir).is_some_and(|f| same_url(&f.url, url));
     ClientOptions {
-        token: g
-            .token
-            .clone()
-            .or_else(|| tenet_server::auth::read_token_file(&g.data_dir.join(ADMIN_TOKEN_FILE))),
+        token: g.token.clone().or_else(|| {
+            owner
+                .then(|| tenet_server::auth::read_token_file(&g.data_dir.join(ADMIN_TOKEN_FILE)))
+                .flatten()
+        }),
         ca_cert: g.ca_cert.clone(),
     }
+}
+
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 pub fn open_embedded(g: &Global, access: Access) -> Result<Service, CliError> {

@@ -182,6 +182,13 @@ fn encrypted_backups_hold_no_row_and_restore_only_with_the_master_key() {
         "{msg}"
     );
     archivers.stop(env.id("acme")).unwrap();
+    // Restarted without its master key, the store writes nothing in clear into the
+    // encrypted history.
+    keys::set_master(&env.store, None);
+    let job = env.run(env.start_backup("acme").unwrap());
+    let msg = failed_with(&job, "KEY_UNAVAILABLE");
+    assert!(msg.contains("nothing is written in clear"), "{msg}");
+    assert_eq!(leaked(&env, &values), Vec::<String>::new());
 }
 
 #[test]
@@ -299,7 +306,8 @@ fn destroyed_keys_make_every_backup_of_the_history_unreadable_and_no_other() {
                 .destroy_keys(&subject, std::slice::from_ref(&env.repo), "test"),
         )
         .unwrap();
-    assert_eq!(destroyed, vec!["k1".to_string(), "k2".to_string()]);
+    assert_eq!(destroyed.keys, vec!["k1".to_string(), "k2".to_string()]);
+    assert!(destroyed.incomplete.is_empty(), "{destroyed:?}");
     let history: Vec<tenet_backup::BackupRecord> = env.backups.list(Some(subject.id)).unwrap();
     assert_eq!(history.len(), 3);
     for r in &history {

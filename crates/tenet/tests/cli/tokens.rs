@@ -443,3 +443,43 @@ fn every_operation_answers_each_token_as_its_role_and_tenant_allow() {
         "store-wide figures: {metrics}"
     );
 }
+
+/// The CLI sends a data directory's admin token only to the server of that directory.
+#[test]
+fn the_admin_token_file_goes_only_to_its_own_server() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Server::start(a.path());
+    // Another directory that happens to hold a token of this server.
+    std::fs::write(
+        b.path().join(tenet_server::auth::ADMIN_TOKEN_FILE),
+        &server.token,
+    )
+    .unwrap();
+    let o = tenet(
+        b.path(),
+        &["--json", "--server", &server.url, "tenant", "list"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        crate::common::stderr(&o).contains("UNAUTHENTICATED"),
+        "{}",
+        crate::common::stderr(&o)
+    );
+    // Its own directory's server gets it; an explicit token goes anywhere.
+    crate::common::json_out(&tenet(
+        a.path(),
+        &["--json", "--server", &server.url, "tenant", "list"],
+    ));
+    crate::common::json_out(&tenet(
+        b.path(),
+        &[
+            "--json",
+            "--server",
+            &server.url,
+            "--token",
+            &server.token,
+            "tenant",
+            "list",
+        ],
+    ));
+}
