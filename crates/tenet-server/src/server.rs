@@ -102,7 +102,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
              data cross the network in clear"
         );
     }
+    let created = !Store::exists(&opts.data_dir);
     let store = Store::open(&opts.data_dir, StoreOptions::default())?;
+    if created {
+        eprintln!("created a new store at {}", opts.data_dir.display());
+    }
     if let Some(k) = &opts.master_key {
         println!(
             "tenet: backups and archived log are encrypted (master key {})",

@@ -1417,7 +1417,12 @@ impl Admin for Service {
 
     fn revoke_token(&self, id: u64) -> ApiResult<TokenInfo> {
         self.allow(Role::Admin, None)?;
+        let was = self.tokens.list().into_iter().find(|r| r.id == id);
         let r = self.tokens.revoke(id)?;
+        if was.is_some_and(|w| w.revoked_ms.is_some()) {
+            // Already revoked: the same answer (its time), no second audit entry.
+            return Ok(self.token_info(&r));
+        }
         tracing::info!(token = id, by = %self.caller.describe(), "token revoked");
         self.audit("token_revoke", None, serde_json::json!({ "token_id": id }))?;
         Ok(self.token_info(&r))

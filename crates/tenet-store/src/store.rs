@@ -182,8 +182,8 @@ impl Store {
         let db = DB::open_cf_descriptors(&db_opts, path.join("db"), cfs).map_err(|e| {
             let msg = e.to_string();
             let reason = if msg.contains("lock") {
-                "it is in use by another process (is `tenet serve` running on it? then use the \
-                 CLI without --embedded, or stop the server)"
+                "it is in use by another process (is `tenet serve` running on it? the CLI \
+                 talks to it when its server.json answers, or give --server; else stop it)"
                     .to_string()
             } else {
                 msg

@@ -37,18 +37,22 @@ pub enum Access {
 
 pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     if let Some(url) = &g.server {
-        return Ok(Box::new(Client::with_options(
-            url,
-            &client_options(g, url),
-        )?));
+        return server(g, url);
     }
     let file = read_server_file(&g.data_dir);
     if let Some(file) = &file {
         if Client::probe_with(&file.url, g.ca_cert.as_deref()).is_some() {
-            return Ok(Box::new(Client::with_options(
-                &file.url,
-                &client_options(g, &file.url),
-            )?));
+            return server(g, &file.url);
+        }
+        // A TLS server that answers with a certificate this CLI does not trust (or a
+        // CA file it cannot read): that error, not "the directory is in use".
+        if file.url.starts_with("https://") {
+            let c = Client::with_options(&file.url, &client_options(g, &file.url))?;
+            if let Err(e) = c.health() {
+                if e.message.contains("certificate") {
+                    return Err(e.into());
+                }
+            }
         }
     }
     match open_embedded(g, access) {
@@ -69,6 +73,22 @@ pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// A client of the server at `url`; says so when a master key was given, which only the
+/// embedded CLI uses (the server has its own).
+fn server(g: &Global, url: &str) -> Result<Box<dyn Admin>, CliError> {
+    if g.master_key_file.is_some() || std::env::var_os(tenet_backup::keys::MASTER_KEY_ENV).is_some()
+    {
+        eprintln!(
+            "note: the master key given here is not used: the server at {url} seals and opens \
+             backups with its own (`tenet serve --master-key-file …`)"
+        );
+    }
+    Ok(Box::new(Client::with_options(
+        url,
+        &client_options(g, url),
+    )?))
 }
 
 /// The token for the server at `url` (`--token`, `TENET_TOKEN`, else — only for the

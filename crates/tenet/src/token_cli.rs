@@ -42,6 +42,12 @@ pub fn run(cmd: TokenCmd, admin: &dyn Admin, g: &Global) -> Result<(), CliError>
             expires,
             name,
         } => {
+            if expires.is_some_and(|d| d.as_secs() == 0) {
+                return Err(CliError::invalid(
+                    "--expires must be at least 1s (e.g. 30d, 12h); leave it out for a token \
+                     that does not expire",
+                ));
+            }
             let made = admin.create_token(&CreateToken {
                 role,
                 tenant,
