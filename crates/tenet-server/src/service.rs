@@ -610,7 +610,19 @@ impl Admin for Service {
                 })?;
             self.archivers.stop(id)?;
         }
-        Ok(self.store.drop_tenant(id)?.into())
+        let commit = self.store.drop_tenant(id)?;
+        // Its tokens can see nothing any more (ids are never reused): say so.
+        for t in self.tokens.list() {
+            if t.tenant_id == Some(id) && t.revoked_ms.is_none() {
+                self.tokens.revoke(t.id)?;
+                self.audit(
+                    "token_revoke",
+                    Some((tenant, id)),
+                    serde_json::json!({ "token_id": t.id, "why": "its tenant was dropped" }),
+                )?;
+            }
+        }
+        Ok(commit.into())
     }
 
     fn list_tables(&self, tenant: &str, q: &AsOfQuery) -> ApiResult<Vec<TableInfo>> {

@@ -49,7 +49,22 @@ fn a_shredded_tenants_backups_cannot_be_read_and_its_neighbours_can() {
     );
     json_out(&tenet(d, &["--json", "tenant", "show", "plain"]));
 
+    let gone_token = json_out(&tenet(
+        d,
+        &[
+            "--json", "token", "create", "--role", "read", "--tenant", "gone",
+        ],
+    ));
     let shred = json_out(&tenet(d, &["--json", "tenant", "drop", "gone", "--shred"]));
+    // Its tokens are revoked with it.
+    let tokens = json_out(&tenet(d, &["--json", "token", "list"]));
+    let t = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == gone_token["info"]["id"])
+        .unwrap();
+    assert_eq!(t["state"], "revoked", "{t}");
     assert_eq!(
         shred["keys_destroyed"],
         serde_json::json!(["k1", "k2"]),
