@@ -686,7 +686,51 @@ impl Backups {
         tenant: &Subject,
         repo: Option<&str>,
     ) -> Result<Vec<planner::Restorable>> {
-        Ok(self.inventory(tenant, repo).await?.1.restore_points())
+        let (repo, mut inv) = self.inventory(tenant, repo).await?;
+        // What destroyed keys sealed is not restorable (a shred): leave it out, and
+        // when nothing is left, say why rather than answer an empty list.
+        let keys = keys::list(&repo, tenant.id).await?;
+        let dead: std::collections::HashSet<&str> = keys
+            .iter()
+            .filter(|k| k.destroyed_at.is_some())
+            .map(|k| k.key_id.as_str())
+            .collect();
+        if dead.is_empty() {
+            return Ok(inv.restore_points());
+        }
+        let sealed_dead = |k: &Option<String>| k.as_deref().is_some_and(|k| dead.contains(k));
+        inv.backups.retain(|m| {
+            !m.tables
+                .iter()
+                .flat_map(|t| &t.files)
+                .any(|f| sealed_dead(&f.key_id))
+                && !m.segments.iter().any(|s| sealed_dead(&s.key_id))
+        });
+        if keys.iter().all(|k| k.destroyed_at.is_some()) {
+            // Archived segments name no key: those after the first key was made were
+            // sealed with one.
+            let first = keys
+                .iter()
+                .filter_map(|k| k.created_at.as_deref())
+                .filter_map(|t| tenet_store::Ts::parse_rfc3339(t).ok())
+                .min();
+            if let Some(t0) = first {
+                inv.archive.retain(|l| l.end <= t0);
+            }
+        }
+        let points = inv.restore_points();
+        if points.is_empty() {
+            let k = keys
+                .iter()
+                .find(|k| k.destroyed_at.is_some())
+                .expect("dead is not empty");
+            return Err(Error::KeyDestroyed {
+                history_id: tenant.id,
+                key_id: k.key_id.clone(),
+                at: k.destroyed_at.clone().unwrap_or_default(),
+            });
+        }
+        Ok(points)
     }
 
     /// The planner's "now": after a crash the clock may run ahead of the wall clock,

@@ -320,6 +320,16 @@ fn destroyed_keys_make_every_backup_of_the_history_unreadable_and_no_other() {
         assert!(msg.contains("shredded"), "{msg}");
     }
     failed_with(&restore_latest(&env, "gone", "pitr"), "KEY_DESTROYED");
+    // Nothing is listed as restorable that cannot be restored; the neighbour still is.
+    let points = env.rt.block_on(env.backups.restore_points(&subject, None));
+    assert!(
+        matches!(&points, Err(tenet_backup::Error::KeyDestroyed { .. })),
+        "{points:?}"
+    );
+    let kept = env
+        .rt
+        .block_on(env.backups.restore_points(&env.subject("kept"), None));
+    assert!(!kept.unwrap().is_empty());
     assert!(g1 != g2);
     // The neighbour is untouched.
     assert_eq!(env.verify(&k1).state, JobState::Succeeded);

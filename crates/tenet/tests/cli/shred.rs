@@ -90,6 +90,9 @@ fn a_shredded_tenants_backups_cannot_be_read_and_its_neighbours_can() {
             assert!(e["message"].as_str().unwrap().contains(&at[..16]), "{e}");
         }
     }
+    // Nothing is shown as restorable that cannot be restored.
+    let e = error(&tenet(d, &["--json", "restore-points", "gone"]));
+    assert_eq!(e["code"], "KEY_DESTROYED", "{e}");
     json_out(&tenet(d, &["--json", "backups", "verify", &k1]));
     let r = json_out(&tenet(
         d,
