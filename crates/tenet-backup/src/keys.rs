@@ -35,7 +35,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use bytes::Bytes;
@@ -159,24 +159,22 @@ fn aes_256_gcm(key: &[u8; 32]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 256-bit key"))
 }
 
-static MASTERS: RwLock<Option<HashMap<PathBuf, Arc<dyn MasterKey>>>> = RwLock::new(None);
+static MASTERS: LazyLock<RwLock<HashMap<PathBuf, Arc<dyn MasterKey>>>> =
+    LazyLock::new(Default::default);
 
 /// Sets the master key the jobs, archivers and followers of `store` use (None:
 /// encryption off, sealed objects unreadable).
 pub fn set_master(store: &Store, key: Option<Arc<dyn MasterKey>>) {
-    let mut m = MASTERS.write();
-    let map = m.get_or_insert_with(HashMap::new);
+    let mut map = MASTERS.write();
     match key {
         Some(k) => map.insert(store.path().to_path_buf(), k),
         None => map.remove(store.path()),
     };
-    *CURRENT.lock() = None;
-    *OPENED.lock() = None;
-    *PLAIN.lock() = None;
+    forget_keys();
 }
 
 pub fn master(store: &Store) -> Option<Arc<dyn MasterKey>> {
-    MASTERS.read().as_ref()?.get(store.path()).cloned()
+    MASTERS.read().get(store.path()).cloned()
 }
 
 /// A data key in memory.
@@ -430,41 +428,58 @@ fn now(store: &Store) -> String {
     tenet_store::Ts::from_millis(store.clock().now_millis()).to_rfc3339()
 }
 
-/// A data key by (store, repository, history).
-type CurrentKeys = HashMap<(PathBuf, String, u64), DataKey>;
-/// A data key by (store, repository, history, key id).
-type OpenedKeys = HashMap<(PathBuf, String, u64, String), DataKey>;
+/// A history of a repository as one store sees it (its master key may differ from
+/// another store's in the same process): (store, repository URL, history id).
+type StoreHistory = (PathBuf, String, u64);
 
-/// The key new objects of (store, repository, history) are sealed with, cached.
-static CURRENT: Mutex<Option<CurrentKeys>> = Mutex::new(None);
-/// Histories found to have no live data key, by (store, repository, history): written
-/// in clear without asking the repository again.
-static PLAIN: Mutex<Option<std::collections::HashSet<(PathBuf, String, u64)>>> = Mutex::new(None);
-
-/// Whether a history in `repo` has a data key that is not destroyed.
-async fn has_live_keys(store: &Store, repo: &Repo, history_id: u64) -> Result<bool> {
-    let k = (
+fn store_history(store: &Store, repo: &Repo, history_id: u64) -> StoreHistory {
+    (
         store.path().to_path_buf(),
         repo.url().to_string(),
         history_id,
-    );
-    if PLAIN.lock().as_ref().is_some_and(|s| s.contains(&k)) {
+    )
+}
+
+/// What this process knows of data keys; forgotten whenever keys or master keys change.
+#[derive(Default)]
+struct KnownKeys {
+    /// The key new objects of a history are sealed with.
+    current: HashMap<StoreHistory, DataKey>,
+    /// Keys opened for reading, by key id.
+    opened: HashMap<(StoreHistory, String), DataKey>,
+    /// Histories found to have no live key: written in clear without asking again.
+    plain: std::collections::HashSet<StoreHistory>,
+}
+
+static KNOWN: LazyLock<Mutex<KnownKeys>> = LazyLock::new(Default::default);
+
+fn forget_keys() {
+    *KNOWN.lock() = KnownKeys::default();
+}
+
+/// The newest key of `keys` that is not destroyed.
+fn newest_live(keys: &KeyObjects) -> Option<u64> {
+    keys.iter()
+        .rev()
+        .find(|(_, (o, t))| o.is_some() && t.is_none())
+        .map(|(n, _)| *n)
+}
+
+/// Whether a history in `repo` has a data key that is not destroyed.
+async fn has_live_keys(store: &Store, repo: &Repo, history_id: u64) -> Result<bool> {
+    let k = store_history(store, repo, history_id);
+    if KNOWN.lock().plain.contains(&k) {
         return Ok(false);
     }
-    let live = list_keys(repo, history_id)
-        .await?
-        .values()
-        .any(|(o, t)| o.is_some() && t.is_none());
+    let live = newest_live(&list_keys(repo, history_id).await?).is_some();
     if !live {
-        PLAIN.lock().get_or_insert_with(Default::default).insert(k);
+        KNOWN.lock().plain.insert(k);
     }
     Ok(live)
 }
 
 /// Held while a key is made.
 static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-/// Keys opened for reading.
-static OPENED: Mutex<Option<OpenedKeys>> = Mutex::new(None);
 
 fn no_master(what: &str) -> Error {
     Error::KeyUnavailable(format!(
@@ -473,12 +488,12 @@ fn no_master(what: &str) -> Error {
     ))
 }
 
-/// Every key object and tombstone of a history in `repo`: key id → (object, tombstone).
-async fn list_keys(
-    repo: &Repo,
-    history_id: u64,
-) -> Result<std::collections::BTreeMap<u64, (Option<String>, Option<String>)>> {
-    let mut out = std::collections::BTreeMap::<u64, (Option<String>, Option<String>)>::new();
+/// Key number → (its object, its tombstone), as repository paths.
+type KeyObjects = std::collections::BTreeMap<u64, (Option<String>, Option<String>)>;
+
+/// Every key object and tombstone of a history in `repo`.
+async fn list_keys(repo: &Repo, history_id: u64) -> Result<KeyObjects> {
+    let mut out = KeyObjects::new();
     for (key, _) in repo.list(&keys_prefix(history_id)).await? {
         let name = key.rsplit('/').next().unwrap_or_default();
         if let Some(id) = name.strip_suffix(".destroyed.json") {
@@ -493,7 +508,7 @@ async fn list_keys(
 }
 
 /// The error of a destroyed key, from its tombstone.
-async fn destroyed(repo: &Repo, key: &str, key_id: &str, history_id: u64) -> Error {
+async fn destroyed_error(repo: &Repo, key: &str, key_id: &str, history_id: u64) -> Error {
     let at = match repo.get(key).await {
         Ok(b) => serde_json::from_slice::<Tombstone>(&b)
             .map(|t| t.destroyed_at)
@@ -551,18 +566,13 @@ pub async fn key_for(
     key_id: &str,
     what: &str,
 ) -> Result<DataKey> {
-    let cache_key = (
-        store.path().to_path_buf(),
-        repo.url().to_string(),
-        history_id,
-        key_id.to_string(),
-    );
-    if let Some(k) = OPENED.lock().as_ref().and_then(|m| m.get(&cache_key)) {
+    let cache_key = (store_history(store, repo, history_id), key_id.to_string());
+    if let Some(k) = KNOWN.lock().opened.get(&cache_key) {
         return Ok(k.clone());
     }
     let tomb = tombstone_path(history_id, key_id);
     if repo.exists(&tomb).await? {
-        return Err(destroyed(repo, &tomb, key_id, history_id).await);
+        return Err(destroyed_error(repo, &tomb, key_id, history_id).await);
     }
     let path = key_object_path(history_id, key_id);
     let bytes = repo.get_opt(&path).await?.ok_or_else(|| {
@@ -573,10 +583,7 @@ pub async fn key_for(
     })?;
     let master = master(store).ok_or_else(|| no_master(what))?;
     let key = unwrap_object(master.as_ref(), repo, &path, history_id, key_id, &bytes)?;
-    OPENED
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(cache_key, key.clone());
+    KNOWN.lock().opened.insert(cache_key, key.clone());
     Ok(key)
 }
 
@@ -620,27 +627,19 @@ pub async fn seal_object(
 /// The key new objects of a history in `repo` are sealed with: the newest that is not
 /// destroyed, else a new one.
 pub async fn current(store: &Store, repo: &Repo, history_id: u64) -> Result<DataKey> {
-    let cache_key = (
-        store.path().to_path_buf(),
-        repo.url().to_string(),
-        history_id,
-    );
-    if let Some(k) = CURRENT.lock().as_ref().and_then(|m| m.get(&cache_key)) {
+    let cache_key = store_history(store, repo, history_id);
+    if let Some(k) = KNOWN.lock().current.get(&cache_key) {
         return Ok(k.clone());
     }
     // One maker of keys at a time in this process (a backup and the archiver may ask
     // for a history's first key together).
     let _making = MAKING.lock().await;
-    if let Some(k) = CURRENT.lock().as_ref().and_then(|m| m.get(&cache_key)) {
+    if let Some(k) = KNOWN.lock().current.get(&cache_key) {
         return Ok(k.clone());
     }
     let keys = list_keys(repo, history_id).await?;
-    let newest = keys
-        .iter()
-        .rev()
-        .find(|(_, (o, t))| o.is_some() && t.is_none());
-    let key = match newest {
-        Some((n, _)) => {
+    let key = match newest_live(&keys) {
+        Some(n) => {
             key_for(
                 store,
                 repo,
@@ -659,10 +658,7 @@ pub async fn current(store: &Store, repo: &Repo, history_id: u64) -> Result<Data
         }
         None => make_key(store, repo, history_id, 1).await?,
     };
-    CURRENT
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(cache_key, key.clone());
+    KNOWN.lock().current.insert(cache_key, key.clone());
     Ok(key)
 }
 
@@ -714,7 +710,7 @@ async fn make_key(store: &Store, repo: &Repo, history_id: u64, n: u64) -> Result
         &record_key(&rec.repo, history_id, &key_id),
         Some(&encode_system_row(&rec)),
     )?;
-    *PLAIN.lock() = None;
+    KNOWN.lock().plain.clear();
     tracing::info!(history = history_id, key = %key_id, repo = %repo.url(), "made a data key");
     Ok(DataKey::new(&key_id, &raw))
 }
@@ -729,14 +725,10 @@ pub async fn rotate(store: &Store, repo: &Repo, history_id: u64) -> Result<Strin
     let keys = list_keys(repo, history_id).await?;
     let next = keys.keys().next_back().map_or(1, |n| n + 1);
     let key = make_key(store, repo, history_id, next).await?;
-    CURRENT.lock().get_or_insert_with(HashMap::new).insert(
-        (
-            store.path().to_path_buf(),
-            repo.url().to_string(),
-            history_id,
-        ),
-        key.clone(),
-    );
+    KNOWN
+        .lock()
+        .current
+        .insert(store_history(store, repo, history_id), key.clone());
     Ok(key.id)
 }
 
@@ -749,14 +741,23 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
+/// The ids of a history's destroyed keys in `repo`, and whether every key it has is
+/// destroyed (one listing; [`list`] also reads each key's dates).
+pub async fn destroyed(repo: &Repo, history_id: u64) -> Result<(Vec<String>, bool)> {
+    let keys = list_keys(repo, history_id).await?;
+    let dead: Vec<String> = keys
+        .iter()
+        .filter(|(_, (_, t))| t.is_some())
+        .map(|(n, _)| format!("k{n}"))
+        .collect();
+    let all = !dead.is_empty() && newest_live(&keys).is_none();
+    Ok((dead, all))
+}
+
 /// The keys of a history in `repo`, oldest first.
 pub async fn list(repo: &Repo, history_id: u64) -> Result<Vec<KeyInfo>> {
     let keys = list_keys(repo, history_id).await?;
-    let current = keys
-        .iter()
-        .rev()
-        .find(|(_, (o, t))| o.is_some() && t.is_none())
-        .map(|(n, _)| *n);
+    let current = newest_live(&keys);
     let mut out = Vec::new();
     for (n, (object, tomb)) in keys {
         let created_at = match &object {
@@ -816,9 +817,7 @@ pub async fn destroy(
             store.system_put(KEYS_TABLE, &k, Some(&encode_system_row(&r)))?;
         }
     }
-    *CURRENT.lock() = None;
-    *OPENED.lock() = None;
-    *PLAIN.lock() = None;
+    forget_keys();
     out.keys = ids.into_iter().collect();
     Ok(out)
 }

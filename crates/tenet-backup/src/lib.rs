@@ -689,16 +689,11 @@ impl Backups {
         let (repo, mut inv) = self.inventory(tenant, repo).await?;
         // What destroyed keys sealed is not restorable (a shred): leave it out, and
         // when nothing is left, say why rather than answer an empty list.
-        let keys = keys::list(&repo, tenant.id).await?;
-        let dead: std::collections::HashSet<&str> = keys
-            .iter()
-            .filter(|k| k.destroyed_at.is_some())
-            .map(|k| k.key_id.as_str())
-            .collect();
+        let (dead, all_dead) = keys::destroyed(&repo, tenant.id).await?;
         if dead.is_empty() {
             return Ok(inv.restore_points());
         }
-        let sealed_dead = |k: &Option<String>| k.as_deref().is_some_and(|k| dead.contains(k));
+        let sealed_dead = |k: &Option<String>| k.as_ref().is_some_and(|k| dead.contains(k));
         inv.backups.retain(|m| {
             !m.tables
                 .iter()
@@ -706,7 +701,8 @@ impl Backups {
                 .any(|f| sealed_dead(&f.key_id))
                 && !m.segments.iter().any(|s| sealed_dead(&s.key_id))
         });
-        if keys.iter().all(|k| k.destroyed_at.is_some()) {
+        let keys = keys::list(&repo, tenant.id).await?;
+        if all_dead {
             // Archived segments name no key: those after the first key was made were
             // sealed with one.
             let first = keys

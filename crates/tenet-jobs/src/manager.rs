@@ -713,6 +713,16 @@ impl JobContext {
 
     /// Changes the record and persists it.
     pub(crate) fn update(&self, f: impl FnOnce(&mut JobRecord)) -> Result<()> {
+        self.update_with(f, None)
+    }
+
+    /// [`Self::update`], and in the same commit a finished task's output row
+    /// (phase, task id, output).
+    fn update_with(
+        &self,
+        f: impl FnOnce(&mut JobRecord),
+        task: Option<(&str, &str, &Value)>,
+    ) -> Result<()> {
         let _order = self.inner.persist.lock();
         let rec = {
             let mut r = self.inner.record.lock();
@@ -724,7 +734,19 @@ impl JobContext {
             }
             r.clone()
         };
-        self.inner.manager.put(&rec)
+        let Some((phase, id, out)) = task else {
+            return self.inner.manager.put(&rec);
+        };
+        let row = tenet_store::encode_system_row(out);
+        self.inner.manager.inner.store.system_write(&[
+            (JOBS_TABLE, &job_key(rec.id), Some(&encode(&rec))),
+            (
+                JOB_TASKS_TABLE,
+                &task_key(rec.id, phase, Some(id)),
+                Some(&row),
+            ),
+        ])?;
+        Ok(())
     }
 
     /// Runs the tasks of phase `phase` on the worker pool, skipping those the
@@ -766,7 +788,7 @@ impl JobContext {
                 };
                 ctx.check_cancelled()?;
                 let out = (task.run)(ctx.clone()).await?;
-                ctx.finish_task(&phase, &task.id, out.clone())?;
+                ctx.finish_task(&phase, &task.id, &out)?;
                 Ok::<_, Error>((task.id, out))
             });
         }
@@ -833,28 +855,9 @@ impl JobContext {
 
     /// Records a finished task: its output as a row of its own and the record's count,
     /// in one commit.
-    fn finish_task(&self, phase: &str, id: &str, out: Value) -> Result<()> {
+    fn finish_task(&self, phase: &str, id: &str, out: &Value) -> Result<()> {
         *self.inner.last_persist.lock() = Instant::now();
-        let _order = self.inner.persist.lock();
-        let rec = {
-            let mut r = self.inner.record.lock();
-            r.progress.tasks_done += 1;
-            r.updated_at = self.inner.manager.now();
-            if !r.state.is_final() {
-                self.estimate(&mut r.progress);
-            }
-            r.clone()
-        };
-        let row = tenet_store::encode_system_row(&out);
-        self.inner.manager.inner.store.system_write(&[
-            (JOBS_TABLE, &job_key(rec.id), Some(&encode(&rec))),
-            (
-                JOB_TASKS_TABLE,
-                &task_key(rec.id, phase, Some(id)),
-                Some(&row),
-            ),
-        ])?;
-        Ok(())
+        self.update_with(|r| r.progress.tasks_done += 1, Some((phase, id, out)))
     }
 }
 

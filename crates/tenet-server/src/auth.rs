@@ -272,8 +272,9 @@ impl Tokens {
         Ok((token, r))
     }
 
-    /// Revokes a token (its record stays, to say when).
-    pub fn revoke(&self, id: u64) -> ApiResult<TokenRecord> {
+    /// Revokes a token (its record stays, to say when); returns it and whether it was
+    /// revoked now (false: it was before).
+    pub fn revoke(&self, id: u64) -> ApiResult<(TokenRecord, bool)> {
         let mut cache = self.cache.write();
         let Some((r, hash)) = cache.get(&id).cloned() else {
             return Err(ApiError::new(
@@ -282,7 +283,7 @@ impl Tokens {
             ));
         };
         if r.revoked_ms.is_some() {
-            return Ok(r);
+            return Ok((r, false));
         }
         let r = TokenRecord {
             revoked_ms: Some(self.now_ms()),
@@ -291,7 +292,7 @@ impl Tokens {
         self.store
             .system_put(TOKENS_TABLE, &key(id), Some(&encode_system_row(&r)))?;
         cache.insert(id, (r.clone(), hash));
-        Ok(r)
+        Ok((r, true))
     }
 
     /// Every token record, by id.

@@ -9,7 +9,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::Service;
 
 impl Service {
-    fn tenant_keys(&self, tenant: &str, repo: Option<&String>) -> ApiResult<TenantKeys> {
+    /// A tenant's data keys in its repository (or `repo`).
+    pub(crate) fn tenant_keys(&self, tenant: &str, repo: Option<&String>) -> ApiResult<TenantKeys> {
         let repo = self.repo_arg(&repo.cloned())?;
         let subject = self.subject(tenant, repo.as_deref())?;
         let (url, list) = self
@@ -32,14 +33,6 @@ impl Service {
                 })
                 .collect(),
         })
-    }
-
-    pub(crate) fn list_keys_impl(
-        &self,
-        tenant: &str,
-        repo: Option<&String>,
-    ) -> ApiResult<TenantKeys> {
-        self.tenant_keys(tenant, repo)
     }
 
     pub(crate) fn rotate_key_impl(

@@ -1394,7 +1394,7 @@ impl Admin for Service {
 
     fn list_keys(&self, tenant: &str, q: &RepoQuery) -> ApiResult<TenantKeys> {
         self.allow(Role::Read, Some(tenant))?;
-        self.list_keys_impl(tenant, q.repo.as_ref())
+        self.tenant_keys(tenant, q.repo.as_ref())
     }
 
     fn rotate_key(&self, tenant: &str, req: &RotateKey) -> ApiResult<TenantKeys> {
@@ -1429,9 +1429,8 @@ impl Admin for Service {
 
     fn revoke_token(&self, id: u64) -> ApiResult<TokenInfo> {
         self.allow(Role::Admin, None)?;
-        let was = self.tokens.list().into_iter().find(|r| r.id == id);
-        let r = self.tokens.revoke(id)?;
-        if was.is_some_and(|w| w.revoked_ms.is_some()) {
+        let (r, now) = self.tokens.revoke(id)?;
+        if !now {
             // Already revoked: the same answer (its time), no second audit entry.
             return Ok(self.token_info(&r));
         }
