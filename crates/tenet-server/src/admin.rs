@@ -97,6 +97,8 @@ pub trait Admin: Send + Sync {
     fn audit_log(&self) -> ApiResult<Vec<AuditRecord>>;
 
     /// API tokens (admin only; never their secrets).
+    /// Who the caller is: its role, tenant and token.
+    fn whoami(&self) -> ApiResult<WhoAmI>;
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>>;
     /// Makes a token; its secret is in the answer only.
     fn create_token(&self, req: &CreateToken) -> ApiResult<CreatedToken>;

@@ -1320,6 +1320,18 @@ pub struct CreateToken {
     pub name: Option<String>,
 }
 
+/// Who the caller is (`GET /v1/whoami`): what a client, such as the dashboard, may
+/// offer. `token` is null for the process itself (embedded).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// read, write, operator or admin.
+    pub role: String,
+    /// The one tenant the caller may see (its name now); null: every tenant.
+    pub tenant: Option<String>,
+    pub tenant_id: Option<u64>,
+    pub token: Option<TokenInfo>,
+}
+
 /// A token (never its secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenInfo {

@@ -302,6 +302,11 @@ impl Tokens {
         v
     }
 
+    /// One token's record (revoked and expired ones too).
+    pub fn get(&self, id: u64) -> Option<TokenRecord> {
+        self.cache.read().get(&id).map(|(r, _)| r.clone())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.cache.read().is_empty()
     }

@@ -422,6 +422,10 @@ impl Admin for Client {
         self.get(&["v1", "audit"], &NONE)
     }
 
+    fn whoami(&self) -> ApiResult<WhoAmI> {
+        self.get(&["v1", "whoami"], &NONE)
+    }
+
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
         self.get(&["v1", "tokens"], &NONE)
     }

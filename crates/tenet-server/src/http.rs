@@ -675,6 +675,13 @@ async fn audit_log(Authed(s): Authed) -> R<Vec<AuditRecord>> {
     run(s, move |s| s.audit_log()).await
 }
 
+/// Who the caller is: its role, the tenant it is bound to, and its token.
+#[utoipa::path(get, path = "/v1/whoami", tag = "tokens",
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+async fn whoami(Authed(s): Authed) -> R<WhoAmI> {
+    run(s, move |s| s.whoami()).await
+}
+
 /// API tokens (admin only; never their secrets).
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -785,6 +792,7 @@ impl utoipa::Modify for BearerAuth {
         prune,
         protection,
         drill,
+        whoami,
         list_tokens,
         create_token,
         revoke_token,
@@ -918,6 +926,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
         ("/v1/tenants/{tenant}/shred", post(shred_tenant)),
         ("/v1/audit", get(audit_log)),
         ("/v1/tokens/{id}", delete(revoke_token)),
+        ("/v1/whoami", get(whoami)),
     ]
 }
 
@@ -932,7 +941,7 @@ pub const METRICS_PATH: &str = "/metrics";
 /// Where Swagger UI is served (over `/v1/openapi.json`).
 pub const DOCS_PATH: &str = "/docs";
 
-/// The whole API, and Swagger UI at [`DOCS_PATH`].
+/// The whole API, Swagger UI at [`DOCS_PATH`], and the dashboard at `/`.
 pub fn router(svc: Service) -> Router {
     let api = routes()
         .into_iter()
@@ -944,6 +953,7 @@ pub fn router(svc: Service) -> Router {
             crate::metrics::track,
         ))
         .merge(docs)
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

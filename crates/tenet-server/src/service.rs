@@ -1412,6 +1412,23 @@ impl Admin for Service {
         self.audit_log_impl()
     }
 
+    fn whoami(&self) -> ApiResult<WhoAmI> {
+        let c = self.caller();
+        Ok(WhoAmI {
+            role: c.role.to_string(),
+            tenant: c.tenant_id.map(|id| {
+                self.store
+                    .tenant_by_id(id)
+                    .map_or(format!("#{id}"), |t| t.name)
+            }),
+            tenant_id: c.tenant_id,
+            token: c
+                .token_id
+                .and_then(|id| self.tokens.get(id))
+                .map(|r| self.token_info(&r)),
+        })
+    }
+
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
         self.allow(Role::Admin, None)?;
         Ok(self

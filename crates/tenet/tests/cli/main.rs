@@ -2,8 +2,10 @@
 //! modes, and crash safety with real process kills. One test binary keeps link time low.
 
 mod api_input;
+mod browser;
 mod common;
 mod crash;
+mod dashboard;
 mod ensure_deps;
 mod honest;
 mod http;

@@ -1,0 +1,987 @@
+// Tenet dashboard: one page over the REST API (/v1/…), with the caller's token.
+//
+// Views (by the URL's hash): #/ overview, #/tenant/<name>, #/jobs, and the login
+// form when the tab holds no token. Every view is built from API answers only;
+// values are escaped (the `h` template below), and geometry is set through the
+// CSSOM (the page's CSP forbids inline styles). Views refresh themselves on a timer
+// while they are shown; a part the user is working in (focus inside it) is not
+// replaced under them.
+'use strict';
+
+// ---- small helpers ------------------------------------------------------------
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+/** Markup that is not escaped again when it is put into `h`. */
+class Raw { constructor(s) { this.s = s; } toString() { return this.s; } }
+const raw = (s) => new Raw(s);
+const escapeText = (v) => String(v ?? '').replace(/[&<>"']/g,
+  (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+const piece = (v) => v instanceof Raw ? v.s
+  : Array.isArray(v) ? v.map(piece).join('')
+  : (v === null || v === undefined || v === false) ? '' : escapeText(v);
+/** A template whose values are escaped (arrays joined, `raw` kept, null dropped). */
+function h(strings, ...vals) {
+  let out = strings[0];
+  vals.forEach((v, i) => { out += piece(v) + strings[i + 1]; });
+  return raw(out);
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+function bytes(n) {
+  n = Number(n || 0);
+  let i = 0;
+  while (n >= 1024 && i < UNITS.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + UNITS[i];
+}
+function duration(secs) {
+  secs = Math.max(0, Math.round(Number(secs)));
+  if (secs < 60) return secs + ' s';
+  const m = Math.floor(secs / 60);
+  if (m < 60) return m + ' min' + (secs % 60 && m < 10 ? ' ' + (secs % 60) + ' s' : '');
+  const hrs = Math.floor(m / 60);
+  if (hrs < 48) return hrs + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+  return Math.floor(hrs / 24) + ' d' + (hrs % 24 ? ' ' + (hrs % 24) + ' h' : '');
+}
+const ms = (t) => t ? Date.parse(t) : NaN;
+/** A time as UTC, to the second ("2026-11-26 03:31:57 UTC"). */
+function when(t) {
+  if (!t) return '—';
+  const d = new Date(typeof t === 'number' ? t : ms(t));
+  return isNaN(d) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+function ago(t) {
+  if (!t) return 'never';
+  return duration((Date.now() - ms(t)) / 1000) + ' ago';
+}
+const human = (k) => k.replace(/_/g, ' ');
+/** A problem string: `…` spans become code. */
+function problemText(p) {
+  return raw(escapeText(p).replace(/`([^`]+)`/g, '<code>$1</code>'));
+}
+const ROLES = ['read', 'write', 'operator', 'admin'];
+const can = (role) => state.me && ROLES.indexOf(state.me.role) >= ROLES.indexOf(role);
+const tenantHref = (name) => '#/tenant/' + encodeURIComponent(name);
+
+// ---- the API ------------------------------------------------------------------
+
+const TOKEN_KEY = 'tenet.token';
+const state = { me: null, timer: null, view: null };
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, 'UNAVAILABLE', 'the server did not answer (' + e.message + ')');
+  }
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!r.ok) {
+    const err = new ApiError(r.status, data?.code || 'HTTP_' + r.status, data?.message || text || r.statusText);
+    if (r.status === 401 && path !== '/v1/whoami') logout('Your token is no longer accepted: ' + err.message);
+    throw err;
+  }
+  return data;
+}
+const get = (path) => api('GET', path);
+/** The answer, or the error itself (for parts of a page that may fail alone). */
+const settle = (p) => p.then((v) => v, (e) => e);
+
+// ---- notices, dialogs ---------------------------------------------------------
+
+function notice(msg, bad = false) {
+  const n = $('#notice');
+  n.hidden = false;
+  n.className = 'notice' + (bad ? ' bad' : '');
+  n.setAttribute('role', bad ? 'alert' : 'status');
+  n.replaceChildren();
+  n.insertAdjacentHTML('beforeend', piece(msg));
+}
+function clearNotice() { $('#notice').hidden = true; }
+const errorText = (e) => h`${e.message} (${e.code})`;
+
+/**
+ * Asks for confirmation, with form fields, and runs `action(values)` on confirm.
+ * `consequence(values)` states what will happen; it is shown and updated as fields
+ * change. A failing action leaves the dialog open with the error.
+ */
+function ask({ title, fields = [], consequence, confirm, danger = false, action }) {
+  const dlg = $('#dialog');
+  $('#dialog-title').textContent = title;
+  $('#dialog-body').innerHTML = piece(fields.map((f) => field(f)));
+  const ok = $('#dialog-ok');
+  ok.textContent = confirm;
+  ok.className = danger ? 'danger' : 'primary';
+  ok.disabled = false;
+  const err = $('#dialog-error');
+  err.hidden = true;
+  const values = () => {
+    const v = {};
+    for (const f of fields) {
+      const el = $('#f-' + f.name);
+      v[f.name] = f.type === 'checkbox' ? el.checked : el.value.trim();
+    }
+    return v;
+  };
+  const update = () => { $('#dialog-consequence').innerHTML = piece(consequence ? consequence(values()) : ''); };
+  update();
+  const form = $('#dialog-form');
+  form.oninput = update;
+  form.onchange = update;
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    ok.disabled = true;
+    err.hidden = true;
+    try {
+      await action(values());
+      dlg.close();
+    } catch (e) {
+      err.hidden = false;
+      err.innerHTML = piece(e instanceof ApiError ? errorText(e) : e.message);
+      ok.disabled = false;
+    }
+  };
+  $('#dialog-cancel').onclick = () => dlg.close();
+  dlg.showModal();
+  const first = $('input, select', $('#dialog-body'));
+  (first || ok).focus();
+}
+
+function field(f) {
+  const id = 'f-' + f.name;
+  const help = f.help ? h`<p class="help" id="${id}-help">${f.help}</p>` : '';
+  const described = f.help ? raw(` aria-describedby="${id}-help"`) : '';
+  if (f.type === 'checkbox') {
+    return h`<label class="inline"><input type="checkbox" id="${id}"${f.value ? raw(' checked') : ''}${described}> ${f.label}</label>${help}`;
+  }
+  if (f.type === 'select') {
+    const opts = f.options.map(([v, l]) => h`<option value="${v}"${v === f.value ? raw(' selected') : ''}>${l}</option>`);
+    return h`<label for="${id}">${f.label}</label><select id="${id}"${described}>${opts}</select>${help}`;
+  }
+  const req = f.required ? raw(' required') : '';
+  return h`<label for="${id}">${f.label}</label><input id="${id}" type="${f.type || 'text'}" value="${f.value ?? ''}"${req}${described} autocomplete="off">${help}`;
+}
+
+/** Starts a job-making action, then says where to follow it. */
+function started(what, job) {
+  notice(h`${what} started: job ${job.id}. <a href="#/jobs">Follow it on Jobs</a>.`);
+  refresh();
+}
+
+// ---- login --------------------------------------------------------------------
+
+function logout(why) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.me = null;
+  route();
+  if (why) notice(why, true);
+}
+
+function showLogin() {
+  $('#nav').hidden = true;
+  $('#who').hidden = true;
+  document.title = 'Tenet: log in';
+  render(h`<div class="login">
+    <h1 tabindex="-1">Log in</h1>
+    <form id="login-form">
+      <label for="token">API token</label>
+      <input id="token" type="password" autocomplete="off" required aria-describedby="token-help">
+      <p class="help" id="token-help">A token made with <code>tenet token create</code>, or the first admin
+      token in <code>&lt;data-dir&gt;/admin.token</code>. It is kept in this browser tab only.</p>
+      <p class="error" id="login-error" role="alert" hidden></p>
+      <div class="buttons"><button class="primary" type="submit">Log in</button></div>
+    </form></div>`);
+  $('#login-form').onsubmit = async (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $('#token').value.trim());
+    try {
+      await whoami();
+      clearNotice();
+      route();
+    } catch (e) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      const el = $('#login-error');
+      el.hidden = false;
+      el.innerHTML = piece(errorText(e));
+    }
+  };
+  $('#token').focus();
+}
+
+async function whoami() {
+  state.me = await get('/v1/whoami');
+  const me = state.me;
+  const t = me.token;
+  $('#who-text').textContent = (t ? 'token ' + t.id + (t.name ? ' “' + t.name + '”' : '') : 'local')
+    + ' · ' + me.role + (me.tenant ? ' · tenant ' + me.tenant : ' · every tenant');
+  $('#who').hidden = false;
+  $('#nav').hidden = false;
+}
+
+// ---- routing and rendering ----------------------------------------------------
+
+function render(markup, focus = true) {
+  const main = $('#main');
+  // A fresh element per view, so that no listener of the last view stays.
+  main.innerHTML = '<div class="view">' + piece(markup) + '</div>';
+  geometry(main);
+  if (focus) ($('h1', main) || main).focus();
+}
+
+/** Positions what has data-l / data-w (percent of its track). */
+function geometry(root) {
+  for (const el of $$('[data-l]', root)) {
+    el.style.left = el.dataset.l + '%';
+    if (el.dataset.w !== undefined) el.style.width = el.dataset.w + '%';
+  }
+}
+
+/** What `patch` last put into an element. */
+const shown = new WeakMap();
+
+/** Replaces a part of the page unless the user is working in it, or it is unchanged. */
+function patch(el, markup) {
+  if (!el) return;
+  const s = piece(markup);
+  if (shown.get(el) === s) return;
+  if (el.contains(document.activeElement) && document.activeElement !== el) return;
+  shown.set(el, s);
+  el.innerHTML = s;
+  geometry(el);
+}
+
+function schedule(fn, msEvery) {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(async () => {
+    try { await fn(); } catch (_) { /* shown by the view */ }
+  }, msEvery);
+}
+function refresh() { if (state.view) state.view.refresh(); }
+
+async function route() {
+  clearTimeout(state.timer);
+  state.view = null;
+  if (!sessionStorage.getItem(TOKEN_KEY)) return showLogin();
+  if (!state.me) {
+    try { await whoami(); } catch (e) { return logout(e.message); }
+  }
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path, query] = hash.split('?');
+  const parts = path.split('/').filter(Boolean);
+  for (const a of $$('[data-nav]')) a.removeAttribute('aria-current');
+  let view;
+  if (parts[0] === 'tenant' && parts[1]) view = tenantView(decodeURIComponent(parts[1]));
+  else if (parts[0] === 'jobs') view = jobsView(new URLSearchParams(query || ''));
+  else view = overviewView();
+  const nav = $(`[data-nav="${view.nav}"]`);
+  if (nav) nav.setAttribute('aria-current', 'page');
+  state.view = view;
+  await view.show();
+}
+
+// ---- overview -----------------------------------------------------------------
+
+function health(t) {
+  if (!t.restorable.length) return 'bad';
+  return t.problems.length ? 'warn' : 'ok';
+}
+
+function overviewView() {
+  let first = true;
+  const view = {
+    nav: 'overview',
+    async show() {
+      document.title = 'Tenet: overview';
+      render(h`<h1 tabindex="-1">Overview</h1>
+        <div class="toolbar"><span id="ov-summary" class="summary muted">Loading…</span>
+        <button type="button" id="ov-refresh">Read repositories now</button>
+        ${can('admin') ? h`<button type="button" id="ov-restore">Restore into a new tenant…</button>` : ''}</div>
+        <div id="ov-table"></div>`);
+      $('#ov-refresh').onclick = () => view.refresh(true);
+      if ($('#ov-restore')) $('#ov-restore').onclick = () => restoreNewDialog(null);
+      await view.refresh();
+    },
+    async refresh(now = false) {
+      try {
+        const p = await get('/v1/protection' + (now ? '?refresh=true' : ''));
+        drawOverview(p);
+        if (first) {
+          // After the frame that shows the table: what the first-paint figure measures.
+          requestAnimationFrame(() => setTimeout(() => performance.mark('tenet:overview')));
+          first = false;
+        }
+      } catch (e) {
+        patch($('#ov-table'), h`<p class="error">${errorText(e)}</p>`);
+      }
+      schedule(() => view.refresh(), 10000);
+    },
+  };
+  return view;
+}
+
+function drawOverview(p) {
+  const now = Date.now();
+  const ts = p.tenants;
+  const bad = ts.filter((t) => !t.restorable.length).length;
+  const warn = ts.filter((t) => health(t) === 'warn').length;
+  $('#ov-summary').textContent = `${ts.length} tenant${ts.length === 1 ? '' : 's'} · ${bad} not restorable · `
+    + `${warn} with problems · read ${ago(p.generated_at)}`;
+  // One time axis for every bar: from the oldest restorable point (at most 30 days
+  // back, at least 1 hour) to now.
+  let start = now - 3600e3;
+  for (const t of ts) for (const r of t.restorable) start = Math.min(start, ms(r.from_time));
+  start = Math.max(start, now - 30 * 86400e3);
+  const span = now - start;
+  const pos = (t) => Math.max(0, Math.min(100, (t - start) / span * 100));
+  const rows = ts.map((t) => {
+    const segs = t.restorable.map((r) => {
+      const l = pos(ms(r.from_time));
+      return h`<span data-l="${Math.min(l, 99).toFixed(2)}" data-w="${Math.max(1, pos(ms(r.to_time)) - l).toFixed(2)}"></span>`;
+    });
+    const winLabel = t.restorable.length
+      ? t.restorable.map((r) => `${when(r.from_time)} to ${when(r.to_time)}`).join('; ')
+      : 'nothing restorable';
+    const drill = t.last_drill_time
+      ? h`<span class="badge ${t.last_drill_ok ? 'ok' : 'bad'}">${t.last_drill_ok ? 'passed' : 'failed'}</span> ${ago(t.last_drill_time)}`
+      : h`<span class="muted">none</span>`;
+    const cls = health(t);
+    return h`<tr class="${cls}" data-tenant="${t.tenant}">
+      <td><a href="${tenantHref(t.tenant)}">${t.tenant}</a> <span class="badge">${t.state}</span></td>
+      <td><div class="win" role="img" aria-label="Restorable: ${winLabel}" title="${winLabel}">${segs}</div></td>
+      <td>${t.restorable_until_time ? when(t.restorable_until_time) : h`<span class="badge bad">not restorable</span>`}</td>
+      <td class="num">${t.rpo_ms === null ? '—' : duration(t.rpo_ms / 1000)}</td>
+      <td>${t.last_full ? ago(t.last_full.time) : h`<span class="muted">none</span>`}</td>
+      <td>${t.last_incr ? ago(t.last_incr.time) : h`<span class="muted">none</span>`}</td>
+      <td>${drill}</td>
+      <td>${t.archive_running ? h`<span class="badge ok">running</span>` : h`<span class="badge">${t.archive || 'off'}</span>`}</td>
+      <td>${t.problems.length ? h`<ul class="problems">${t.problems.map((x) => h`<li>${problemText(x)}</li>`)}</ul>` : h`<span class="badge ok">none</span>`}</td>
+    </tr>`;
+  });
+  patch($('#ov-table'), h`<table aria-describedby="ov-summary">
+    <thead><tr><th scope="col">Tenant</th><th scope="col">Restorable window</th><th scope="col">Restorable until</th>
+    <th scope="col" class="num">RPO</th><th scope="col">Last full</th><th scope="col">Last incremental</th>
+    <th scope="col">Last drill</th><th scope="col">Archive</th><th scope="col">Problems</th></tr>
+    <tr><th></th><th><div class="axis" title="${when(start)} to now"><span>${duration((now - start) / 1000)} ago</span><span>now</span></div></th><th colspan="7"></th></tr></thead>
+    <tbody>${rows}</tbody></table>
+    ${ts.length ? '' : h`<p class="muted">No tenants yet.</p>`}`);
+}
+
+// ---- jobs ---------------------------------------------------------------------
+
+const ACTIVE = ['queued', 'running', 'cancelling', 'failing'];
+const isActive = (j) => ACTIVE.includes(j.state);
+const interrupted = (j) => isActive(j) && !j.live;
+
+function percent(j) {
+  if (j.state === 'succeeded') return 100;
+  const p = j.progress;
+  if (p.bytes_total > 0) return Math.min(100, Math.floor(p.bytes_done / p.bytes_total * 100));
+  if (p.tasks_total > 0) return Math.min(100, Math.floor(p.tasks_done / p.tasks_total * 100));
+  return 0;
+}
+
+function jobState(j) {
+  const cls = j.state === 'succeeded' ? 'ok' : ['failed', 'cancelled'].includes(j.state) ? 'bad' : 'warn';
+  return h`<span class="badge ${cls}">${interrupted(j) ? 'interrupted' : j.state}</span>`;
+}
+
+function progressCell(j) {
+  const pct = percent(j);
+  const p = j.progress;
+  const rate = p.bytes_per_sec ? bytes(p.bytes_per_sec) + '/s' : '';
+  const eta = isActive(j) && p.eta_secs !== null && p.eta_secs !== undefined ? 'ETA ' + duration(p.eta_secs) : '';
+  return h`<progress class="job-progress" data-job="${j.id}" max="100" value="${pct}"
+      aria-label="Job ${j.id} progress">${pct} %</progress>
+    <span class="pct" data-job="${j.id}">${pct} %</span>
+    <span class="muted">${[j.phase, rate, eta].filter(Boolean).join(' · ')}</span>`;
+}
+
+/** A job's result or error, as words (no JSON). */
+function outcome(j) {
+  if (j.error) return h`<span class="error">${j.error.message}</span>`;
+  if (!j.result) return '';
+  const r = j.result;
+  const short = [];
+  if (r.backup_id) short.push('backup ' + r.backup_id);
+  if (r.rows !== undefined) short.push(r.rows + ' rows');
+  if (r.logical_bytes !== undefined) short.push(bytes(r.logical_bytes));
+  if (r.target) short.push('into ' + r.target);
+  if (r.target_time) short.push('at ' + when(r.target_time));
+  const items = Object.entries(r).filter(([, v]) => v !== null && typeof v !== 'object')
+    .map(([k, v]) => h`<dt>${human(k)}</dt><dd>${/_time$|_at$/.test(k) ? when(v) : v}</dd>`);
+  return h`${short.join(', ')}<details><summary>details</summary><dl class="kv">${items}</dl></details>`;
+}
+
+function jobRow(j, withTenant = true) {
+  const actions = [];
+  if (isActive(j) && j.state !== 'cancelling' && can('operator')) {
+    actions.push(h`<button type="button" data-cancel="${j.id}">Cancel</button>`);
+  }
+  if (interrupted(j) && can('operator')) actions.push(h`<button type="button" data-resume="${j.id}">Resume</button>`);
+  const took = j.started_at ? ((ms(j.finished_at) || Date.now()) - ms(j.started_at)) / 1000 : null;
+  return h`<tr data-job-row="${j.id}">
+    <td class="num">${j.id}</td><td>${human(j.kind)}</td>
+    ${withTenant ? h`<td><a href="${tenantHref(j.tenant)}">${j.tenant}</a></td>` : ''}
+    <td>${jobState(j)}</td><td>${progressCell(j)}</td>
+    <td>${when(j.created_at)}</td><td class="num">${took === null ? '—' : duration(took)}</td>
+    <td>${outcome(j)}</td><td>${actions}</td></tr>`;
+}
+
+function jobTable(jobs, withTenant = true) {
+  if (!jobs.length) return h`<p class="muted">No jobs.</p>`;
+  return h`<table><thead><tr><th scope="col" class="num">Job</th><th scope="col">Kind</th>
+    ${withTenant ? h`<th scope="col">Tenant</th>` : ''}<th scope="col">State</th><th scope="col">Progress</th>
+    <th scope="col">Created</th><th scope="col" class="num">Took</th><th scope="col">Outcome</th><th scope="col"></th></tr></thead>
+    <tbody>${jobs.map((j) => jobRow(j, withTenant))}</tbody></table>`;
+}
+
+/** Cancel and resume buttons anywhere in `root` (delegated once per view). */
+function jobButtons(root, jobsById) {
+  root.addEventListener('click', (ev) => {
+    const c = ev.target.closest('[data-cancel]');
+    const r = ev.target.closest('[data-resume]');
+    if (c) {
+      const j = jobsById()[c.dataset.cancel];
+      ask({
+        title: `Cancel job ${c.dataset.cancel}`,
+        consequence: () => cancelConsequence(j),
+        confirm: 'Cancel the job',
+        danger: true,
+        action: async () => {
+          await api('POST', `/v1/jobs/${c.dataset.cancel}/cancel`);
+          notice(`Job ${c.dataset.cancel} is being cancelled.`);
+          refresh();
+        },
+      });
+    } else if (r) {
+      api('POST', `/v1/jobs/${r.dataset.resume}/resume`).then(
+        () => { notice(`Job ${r.dataset.resume} resumed.`); refresh(); },
+        (e) => notice(errorText(e), true));
+    }
+  });
+}
+
+function cancelConsequence(j) {
+  if (!j) return 'The job stops and what it wrote so far is cleaned up.';
+  if (j.kind.startsWith('backup')) return 'The backup stops; the files it uploaded are deleted and no backup is recorded.';
+  if (j.kind.startsWith('restore') || j.kind === 'clone') {
+    return `The restore stops; the tenant it was building${j.params?.target ? ' (' + j.params.target + ')' : ''} is dropped.`;
+  }
+  return `The ${human(j.kind)} job stops and cleans up what it started.`;
+}
+
+function jobsView(query) {
+  let jobs = [];
+  const byId = () => Object.fromEntries(jobs.map((j) => [j.id, j]));
+  const view = {
+    nav: 'jobs',
+    async show() {
+      document.title = 'Tenet: jobs';
+      render(h`<h1 tabindex="-1">Jobs</h1>
+        <h2>Running</h2><div id="jobs-running"></div>
+        <h2>History</h2>
+        <form class="filters" id="jobs-filter" aria-label="Filter jobs">
+          <label>Tenant <input id="flt-tenant" value="${query.get('tenant') || ''}" autocomplete="off"></label>
+          <label>Kind <select id="flt-kind"><option value="">any</option></select></label>
+          <label>State <select id="flt-state"><option value="">any</option>
+            ${['succeeded', 'failed', 'cancelled', 'interrupted'].map((s) => h`<option${s === query.get('state') ? raw(' selected') : ''}>${s}</option>`)}</select></label>
+        </form>
+        <div id="jobs-history"></div>`);
+      $('#jobs-filter').oninput = () => draw();
+      $('#jobs-filter').onsubmit = (ev) => ev.preventDefault();
+      jobButtons($('.view'), byId);
+      await view.refresh();
+    },
+    async refresh() {
+      try {
+        jobs = (await get('/v1/jobs')).sort((a, b) => b.id - a.id);
+        draw();
+      } catch (e) {
+        patch($('#jobs-running'), h`<p class="error">${errorText(e)}</p>`);
+      }
+      schedule(() => view.refresh(), jobs.some(isActive) ? 1000 : 5000);
+    },
+  };
+  function draw() {
+    const kinds = [...new Set(jobs.map((j) => j.kind))].sort();
+    const ks = $('#flt-kind');
+    const chosen = ks.value || query.get('kind') || '';
+    if (ks.options.length !== kinds.length + 1) {
+      ks.innerHTML = piece(h`<option value="">any</option>${kinds.map((k) => h`<option value="${k}"${k === chosen ? raw(' selected') : ''}>${human(k)}</option>`)}`);
+    }
+    const tenant = $('#flt-tenant').value.trim().toLowerCase();
+    const st = $('#flt-state').value;
+    const running = jobs.filter((j) => isActive(j) && j.live);
+    const past = jobs.filter((j) => !(isActive(j) && j.live))
+      .filter((j) => !tenant || j.tenant.toLowerCase().includes(tenant))
+      .filter((j) => !ks.value || j.kind === ks.value)
+      .filter((j) => !st || (st === 'interrupted' ? interrupted(j) : j.state === st));
+    patch($('#jobs-running'), running.length ? jobTable(running) : h`<p class="muted">Nothing is running.</p>`);
+    patch($('#jobs-history'), jobTable(past.slice(0, 200)));
+  }
+  return view;
+}
+
+// ---- tenant -------------------------------------------------------------------
+
+function tenantView(name) {
+  const enc = encodeURIComponent(name);
+  const d = { jobs: [] };
+  let point = null; // the chosen time (ms) on the timeline
+  const view = {
+    nav: 'overview',
+    async show() {
+      document.title = 'Tenet: ' + name;
+      render(h`<h1 tabindex="-1">${name} <span id="t-state"></span></h1>
+        <div id="t-actions" class="toolbar"></div>
+        <div id="t-cards" class="cards"></div>
+        <h2 id="tl-h">Restore points</h2><div id="t-timeline" class="timeline" aria-labelledby="tl-h"></div>
+        <div id="t-point"></div>
+        <h2>Backups</h2><div id="t-backups"></div>
+        <h2>Snapshots</h2><div id="t-snapshots"></div>
+        <h2>Strategy</h2><div id="t-strategy"></div>
+        <h2>Recent jobs</h2><div id="t-jobs"></div>`);
+      jobButtons($('.view'), () => Object.fromEntries(d.jobs.map((j) => [j.id, j])));
+      await view.refresh();
+    },
+    async refresh() {
+      const [tenant, points, backups, snaps, archive, strategy, jobs, standby] = await Promise.all([
+        settle(get(`/v1/tenants/${enc}`)),
+        settle(get(`/v1/tenants/${enc}/restore-points`)),
+        settle(get(`/v1/backups?tenant=${enc}`)),
+        settle(get(`/v1/tenants/${enc}/snapshots`)),
+        settle(get(`/v1/tenants/${enc}/archive`)),
+        settle(get(`/v1/tenants/${enc}/strategy`)),
+        settle(get('/v1/jobs')),
+        settle(get(`/v1/tenants/${enc}/standby`)),
+      ]);
+      if (tenant instanceof Error) {
+        render(h`<h1 tabindex="-1">${name}</h1><p class="error">${errorText(tenant)}</p>
+          <p><a href="#/">Back to the overview</a></p>`, false);
+        return;
+      }
+      Object.assign(d, { tenant, points, backups, snaps, archive, strategy, standby });
+      d.jobs = jobs instanceof Error ? [] : jobs.filter((j) => j.tenant === name || j.params?.target === name)
+        .sort((a, b) => b.id - a.id).slice(0, 10);
+      draw();
+      schedule(() => view.refresh(), d.jobs.some(isActive) ? 1000 : 5000);
+    },
+  };
+
+  const list = (v) => (Array.isArray(v) ? v : []);
+  const isStandby = () => !(d.standby instanceof Error);
+
+  function draw() {
+    const t = d.tenant;
+    patch($('#t-state'), h`<span class="badge">${t.state}</span>`);
+    drawActions();
+    drawCards();
+    drawTimeline();
+    drawBackups();
+    drawSnapshots();
+    drawStrategy();
+    patch($('#t-jobs'), jobTable(d.jobs, false));
+    if (!$('#t-point').contains(document.activeElement)) drawPoint();
+  }
+
+  function drawActions() {
+    const a = [];
+    if (can('operator')) {
+      a.push(h`<button type="button" data-act="backup">Back up now…</button>`);
+      if (!isStandby()) {
+        a.push(d.archive instanceof Error || !d.archive.running
+          ? h`<button type="button" data-act="archive-start">Start archiving…</button>`
+          : h`<button type="button" data-act="archive-stop">Stop archiving…</button>`);
+      }
+      a.push(h`<button type="button" data-act="drill">Drill now…</button>`);
+    }
+    if (can('write') && !isStandby()) a.push(h`<button type="button" data-act="snapshot">Take a snapshot…</button>`);
+    if (can('admin')) a.push(h`<button type="button" data-act="restore-new">Restore into a new tenant…</button>`);
+    if (can('operator') && isStandby()) a.push(h`<button type="button" data-act="promote">Promote…</button>`);
+    if (can('operator') && !isStandby() && d.archive && !(d.archive instanceof Error) && d.archive.running) {
+      a.push(h`<button type="button" data-act="switchover">Switch over…</button>`);
+    }
+    patch($('#t-actions'), a);
+    for (const b of $$('[data-act]', $('#t-actions'))) b.onclick = () => ACTIONS[b.dataset.act]();
+  }
+
+  function drawCards() {
+    const card = (k, v) => h`<div class="card"><div class="k">${k}</div><div class="v">${v}</div></div>`;
+    const pts = list(d.points);
+    const last = pts.length ? pts[pts.length - 1].to_time : null;
+    const arch = d.archive instanceof Error ? null : d.archive;
+    const lastOf = (kind) => list(d.backups).filter((b) => b.kind === kind).map((b) => b.backup_time).sort().pop();
+    const cards = [
+      card('Restorable until', d.points instanceof Error ? h`<span class="error">${d.points.message}</span>`
+        : last ? when(last) : h`<span class="badge bad">nothing restorable</span>`),
+      card('RPO', arch && arch.rpo_ms !== null ? duration(arch.rpo_ms / 1000) : '—'),
+      card('Archive', arch ? h`${arch.status}${arch.problem ? h`<br><span class="error">${arch.problem}</span>` : ''}` : 'off'),
+      card('Last full backup', ago(lastOf('full'))),
+      card('Last incremental', ago(lastOf('incr'))),
+      card('Kept history', duration(d.tenant.history_retention_secs)),
+    ];
+    if (isStandby()) {
+      const s = d.standby;
+      cards.push(card('Standby of', h`${s.source} · applied ${when(s.applied_time)} · lag ${duration(s.lag_ms / 1000)}${s.problem ? h`<br><span class="error">${s.problem}</span>` : ''}`));
+    }
+    patch($('#t-cards'), cards);
+  }
+
+  /** The timeline's time axis: from the oldest thing shown to now. */
+  function axis() {
+    const now = Date.now();
+    let start = now - d.tenant.history_retention_secs * 1000;
+    for (const r of list(d.points)) start = Math.min(start, ms(r.from_time));
+    for (const b of list(d.backups)) start = Math.min(start, ms(b.backup_time));
+    for (const s of list(d.snaps)) start = Math.min(start, ms(s.time));
+    start = Math.max(start, ms(d.tenant.created_time) - 1000);
+    return { start, end: now, span: Math.max(1000, now - start) };
+  }
+
+  function drawTimeline() {
+    const ax = axis();
+    const pos = (t) => Math.max(0, Math.min(100, (t - ax.start) / ax.span * 100));
+    const seg = (cls, from, to, label) => {
+      const l = pos(from);
+      return h`<span class="${cls}" data-l="${l.toFixed(3)}" data-w="${Math.max(0.3, pos(to) - l).toFixed(3)}" title="${label}"></span>`;
+    };
+    const mark = (cls, t, label) => h`<span class="mark ${cls}" data-l="${pos(t).toFixed(3)}" title="${label}"></span>`;
+    const pts = list(d.points);
+    const ranges = [];
+    pts.forEach((r, i) => {
+      ranges.push(seg('range', ms(r.from_time), ms(r.to_time), `restorable ${when(r.from_time)} to ${when(r.to_time)}`));
+      if (i + 1 < pts.length) ranges.push(seg('gap', ms(r.to_time), ms(pts[i + 1].from_time), `gap: not restorable ${when(r.to_time)} to ${when(pts[i + 1].from_time)}`));
+    });
+    const fulls = list(d.backups).filter((b) => b.kind === 'full').map((b) => mark('full', ms(b.backup_time), `full backup ${b.id} at ${when(b.backup_time)}`));
+    const incrs = list(d.backups).filter((b) => b.kind !== 'full').map((b) => mark('incr', ms(b.backup_time), `incremental ${b.id} at ${when(b.backup_time)}`));
+    const snaps = list(d.snaps).map((s) => mark('snap', ms(s.time), `snapshot ${s.name} at ${when(s.time)}`));
+    const arch = d.archive instanceof Error ? null : d.archive;
+    const archSeg = arch && arch.restorable_until_time
+      ? seg('archive', ms(arch.started_at), ms(arch.restorable_until_time), `log archived since ${when(arch.started_at)}, up to ${when(arch.restorable_until_time)}`) : '';
+    const kept = seg('kept', Date.now() - d.tenant.history_retention_secs * 1000, Date.now(), 'kept history (revert, time travel)');
+    const cursor = point === null ? '' : h`<span class="cursor" data-l="${pos(point).toFixed(3)}"></span>`;
+    const lane = (label, inner) => h`<div class="lane"><div class="name">${label}</div><div class="track" data-track>${inner}${cursor}</div></div>`;
+    const summary = pts.length
+      ? `Restorable from backups and the archived log: ${pts.map((r) => `${when(r.from_time)} to ${when(r.to_time)}`).join('; ')}.`
+        + (pts.length > 1 ? ` ${pts.length - 1} gap${pts.length > 2 ? 's' : ''} in between.` : '')
+      : (d.points instanceof Error ? d.points.message : 'Nothing is restorable from backups.');
+    patch($('#t-timeline'), h`<p id="tl-summary" class="help">${summary}</p>
+      ${lane('Restorable', ranges)}${lane('Archived log', archSeg)}${lane('Full backups', fulls)}
+      ${lane('Incrementals', incrs)}${lane('Snapshots', snaps)}${lane('Kept history', kept)}
+      <div class="lane"><div></div><div class="axis"><span>${when(ax.start)}</span><span>${when(ax.start + ax.span / 2)}</span><span>now</span></div></div>
+      <div class="legend"><span><i class="range"></i>restorable</span><span><i class="gap"></i>gap</span>
+      <span><i class="archive"></i>archived log</span><span><i class="full"></i>full backup</span>
+      <span><i class="incr"></i>incremental</span><span><i class="snap"></i>snapshot</span>
+      <span><i class="kept"></i>kept history</span></div>`);
+    for (const tr of $$('[data-track]', $('#t-timeline'))) {
+      tr.onclick = (ev) => {
+        const r = tr.getBoundingClientRect();
+        choose(ax.start + (ev.clientX - r.left) / r.width * ax.span);
+      };
+    }
+  }
+
+  /** Sets the chosen point (ms), snapped to the second. */
+  function choose(t) {
+    point = Math.round(t / 1000) * 1000;
+    drawPoint();
+    shown.delete($('#t-timeline'));
+    drawTimeline();
+  }
+
+  function drawPoint() {
+    const ax = axis();
+    if (point === null) {
+      const pts = list(d.points);
+      point = pts.length ? ms(pts[pts.length - 1].to_time) : Date.now();
+    }
+    const iso = new Date(point).toISOString();
+    const inRange = list(d.points).some((r) => point >= ms(r.from_time) && point <= ms(r.to_time));
+    const inHistory = point >= Date.now() - d.tenant.history_retention_secs * 1000;
+    const buttons = [];
+    if (can('operator') && !isStandby()) {
+      buttons.push(h`<button type="button" id="pt-revert"${inHistory ? '' : raw(' disabled')}>Revert to this point…</button>`);
+      buttons.push(h`<button type="button" id="pt-inplace"${inRange ? '' : raw(' disabled')}>Restore in place to this point…</button>`);
+    }
+    if (can('admin')) buttons.push(h`<button type="button" id="pt-new"${inRange ? '' : raw(' disabled')}>Restore into a new tenant…</button>`);
+    const el = $('#t-point');
+    el.innerHTML = piece(h`<div class="point">
+      <label for="pt-range">Point in time</label>
+      <input type="range" id="pt-range" min="${Math.floor(ax.start / 1000)}" max="${Math.floor(ax.end / 1000)}" step="1"
+        value="${Math.round(point / 1000)}" aria-valuetext="${when(point)}">
+      <label for="pt-time">Chosen time</label>
+      <div class="toolbar"><input id="pt-time" value="${iso}" size="28" aria-describedby="pt-help">
+        <span id="pt-status" class="${inRange ? 'muted' : 'error'}">${inRange ? 'restorable from backups' : 'not covered by backups'}${inHistory ? ' · within the kept history' : ' · older than the kept history'}</span></div>
+      <div></div><p class="help" id="pt-help">Click a lane, drag the slider, use the arrow keys, or type an RFC 3339 time.</p>
+      <div></div><div class="toolbar">${buttons}</div></div>`);
+    const range = $('#pt-range');
+    range.oninput = () => { point = Number(range.value) * 1000; syncPoint(); };
+    range.onchange = () => { drawPoint(); shown.delete($('#t-timeline')); drawTimeline(); $('#pt-range').focus(); };
+    $('#pt-time').onchange = () => {
+      if (!$('#pt-time').value.trim()) return;
+      const t = Date.parse($('#pt-time').value);
+      if (isNaN(t)) { notice('Not a time: write it as RFC 3339, e.g. 2026-11-26T03:31:57Z.', true); return; }
+      choose(t);
+      $('#pt-time').focus();
+    };
+    if ($('#pt-revert')) $('#pt-revert').onclick = () => revertDialog(point);
+    if ($('#pt-inplace')) $('#pt-inplace').onclick = () => inPlaceDialog(point);
+    if ($('#pt-new')) $('#pt-new').onclick = () => restoreNewDialog(name, { to: new Date(point).toISOString() });
+  }
+
+  function syncPoint() {
+    $('#pt-time').value = new Date(point).toISOString();
+    $('#pt-range').setAttribute('aria-valuetext', when(point));
+  }
+
+  function drawBackups() {
+    if (d.backups instanceof Error) return patch($('#t-backups'), h`<p class="error">${errorText(d.backups)}</p>`);
+    const rows = [...d.backups].reverse().map((b) => h`<tr>
+      <td><code>${b.id}</code></td><td>${b.kind}</td><td>${when(b.backup_time)}</td>
+      <td class="num">${b.rows}</td><td class="num">${bytes(b.logical_bytes)}</td><td class="num">${bytes(b.stored_bytes)}</td>
+      <td>${can('operator') ? h`<button type="button" data-verify="${b.id}">Verify</button>` : ''}
+        ${can('admin') ? h`<button type="button" data-restore-backup="${b.id}">Restore…</button>` : ''}</td></tr>`);
+    patch($('#t-backups'), d.backups.length ? h`<table><thead><tr><th scope="col">Backup</th><th scope="col">Kind</th>
+      <th scope="col">Taken at</th><th scope="col" class="num">Rows</th><th scope="col" class="num">Size</th>
+      <th scope="col" class="num">Stored</th><th scope="col"></th></tr></thead><tbody>${rows}</tbody></table>`
+      : h`<p class="muted">No backups.</p>`);
+    for (const b of $$('[data-verify]', $('#t-backups'))) {
+      b.onclick = () => ask({
+        title: 'Verify ' + b.dataset.verify,
+        consequence: () => 'Reads every file of the backup from its repository and checks counts and digests. Nothing is changed.',
+        confirm: 'Verify',
+        action: async () => started('Verification', await api('POST', `/v1/backups/${encodeURIComponent(b.dataset.verify)}/verify`, {})),
+      });
+    }
+    for (const b of $$('[data-restore-backup]', $('#t-backups'))) {
+      b.onclick = () => restoreNewDialog(name, { backup_id: b.dataset.restoreBackup });
+    }
+  }
+
+  function drawSnapshots() {
+    if (d.snaps instanceof Error) return patch($('#t-snapshots'), h`<p class="error">${errorText(d.snaps)}</p>`);
+    const rows = d.snaps.map((s) => h`<tr><td>${s.name}</td><td>${when(s.time)}</td>
+      <td>${can('operator') && !isStandby() ? h`<button type="button" data-rollback="${s.name}">Roll back…</button>` : ''}
+      ${can('write') ? h`<button type="button" data-drop-snap="${s.name}">Drop…</button>` : ''}</td></tr>`);
+    patch($('#t-snapshots'), d.snaps.length ? h`<table><thead><tr><th scope="col">Snapshot</th><th scope="col">Taken at</th>
+      <th scope="col"></th></tr></thead><tbody>${rows}</tbody></table>` : h`<p class="muted">No snapshots.</p>`);
+    for (const b of $$('[data-rollback]', $('#t-snapshots'))) {
+      const s = d.snaps.find((x) => x.name === b.dataset.rollback);
+      b.onclick = () => ask({
+        title: `Roll ${name} back to snapshot ${s.name}`,
+        consequence: () => `${name} is put back as it was at ${when(s.time)}, in one commit: every change made since is undone `
+          + '(tables and rows). Snapshots stay; the rollback itself can be undone with a revert of its commit.',
+        confirm: 'Roll back', danger: true,
+        action: async () => revertDone(await api('POST', `/v1/tenants/${enc}/snapshots/${encodeURIComponent(s.name)}/rollback`)),
+      });
+    }
+    for (const b of $$('[data-drop-snap]', $('#t-snapshots'))) {
+      b.onclick = () => ask({
+        title: `Drop snapshot ${b.dataset.dropSnap}`,
+        consequence: () => 'The snapshot’s name goes away, and GC may then reclaim the versions it kept. The tenant’s data is not changed.',
+        confirm: 'Drop snapshot', danger: true,
+        action: async () => { await api('DELETE', `/v1/tenants/${enc}/snapshots/${encodeURIComponent(b.dataset.dropSnap)}`); notice('Snapshot dropped.'); refresh(); },
+      });
+    }
+  }
+
+  function drawStrategy() {
+    const s = d.strategy;
+    if (s instanceof Error) {
+      patch($('#t-strategy'), h`<p class="muted">${s.code === 'STRATEGY_NOT_FOUND' ? 'No strategy: nothing backs this tenant up on a schedule.' : s.message}</p>
+        ${can('operator') ? h`<button type="button" id="st-edit">Set a strategy…</button>` : ''}`);
+    } else {
+      const b = s.strategy;
+      const runs = s.runs.map((r) => h`<tr><td>${r.kind}</td><td>${when(r.next_due_time)}</td><td>${when(r.last_success_time)}</td>
+        <td>${r.last_outcome || '—'}</td><td>${r.problem ? h`<span class="error">${r.problem}</span>` : ''}</td></tr>`);
+      patch($('#t-strategy'), h`<dl class="kv">
+        <dt>Source</dt><dd>${s.inherited ? 'the default strategy' : 'this tenant’s own'}</dd>
+        <dt>Full backups</dt><dd>${b.full ? h`<code>${b.full}</code> (cron, UTC)` : 'none'}</dd>
+        <dt>Incrementals</dt><dd>${b.incr_secs ? 'every ' + duration(b.incr_secs) : 'none'}</dd>
+        <dt>Archive</dt><dd>${b.archive ? 'on' + (b.archive_interval_ms ? ', every ' + b.archive_interval_ms + ' ms' : '') : 'off'}</dd>
+        <dt>Repository</dt><dd>${b.repo || 'the default'} (${s.repo_url})</dd>
+        <dt>Retention</dt><dd>${b.keep_within_secs ? 'restorable within ' + duration(b.keep_within_secs) : 'none'}${b.keep_full ? ', at least ' + b.keep_full + ' fulls' : ''}</dd>
+        <dt>Drills</dt><dd>${b.drill ? h`<code>${b.drill}</code>` : 'none'}</dd></dl>
+        ${runs.length ? h`<table><thead><tr><th scope="col">Run</th><th scope="col">Next due</th><th scope="col">Last success</th>
+          <th scope="col">Last outcome</th><th scope="col">Problem</th></tr></thead><tbody>${runs}</tbody></table>` : ''}
+        ${can('operator') ? h`<button type="button" id="st-edit">Edit strategy…</button>` : ''}`);
+    }
+    if ($('#st-edit')) $('#st-edit').onclick = strategyDialog;
+  }
+
+  function strategyDialog() {
+    const b = d.strategy instanceof Error ? {} : d.strategy.strategy;
+    ask({
+      title: `Strategy of ${name}`,
+      fields: [
+        { name: 'full', label: 'Full backups (cron, UTC)', value: b.full || '0 2 * * *', help: 'e.g. “0 2 * * *”: every day at 02:00. Empty: none.' },
+        { name: 'incr', label: 'Incremental every (seconds)', value: b.incr_secs || '', help: 'Empty: none.' },
+        { name: 'archive', label: 'Archive the commit log continuously', type: 'checkbox', value: b.archive ?? true },
+        { name: 'repo', label: 'Repository (name)', value: b.repo || '', help: 'Empty: the default repository.' },
+        { name: 'keep', label: 'Keep restorable within (seconds)', value: b.keep_within_secs || '', help: 'Older backups are pruned once nothing restorable needs them. Empty: keep all.' },
+        { name: 'keepFull', label: 'Keep at least this many fulls', value: b.keep_full || '' },
+        { name: 'drill', label: 'Restore drills (cron, UTC)', value: b.drill || '', help: 'Empty: none.' },
+      ],
+      consequence: (v) => `The scheduler applies this strategy to ${name} from now on${d.strategy instanceof Error || d.strategy.inherited ? ', instead of the default' : ''}.`
+        + (v.keep ? ' Retention may delete backups older than what it keeps restorable.' : ''),
+      confirm: 'Save strategy',
+      action: async (v) => {
+        const num = (x, what) => {
+          if (x === '') return undefined;
+          if (!/^\d+$/.test(x)) throw new Error(`${what} must be a whole number.`);
+          return Number(x);
+        };
+        const body = { archive: v.archive };
+        if (v.full) body.full = v.full;
+        if (v.incr) body.incr_secs = num(v.incr, 'The incremental interval');
+        if (v.repo) body.repo = v.repo;
+        if (v.keep) body.keep_within_secs = num(v.keep, 'Keep within');
+        if (v.keepFull) body.keep_full = num(v.keepFull, 'Keep fulls');
+        if (v.drill) body.drill = v.drill;
+        await api('PUT', `/v1/tenants/${enc}/strategy`, body);
+        notice('Strategy saved.');
+        refresh();
+      },
+    });
+  }
+
+  function revertDialog(t) {
+    const iso = new Date(t).toISOString();
+    ask({
+      title: `Revert ${name}`,
+      fields: [{ name: 'table', label: 'Only this table (optional)', value: '', help: 'Empty: the whole tenant, its tables and catalog.' }],
+      consequence: (v) => `${v.table ? 'Table ' + v.table + ' of ' : ''}${name} is put back as it was at ${when(t)}, in one commit from the kept history: `
+        + 'every change made after that time is undone. Writes wait while it commits. The revert is logged and can itself be undone.',
+      confirm: 'Revert', danger: true,
+      action: async (v) => revertDone(await api('POST', `/v1/tenants/${enc}/revert`, v.table ? { to: iso, table: v.table } : { to: iso })),
+    });
+  }
+
+  function revertDone(r) {
+    const rows = r.tables.reduce((n, x) => n + x.rows_restored + x.rows_reverted + x.rows_removed, 0);
+    notice(r.commit_ts === null
+      ? `Nothing differed: ${name} already was as at ${when(r.target_time)}.`
+      : `${name} is back at ${when(r.target_time)}: ${rows} row${rows === 1 ? '' : 's'} changed in ${r.tables.length} table${r.tables.length === 1 ? '' : 's'}, committed at ${when(r.commit_time)}.`
+        + (r.undo ? ` To undo: ${r.undo}` : ''));
+    refresh();
+  }
+
+  function inPlaceDialog(t) {
+    ask({
+      title: `Restore ${name} in place`,
+      consequence: () => `${name} is restored from its backups and archived log as it was at ${when(t)}, then made equal to it in one commit: `
+        + 'every change made after that time is undone. A snapshot is taken first, so the restore can be rolled back.',
+      confirm: 'Restore in place', danger: true,
+      action: async () => started('Restore in place', await api('POST', '/v1/restores', { source: name, in_place: true, to: new Date(t).toISOString() })),
+    });
+  }
+
+  const ACTIONS = {
+    backup: () => ask({
+      title: `Back up ${name} now`,
+      fields: [
+        { name: 'kind', label: 'Kind', type: 'select', value: 'full', options: [['full', 'Full backup'], ['incr', 'Incremental (the log since the last backup)']] },
+        { name: 'rate', label: 'Limit the rate (MiB/s, optional)', value: '', help: 'Empty: as fast as the server’s I/O budget allows.' },
+      ],
+      consequence: (v) => `A ${v.kind === 'full' ? 'full' : 'incremental'} backup of ${name} is written to its repository while it keeps serving reads and writes.`,
+      confirm: 'Start backup',
+      action: async (v) => {
+        const body = { tenant: name, kind: v.kind };
+        if (v.rate) {
+          const mib = Number(v.rate);
+          if (!(mib > 0)) throw new Error('The rate must be a positive number of MiB/s.');
+          body.throttle_bytes_per_sec = Math.round(mib * 1048576);
+        }
+        started('Backup', await api('POST', '/v1/backups', body));
+      },
+    }),
+    'archive-start': () => ask({
+      title: `Archive ${name}’s commit log`,
+      fields: [{ name: 'full', label: 'Take a full backup first when there is none', type: 'checkbox', value: true }],
+      consequence: () => `Every commit of ${name} is shipped to its repository about once a second, so it can be restored to any point after its first full backup.`,
+      confirm: 'Start archiving',
+      action: async (v) => { await api('POST', `/v1/tenants/${enc}/archive`, { full_backup: v.full }); notice('Archiving started.'); refresh(); },
+    }),
+    'archive-stop': () => ask({
+      title: `Stop archiving ${name}`,
+      consequence: () => `Commits of ${name} after this moment are no longer shipped: it stays restorable only up to now (or its next backup).`,
+      confirm: 'Stop archiving', danger: true,
+      action: async () => { await api('DELETE', `/v1/tenants/${enc}/archive`); notice('Archiving stopped.'); refresh(); },
+    }),
+    drill: () => ask({
+      title: `Restore drill of ${name}`,
+      consequence: () => 'A random point of the restorable window is restored into a hidden scratch tenant, compared with the tenant’s own history, and dropped. Nothing of the tenant is changed.',
+      confirm: 'Start drill',
+      action: async () => started('Drill', await api('POST', `/v1/tenants/${enc}/drill`, {})),
+    }),
+    snapshot: () => ask({
+      title: `Snapshot of ${name}`,
+      fields: [{ name: 'snap', label: 'Name', value: '', required: true }],
+      consequence: (v) => `The current state of ${name} is named “${v.snap || '…'}”: it can be read and rolled back to while it exists (O(1); GC keeps its versions).`,
+      confirm: 'Take snapshot',
+      action: async (v) => { await api('POST', `/v1/tenants/${enc}/snapshots`, { name: v.snap }); notice(`Snapshot ${v.snap} taken.`); refresh(); },
+    }),
+    'restore-new': () => restoreNewDialog(name),
+    promote: () => ask({
+      title: `Promote standby ${name}`,
+      fields: [{ name: 'force', label: 'The source is lost: promote even though it may still be alive', type: 'checkbox', value: false }],
+      consequence: (v) => `${name} stops following ${d.standby.source} and becomes writable at the last applied commit (${when(d.standby.applied_time)}); `
+        + 'its archive continues in the same repository.' + (v.force ? ' Commits of the source after that point are lost to it.' : ''),
+      confirm: 'Promote', danger: true,
+      action: async (v) => {
+        const r = await api('POST', `/v1/tenants/${enc}/promote`, { force: v.force });
+        notice(`${r.tenant} is promoted at ${when(r.promoted_time)}.`);
+        refresh();
+      },
+    }),
+    switchover: () => ask({
+      title: `Switch ${name} over to a standby`,
+      fields: [{ name: 'to', label: 'Standby tenant', value: '', required: true }],
+      consequence: (v) => `${name}’s writes pause while ${v.to || 'the standby'} catches up, then it becomes the primary and ${name} follows it. No commit is lost.`,
+      confirm: 'Switch over', danger: true,
+      action: async (v) => started('Switchover', await api('POST', `/v1/tenants/${enc}/switchover`, { to: v.to })),
+    }),
+  };
+
+  return view;
+}
+
+/** Restore into a new tenant: from `source` (asked when null), at a time, a backup or the latest point. */
+function restoreNewDialog(source, at = {}) {
+  const fields = [];
+  if (source === null) fields.push({ name: 'source', label: 'Source tenant', value: '', required: true });
+  fields.push({ name: 'target', label: 'New tenant', value: (source || 'tenant') + '-restored', required: true });
+  if (!at.backup_id) fields.push({ name: 'to', label: 'Point in time', value: at.to || '', help: 'RFC 3339, -5m, @snapshot or a commit ts. Empty: the latest restorable point.' });
+  ask({
+    title: 'Restore into a new tenant',
+    fields,
+    consequence: (v) => `A new tenant “${v.target || '…'}” is built from ${source || v.source || 'the source'}’s `
+      + (at.backup_id ? `backup ${at.backup_id}` : v.to ? `backups and archived log as at ${v.to}` : 'latest restorable point')
+      + `. ${source || v.source || 'The source'} is not changed.`,
+    confirm: 'Start restore',
+    action: async (v) => {
+      const body = { source: source || v.source, target: v.target };
+      if (at.backup_id) body.backup_id = at.backup_id;
+      else if (v.to) body.to = v.to;
+      else body.latest = true;
+      started('Restore', await api('POST', '/v1/restores', body));
+    },
+  });
+}
+
+// ---- start --------------------------------------------------------------------
+
+window.addEventListener('hashchange', () => { clearNotice(); route(); });
+document.addEventListener('DOMContentLoaded', () => {
+  $('#logout').onclick = () => logout('Logged out.');
+  route();
+});

@@ -1,0 +1,231 @@
+//! The dashboard in a real headless Chromium against a real `tenet serve`: logging in,
+//! the overview, a backup watched to 100 %, a restore into a new tenant, a revert in
+//! place, and a tenant token that sees only its tenant; every result is checked
+//! through the API. Screenshots of each page go to `<target>/tmp/dashboard-screenshots`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::browser::browser;
+use crate::common::*;
+
+fn api(url: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let c = reqwest::blocking::Client::new();
+    let r = call(&c, method, &format!("{url}{path}"), body);
+    assert!(r.0 < 300, "{method} {path}: {} {}", r.0, r.1);
+    r.1
+}
+
+fn wait_job(url: &str, id: u64) -> Value {
+    for _ in 0..600 {
+        let j = api(url, "GET", &format!("/v1/jobs/{id}"), None);
+        match j["state"].as_str().unwrap() {
+            "succeeded" => return j,
+            "failed" | "cancelled" => panic!("job {id} ended: {j}"),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    panic!("job {id} did not finish")
+}
+
+/// The number (`Job N`) in the notice an action leaves.
+fn started_job(notice: &str) -> u64 {
+    let at = notice.find("job ").unwrap_or_else(|| panic!("no job in `{notice}`"));
+    notice[at + 4..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn dashboard_in_a_browser() {
+    let Some(b) = browser("dashboard_in_a_browser") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let repo_url = format!("file://{}", repo.path().display());
+    let srv = Server::start(dir.path());
+    let url = srv.url.clone();
+    let d = dir.path();
+
+    // acme: 3,000 rows of 128 bytes that do not compress, archived; beta: nothing
+    // restorable.
+    kv_tenant(d, "acme", &[]);
+    let values: Vec<String> = (0..3000u32)
+        .map(|i| {
+            let h = |x: u32| blake3::hash(&x.to_le_bytes()).to_hex().to_string();
+            h(i) + &h(i + 1_000_000)
+        })
+        .collect();
+    for chunk in (0..3000).collect::<Vec<i64>>().chunks(1000) {
+        let rows: Vec<(i64, &str)> = chunk.iter().map(|&i| (i, values[i as usize].as_str())).collect();
+        put(d, "acme", &rows);
+    }
+    archive_start(d, "acme", &repo_url, &["--full-backup"]);
+    kv_tenant(d, "beta", &[]);
+
+    // Log in: a wrong token is refused on the form, the admin token gets in.
+    b.goto(&format!("{url}/"));
+    b.wait_for("#token");
+    b.shot("1-login");
+    b.fill("#token", "tenet_1_wrong");
+    b.click("#login-form button[type=submit]");
+    b.wait_for("#login-error");
+    assert!(b.text("#login-error").contains("UNAUTHENTICATED"), "{}", b.page_text());
+    b.fill("#token", &srv.token);
+    b.click("#login-form button[type=submit]");
+
+    // The overview: both tenants, the one with nothing restorable first.
+    b.wait_for("#ov-table tbody tr[data-tenant=acme]");
+    let order = b.js(
+        "return [...document.querySelectorAll('#ov-table tbody tr')].map(r => [r.dataset.tenant, r.className]);",
+        vec![],
+    );
+    assert_eq!(order[0], json!(["beta", "bad"]), "{order}");
+    assert_eq!(order[1][0], "acme");
+    assert!(b.text("#who").contains("admin"));
+    assert!(b.page_text().contains("nothing is restorable"));
+    b.shot("2-overview");
+
+    // The tenant page: its restorable range on the timeline, its backup.
+    b.click("a[href='#/tenant/acme']");
+    b.wait_for("#t-timeline .track .range");
+    b.wait_for("#t-backups table");
+    b.shot("3-tenant");
+
+    // Back up now, slowed so that its progress can be watched, to 100 %.
+    b.click("[data-act=backup]");
+    b.wait_for("#dialog[open] #f-kind");
+    assert!(b.text("#dialog-consequence").contains("full backup of acme"));
+    b.fill("#f-rate", "0.05");
+    b.click("#dialog-ok");
+    b.wait_for("#notice a[href='#/jobs']");
+    let job = started_job(&b.text("#notice"));
+    b.click("#notice a[href='#/jobs']");
+    let bar = format!("#jobs-running progress[data-job='{job}']");
+    b.wait_for(&bar);
+    let mut seen = vec![];
+    loop {
+        let v = b.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.value : null;",
+            vec![json!(format!("progress[data-job='{job}']"))],
+        );
+        let running = b.js(
+            "return !!document.querySelector(arguments[0]);",
+            vec![json!(bar)],
+        );
+        if let Some(v) = v.as_f64() {
+            if seen.last() != Some(&v) {
+                if v < 100.0 && running == json!(true) && !seen.iter().any(|&s| s < 100.0) {
+                    b.shot("4-jobs-running");
+                }
+                seen.push(v);
+            }
+        }
+        if running == json!(false) && seen.last() == Some(&100.0) {
+            break;
+        }
+        assert!(seen.len() < 10_000);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen.iter().any(|&v| v < 100.0), "never seen below 100 %: {seen:?}");
+    assert!(b.text(&format!("[data-job-row='{job}']")).contains("succeeded"));
+    b.shot("5-jobs-done");
+    let j = api(&url, "GET", &format!("/v1/jobs/{job}"), None);
+    assert_eq!(j["state"], "succeeded");
+    assert_eq!(j["kind"], "backup_full");
+    assert_eq!(j["throttle_bytes_per_sec"], json!(52429));
+
+    // A point in time, then a mistake: rows 0..100 deleted.
+    std::thread::sleep(Duration::from_millis(1100));
+    let good = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    let keys: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let mut a = vec!["--json", "delete", "acme", "t"];
+    a.extend(keys.iter().map(String::as_str));
+    let del = ts(&json_out(&tenet(d, &a))["commit_ts"]);
+    wait_restorable(d, "acme", del);
+    let good_s = good.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    // Revert in place to that point, chosen by typing it.
+    b.goto(&format!("{url}/#/tenant/acme"));
+    b.wait_for("#pt-time");
+    b.fill("#pt-time", &good_s);
+    b.keys("#pt-time", "\u{E004}"); // Tab: the change event
+    b.wait(
+        "the chosen point",
+        "return document.querySelector('#pt-time').value.startsWith(arguments[0].slice(0, 19));",
+        vec![json!(good_s)],
+    );
+    b.shot("6-point-chosen");
+    b.click("#pt-revert");
+    b.wait_for("#dialog[open]");
+    assert!(b.text("#dialog-consequence").contains("every change made after that time is undone"));
+    b.click("#dialog-ok");
+    b.wait(
+        "the revert's notice",
+        "return document.querySelector('#notice').innerText.includes('is back at');",
+        vec![],
+    );
+    assert!(b.text("#notice").contains("100 rows changed"), "{}", b.text("#notice"));
+    b.shot("7-reverted");
+    let row = api(&url, "GET", "/v1/tenants/acme/tables/t/row?key=5", None);
+    assert_eq!(row["row"]["id"], json!(5), "{row}");
+
+    // Restore into a new tenant, at the same point.
+    b.wait_for("#pt-new:not([disabled])");
+    b.click("#pt-new");
+    b.wait_for("#dialog[open] #f-target");
+    assert!(b.text("#dialog-consequence").contains("acme is not changed"));
+    b.fill("#f-target", "acme-copy");
+    b.click("#dialog-ok");
+    b.wait(
+        "the restore's notice",
+        "return document.querySelector('#notice').innerText.includes('Restore started');",
+        vec![],
+    );
+    let rjob = started_job(&b.text("#notice"));
+    wait_job(&url, rjob);
+    let scan = api(&url, "GET", "/v1/tenants/acme-copy/tables/t/rows?limit=5000", None);
+    assert_eq!(scan["rows"].as_array().unwrap().len(), 3000);
+    b.goto(&format!("{url}/#/"));
+    b.wait_for("#ov-table tbody tr[data-tenant=acme-copy]");
+    b.shot("8-overview-after-restore");
+
+    // A tenant token sees its tenant only, and no admin action.
+    let tok = api(
+        &url,
+        "POST",
+        "/v1/tokens",
+        Some(json!({"role": "operator", "tenant": "acme", "name": "acme ops"})),
+    );
+    b.click("#logout");
+    b.fill("#token", tok["token"].as_str().unwrap());
+    b.click("#login-form button[type=submit]");
+    b.wait_for("#ov-table tbody tr[data-tenant=acme]");
+    let rows = b.js(
+        "return [...document.querySelectorAll('#ov-table tbody tr')].map(r => r.dataset.tenant);",
+        vec![],
+    );
+    assert_eq!(rows, json!(["acme"]));
+    assert!(!b.page_text().contains("beta") && !b.page_text().contains("acme-copy"));
+    assert!(b.text("#who").contains("tenant acme"));
+    assert_eq!(b.js("return !!document.querySelector('#ov-restore');", vec![]), json!(false));
+    b.shot("9-tenant-token-overview");
+    b.goto(&format!("{url}/#/jobs"));
+    b.wait_for("#jobs-history table");
+    let jt = b.text("#jobs-history");
+    assert!(!jt.contains("beta") && !jt.contains("acme-copy"), "{jt}");
+    b.goto(&format!("{url}/#/tenant/beta"));
+    b.wait(
+        "beta refused",
+        "return document.querySelector('main').innerText.includes('TENANT_NOT_FOUND');",
+        vec![],
+    );
+    b.shot("10-tenant-token-other-tenant");
+    eprintln!("screenshots: {}", b.shots.display());
+}
