@@ -29,6 +29,24 @@ fn wait_job(url: &str, id: u64) -> Value {
     panic!("job {id} did not finish")
 }
 
+/// What on the page has no accessible name: form controls without a label, buttons
+/// and links without text.
+fn unlabelled(b: &crate::browser::Browser) -> Value {
+    b.js(
+        "const bad = [];
+         for (const e of document.querySelectorAll('input, select, progress, textarea')) {
+           if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+               && !e.getAttribute('aria-labelledby')) bad.push(e.outerHTML.slice(0, 100));
+         }
+         for (const e of document.querySelectorAll('button, a')) {
+           if (e.checkVisibility() && !e.innerText.trim() && !e.getAttribute('aria-label'))
+             bad.push(e.outerHTML.slice(0, 100));
+         }
+         return bad;",
+        vec![],
+    )
+}
+
 /// The number (`Job N`) in the notice an action leaves.
 fn started_job(notice: &str) -> u64 {
     let at = notice.find("job ").unwrap_or_else(|| panic!("no job in `{notice}`"));
@@ -38,6 +56,33 @@ fn started_job(notice: &str) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// The files are served to anyone (they hold no data), with the CSP and a cache
+/// validator; an unknown file is the API's JSON 404.
+#[test]
+fn dashboard_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let c = reqwest::blocking::Client::new();
+    let r = c.get(format!("{}/", srv.url)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(r.text().unwrap().contains("/ui/app.js"));
+    let js = c.get(format!("{}/ui/app.js", srv.url)).send().unwrap();
+    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let etag = js.headers()["etag"].clone();
+    let again = c
+        .get(format!("{}/ui/app.js", srv.url))
+        .header("If-None-Match", etag)
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let missing = call(&c, "GET", &format!("{}/ui/nope.js", srv.url), None);
+    assert_error(missing, 404, "NOT_FOUND");
 }
 
 #[test]
@@ -90,17 +135,20 @@ fn dashboard_in_a_browser() {
     assert!(b.text("#who").contains("admin"));
     assert!(b.page_text().contains("nothing is restorable"));
     b.shot("2-overview");
+    assert_eq!(unlabelled(&b), json!([]));
 
     // The tenant page: its restorable range on the timeline, its backup.
     b.click("a[href='#/tenant/acme']");
     b.wait_for("#t-timeline .track .range");
     b.wait_for("#t-backups table");
     b.shot("3-tenant");
+    assert_eq!(unlabelled(&b), json!([]));
 
     // Back up now, slowed so that its progress can be watched, to 100 %.
     b.click("[data-act=backup]");
     b.wait_for("#dialog[open] #f-kind");
     assert!(b.text("#dialog-consequence").contains("full backup of acme"));
+    assert_eq!(unlabelled(&b), json!([]));
     b.fill("#f-rate", "0.05");
     b.click("#dialog-ok");
     b.wait_for("#notice a[href='#/jobs']");
@@ -135,6 +183,7 @@ fn dashboard_in_a_browser() {
     assert!(seen.iter().any(|&v| v < 100.0), "never seen below 100 %: {seen:?}");
     assert!(b.text(&format!("[data-job-row='{job}']")).contains("succeeded"));
     b.shot("5-jobs-done");
+    assert_eq!(unlabelled(&b), json!([]));
     let j = api(&url, "GET", &format!("/v1/jobs/{job}"), None);
     assert_eq!(j["state"], "succeeded");
     assert_eq!(j["kind"], "backup_full");
@@ -175,6 +224,35 @@ fn dashboard_in_a_browser() {
     b.shot("7-reverted");
     let row = api(&url, "GET", "/v1/tenants/acme/tables/t/row?key=5", None);
     assert_eq!(row["row"]["id"], json!(5), "{row}");
+
+    // By keyboard alone: the slider moves the chosen point a second per arrow key, and
+    // a snapshot is taken from its dialog with Enter.
+    let before = b.js("return document.querySelector('#pt-time').value;", vec![]);
+    b.keys("#pt-range", "\u{E012}\u{E012}\u{E012}"); // ArrowLeft ×3
+    let after = b.js("return document.querySelector('#pt-time').value;", vec![]);
+    let secs = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp();
+    assert_eq!(secs(&before) - secs(&after), 3, "{before} → {after}");
+    b.js("document.querySelector('[data-act=snapshot]').focus();", vec![]);
+    b.keys("[data-act=snapshot]", "\u{E007}"); // Enter
+    b.wait_for("#dialog[open] #f-snap");
+    b.keys("#f-snap", "kb\u{E007}");
+    b.wait_for("[data-rollback=kb]");
+    let snaps = api(&url, "GET", "/v1/tenants/acme/snapshots", None);
+    assert!(snaps.as_array().unwrap().iter().any(|s| s["name"] == "kb"), "{snaps}");
+
+    // Roll back to it after a row is deleted.
+    ok(d, &["delete", "acme", "t", "7"]);
+    b.click("[data-rollback=kb]");
+    b.wait_for("#dialog[open]");
+    assert!(b.text("#dialog-consequence").contains("every change made since is undone"));
+    b.click("#dialog-ok");
+    b.wait(
+        "the rollback's notice",
+        "return document.querySelector('#notice').innerText.includes('1 row changed');",
+        vec![],
+    );
+    let row = api(&url, "GET", "/v1/tenants/acme/tables/t/row?key=7", None);
+    assert_eq!(row["row"]["id"], json!(7), "{row}");
 
     // Restore into a new tenant, at the same point.
     b.wait_for("#pt-new:not([disabled])");

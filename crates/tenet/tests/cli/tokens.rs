@@ -112,6 +112,7 @@ fn spec(method: &str, path: &str) -> Option<(&'static str, Value, &'static str)>
         ("POST", "/v1/tenants/{tenant}/keys/rotate") => ("operator", json!({}), ""),
         ("POST", "/v1/tenants/{tenant}/shred") => ("admin", Value::Null, ""),
         ("GET", "/v1/audit") => ("admin", Value::Null, ""),
+        ("GET", "/v1/whoami") => ("read", Value::Null, ""),
         ("GET", "/v1/tokens") => ("admin", Value::Null, ""),
         ("POST", "/v1/tokens") => ("admin", json!({"role": "read"}), ""),
         ("DELETE", "/v1/tokens/{id}") => ("admin", Value::Null, ""),
