@@ -83,12 +83,18 @@ fn serve(i: usize, headers: &HeaderMap) -> Response {
     };
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(v) = HeaderValue::from_str(&a.etag) {
         h.insert(header::ETAG, v);
     }
@@ -104,7 +110,11 @@ mod tests {
     #[test]
     fn assets_are_self_contained() {
         for a in ASSETS.iter() {
-            assert!(!a.body.contains("http://") && !a.body.contains("https://"), "{}", a.path);
+            assert!(
+                !a.body.contains("http://") && !a.body.contains("https://"),
+                "{}",
+                a.path
+            );
         }
         let html = ASSETS[0].body;
         assert!(!html.contains("<script>") && !html.contains("style="));

@@ -80,7 +80,11 @@ pub fn browser(test: &str) -> Option<Browser> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match rt.block_on(ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url)) {
+        match rt.block_on(
+            ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url),
+        ) {
             Ok(c) => break c,
             Err(e) if Instant::now() > deadline => {
                 let _ = child.kill();
@@ -121,15 +125,17 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let v = self.js(script, args.clone());
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("");
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
             if truthy {
                 return v;
             }
             if Instant::now() > deadline {
                 self.shot(&format!("timeout-{}", what.replace(' ', "-")));
-                panic!("timed out waiting for {what}; the page says:\n{}", self.page_text());
+                panic!(
+                    "timed out waiting for {what}; the page says:\n{}",
+                    self.page_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -147,30 +153,21 @@ impl Browser {
     /// Clicks the element `css` (waiting for it), as a user would.
     pub fn click(&self, css: &str) {
         self.wait_for(css);
-        let e = self
-            .rt
-            .block_on(self.c().find(Locator::Css(css)))
-            .unwrap();
+        let e = self.rt.block_on(self.c().find(Locator::Css(css))).unwrap();
         self.rt.block_on(e.click()).unwrap();
     }
 
     /// Replaces the text of the input `css` with `text`, typing it.
     pub fn fill(&self, css: &str, text: &str) {
         self.wait_for(css);
-        let e = self
-            .rt
-            .block_on(self.c().find(Locator::Css(css)))
-            .unwrap();
+        let e = self.rt.block_on(self.c().find(Locator::Css(css))).unwrap();
         self.rt.block_on(e.clear()).unwrap();
         self.rt.block_on(e.send_keys(text)).unwrap();
     }
 
     /// Presses keys in the focused element (e.g. "\u{E007}" for Enter).
     pub fn keys(&self, css: &str, keys: &str) {
-        let e = self
-            .rt
-            .block_on(self.c().find(Locator::Css(css)))
-            .unwrap();
+        let e = self.rt.block_on(self.c().find(Locator::Css(css))).unwrap();
         self.rt.block_on(e.send_keys(keys)).unwrap();
     }
 

@@ -49,7 +49,9 @@ fn unlabelled(b: &crate::browser::Browser) -> Value {
 
 /// The number (`Job N`) in the notice an action leaves.
 fn started_job(notice: &str) -> u64 {
-    let at = notice.find("job ").unwrap_or_else(|| panic!("no job in `{notice}`"));
+    let at = notice
+        .find("job ")
+        .unwrap_or_else(|| panic!("no job in `{notice}`"));
     notice[at + 4..]
         .split(|c: char| !c.is_ascii_digit())
         .next()
@@ -69,11 +71,17 @@ fn dashboard_files() {
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert!(r.text().unwrap().contains("/ui/app.js"));
     let js = c.get(format!("{}/ui/app.js", srv.url)).send().unwrap();
-    assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
     let etag = js.headers()["etag"].clone();
     let again = c
         .get(format!("{}/ui/app.js", srv.url))
@@ -83,6 +91,27 @@ fn dashboard_files() {
     assert_eq!(again.status(), 304);
     let missing = call(&c, "GET", &format!("{}/ui/nope.js", srv.url), None);
     assert_error(missing, 404, "NOT_FOUND");
+}
+
+/// Without Chromium the browser test says it is skipped, and passes; with
+/// `TENET_BROWSER_TESTS=require` (CI) it fails instead. Runs this test binary again.
+#[test]
+fn without_chromium_the_browser_test_skips_or_fails_when_required() {
+    let run = |require: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "dashboard::dashboard_in_a_browser", "--nocapture"])
+            .env("TENET_CHROMIUM", "/nonexistent/chromium")
+            .env_remove("TENET_BROWSER_TESTS");
+        if require {
+            cmd.env("TENET_BROWSER_TESTS", "require");
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = run(false);
+    assert!(ok && err.contains("SKIPPED") && err.contains("scripts/ensure-browser"), "{err}");
+    let (ok, err) = run(true);
+    assert!(!ok && err.contains("/nonexistent/chromium"), "{err}");
 }
 
 #[test]
@@ -107,7 +136,10 @@ fn dashboard_in_a_browser() {
         })
         .collect();
     for chunk in (0..3000).collect::<Vec<i64>>().chunks(1000) {
-        let rows: Vec<(i64, &str)> = chunk.iter().map(|&i| (i, values[i as usize].as_str())).collect();
+        let rows: Vec<(i64, &str)> = chunk
+            .iter()
+            .map(|&i| (i, values[i as usize].as_str()))
+            .collect();
         put(d, "acme", &rows);
     }
     archive_start(d, "acme", &repo_url, &["--full-backup"]);
@@ -120,7 +152,11 @@ fn dashboard_in_a_browser() {
     b.fill("#token", "tenet_1_wrong");
     b.click("#login-form button[type=submit]");
     b.wait_for("#login-error");
-    assert!(b.text("#login-error").contains("UNAUTHENTICATED"), "{}", b.page_text());
+    assert!(
+        b.text("#login-error").contains("UNAUTHENTICATED"),
+        "{}",
+        b.page_text()
+    );
     b.fill("#token", &srv.token);
     b.click("#login-form button[type=submit]");
 
@@ -147,7 +183,9 @@ fn dashboard_in_a_browser() {
     // Back up now, slowed so that its progress can be watched, to 100 %.
     b.click("[data-act=backup]");
     b.wait_for("#dialog[open] #f-kind");
-    assert!(b.text("#dialog-consequence").contains("full backup of acme"));
+    assert!(b
+        .text("#dialog-consequence")
+        .contains("full backup of acme"));
     assert_eq!(unlabelled(&b), json!([]));
     b.fill("#f-rate", "0.05");
     b.click("#dialog-ok");
@@ -180,8 +218,13 @@ fn dashboard_in_a_browser() {
         assert!(seen.len() < 10_000);
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(seen.iter().any(|&v| v < 100.0), "never seen below 100 %: {seen:?}");
-    assert!(b.text(&format!("[data-job-row='{job}']")).contains("succeeded"));
+    assert!(
+        seen.iter().any(|&v| v < 100.0),
+        "never seen below 100 %: {seen:?}"
+    );
+    assert!(b
+        .text(&format!("[data-job-row='{job}']"))
+        .contains("succeeded"));
     b.shot("5-jobs-done");
     assert_eq!(unlabelled(&b), json!([]));
     let j = api(&url, "GET", &format!("/v1/jobs/{job}"), None);
@@ -213,14 +256,20 @@ fn dashboard_in_a_browser() {
     b.shot("6-point-chosen");
     b.click("#pt-revert");
     b.wait_for("#dialog[open]");
-    assert!(b.text("#dialog-consequence").contains("every change made after that time is undone"));
+    assert!(b
+        .text("#dialog-consequence")
+        .contains("every change made after that time is undone"));
     b.click("#dialog-ok");
     b.wait(
         "the revert's notice",
         "return document.querySelector('#notice').innerText.includes('is back at');",
         vec![],
     );
-    assert!(b.text("#notice").contains("100 rows changed"), "{}", b.text("#notice"));
+    assert!(
+        b.text("#notice").contains("100 rows changed"),
+        "{}",
+        b.text("#notice")
+    );
     b.shot("7-reverted");
     let row = api(&url, "GET", "/v1/tenants/acme/tables/t/row?key=5", None);
     assert_eq!(row["row"]["id"], json!(5), "{row}");
@@ -230,21 +279,33 @@ fn dashboard_in_a_browser() {
     let before = b.js("return document.querySelector('#pt-time').value;", vec![]);
     b.keys("#pt-range", "\u{E012}\u{E012}\u{E012}"); // ArrowLeft ×3
     let after = b.js("return document.querySelector('#pt-time').value;", vec![]);
-    let secs = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp();
+    let secs = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
     assert_eq!(secs(&before) - secs(&after), 3, "{before} → {after}");
-    b.js("document.querySelector('[data-act=snapshot]').focus();", vec![]);
+    b.js(
+        "document.querySelector('[data-act=snapshot]').focus();",
+        vec![],
+    );
     b.keys("[data-act=snapshot]", "\u{E007}"); // Enter
     b.wait_for("#dialog[open] #f-snap");
     b.keys("#f-snap", "kb\u{E007}");
     b.wait_for("[data-rollback=kb]");
     let snaps = api(&url, "GET", "/v1/tenants/acme/snapshots", None);
-    assert!(snaps.as_array().unwrap().iter().any(|s| s["name"] == "kb"), "{snaps}");
+    assert!(
+        snaps.as_array().unwrap().iter().any(|s| s["name"] == "kb"),
+        "{snaps}"
+    );
 
     // Roll back to it after a row is deleted.
     ok(d, &["delete", "acme", "t", "7"]);
     b.click("[data-rollback=kb]");
     b.wait_for("#dialog[open]");
-    assert!(b.text("#dialog-consequence").contains("every change made since is undone"));
+    assert!(b
+        .text("#dialog-consequence")
+        .contains("every change made since is undone"));
     b.click("#dialog-ok");
     b.wait(
         "the rollback's notice",
@@ -258,7 +319,9 @@ fn dashboard_in_a_browser() {
     b.wait_for("#pt-new:not([disabled])");
     b.click("#pt-new");
     b.wait_for("#dialog[open] #f-target");
-    assert!(b.text("#dialog-consequence").contains("acme is not changed"));
+    assert!(b
+        .text("#dialog-consequence")
+        .contains("acme is not changed"));
     b.fill("#f-target", "acme-copy");
     b.click("#dialog-ok");
     b.wait(
@@ -268,7 +331,12 @@ fn dashboard_in_a_browser() {
     );
     let rjob = started_job(&b.text("#notice"));
     wait_job(&url, rjob);
-    let scan = api(&url, "GET", "/v1/tenants/acme-copy/tables/t/rows?limit=5000", None);
+    let scan = api(
+        &url,
+        "GET",
+        "/v1/tenants/acme-copy/tables/t/rows?limit=5000",
+        None,
+    );
     assert_eq!(scan["rows"].as_array().unwrap().len(), 3000);
     b.goto(&format!("{url}/#/"));
     b.wait_for("#ov-table tbody tr[data-tenant=acme-copy]");
@@ -292,7 +360,10 @@ fn dashboard_in_a_browser() {
     assert_eq!(rows, json!(["acme"]));
     assert!(!b.page_text().contains("beta") && !b.page_text().contains("acme-copy"));
     assert!(b.text("#who").contains("tenant acme"));
-    assert_eq!(b.js("return !!document.querySelector('#ov-restore');", vec![]), json!(false));
+    assert_eq!(
+        b.js("return !!document.querySelector('#ov-restore');", vec![]),
+        json!(false)
+    );
     b.shot("9-tenant-token-overview");
     b.goto(&format!("{url}/#/jobs"));
     b.wait_for("#jobs-history table");
@@ -349,7 +420,9 @@ fn dashboard_first_paint_1000_tenants() {
 
     let api_alone = || {
         let t = std::time::Instant::now();
-        let r = authed(c.get(format!("{url}/v1/protection")), &url).send().unwrap();
+        let r = authed(c.get(format!("{url}/v1/protection")), &url)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200);
         let body = r.bytes().unwrap();
         (t.elapsed().as_secs_f64() * 1000.0, body.len())
@@ -408,9 +481,14 @@ fn dashboard_first_paint_1000_tenants() {
     println!("dashboard first paint, {n} tenants, {rounds} rounds (ABBA), medians:");
     println!("  first contentful paint          {fcp:7.1} ms");
     println!("  /v1/protection answered (page)  {answered:7.1} ms after navigation");
-    println!("  overview painted (first screen) {painted:7.1} ms after navigation (target ≤ 300 ms)");
+    println!(
+        "  overview painted (first screen) {painted:7.1} ms after navigation (target ≤ 300 ms)"
+    );
     println!("  all {n} rows painted           {all:7.1} ms after navigation");
-    println!("  /v1/protection alone (ceiling)  {alone:7.1} ms, {} KiB", bytes / 1024);
+    println!(
+        "  /v1/protection alone (ceiling)  {alone:7.1} ms, {} KiB",
+        bytes / 1024
+    );
     println!(
         "  the page's own cost             {:7.1} ms (painted − the API alone)",
         painted - alone

@@ -123,3 +123,70 @@ fn llvm_config_and_library_paths_are_searched() {
         Some(p.display().to_string())
     );
 }
+
+/// `scripts/ensure-browser` with a fake `apt-get` first on PATH, and Chromium's names
+/// pointed at files that do not exist yet (the machine's own Chromium must not count).
+fn ensure_browser(bin: &Path, apt: &str, args: &[&str]) -> (bool, String) {
+    fs::create_dir_all(bin).unwrap();
+    let fake = bin.join("apt-get");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> \"{}/apt.log\"\n{apt}\n",
+            bin.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-browser");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .env("PATH", path)
+        .env("TENET_CHROMIUM", "tenet-test-chromium")
+        .env("TENET_CHROMEDRIVER", "tenet-test-chromedriver")
+        .output()
+        .unwrap();
+    let log = fs::read_to_string(bin.join("apt.log")).unwrap_or_default();
+    (out.status.success(), log)
+}
+
+#[test]
+fn ensure_browser_installs_chromium_when_missing() {
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("bin");
+    // --check only looks.
+    let (ok, log) = ensure_browser(&bin, "exit 0", &["--check"]);
+    assert!(!ok && log.is_empty(), "{log}");
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        .starts_with(b"0")
+    {
+        eprintln!("not root: the install path needs sudo; checked --check only");
+        return;
+    }
+    // apt fails: so does the script.
+    let (ok, _) = ensure_browser(&bin, "exit 100", &[]);
+    assert!(!ok);
+    // apt installs them: the script succeeds, having asked for both packages.
+    let make = format!(
+        "case \"$*\" in *install*) for f in tenet-test-chromium tenet-test-chromedriver; do \
+         printf '#!/bin/sh\\n' > \"{0}/$f\"; chmod +x \"{0}/$f\"; done;; esac",
+        bin.display()
+    );
+    let _ = fs::remove_file(bin.join("apt.log"));
+    let (ok, log) = ensure_browser(&bin, &make, &[]);
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("install -y -qq --no-install-recommends chromium chromium-driver"),
+        "{log}"
+    );
+    // Now present: nothing more is installed.
+    let _ = fs::remove_file(bin.join("apt.log"));
+    let (ok, log) = ensure_browser(&bin, "exit 1", &[]);
+    assert!(ok && log.is_empty(), "{log}");
+}
