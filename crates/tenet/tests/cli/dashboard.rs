@@ -99,17 +99,27 @@ fn dashboard_files() {
 fn without_chromium_the_browser_test_skips_or_fails_when_required() {
     let run = |require: bool| {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "dashboard::dashboard_in_a_browser", "--nocapture"])
-            .env("TENET_CHROMIUM", "/nonexistent/chromium")
-            .env_remove("TENET_BROWSER_TESTS");
+        cmd.args([
+            "--exact",
+            "dashboard::dashboard_in_a_browser",
+            "--nocapture",
+        ])
+        .env("TENET_CHROMIUM", "/nonexistent/chromium")
+        .env_remove("TENET_BROWSER_TESTS");
         if require {
             cmd.env("TENET_BROWSER_TESTS", "require");
         }
         let out = cmd.output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, err) = run(false);
-    assert!(ok && err.contains("SKIPPED") && err.contains("scripts/ensure-browser"), "{err}");
+    assert!(
+        ok && err.contains("SKIPPED") && err.contains("scripts/ensure-browser"),
+        "{err}"
+    );
     let (ok, err) = run(true);
     assert!(!ok && err.contains("/nonexistent/chromium"), "{err}");
 }
