@@ -244,14 +244,16 @@ fn dashboard_in_a_browser() {
 
     // A point in time, then a mistake: rows 0..100 deleted.
     std::thread::sleep(Duration::from_millis(1100));
-    let good = chrono::Utc::now();
+    let good =
+        tenet_store::Ts::from_millis(tenet_store::Clock::now_millis(&tenet_store::SystemClock));
     std::thread::sleep(Duration::from_millis(1100));
     let keys: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     let mut a = vec!["--json", "delete", "acme", "t"];
     a.extend(keys.iter().map(String::as_str));
     let del = ts(&json_out(&tenet(d, &a))["commit_ts"]);
     wait_restorable(d, "acme", del);
-    let good_s = good.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // To the second: what a person types.
+    let good_s = format!("{}Z", &good.to_rfc3339()[..19]);
 
     // Revert in place to that point, chosen by typing it.
     b.goto(&format!("{url}/#/tenant/acme"));
