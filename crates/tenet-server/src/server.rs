@@ -163,6 +163,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     write_server_file(&opts.data_dir, &file)?;
     tracing::info!(url = %file.url, data_dir = %opts.data_dir.display(), "serving");
     println!("tenet: serving {} on {}", opts.data_dir.display(), file.url);
+    println!("tenet: dashboard at {}/ (log in with a token)", file.url);
     let listener = match tls {
         Some(config) => ApiListener::tls(listener, config)?,
         None => ApiListener::plain(listener)?,
