@@ -248,15 +248,27 @@ function geometry(root) {
 /** What `patch` last put into an element. */
 const shown = new WeakMap();
 
+/** Whether the user is typing or choosing in a field inside `el`. */
+function busy(el) {
+  const a = document.activeElement;
+  return !!a && a !== el && el.contains(a) && a.matches('input, select, textarea');
+}
+
+/** Runs `replace` (which rebuilds `el`), keeping the focus on the element of the same id. */
+function keepFocus(el, replace) {
+  const a = document.activeElement;
+  const id = a && el.contains(a) ? a.id : '';
+  replace();
+  if (id && document.getElementById(id)) document.getElementById(id).focus();
+}
+
 /** Replaces a part of the page unless the user is working in it, or it is unchanged. */
 function patch(el, markup) {
   if (!el) return;
   const s = piece(markup);
-  if (shown.get(el) === s) return;
-  if (el.contains(document.activeElement) && document.activeElement !== el) return;
+  if (shown.get(el) === s || busy(el)) return;
   shown.set(el, s);
-  el.innerHTML = s;
-  geometry(el);
+  keepFocus(el, () => { el.innerHTML = s; geometry(el); });
 }
 
 function schedule(fn, msEvery) {
@@ -362,7 +374,7 @@ function drawOverview(p, allShown) {
       : h`<span class="muted">none</span>`;
     const cls = health(t);
     return h`<tr class="${cls}" data-tenant="${t.tenant}">
-      <td><a href="${tenantHref(t.tenant)}">${t.tenant}</a> <span class="badge">${t.state}</span></td>
+      <td><a id="ov-t-${t.tenant_id}" href="${tenantHref(t.tenant)}">${t.tenant}</a> <span class="badge">${t.state}</span></td>
       <td><div class="win" role="img" aria-label="Restorable: ${winLabel}" title="${winLabel}">${segs}</div></td>
       <td>${t.restorable_until_time ? when(t.restorable_until_time) : h`<span class="badge bad">not restorable</span>`}</td>
       <td class="num">${t.rpo_ms === null ? '—' : duration(t.rpo_ms / 1000)}</td>
@@ -384,13 +396,12 @@ function drawOverview(p, allShown) {
     ${ts.length ? '' : h`<p class="muted">No tenants yet.</p>`}`;
   const el = $('#ov-table');
   const whole = piece(table(rows));
-  if (shown.get(el) === whole || el.contains(document.activeElement)) {
+  if (shown.get(el) === whole || busy(el)) {
     if (allShown) allShown();
     return;
   }
   shown.set(el, whole);
-  el.innerHTML = piece(table(rows.slice(0, FIRST_ROWS)));
-  geometry(el);
+  keepFocus(el, () => { el.innerHTML = piece(table(rows.slice(0, FIRST_ROWS))); geometry(el); });
   const tbody = $('tbody', el);
   let next = FIRST_ROWS;
   const more = () => {
@@ -458,9 +469,9 @@ function outcome(j) {
 function jobRow(j, withTenant = true) {
   const actions = [];
   if (isActive(j) && j.state !== 'cancelling' && can('operator')) {
-    actions.push(h`<button type="button" data-cancel="${j.id}">Cancel</button>`);
+    actions.push(h`<button type="button" id="job-cancel-${j.id}" data-cancel="${j.id}">Cancel</button>`);
   }
-  if (interrupted(j) && can('operator')) actions.push(h`<button type="button" data-resume="${j.id}">Resume</button>`);
+  if (interrupted(j) && can('operator')) actions.push(h`<button type="button" id="job-resume-${j.id}" data-resume="${j.id}">Resume</button>`);
   const took = j.started_at ? ((ms(j.finished_at) || Date.now()) - ms(j.started_at)) / 1000 : null;
   return h`<tr data-job-row="${j.id}">
     <td class="num">${j.id}</td><td>${human(j.kind)}</td>
@@ -606,8 +617,11 @@ function tenantView(name) {
       Object.assign(d, { tenant, points, backups, snaps, archive, strategy, standby });
       d.jobs = jobs instanceof Error ? [] : jobs.filter((j) => j.tenant === name || j.params?.target === name)
         .sort((a, b) => b.id - a.id).slice(0, 10);
-      draw();
-      schedule(() => view.refresh(), d.jobs.some(isActive) ? 1000 : 5000);
+      try {
+        draw();
+      } finally {
+        schedule(() => view.refresh(), d.jobs.some(isActive) ? 1000 : 5000);
+      }
     },
   };
 
@@ -624,7 +638,7 @@ function tenantView(name) {
     drawSnapshots();
     drawStrategy();
     patch($('#t-jobs'), jobTable(d.jobs, false));
-    if (!$('#t-point').contains(document.activeElement)) drawPoint();
+    if (!busy($('#t-point'))) keepFocus($('#t-point'), drawPoint);
   }
 
   function drawActions() {
@@ -834,7 +848,7 @@ function tenantView(name) {
       patch($('#t-strategy'), h`<p class="muted">${s.code === 'STRATEGY_NOT_FOUND' ? 'No strategy: nothing backs this tenant up on a schedule.' : s.message}</p>
         ${can('operator') ? h`<button type="button" id="st-edit">Set a strategy…</button>` : ''}`);
     } else {
-      const b = s.strategy;
+      const b = s; // the strategy's fields, beside inherited, repo_url and runs
       const runs = s.runs.map((r) => h`<tr><td>${r.kind}</td><td>${when(r.next_due_time)}</td><td>${when(r.last_success_time)}</td>
         <td>${r.last_outcome || '—'}</td><td>${r.problem ? h`<span class="error">${r.problem}</span>` : ''}</td></tr>`);
       patch($('#t-strategy'), h`<dl class="kv">
@@ -853,7 +867,7 @@ function tenantView(name) {
   }
 
   function strategyDialog() {
-    const b = d.strategy instanceof Error ? {} : d.strategy.strategy;
+    const b = d.strategy instanceof Error ? {} : d.strategy;
     ask({
       title: `Strategy of ${name}`,
       fields: [

@@ -242,6 +242,59 @@ fn dashboard_in_a_browser() {
     assert_eq!(j["kind"], "backup_full");
     assert_eq!(j["throttle_bytes_per_sec"], json!(52429));
 
+    // Another backup, crawling, cancelled from the jobs page.
+    b.goto(&format!("{url}/#/tenant/acme"));
+    b.click("[data-act=backup]");
+    b.fill("#f-rate", "0.002");
+    b.click("#dialog-ok");
+    b.wait_for("#notice a[href='#/jobs']");
+    let slow = started_job(&b.text("#notice"));
+    b.click("#notice a[href='#/jobs']");
+    b.click(&format!("#jobs-running [data-cancel='{slow}']"));
+    b.wait_for("#dialog[open]");
+    assert!(b
+        .text("#dialog-consequence")
+        .contains("no backup is recorded"));
+    b.click("#dialog-ok");
+    b.wait(
+        "the cancelled job in the history",
+        "const r = document.querySelector(arguments[0]); return r && r.innerText.includes('cancelled');",
+        vec![json!(format!("#jobs-history [data-job-row='{slow}']"))],
+    );
+    assert_eq!(
+        api(&url, "GET", &format!("/v1/jobs/{slow}"), None)["state"],
+        "cancelled"
+    );
+
+    // A strategy, set from the tenant page: refused (the dialog says why) until there
+    // is a default repository.
+    b.goto(&format!("{url}/#/tenant/acme"));
+    b.click("#st-edit");
+    b.click("#dialog-ok");
+    b.wait_for("#dialog-error");
+    assert!(
+        b.text("#dialog-error").contains("INVALID_ARGUMENT"),
+        "{}",
+        b.text("#dialog-error")
+    );
+    b.click("#dialog-cancel");
+    add_default_repo(&reqwest::blocking::Client::new(), &url, "main", &repo_url);
+    b.goto(&format!("{url}/#/tenant/acme"));
+    b.click("#st-edit");
+    b.fill("#f-full", "0 3 * * *");
+    b.fill("#f-incr", "3600");
+    b.fill("#f-repo", "");
+    b.click("#dialog-ok");
+    b.wait(
+        "the strategy shown",
+        "return document.querySelector('#t-strategy').innerText.includes('every 1 h');",
+        vec![],
+    );
+    let st = api(&url, "GET", "/v1/tenants/acme/strategy", None);
+    assert_eq!(st["full"], "0 3 * * *", "{st}");
+    assert_eq!(st["incr_secs"], json!(3600), "{st}");
+    b.shot("5b-strategy");
+
     // A point in time, then a mistake: rows 0..100 deleted.
     std::thread::sleep(Duration::from_millis(1100));
     let good =
