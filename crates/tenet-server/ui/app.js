@@ -687,11 +687,11 @@ function tenantView(name) {
   /** The timeline's time axis: from the oldest thing shown to now. */
   function axis() {
     const now = Date.now();
-    let start = now - d.tenant.history_retention_secs * 1000;
+    // The kept history (not before the tenant was made), widened to what is older.
+    let start = Math.max(now - d.tenant.history_retention_secs * 1000, ms(d.tenant.created_time) - 1000);
     for (const r of list(d.points)) start = Math.min(start, ms(r.from_time));
     for (const b of list(d.backups)) start = Math.min(start, ms(b.backup_time));
     for (const s of list(d.snaps)) start = Math.min(start, ms(s.time));
-    start = Math.max(start, ms(d.tenant.created_time) - 1000);
     return { start, end: now, span: Math.max(1000, now - start) };
   }
 

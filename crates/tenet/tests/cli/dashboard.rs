@@ -407,6 +407,48 @@ fn dashboard_in_a_browser() {
     b.wait_for("#ov-table tbody tr[data-tenant=acme-copy]");
     b.shot("8-overview-after-restore");
 
+    // A standby of acme, promoted from its page: refused while acme looks alive, then
+    // forced.
+    ok(
+        d,
+        &[
+            "restore",
+            "acme",
+            "--standby",
+            "--into",
+            "acme-sb",
+            "--repo",
+            &repo_url,
+            "--poll",
+            "50ms",
+        ],
+    );
+    b.goto(&format!("{url}/#/tenant/acme-sb"));
+    b.wait(
+        "the standby card",
+        "return document.querySelector('#t-cards').innerText.toLowerCase().includes('standby of');",
+        vec![],
+    );
+    b.click("[data-act=promote]");
+    b.click("#dialog-ok");
+    b.wait_for("#dialog-error");
+    assert!(
+        b.text("#dialog-error").contains("INVALID_ARGUMENT"),
+        "{}",
+        b.text("#dialog-error")
+    );
+    b.click("#f-force");
+    assert!(b.text("#dialog-consequence").contains("are lost to it"));
+    b.click("#dialog-ok");
+    b.wait(
+        "the promotion's notice",
+        "return document.querySelector('#notice').innerText.includes('is promoted');",
+        vec![],
+    );
+    b.shot("8b-promoted");
+    let t = api(&url, "GET", "/v1/tenants/acme-sb", None);
+    assert_eq!(t["state"], "active", "{t}");
+
     // A tenant token sees its tenant only, and no admin action.
     let tok = api(
         &url,
@@ -415,6 +457,7 @@ fn dashboard_in_a_browser() {
         Some(json!({"role": "operator", "tenant": "acme", "name": "acme ops"})),
     );
     b.click("#logout");
+    b.goto(&format!("{url}/#/"));
     b.fill("#token", tok["token"].as_str().unwrap());
     b.click("#login-form button[type=submit]");
     b.wait_for("#ov-table tbody tr[data-tenant=acme]");
@@ -441,6 +484,22 @@ fn dashboard_in_a_browser() {
         vec![],
     );
     b.shot("10-tenant-token-other-tenant");
+
+    // The token revoked while logged in: the next request sends the page back to the
+    // login form, saying why.
+    api(
+        &url,
+        "DELETE",
+        &format!("/v1/tokens/{}", tok["info"]["id"]),
+        None,
+    );
+    b.goto(&format!("{url}/#/jobs"));
+    b.wait_for("#token");
+    assert!(
+        b.text("#notice").contains("no longer accepted"),
+        "{}",
+        b.text("#notice")
+    );
     eprintln!("screenshots: {}", b.shots.display());
 }
 
