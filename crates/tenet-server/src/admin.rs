@@ -96,9 +96,9 @@ pub trait Admin: Send + Sync {
     /// The audit log (admin only): shreds, key rotations, tokens made and revoked.
     fn audit_log(&self) -> ApiResult<Vec<AuditRecord>>;
 
-    /// API tokens (admin only; never their secrets).
     /// Who the caller is: its role, tenant and token.
     fn whoami(&self) -> ApiResult<WhoAmI>;
+    /// API tokens (admin only; never their secrets).
     fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>>;
     /// Makes a token; its secret is in the answer only.
     fn create_token(&self, req: &CreateToken) -> ApiResult<CreatedToken>;

@@ -73,9 +73,15 @@ pub fn routes() -> Router<Service> {
 
 fn serve(i: usize, headers: &HeaderMap) -> Response {
     let a = &ASSETS[i];
+    // `If-None-Match` is a list of tags, weak ones (`W/"…"`) match too, `*` matches all.
     let fresh = headers
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == a.etag.as_bytes());
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == a.etag)
+        });
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {

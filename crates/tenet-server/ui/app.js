@@ -98,15 +98,13 @@ const settle = (p) => p.then((v) => v, (e) => e);
 
 // ---- notices, dialogs ---------------------------------------------------------
 
+/** Says something in the one live region (empty: nothing shown). */
 function notice(msg, bad = false) {
   const n = $('#notice');
-  n.hidden = false;
   n.className = 'notice' + (bad ? ' bad' : '');
-  n.setAttribute('role', bad ? 'alert' : 'status');
-  n.replaceChildren();
-  n.insertAdjacentHTML('beforeend', piece(msg));
+  n.innerHTML = piece(bad ? h`<span class="sr-only">Error: </span>${msg}` : msg);
 }
-function clearNotice() { $('#notice').hidden = true; }
+function clearNotice() { $('#notice').replaceChildren(); }
 const errorText = (e) => h`${e.message} (${e.code})`;
 
 /**
@@ -114,8 +112,19 @@ const errorText = (e) => h`${e.message} (${e.code})`;
  * `consequence(values)` states what will happen; it is shown and updated as fields
  * change. A failing action leaves the dialog open with the error.
  */
+let asked = 0;
 function ask({ title, fields = [], consequence, confirm, danger = false, action }) {
   const dlg = $('#dialog');
+  const seq = ++asked;
+  const opener = document.activeElement;
+  const openerId = opener && opener.id;
+  dlg.onclose = () => {
+    // Nothing of it stays in the page (another token may log in next).
+    for (const id of ['#dialog-title', '#dialog-body', '#dialog-consequence', '#dialog-error']) $(id).replaceChildren();
+    // Back to what opened it (or its successor, after a refresh rebuilt it).
+    const o = (openerId && document.getElementById(openerId)) || (opener && opener.isConnected && opener);
+    if (o) o.focus();
+  };
   $('#dialog-title').textContent = title;
   $('#dialog-body').innerHTML = piece(fields.map((f) => field(f)));
   const ok = $('#dialog-ok');
@@ -143,8 +152,9 @@ function ask({ title, fields = [], consequence, confirm, danger = false, action 
     err.hidden = true;
     try {
       await action(values());
-      dlg.close();
+      if (seq === asked) dlg.close();
     } catch (e) {
+      if (seq !== asked) return; // this dialog was closed and another opened
       err.hidden = false;
       err.innerHTML = piece(e instanceof ApiError ? errorText(e) : e.message);
       ok.disabled = false;
@@ -152,8 +162,9 @@ function ask({ title, fields = [], consequence, confirm, danger = false, action 
   };
   $('#dialog-cancel').onclick = () => dlg.close();
   dlg.showModal();
+  // A field first; without one, Cancel when confirming would destroy something.
   const first = $('input, select', $('#dialog-body'));
-  (first || ok).focus();
+  (first || (danger ? $('#dialog-cancel') : ok)).focus();
 }
 
 function field(f) {
@@ -182,6 +193,7 @@ function started(what, job) {
 function logout(why) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.me = null;
+  if ($('#dialog').open) $('#dialog').close();
   route();
   if (why) notice(why, true);
 }
@@ -271,27 +283,48 @@ function patch(el, markup) {
   keepFocus(el, () => { el.innerHTML = s; geometry(el); });
 }
 
-function schedule(fn, msEvery) {
+/** Whether `view` is still the one shown (a view's answers arriving later are dropped). */
+const current = (view) => state.view === view;
+
+/** Runs the view's `fn` again in `msEvery`, while the view is shown. */
+function schedule(view, fn, msEvery) {
+  if (!current(view)) return;
   clearTimeout(state.timer);
   state.timer = setTimeout(async () => {
+    if (!current(view)) return;
     try { await fn(); } catch (_) { /* shown by the view */ }
   }, msEvery);
 }
-function refresh() { if (state.view) state.view.refresh(); }
+function refresh() { if (state.view) state.view.refresh(true); }
 
 async function route() {
   clearTimeout(state.timer);
   state.view = null;
   if (!sessionStorage.getItem(TOKEN_KEY)) return showLogin();
   if (!state.me) {
-    try { await whoami(); } catch (e) { return logout(e.message); }
+    try {
+      await whoami();
+    } catch (e) {
+      if (e.status === 401) return logout(e.message);
+      // The server is away (restarting?): keep the token, say so, try again.
+      render(h`<h1 tabindex="-1">Tenet</h1><p class="error">${errorText(e)}</p>
+        <p><button type="button" id="retry">Try again</button></p>`);
+      $('#retry').onclick = route;
+      return;
+    }
   }
   const hash = location.hash.replace(/^#/, '') || '/';
   const [path, query] = hash.split('?');
   const parts = path.split('/').filter(Boolean);
   for (const a of $$('[data-nav]')) a.removeAttribute('aria-current');
   let view;
-  if (parts[0] === 'tenant' && parts[1]) view = tenantView(decodeURIComponent(parts[1]));
+  let tenant = null;
+  try {
+    tenant = parts[0] === 'tenant' && parts[1] ? decodeURIComponent(parts[1]) : null;
+  } catch (_) {
+    tenant = parts[1]; // not valid percent-encoding: asked for as written (not found)
+  }
+  if (tenant !== null) view = tenantView(tenant);
   else if (parts[0] === 'jobs') view = jobsView(new URLSearchParams(query || ''));
   else view = overviewView();
   const nav = $(`[data-nav="${view.nav}"]`);
@@ -315,29 +348,39 @@ function overviewView() {
       document.title = 'Tenet: overview';
       render(h`<h1 tabindex="-1">Overview</h1>
         <div class="toolbar"><span id="ov-summary" class="summary muted">Loading…</span>
-        <button type="button" id="ov-refresh">Read repositories now</button>
+        ${can('operator') ? h`<button type="button" id="ov-refresh">Read repositories now</button>` : ''}
         ${can('admin') ? h`<button type="button" id="ov-restore">Restore into a new tenant…</button>` : ''}</div>
         <div id="ov-table"></div>`);
-      $('#ov-refresh').onclick = () => view.refresh(true);
+      if ($('#ov-refresh')) {
+        $('#ov-refresh').onclick = async () => {
+          const b = $('#ov-refresh');
+          b.disabled = true; // one read of every repository at a time
+          try { await view.refresh(true); } finally { b.disabled = false; }
+        };
+      }
       if ($('#ov-restore')) $('#ov-restore').onclick = () => restoreNewDialog(null);
       await view.refresh();
     },
     async refresh(now = false) {
       try {
-        const p = await get('/v1/protection' + (now ? '?refresh=true' : ''));
+        // An action's refresh() (now = true from elsewhere) reads the cached answer;
+        // only the button asks every repository again.
+        const fresh = now === true && document.activeElement === $('#ov-refresh');
+        const p = await get('/v1/protection' + (fresh ? '?refresh=true' : ''));
+        if (!current(view)) return;
         if (first) performance.mark('tenet:protection');
         // After the frame that shows them: what the first-paint figures measure.
         const painted = (name) => requestAnimationFrame(() => setTimeout(() => performance.mark(name)));
-        drawOverview(p, first ? () => painted('tenet:overview-all') : null);
+        drawOverview(p, first, first ? () => painted('tenet:overview-all') : null);
         if (first) {
           performance.mark('tenet:overview-dom');
           painted('tenet:overview');
           first = false;
         }
       } catch (e) {
-        patch($('#ov-table'), h`<p class="error">${errorText(e)}</p>`);
+        if (current(view)) patch($('#ov-table'), h`<p class="error">${errorText(e)}</p>`);
       }
-      schedule(() => view.refresh(), 10000);
+      schedule(view, () => view.refresh(), 10000);
     },
   };
   return view;
@@ -347,13 +390,15 @@ function overviewView() {
 const FIRST_ROWS = 60;
 const ROW_CHUNK = 250;
 
-function drawOverview(p, allShown) {
+function drawOverview(p, chunked, allShown) {
   const now = Date.now();
   const ts = p.tenants;
   const bad = ts.filter((t) => !t.restorable.length).length;
   const warn = ts.filter((t) => health(t) === 'warn').length;
+  // How old the figures are: the server answers from its last read of each repository.
+  const read = ts.map((t) => t.read_time).filter(Boolean).sort()[0] || p.generated_at;
   $('#ov-summary').textContent = `${ts.length} tenant${ts.length === 1 ? '' : 's'} · ${bad} not restorable · `
-    + `${warn} with problems · read ${ago(p.generated_at)}`;
+    + `${warn} with problems · repositories read ${ago(read)}`;
   // One time axis for every bar: from the oldest restorable point (at most 30 days
   // back, at least 1 hour) to now.
   let start = now - 3600e3;
@@ -388,10 +433,11 @@ function drawOverview(p, allShown) {
   const table = (body) => h`<table class="overview" aria-describedby="ov-summary">
     <colgroup><col class="c-tenant"><col class="c-win"><col class="c-until"><col class="c-rpo"><col class="c-age">
     <col class="c-age"><col class="c-drill"><col class="c-arch"><col></colgroup>
-    <thead><tr><th scope="col">Tenant</th><th scope="col">Restorable window</th><th scope="col">Restorable until</th>
+    <thead><tr><th scope="col">Tenant</th><th scope="col">Restorable window
+      <div class="axis" title="${when(start)} to now"><span>${duration((now - start) / 1000)} ago</span><span>now</span></div></th>
+    <th scope="col">Restorable until</th>
     <th scope="col" class="num">RPO</th><th scope="col">Last full</th><th scope="col">Last incremental</th>
-    <th scope="col">Last drill</th><th scope="col">Archive</th><th scope="col">Problems</th></tr>
-    <tr><th></th><th><div class="axis" title="${when(start)} to now"><span>${duration((now - start) / 1000)} ago</span><span>now</span></div></th><th colspan="7"></th></tr></thead>
+    <th scope="col">Last drill</th><th scope="col">Archive</th><th scope="col">Problems</th></tr></thead>
     <tbody>${body}</tbody></table>
     ${ts.length ? '' : h`<p class="muted">No tenants yet.</p>`}`;
   const el = $('#ov-table');
@@ -401,7 +447,13 @@ function drawOverview(p, allShown) {
     return;
   }
   shown.set(el, whole);
-  keepFocus(el, () => { el.innerHTML = piece(table(rows.slice(0, FIRST_ROWS))); geometry(el); });
+  if (!chunked) {
+    // Later refreshes in one pass: the page keeps its height, scroll and focus.
+    keepFocus(el, () => { el.innerHTML = whole; geometry(el); });
+    return;
+  }
+  el.innerHTML = piece(table(rows.slice(0, FIRST_ROWS)));
+  geometry(el);
   const tbody = $('tbody', el);
   let next = FIRST_ROWS;
   const more = () => {
@@ -425,6 +477,8 @@ function drawOverview(p, allShown) {
 const ACTIVE = ['queued', 'running', 'cancelling', 'failing'];
 const isActive = (j) => ACTIVE.includes(j.state);
 const interrupted = (j) => isActive(j) && !j.live;
+/** Running in the server now (an interrupted job waits for a resume). */
+const running = (j) => isActive(j) && j.live;
 
 function percent(j) {
   if (j.state === 'succeeded') return 100;
@@ -463,19 +517,36 @@ function outcome(j) {
   if (r.target_time) short.push('at ' + when(r.target_time));
   const items = Object.entries(r).filter(([, v]) => v !== null && typeof v !== 'object')
     .map(([k, v]) => h`<dt>${human(k)}</dt><dd>${/_time$|_at$/.test(k) ? when(v) : v}</dd>`);
-  return h`${short.join(', ')}<details><summary>details</summary><dl class="kv">${items}</dl></details>`;
+  return h`${short.join(', ')}<details data-details="${j.id}"${openDetails.has(String(j.id)) ? raw(' open') : ''}>
+    <summary id="job-details-${j.id}">details</summary><dl class="kv">${items}</dl></details>`;
 }
+
+/**
+ * Whether the caller may cancel or resume `j`: an operator, and an admin for a job
+ * that builds another tenant than a tenant token's own (a restore or clone of it).
+ */
+function mayControl(j) {
+  const me = state.me;
+  if (!can('operator')) return false;
+  if (me.tenant_id === null || can('admin')) return true;
+  const p = j.params || {};
+  if (p.target_id !== undefined) return Number(p.target_id) === me.tenant_id;
+  return p.target === undefined || p.target === me.tenant;
+}
+
+/** Job details the user opened, kept open across refreshes. */
+const openDetails = new Set();
 
 function jobRow(j, withTenant = true) {
   const actions = [];
-  if (isActive(j) && j.state !== 'cancelling' && can('operator')) {
+  if (isActive(j) && j.state !== 'cancelling' && mayControl(j)) {
     actions.push(h`<button type="button" id="job-cancel-${j.id}" data-cancel="${j.id}">Cancel</button>`);
   }
-  if (interrupted(j) && can('operator')) actions.push(h`<button type="button" id="job-resume-${j.id}" data-resume="${j.id}">Resume</button>`);
+  if (interrupted(j) && mayControl(j)) actions.push(h`<button type="button" id="job-resume-${j.id}" data-resume="${j.id}">Resume</button>`);
   const took = j.started_at ? ((ms(j.finished_at) || Date.now()) - ms(j.started_at)) / 1000 : null;
   return h`<tr data-job-row="${j.id}">
     <td class="num">${j.id}</td><td>${human(j.kind)}</td>
-    ${withTenant ? h`<td><a href="${tenantHref(j.tenant)}">${j.tenant}</a></td>` : ''}
+    ${withTenant ? h`<td><a id="job-tenant-${j.id}" href="${tenantHref(j.tenant)}">${j.tenant}</a></td>` : ''}
     <td>${jobState(j)}</td><td>${progressCell(j)}</td>
     <td>${when(j.created_at)}</td><td class="num">${took === null ? '—' : duration(took)}</td>
     <td>${outcome(j)}</td><td>${actions}</td></tr>`;
@@ -491,6 +562,11 @@ function jobTable(jobs, withTenant = true) {
 
 /** Cancel and resume buttons anywhere in `root` (delegated once per view). */
 function jobButtons(root, jobsById) {
+  // `toggle` does not bubble: caught on the way down.
+  root.addEventListener('toggle', (ev) => {
+    const d = ev.target.dataset && ev.target.dataset.details;
+    if (d) ev.target.open ? openDetails.add(d) : openDetails.delete(d);
+  }, true);
   root.addEventListener('click', (ev) => {
     const c = ev.target.closest('[data-cancel]');
     const r = ev.target.closest('[data-resume]');
@@ -548,29 +624,32 @@ function jobsView(query) {
     },
     async refresh() {
       try {
-        jobs = (await get('/v1/jobs')).sort((a, b) => b.id - a.id);
+        const got = await get('/v1/jobs');
+        if (!current(view)) return;
+        jobs = got.sort((a, b) => b.id - a.id);
         draw();
       } catch (e) {
-        patch($('#jobs-running'), h`<p class="error">${errorText(e)}</p>`);
+        if (current(view)) patch($('#jobs-running'), h`<p class="error">${errorText(e)}</p>`);
       }
-      schedule(() => view.refresh(), jobs.some(isActive) ? 1000 : 5000);
+      schedule(view, () => view.refresh(), jobs.some(running) ? 1000 : 5000);
     },
   };
   function draw() {
     const kinds = [...new Set(jobs.map((j) => j.kind))].sort();
     const ks = $('#flt-kind');
-    const chosen = ks.value || query.get('kind') || '';
-    if (ks.options.length !== kinds.length + 1) {
+    const chosen = ks.dataset.kinds === undefined ? query.get('kind') || '' : ks.value;
+    if (ks.dataset.kinds !== kinds.join()) {
+      ks.dataset.kinds = kinds.join();
       ks.innerHTML = piece(h`<option value="">any</option>${kinds.map((k) => h`<option value="${k}"${k === chosen ? raw(' selected') : ''}>${human(k)}</option>`)}`);
     }
     const tenant = $('#flt-tenant').value.trim().toLowerCase();
     const st = $('#flt-state').value;
-    const running = jobs.filter((j) => isActive(j) && j.live);
-    const past = jobs.filter((j) => !(isActive(j) && j.live))
+    const now = jobs.filter(running);
+    const past = jobs.filter((j) => !running(j))
       .filter((j) => !tenant || j.tenant.toLowerCase().includes(tenant))
       .filter((j) => !ks.value || j.kind === ks.value)
       .filter((j) => !st || (st === 'interrupted' ? interrupted(j) : j.state === st));
-    patch($('#jobs-running'), running.length ? jobTable(running) : h`<p class="muted">Nothing is running.</p>`);
+    patch($('#jobs-running'), now.length ? jobTable(now) : h`<p class="muted">Nothing is running.</p>`);
     patch($('#jobs-history'), jobTable(past.slice(0, 200)));
   }
   return view;
@@ -582,14 +661,16 @@ function tenantView(name) {
   const enc = encodeURIComponent(name);
   const d = { jobs: [] };
   let point = null; // the chosen time (ms) on the timeline
+  let slowAt = 0; // when the slow parts (repository reads) were last asked for
+  let active = ''; // the tenant's running jobs at the last refresh
   const view = {
-    nav: 'overview',
+    nav: 'tenant',
     async show() {
       document.title = 'Tenet: ' + name;
       render(h`<h1 tabindex="-1">${name} <span id="t-state"></span></h1>
         <div id="t-actions" class="toolbar"></div>
         <div id="t-cards" class="cards"></div>
-        <h2 id="tl-h">Restore points</h2><div id="t-timeline" class="timeline" aria-labelledby="tl-h"></div>
+        <h2 id="tl-h">Restore points</h2><div id="t-timeline" class="timeline" role="group" aria-labelledby="tl-h"></div>
         <div id="t-point"></div>
         <h2>Backups</h2><div id="t-backups"></div>
         <h2>Snapshots</h2><div id="t-snapshots"></div>
@@ -598,35 +679,52 @@ function tenantView(name) {
       jobButtons($('.view'), () => Object.fromEntries(d.jobs.map((j) => [j.id, j])));
       await view.refresh();
     },
-    async refresh() {
-      const [tenant, points, backups, snaps, archive, strategy, jobs, standby] = await Promise.all([
+    /**
+     * Every poll reads the tenant, its archive and the jobs; what reads the repository
+     * (restore points, backups, standby) and the rest only every 10 s, after an action
+     * (`all`), and when one of the tenant's jobs ends.
+     */
+    async refresh(all = false) {
+      const slow = all || !d.tenant || Date.now() - slowAt >= 10000;
+      const [tenant, archive, jobs] = await Promise.all([
         settle(get(`/v1/tenants/${enc}`)),
-        settle(get(`/v1/tenants/${enc}/restore-points`)),
-        settle(get(`/v1/backups?tenant=${enc}`)),
-        settle(get(`/v1/tenants/${enc}/snapshots`)),
         settle(get(`/v1/tenants/${enc}/archive`)),
-        settle(get(`/v1/tenants/${enc}/strategy`)),
         settle(get('/v1/jobs')),
-        settle(get(`/v1/tenants/${enc}/standby`)),
       ]);
-      if (tenant instanceof Error) {
-        render(h`<h1 tabindex="-1">${name}</h1><p class="error">${errorText(tenant)}</p>
-          <p><a href="#/">Back to the overview</a></p>`, false);
-        return;
-      }
-      Object.assign(d, { tenant, points, backups, snaps, archive, strategy, standby });
-      d.jobs = jobs instanceof Error ? [] : jobs.filter((j) => j.tenant === name || j.params?.target === name)
-        .sort((a, b) => b.id - a.id).slice(0, 10);
+      if (!current(view)) return;
+      const mine = jobs instanceof Error ? d.jobs
+        : jobs.filter((j) => j.tenant === name || j.params?.target === name).sort((a, b) => b.id - a.id).slice(0, 10);
+      const nowActive = mine.filter(running).map((j) => j.id).join();
       try {
+        if (tenant instanceof Error) {
+          patch($('#t-actions'), h`<p class="error">${errorText(tenant)}</p><p><a href="#/">Back to the overview</a></p>`);
+          return;
+        }
+        Object.assign(d, { tenant, archive, jobs: mine });
+        if (slow || nowActive !== active) {
+          slowAt = Date.now();
+          const standby = tenant.state === 'standby';
+          const [points, backups, snaps, strategy, sb] = await Promise.all([
+            settle(get(`/v1/tenants/${enc}/restore-points`)),
+            settle(get(`/v1/backups?tenant=${enc}`)),
+            settle(get(`/v1/tenants/${enc}/snapshots`)),
+            settle(get(`/v1/tenants/${enc}/strategy`)),
+            standby ? settle(get(`/v1/tenants/${enc}/standby`)) : null,
+          ]);
+          if (!current(view)) return;
+          Object.assign(d, { points, backups, snaps, strategy, standby: sb });
+        }
+        active = nowActive;
         draw();
       } finally {
-        schedule(() => view.refresh(), d.jobs.some(isActive) ? 1000 : 5000);
+        schedule(view, () => view.refresh(), nowActive ? 1000 : 5000);
       }
     },
   };
 
   const list = (v) => (Array.isArray(v) ? v : []);
-  const isStandby = () => !(d.standby instanceof Error);
+  const isStandby = () => d.tenant.state === 'standby';
+  const standbyInfo = () => (d.standby && !(d.standby instanceof Error) ? d.standby : null);
 
   function draw() {
     const t = d.tenant;
@@ -638,25 +736,24 @@ function tenantView(name) {
     drawSnapshots();
     drawStrategy();
     patch($('#t-jobs'), jobTable(d.jobs, false));
-    if (!busy($('#t-point'))) keepFocus($('#t-point'), drawPoint);
+    drawPoint();
   }
 
   function drawActions() {
     const a = [];
+    const act = (id, label) => h`<button type="button" id="act-${id}" data-act="${id}">${label}</button>`;
+    const archiving = !(d.archive instanceof Error) && d.archive.running;
     if (can('operator')) {
-      a.push(h`<button type="button" data-act="backup">Back up now…</button>`);
-      if (!isStandby()) {
-        a.push(d.archive instanceof Error || !d.archive.running
-          ? h`<button type="button" data-act="archive-start">Start archiving…</button>`
-          : h`<button type="button" data-act="archive-stop">Stop archiving…</button>`);
-      }
-      a.push(h`<button type="button" data-act="drill">Drill now…</button>`);
+      a.push(act('backup', 'Back up now…'));
+      if (!isStandby()) a.push(archiving ? act('archive-stop', 'Stop archiving…') : act('archive-start', 'Start archiving…'));
+      a.push(act('drill', 'Drill now…'));
     }
-    if (can('write') && !isStandby()) a.push(h`<button type="button" data-act="snapshot">Take a snapshot…</button>`);
-    if (can('admin')) a.push(h`<button type="button" data-act="restore-new">Restore into a new tenant…</button>`);
-    if (can('operator') && isStandby()) a.push(h`<button type="button" data-act="promote">Promote…</button>`);
-    if (can('operator') && !isStandby() && d.archive && !(d.archive instanceof Error) && d.archive.running) {
-      a.push(h`<button type="button" data-act="switchover">Switch over…</button>`);
+    if (can('write') && !isStandby()) a.push(act('snapshot', 'Take a snapshot…'));
+    if (can('admin')) a.push(act('restore-new', 'Restore into a new tenant…'));
+    if (can('operator') && isStandby()) a.push(act('promote', 'Promote…'));
+    // The standby to switch to is another tenant: a tenant token cannot name it.
+    if (can('operator') && state.me.tenant_id === null && !isStandby() && archiving) {
+      a.push(act('switchover', 'Switch over…'));
     }
     patch($('#t-actions'), a);
     for (const b of $$('[data-act]', $('#t-actions'))) b.onclick = () => ACTIONS[b.dataset.act]();
@@ -677,8 +774,8 @@ function tenantView(name) {
       card('Last incremental', ago(lastOf('incr'))),
       card('Kept history', duration(d.tenant.history_retention_secs)),
     ];
-    if (isStandby()) {
-      const s = d.standby;
+    const s = standbyInfo();
+    if (s) {
       cards.push(card('Standby of', h`${s.source} · applied ${when(s.applied_time)} · lag ${duration(s.lag_ms / 1000)}${s.problem ? h`<br><span class="error">${s.problem}</span>` : ''}`));
     }
     patch($('#t-cards'), cards);
@@ -738,57 +835,72 @@ function tenantView(name) {
     }
   }
 
-  /** Sets the chosen point (ms), snapped to the second. */
-  function choose(t) {
+  /** Sets the chosen point (ms), snapped to the second (`text`: also into the time field). */
+  function choose(t, text = true) {
     point = Math.round(t / 1000) * 1000;
-    drawPoint();
+    updatePoint(text);
     shown.delete($('#t-timeline'));
     drawTimeline();
   }
 
+  /** The point-in-time controls: built once, then updated in place (focus and clicks stay). */
   function drawPoint() {
+    const el = $('#t-point');
+    const kind = `${state.me.role}|${isStandby()}`; // what decides the buttons
+    if (el.dataset.kind !== kind) {
+      el.dataset.kind = kind;
+      el.innerHTML = piece(h`<div class="point">
+        <label for="pt-range">Point in time</label>
+        <input type="range" id="pt-range" step="1">
+        <label for="pt-time">Chosen time</label>
+        <div class="toolbar"><input id="pt-time" size="28" aria-describedby="pt-help pt-status">
+          <span id="pt-status"></span></div>
+        <div></div><p class="help" id="pt-help">Click a lane, drag the slider, use the arrow keys (a second each), or type an RFC 3339 time.</p>
+        <div></div><div class="toolbar">
+          ${can('operator') && !isStandby() ? h`<button type="button" id="pt-revert">Revert to this point…</button>
+            <button type="button" id="pt-inplace">Restore in place to this point…</button>` : ''}
+          ${can('admin') ? h`<button type="button" id="pt-new">Restore into a new tenant…</button>` : ''}</div></div>`);
+      const range = $('#pt-range');
+      range.oninput = () => { point = Number(range.value) * 1000; updatePoint(false); };
+      range.onchange = () => { shown.delete($('#t-timeline')); drawTimeline(); };
+      $('#pt-time').onchange = () => {
+        const v = $('#pt-time').value.trim();
+        if (!v) return;
+        const t = Date.parse(v);
+        if (isNaN(t)) { notice('Not a time: write it as RFC 3339, e.g. 2026-11-26T03:31:57Z.', true); return; }
+        choose(t, false);
+      };
+      if ($('#pt-revert')) $('#pt-revert').onclick = () => revertDialog(point);
+      if ($('#pt-inplace')) $('#pt-inplace').onclick = () => inPlaceDialog(point);
+      if ($('#pt-new')) $('#pt-new').onclick = () => restoreNewDialog(name, { to: new Date(point).toISOString() });
+    }
+    updatePoint(true);
+  }
+
+  /** Puts the chosen point into the controls (`text`: also into the time field). */
+  function updatePoint(text) {
     const ax = axis();
     if (point === null) {
       const pts = list(d.points);
       point = pts.length ? ms(pts[pts.length - 1].to_time) : Date.now();
     }
-    const iso = new Date(point).toISOString();
+    const range = $('#pt-range');
+    range.min = Math.floor(ax.start / 1000);
+    range.max = Math.ceil(ax.end / 1000);
+    if (document.activeElement !== range) range.value = Math.round(point / 1000);
+    range.setAttribute('aria-valuetext', when(point));
+    const field = $('#pt-time');
+    if (text && document.activeElement !== field) field.value = new Date(point).toISOString();
+    if (!text) field.value = new Date(point).toISOString();
     const inRange = list(d.points).some((r) => point >= ms(r.from_time) && point <= ms(r.to_time));
     const inHistory = point >= Date.now() - d.tenant.history_retention_secs * 1000;
-    const buttons = [];
-    if (can('operator') && !isStandby()) {
-      buttons.push(h`<button type="button" id="pt-revert"${inHistory ? '' : raw(' disabled')}>Revert to this point…</button>`);
-      buttons.push(h`<button type="button" id="pt-inplace"${inRange ? '' : raw(' disabled')}>Restore in place to this point…</button>`);
-    }
-    if (can('admin')) buttons.push(h`<button type="button" id="pt-new"${inRange ? '' : raw(' disabled')}>Restore into a new tenant…</button>`);
-    const el = $('#t-point');
-    el.innerHTML = piece(h`<div class="point">
-      <label for="pt-range">Point in time</label>
-      <input type="range" id="pt-range" min="${Math.floor(ax.start / 1000)}" max="${Math.floor(ax.end / 1000)}" step="1"
-        value="${Math.round(point / 1000)}" aria-valuetext="${when(point)}">
-      <label for="pt-time">Chosen time</label>
-      <div class="toolbar"><input id="pt-time" value="${iso}" size="28" aria-describedby="pt-help">
-        <span id="pt-status" class="${inRange ? 'muted' : 'error'}">${inRange ? 'restorable from backups' : 'not covered by backups'}${inHistory ? ' · within the kept history' : ' · older than the kept history'}</span></div>
-      <div></div><p class="help" id="pt-help">Click a lane, drag the slider, use the arrow keys, or type an RFC 3339 time.</p>
-      <div></div><div class="toolbar">${buttons}</div></div>`);
-    const range = $('#pt-range');
-    range.oninput = () => { point = Number(range.value) * 1000; syncPoint(); };
-    range.onchange = () => { drawPoint(); shown.delete($('#t-timeline')); drawTimeline(); $('#pt-range').focus(); };
-    $('#pt-time').onchange = () => {
-      if (!$('#pt-time').value.trim()) return;
-      const t = Date.parse($('#pt-time').value);
-      if (isNaN(t)) { notice('Not a time: write it as RFC 3339, e.g. 2026-11-26T03:31:57Z.', true); return; }
-      choose(t);
-      $('#pt-time').focus();
-    };
-    if ($('#pt-revert')) $('#pt-revert').onclick = () => revertDialog(point);
-    if ($('#pt-inplace')) $('#pt-inplace').onclick = () => inPlaceDialog(point);
-    if ($('#pt-new')) $('#pt-new').onclick = () => restoreNewDialog(name, { to: new Date(point).toISOString() });
-  }
-
-  function syncPoint() {
-    $('#pt-time').value = new Date(point).toISOString();
-    $('#pt-range').setAttribute('aria-valuetext', when(point));
+    const st = $('#pt-status');
+    st.className = inRange ? 'muted' : 'error';
+    st.textContent = (inRange ? 'restorable from backups' : 'not covered by backups')
+      + (inHistory ? ' · within the kept history' : ' · older than the kept history');
+    if ($('#pt-revert')) $('#pt-revert').disabled = !inHistory;
+    if ($('#pt-inplace')) $('#pt-inplace').disabled = !inRange;
+    if ($('#pt-new')) $('#pt-new').disabled = !inRange;
   }
 
   function drawBackups() {
@@ -796,8 +908,8 @@ function tenantView(name) {
     const rows = [...d.backups].reverse().map((b) => h`<tr>
       <td><code>${b.id}</code></td><td>${b.kind}</td><td>${when(b.backup_time)}</td>
       <td class="num">${b.rows}</td><td class="num">${bytes(b.logical_bytes)}</td><td class="num">${bytes(b.stored_bytes)}</td>
-      <td>${can('operator') ? h`<button type="button" data-verify="${b.id}">Verify</button>` : ''}
-        ${can('admin') ? h`<button type="button" data-restore-backup="${b.id}">Restore…</button>` : ''}</td></tr>`);
+      <td>${can('operator') ? h`<button type="button" id="verify-${b.id}" data-verify="${b.id}" aria-label="Verify ${b.id}">Verify</button>` : ''}
+        ${can('admin') ? h`<button type="button" id="restore-${b.id}" data-restore-backup="${b.id}" aria-label="Restore ${b.id} into a new tenant">Restore…</button>` : ''}</td></tr>`);
     patch($('#t-backups'), d.backups.length ? h`<table><thead><tr><th scope="col">Backup</th><th scope="col">Kind</th>
       <th scope="col">Taken at</th><th scope="col" class="num">Rows</th><th scope="col" class="num">Size</th>
       <th scope="col" class="num">Stored</th><th scope="col"></th></tr></thead><tbody>${rows}</tbody></table>`
@@ -818,8 +930,8 @@ function tenantView(name) {
   function drawSnapshots() {
     if (d.snaps instanceof Error) return patch($('#t-snapshots'), h`<p class="error">${errorText(d.snaps)}</p>`);
     const rows = d.snaps.map((s) => h`<tr><td>${s.name}</td><td>${when(s.time)}</td>
-      <td>${can('operator') && !isStandby() ? h`<button type="button" data-rollback="${s.name}">Roll back…</button>` : ''}
-      ${can('write') ? h`<button type="button" data-drop-snap="${s.name}">Drop…</button>` : ''}</td></tr>`);
+      <td>${can('operator') && !isStandby() ? h`<button type="button" id="rollback-${s.name}" data-rollback="${s.name}" aria-label="Roll back to ${s.name}">Roll back…</button>` : ''}
+      ${can('write') ? h`<button type="button" id="drop-snap-${s.name}" data-drop-snap="${s.name}" aria-label="Drop snapshot ${s.name}">Drop…</button>` : ''}</td></tr>`);
     patch($('#t-snapshots'), d.snaps.length ? h`<table><thead><tr><th scope="col">Snapshot</th><th scope="col">Taken at</th>
       <th scope="col"></th></tr></thead><tbody>${rows}</tbody></table>` : h`<p class="muted">No snapshots.</p>`);
     for (const b of $$('[data-rollback]', $('#t-snapshots'))) {
@@ -867,11 +979,12 @@ function tenantView(name) {
   }
 
   function strategyDialog() {
-    const b = d.strategy instanceof Error ? {} : d.strategy;
+    const none = d.strategy instanceof Error;
+    const b = none ? {} : d.strategy;
     ask({
       title: `Strategy of ${name}`,
       fields: [
-        { name: 'full', label: 'Full backups (cron, UTC)', value: b.full || '0 2 * * *', help: 'e.g. “0 2 * * *”: every day at 02:00. Empty: none.' },
+        { name: 'full', label: 'Full backups (cron, UTC)', value: none ? '0 2 * * *' : b.full || '', help: 'e.g. “0 2 * * *”: every day at 02:00. Empty: none.' },
         { name: 'incr', label: 'Incremental every (seconds)', value: b.incr_secs || '', help: 'Empty: none.' },
         { name: 'archive', label: 'Archive the commit log continuously', type: 'checkbox', value: b.archive ?? true },
         { name: 'repo', label: 'Repository (name)', value: b.repo || '', help: 'Empty: the default repository.' },
@@ -879,7 +992,7 @@ function tenantView(name) {
         { name: 'keepFull', label: 'Keep at least this many fulls', value: b.keep_full || '' },
         { name: 'drill', label: 'Restore drills (cron, UTC)', value: b.drill || '', help: 'Empty: none.' },
       ],
-      consequence: (v) => `The scheduler applies this strategy to ${name} from now on${d.strategy instanceof Error || d.strategy.inherited ? ', instead of the default' : ''}.`
+      consequence: (v) => `The scheduler applies this strategy to ${name} from now on${!none && b.inherited ? ', instead of the default' : ''}.`
         + (v.keep ? ' Retention may delete backups older than what it keeps restorable.' : ''),
       confirm: 'Save strategy',
       action: async (v) => {
@@ -888,7 +1001,9 @@ function tenantView(name) {
           if (!/^\d+$/.test(x)) throw new Error(`${what} must be a whole number.`);
           return Number(x);
         };
+        // The strategy is replaced whole: what the form does not show is carried over.
         const body = { archive: v.archive };
+        if (b.archive_interval_ms) body.archive_interval_ms = b.archive_interval_ms;
         if (v.full) body.full = v.full;
         if (v.incr) body.incr_secs = num(v.incr, 'The incremental interval');
         if (v.repo) body.repo = v.repo;
@@ -957,7 +1072,12 @@ function tenantView(name) {
       fields: [{ name: 'full', label: 'Take a full backup first when there is none', type: 'checkbox', value: true }],
       consequence: () => `Every commit of ${name} is shipped to its repository about once a second, so it can be restored to any point after its first full backup.`,
       confirm: 'Start archiving',
-      action: async (v) => { await api('POST', `/v1/tenants/${enc}/archive`, { full_backup: v.full }); notice('Archiving started.'); refresh(); },
+      action: async (v) => {
+        const a = await api('POST', `/v1/tenants/${enc}/archive`, { full_backup: v.full });
+        const job = a.backup_job ? h` Its first full backup is <a href="#/jobs">job ${a.backup_job}</a>.` : '';
+        notice(a.problem ? h`Archiving started, but: ${a.problem}${job}` : h`Archiving started.${job}`, !!a.problem);
+        refresh();
+      },
     }),
     'archive-stop': () => ask({
       title: `Stop archiving ${name}`,
@@ -982,12 +1102,18 @@ function tenantView(name) {
     promote: () => ask({
       title: `Promote standby ${name}`,
       fields: [{ name: 'force', label: 'The source is lost: promote even though it may still be alive', type: 'checkbox', value: false }],
-      consequence: (v) => `${name} stops following ${d.standby.source} and becomes writable at the last applied commit (${when(d.standby.applied_time)}); `
+      consequence: (v) => `${name} stops following ${standbyInfo() ? standbyInfo().source : 'its source'} and becomes writable at the last applied commit`
+        + (standbyInfo() ? ` (${when(standbyInfo().applied_time)})` : '') + '; '
         + 'its archive continues in the same repository.' + (v.force ? ' Commits of the source after that point are lost to it.' : ''),
       confirm: 'Promote', danger: true,
       action: async (v) => {
         const r = await api('POST', `/v1/tenants/${enc}/promote`, { force: v.force });
-        notice(`${r.tenant} is promoted at ${when(r.promoted_time)}.`);
+        const said = [h`${r.tenant} is promoted at ${when(r.promoted_time)}.`];
+        if (r.lost_commits) said.push(h` ${r.lost_commits} commit${r.lost_commits === 1 ? '' : 's'} of the source after that point are not in it.`);
+        if (r.renamed_from) said.push(h` It took the name of ${r.renamed_from}.`);
+        if (r.backup_job) said.push(h` Its first full backup is <a href="#/jobs">job ${r.backup_job}</a>.`);
+        if (r.problem) said.push(h` But: ${r.problem}`);
+        notice(said, !!r.problem);
         refresh();
       },
     }),
@@ -1028,8 +1154,14 @@ function restoreNewDialog(source, at = {}) {
 
 // ---- start --------------------------------------------------------------------
 
-window.addEventListener('hashchange', () => { clearNotice(); route(); });
+window.addEventListener('hashchange', () => {
+  // `#main` and the like are places on the page (the skip link), not views.
+  if (location.hash && !location.hash.startsWith('#/')) return;
+  clearNotice();
+  route();
+});
 document.addEventListener('DOMContentLoaded', () => {
   $('#logout').onclick = () => logout('Logged out.');
+  $('.skip').onclick = (ev) => { ev.preventDefault(); $('#main').focus(); };
   route();
 });

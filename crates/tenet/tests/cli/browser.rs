@@ -150,25 +150,50 @@ impl Browser {
         );
     }
 
+    /// Runs `act` on the element `css` (waiting for it). The page rebuilds parts of
+    /// itself on a timer, so an element found may be replaced before it is used: then
+    /// it is found again (a few times).
+    fn on<F, Fut>(&self, css: &str, act: F)
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        for attempt in 0.. {
+            self.wait_for(css);
+            let r = self.rt.block_on(async {
+                let e = self.c().find(Locator::Css(css)).await?;
+                act(e).await
+            });
+            match r {
+                Ok(()) => return,
+                Err(e) if attempt < 5 && e.to_string().contains("stale") => {}
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
+    }
+
     /// Clicks the element `css` (waiting for it), as a user would.
     pub fn click(&self, css: &str) {
-        self.wait_for(css);
-        let e = self.rt.block_on(self.c().find(Locator::Css(css))).unwrap();
-        self.rt.block_on(e.click()).unwrap();
+        self.on(css, |e| async move { e.click().await });
     }
 
     /// Replaces the text of the input `css` with `text`, typing it.
     pub fn fill(&self, css: &str, text: &str) {
-        self.wait_for(css);
-        let e = self.rt.block_on(self.c().find(Locator::Css(css))).unwrap();
-        self.rt.block_on(e.clear()).unwrap();
-        self.rt.block_on(e.send_keys(text)).unwrap();
+        self.on(css, |e| async move {
+            e.clear().await?;
+            e.send_keys(text).await
+        });
     }
 
-    /// Presses keys in the focused element (e.g. "\u{E007}" for Enter).
+    /// Presses keys in the element `css` (e.g. "\u{E007}" for Enter).
     pub fn keys(&self, css: &str, keys: &str) {
-        let e = self.rt.block_on(self.c().find(Locator::Css(css))).unwrap();
-        self.rt.block_on(e.send_keys(keys)).unwrap();
+        self.on(css, |e| async move { e.send_keys(keys).await });
+    }
+
+    /// Loads `url` afresh (a page already at that address would not reload).
+    pub fn open(&self, url: &str) {
+        self.goto("about:blank");
+        self.goto(url);
     }
 
     pub fn text(&self, css: &str) -> String {
