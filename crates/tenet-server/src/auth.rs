@@ -494,6 +494,13 @@ impl crate::service::Service {
 pub const EXPIRES_IN_SECS: (u64, u64) = (1, 10 * 365 * 24 * 3600);
 
 impl crate::service::Service {
+    /// A tenant's name now, or `#<id>` once it is dropped (tokens outlive tenants).
+    pub(crate) fn tenant_label(&self, id: u64) -> String {
+        self.store
+            .tenant_by_id(id)
+            .map_or(format!("#{id}"), |t| t.name)
+    }
+
     pub(crate) fn token_info(&self, r: &TokenRecord) -> crate::api::TokenInfo {
         let now = self.store.clock().now_millis();
         let state = match (r.revoked_ms, r.expires_ms) {
@@ -505,11 +512,7 @@ impl crate::service::Service {
             id: r.id,
             name: r.name.clone(),
             role: r.role.to_string(),
-            tenant: r.tenant_id.map(|id| {
-                self.store
-                    .tenant_by_id(id)
-                    .map_or(format!("#{id}"), |t| t.name)
-            }),
+            tenant: r.tenant_id.map(|id| self.tenant_label(id)),
             tenant_id: r.tenant_id,
             state: state.into(),
             created_at: rfc3339(r.created_ms),

@@ -1416,11 +1416,7 @@ impl Admin for Service {
         let c = self.caller();
         Ok(WhoAmI {
             role: c.role.to_string(),
-            tenant: c.tenant_id.map(|id| {
-                self.store
-                    .tenant_by_id(id)
-                    .map_or(format!("#{id}"), |t| t.name)
-            }),
+            tenant: c.tenant_id.map(|id| self.tenant_label(id)),
             tenant_id: c.tenant_id,
             token: c
                 .token_id

@@ -206,6 +206,13 @@ impl Browser {
         .to_string()
     }
 
+    /// Waits for the error shown at `css` and checks that it names `code`.
+    pub fn expect_error(&self, css: &str, code: &str) {
+        self.wait_for(css);
+        let t = self.text(css);
+        assert!(t.contains(code), "{css} says `{t}`, not {code}");
+    }
+
     pub fn page_text(&self) -> String {
         self.text("body")
     }

@@ -165,12 +165,7 @@ fn dashboard_in_a_browser() {
     b.shot("1-login");
     b.fill("#token", "tenet_1_wrong");
     b.click("#login-form button[type=submit]");
-    b.wait_for("#login-error");
-    assert!(
-        b.text("#login-error").contains("UNAUTHENTICATED"),
-        "{}",
-        b.page_text()
-    );
+    b.expect_error("#login-error", "UNAUTHENTICATED");
     b.fill("#token", &srv.token);
     b.click("#login-form button[type=submit]");
 
@@ -276,12 +271,7 @@ fn dashboard_in_a_browser() {
     b.click("#st-edit");
     b.fill("#f-full", "at three");
     b.click("#dialog-ok");
-    b.wait_for("#dialog-error");
-    assert!(
-        b.text("#dialog-error").contains("INVALID_ARGUMENT"),
-        "{}",
-        b.text("#dialog-error")
-    );
+    b.expect_error("#dialog-error", "INVALID_ARGUMENT");
     b.fill("#f-full", "0 3 * * *");
     b.fill("#f-incr", "3600");
     b.fill("#f-repo", "");
@@ -432,12 +422,7 @@ fn dashboard_in_a_browser() {
     );
     b.click("[data-act=promote]");
     b.click("#dialog-ok");
-    b.wait_for("#dialog-error");
-    assert!(
-        b.text("#dialog-error").contains("INVALID_ARGUMENT"),
-        "{}",
-        b.text("#dialog-error")
-    );
+    b.expect_error("#dialog-error", "INVALID_ARGUMENT");
     b.click("#f-force");
     assert!(b.text("#dialog-consequence").contains("are lost to it"));
     b.click("#dialog-ok");
