@@ -33,7 +33,7 @@ function bytes(n) {
   n = Number(n || 0);
   let i = 0;
   while (n >= 1024 && i < UNITS.length - 1) { n /= 1024; i++; }
-  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + UNITS[i];
+  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + '\u00a0' + UNITS[i];
 }
 function duration(secs) {
   secs = Math.max(0, Math.round(Number(secs)));
@@ -49,13 +49,53 @@ const ms = (t) => t ? Date.parse(t) : NaN;
 function when(t) {
   if (!t) return '—';
   const d = new Date(typeof t === 'number' ? t : ms(t));
-  return isNaN(d) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  return isNaN(d) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '\u00a0UTC');
 }
 function ago(t) {
   if (!t) return 'never';
   return duration((Date.now() - ms(t)) / 1000) + ' ago';
 }
 const human = (k) => k.replace(/_/g, ' ');
+
+/** Seconds of a duration: `90`, `30m`, `1h30m`, `14d`; NaN when it is not one. */
+function seconds(v) {
+  if (/^\d+$/.test(v)) return Number(v);
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(v);
+  if (!m || v === '') return NaN;
+  return (Number(m[1] || 0) * 24 + Number(m[2] || 0)) * 3600 + Number(m[3] || 0) * 60 + Number(m[4] || 0);
+}
+
+/**
+ * A time as the API takes it (`docs/api.md`): RFC 3339 with a zone, a relative time
+ * (`-5m`), `@snapshot` (among `snaps`) or a commit ts. Returns `{ms, expr}` — `expr` is
+ * what is sent: the snapshot or commit ts as written (exact), a relative time as the
+ * absolute time it names now — or `{error}` saying what to write.
+ */
+function parseTime(v, snaps) {
+  v = v.trim();
+  const rfc = /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?/;
+  if (rfc.test(v)) {
+    if (!/([Zz]|[+-]\d\d:?\d\d)$/.test(v)) return { error: `${v} has no time zone: add Z (UTC) or an offset such as +01:00` };
+    const t = Date.parse(v.replace(' ', 'T'));
+    return isNaN(t) ? { error: `${v} is not a valid time` } : { ms: t, expr: v };
+  }
+  if (v.startsWith('-')) {
+    const secs = seconds(v.slice(1));
+    if (isNaN(secs)) return { error: `${v} is not a relative time: write it as -5m, -1h30m or -2d` };
+    const t = Date.now() - secs * 1000;
+    return { ms: t, expr: new Date(t).toISOString() };
+  }
+  if (v.startsWith('@')) {
+    const sn = (snaps || []).find((x) => x.name === v.slice(1));
+    return sn ? { ms: ms(sn.time), expr: v } : { error: `no snapshot named ${v.slice(1)}` };
+  }
+  if (/^\d{16,20}$/.test(v)) return { ms: Number(BigInt(v) >> 16n), expr: v };
+  return { error: `“${v}” is not a time: write 2026-11-26T03:31:57Z, -5m, @snapshot or a commit ts` };
+}
+/** A chosen point for a dialog: its time, and the exact expression when it says more. */
+function at(t, to) {
+  return to === new Date(Math.floor(t / 1000) * 1000).toISOString() ? when(t) : `${when(t)} (${to})`;
+}
 /** A problem string: `…` spans become code. */
 function problemText(p) {
   return raw(escapeText(p).replace(/`([^`]+)`/g, '<code>$1</code>'));
@@ -141,7 +181,10 @@ function ask({ title, fields = [], consequence, confirm, danger = false, action 
     }
     return v;
   };
-  const update = () => { $('#dialog-consequence').innerHTML = piece(consequence ? consequence(values()) : ''); };
+  const update = () => {
+    err.hidden = true; // an answer to the last values, not to these
+    $('#dialog-consequence').innerHTML = piece(consequence ? consequence(values()) : '');
+  };
   update();
   const form = $('#dialog-form');
   form.oninput = update;
@@ -190,12 +233,14 @@ function started(what, job) {
 
 // ---- login --------------------------------------------------------------------
 
-function logout(why) {
+/** Forgets the token and everything shown with it; `why` is said (`bad`: as an error). */
+function logout(why, bad = true) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.me = null;
   if ($('#dialog').open) $('#dialog').close();
+  $('#who-text').textContent = '';
   route();
-  if (why) notice(why, true);
+  if (why) notice(why, bad);
 }
 
 function showLogin() {
@@ -218,6 +263,12 @@ function showLogin() {
     try {
       await whoami();
       clearNotice();
+      // A tenant token lands on the overview, not on a page of another tenant.
+      const m = /^#\/tenant\/([^?]*)/.exec(location.hash);
+      if (m && state.me.tenant !== null && decodeURIComponent(m[1]) !== state.me.tenant) {
+        location.hash = '#/'; // hashchange routes
+        return;
+      }
       route();
     } catch (e) {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -281,6 +332,18 @@ function patch(el, markup) {
   if (shown.get(el) === s || busy(el)) return;
   shown.set(el, s);
   keepFocus(el, () => { el.innerHTML = s; geometry(el); });
+}
+
+/** The server did not answer: what is shown is dimmed and dated until it does again. */
+function stale(e, since) {
+  $('.view').classList.add('stale');
+  notice(h`The server did not answer (${e.message}); what is shown is from ${when(since)}. Trying again…`, true);
+}
+function fresh() {
+  if ($('.view') && $('.view').classList.contains('stale')) {
+    $('.view').classList.remove('stale');
+    clearNotice();
+  }
 }
 
 /** Whether `view` is still the one shown (a view's answers arriving later are dropped). */
@@ -355,7 +418,7 @@ function overviewView() {
         $('#ov-refresh').onclick = async () => {
           const b = $('#ov-refresh');
           b.disabled = true; // one read of every repository at a time
-          try { await view.refresh(true); } finally { b.disabled = false; }
+          try { await view.refresh('reread'); } finally { b.disabled = false; }
         };
       }
       if ($('#ov-restore')) $('#ov-restore').onclick = () => restoreNewDialog(null);
@@ -363,11 +426,13 @@ function overviewView() {
     },
     async refresh(now = false) {
       try {
-        // An action's refresh() (now = true from elsewhere) reads the cached answer;
-        // only the button asks every repository again.
-        const fresh = now === true && document.activeElement === $('#ov-refresh');
-        const p = await get('/v1/protection' + (fresh ? '?refresh=true' : ''));
+        // An action's refresh() reads the cached answer; only the button asks every
+        // repository again.
+        const reread = now === 'reread';
+        const p = await get('/v1/protection' + (reread ? '?refresh=true' : ''));
         if (!current(view)) return;
+        fresh();
+        view.seenAt = Date.now();
         if (first) performance.mark('tenet:protection');
         // After the frame that shows them: what the first-paint figures measure.
         const painted = (name) => requestAnimationFrame(() => setTimeout(() => performance.mark(name)));
@@ -378,7 +443,10 @@ function overviewView() {
           first = false;
         }
       } catch (e) {
-        if (current(view)) patch($('#ov-table'), h`<p class="error">${errorText(e)}</p>`);
+        if (!current(view)) return;
+        if (view.seenAt) stale(e, view.seenAt);
+        else patch($('#ov-table'), h`<p class="error">${errorText(e)}</p>`);
+        $('#ov-summary').textContent = 'Not read: ' + e.message;
       }
       schedule(view, () => view.refresh(), 10000);
     },
@@ -394,7 +462,7 @@ function drawOverview(p, chunked, allShown) {
   const now = Date.now();
   const ts = p.tenants;
   const bad = ts.filter((t) => !t.restorable.length).length;
-  const warn = ts.filter((t) => health(t) === 'warn').length;
+  const warn = ts.filter((t) => t.problems.length).length;
   // How old the figures are: the server answers from its last read of each repository.
   const read = ts.map((t) => t.read_time).filter(Boolean).sort()[0] || p.generated_at;
   $('#ov-summary').textContent = `${ts.length} tenant${ts.length === 1 ? '' : 's'} · ${bad} not restorable · `
@@ -480,12 +548,13 @@ const interrupted = (j) => isActive(j) && !j.live;
 /** Running in the server now (an interrupted job waits for a resume). */
 const running = (j) => isActive(j) && j.live;
 
+/** Percent done, or null while the job does not know its total yet. */
 function percent(j) {
   if (j.state === 'succeeded') return 100;
   const p = j.progress;
   if (p.bytes_total > 0) return Math.min(100, Math.floor(p.bytes_done / p.bytes_total * 100));
   if (p.tasks_total > 0) return Math.min(100, Math.floor(p.tasks_done / p.tasks_total * 100));
-  return 0;
+  return isActive(j) ? null : 0;
 }
 
 function jobState(j) {
@@ -497,11 +566,15 @@ function progressCell(j) {
   const pct = percent(j);
   const p = j.progress;
   const rate = p.bytes_per_sec ? bytes(p.bytes_per_sec) + '/s' : '';
-  const eta = isActive(j) && p.eta_secs !== null && p.eta_secs !== undefined ? 'ETA ' + duration(p.eta_secs) : '';
-  return h`<progress class="job-progress" data-job="${j.id}" max="100" value="${pct}"
-      aria-label="Job ${j.id} progress">${pct} %</progress>
-    <span class="pct" data-job="${j.id}">${pct} %</span>
-    <span class="muted">${[j.phase, rate, eta].filter(Boolean).join(' · ')}</span>`;
+  const eta = !isActive(j) ? ''
+    : p.eta_secs !== null && p.eta_secs !== undefined ? 'ETA ' + duration(p.eta_secs)
+      : 'ETA once the size is known';
+  const done = pct === null && p.bytes_done ? bytes(p.bytes_done) + ' done' : '';
+  // Without a known total the bar is indeterminate (no value), not a false 0 %.
+  return h`<progress class="job-progress" data-job="${j.id}" max="100"${pct === null ? '' : h` value="${pct}"`}
+      aria-label="Job ${j.id} progress">${pct === null ? '' : pct + ' %'}</progress>
+    <span class="pct" data-job="${j.id}">${pct === null ? 'sizing' : pct + '\u00a0%'}</span>
+    <span class="muted">${[j.phase, done, rate, eta].filter(Boolean).join(' · ')}</span>`;
 }
 
 /** A job's result or error, as words (no JSON). */
@@ -513,8 +586,9 @@ function outcome(j) {
   if (r.backup_id) short.push('backup ' + r.backup_id);
   if (r.rows !== undefined) short.push(r.rows + ' rows');
   if (r.logical_bytes !== undefined) short.push(bytes(r.logical_bytes));
-  if (r.target) short.push('into ' + r.target);
-  if (r.target_time) short.push('at ' + when(r.target_time));
+  const into = j.params?.target;
+  if (into && !j.kind.startsWith('backup')) short.push('into ' + into);
+  if (r.target_time || r.restored_time) short.push('at ' + when(r.target_time || r.restored_time));
   const items = Object.entries(r).filter(([, v]) => v !== null && typeof v !== 'object')
     .map(([k, v]) => h`<dt>${human(k)}</dt><dd>${/_time$|_at$/.test(k) ? when(v) : v}</dd>`);
   return h`${short.join(', ')}<details data-details="${j.id}"${openDetails.has(String(j.id)) ? raw(' open') : ''}>
@@ -546,7 +620,8 @@ function jobRow(j, withTenant = true) {
   const took = j.started_at ? ((ms(j.finished_at) || Date.now()) - ms(j.started_at)) / 1000 : null;
   return h`<tr data-job-row="${j.id}">
     <td class="num">${j.id}</td><td>${human(j.kind)}</td>
-    ${withTenant ? h`<td><a id="job-tenant-${j.id}" href="${tenantHref(j.tenant)}">${j.tenant}</a></td>` : ''}
+    ${withTenant ? h`<td><a id="job-tenant-${j.id}" href="${tenantHref(j.tenant)}">${j.tenant}</a>${
+      j.params?.target && j.params.target !== j.tenant ? h` → ${j.params.target}` : ''}</td>` : ''}
     <td>${jobState(j)}</td><td>${progressCell(j)}</td>
     <td>${when(j.created_at)}</td><td class="num">${took === null ? '—' : duration(took)}</td>
     <td>${outcome(j)}</td><td>${actions}</td></tr>`;
@@ -575,7 +650,7 @@ function jobButtons(root, jobsById) {
       ask({
         title: `Cancel job ${c.dataset.cancel}`,
         consequence: () => cancelConsequence(j),
-        confirm: 'Cancel the job',
+        confirm: 'Stop the job',
         danger: true,
         action: async () => {
           await api('POST', `/v1/jobs/${c.dataset.cancel}/cancel`);
@@ -626,10 +701,14 @@ function jobsView(query) {
       try {
         const got = await get('/v1/jobs');
         if (!current(view)) return;
+        fresh();
+        view.seenAt = Date.now();
         jobs = got.sort((a, b) => b.id - a.id);
         draw();
       } catch (e) {
-        if (current(view)) patch($('#jobs-running'), h`<p class="error">${errorText(e)}</p>`);
+        if (!current(view)) return;
+        if (view.seenAt) stale(e, view.seenAt);
+        else patch($('#jobs-running'), h`<p class="error">${errorText(e)}</p>`);
       }
       schedule(view, () => view.refresh(), jobs.some(running) ? 1000 : 5000);
     },
@@ -646,7 +725,7 @@ function jobsView(query) {
     const st = $('#flt-state').value;
     const now = jobs.filter(running);
     const past = jobs.filter((j) => !running(j))
-      .filter((j) => !tenant || j.tenant.toLowerCase().includes(tenant))
+      .filter((j) => !tenant || [j.tenant, j.params?.target || ''].some((n) => n.toLowerCase().includes(tenant)))
       .filter((j) => !ks.value || j.kind === ks.value)
       .filter((j) => !st || (st === 'interrupted' ? interrupted(j) : j.state === st));
     patch($('#jobs-running'), now.length ? jobTable(now) : h`<p class="muted">Nothing is running.</p>`);
@@ -661,6 +740,9 @@ function tenantView(name) {
   const enc = encodeURIComponent(name);
   const d = { jobs: [] };
   let point = null; // the chosen time (ms) on the timeline
+  let pointExpr = null; // what was typed for it (sent as is), null: the time of `point`
+  let pointError = null; // what is wrong with what was typed
+  const target = () => pointExpr || new Date(point).toISOString();
   let slowAt = 0; // when the slow parts (repository reads) were last asked for
   let active = ''; // the tenant's running jobs at the last refresh
   const view = {
@@ -695,11 +777,23 @@ function tenantView(name) {
       const mine = jobs instanceof Error ? d.jobs
         : jobs.filter((j) => j.tenant === name || j.params?.target === name).sort((a, b) => b.id - a.id).slice(0, 10);
       const nowActive = mine.filter(running).map((j) => j.id).join();
+      let again = true;
       try {
         if (tenant instanceof Error) {
-          patch($('#t-actions'), h`<p class="error">${errorText(tenant)}</p><p><a href="#/">Back to the overview</a></p>`);
+          if (tenant.status === 404) {
+            // Gone (or never there, or not this token's): a page of its own, no polling.
+            again = false;
+            render(h`<h1 tabindex="-1">${name}</h1><p class="error">${errorText(tenant)}</p>
+              <p><a href="#/">Back to the overview</a></p>`, false);
+          } else if (d.tenant) {
+            stale(tenant, d.seenAt);
+          } else {
+            patch($('#t-actions'), h`<p class="error">${errorText(tenant)}</p>`);
+          }
           return;
         }
+        fresh();
+        d.seenAt = Date.now();
         Object.assign(d, { tenant, archive, jobs: mine });
         if (slow || nowActive !== active) {
           slowAt = Date.now();
@@ -717,7 +811,7 @@ function tenantView(name) {
         active = nowActive;
         draw();
       } finally {
-        schedule(view, () => view.refresh(), nowActive ? 1000 : 5000);
+        if (again) schedule(view, () => view.refresh(), nowActive ? 1000 : 5000);
       }
     },
   };
@@ -835,9 +929,11 @@ function tenantView(name) {
     }
   }
 
-  /** Sets the chosen point (ms), snapped to the second (`text`: also into the time field). */
+  /** Sets the chosen point (ms) from a click, to the second (`text`: also into the time field). */
   function choose(t, text = true) {
-    point = Math.round(t / 1000) * 1000;
+    point = Math.min(Math.floor(t / 1000) * 1000, Date.now());
+    pointExpr = null;
+    pointError = null;
     updatePoint(text);
     shown.delete($('#t-timeline'));
     drawTimeline();
@@ -861,18 +957,27 @@ function tenantView(name) {
             <button type="button" id="pt-inplace">Restore in place to this point…</button>` : ''}
           ${can('admin') ? h`<button type="button" id="pt-new">Restore into a new tenant…</button>` : ''}</div></div>`);
       const range = $('#pt-range');
-      range.oninput = () => { point = Number(range.value) * 1000; updatePoint(false); };
+      range.oninput = () => { point = Number(range.value) * 1000; pointExpr = null; pointError = null; updatePoint(false); };
       range.onchange = () => { shown.delete($('#t-timeline')); drawTimeline(); };
       $('#pt-time').onchange = () => {
         const v = $('#pt-time').value.trim();
         if (!v) return;
-        const t = Date.parse(v);
-        if (isNaN(t)) { notice('Not a time: write it as RFC 3339, e.g. 2026-11-26T03:31:57Z.', true); return; }
-        choose(t, false);
+        const r = parseTime(v, list(d.snaps));
+        if (r.error) {
+          pointError = r.error;
+          updatePoint(false);
+          return;
+        }
+        pointError = null;
+        point = r.ms; // exactly what was typed, not rounded
+        pointExpr = r.expr;
+        updatePoint(false);
+        shown.delete($('#t-timeline'));
+        drawTimeline();
       };
-      if ($('#pt-revert')) $('#pt-revert').onclick = () => revertDialog(point);
-      if ($('#pt-inplace')) $('#pt-inplace').onclick = () => inPlaceDialog(point);
-      if ($('#pt-new')) $('#pt-new').onclick = () => restoreNewDialog(name, { to: new Date(point).toISOString() });
+      if ($('#pt-revert')) $('#pt-revert').onclick = () => revertDialog(point, target());
+      if ($('#pt-inplace')) $('#pt-inplace').onclick = () => inPlaceDialog(point, target());
+      if ($('#pt-new')) $('#pt-new').onclick = () => restoreNewDialog(name, { to: target() });
     }
     updatePoint(true);
   }
@@ -890,17 +995,21 @@ function tenantView(name) {
     if (document.activeElement !== range) range.value = Math.round(point / 1000);
     range.setAttribute('aria-valuetext', when(point));
     const field = $('#pt-time');
-    if (text && document.activeElement !== field) field.value = new Date(point).toISOString();
-    if (!text) field.value = new Date(point).toISOString();
+    if (!pointError && (!text || document.activeElement !== field)) field.value = pointExpr || new Date(point).toISOString();
+    field.setAttribute('aria-invalid', pointError ? 'true' : 'false');
+    const now = Date.now();
     const inRange = list(d.points).some((r) => point >= ms(r.from_time) && point <= ms(r.to_time));
-    const inHistory = point >= Date.now() - d.tenant.history_retention_secs * 1000;
+    const kept = Math.max(now - d.tenant.history_retention_secs * 1000, ms(d.tenant.created_time));
+    const inHistory = point >= kept && point <= now;
     const st = $('#pt-status');
-    st.className = inRange ? 'muted' : 'error';
-    st.textContent = (inRange ? 'restorable from backups' : 'not covered by backups')
-      + (inHistory ? ' · within the kept history' : ' · older than the kept history');
-    if ($('#pt-revert')) $('#pt-revert').disabled = !inHistory;
-    if ($('#pt-inplace')) $('#pt-inplace').disabled = !inRange;
-    if ($('#pt-new')) $('#pt-new').disabled = !inRange;
+    st.className = pointError || !inRange ? 'error' : 'muted';
+    st.textContent = pointError || ((inRange ? 'restorable from backups' : 'not covered by backups') + ' · '
+      + (point > now ? 'in the future'
+        : point < ms(d.tenant.created_time) ? 'before the tenant was created'
+          : inHistory ? 'within the kept history' : 'older than the kept history'));
+    if ($('#pt-revert')) $('#pt-revert').disabled = !!pointError || !inHistory;
+    if ($('#pt-inplace')) $('#pt-inplace').disabled = !!pointError || !inRange;
+    if ($('#pt-new')) $('#pt-new').disabled = !!pointError || !inRange;
   }
 
   function drawBackups() {
@@ -985,10 +1094,10 @@ function tenantView(name) {
       title: `Strategy of ${name}`,
       fields: [
         { name: 'full', label: 'Full backups (cron, UTC)', value: none ? '0 2 * * *' : b.full || '', help: 'e.g. “0 2 * * *”: every day at 02:00. Empty: none.' },
-        { name: 'incr', label: 'Incremental every (seconds)', value: b.incr_secs || '', help: 'Empty: none.' },
+        { name: 'incr', label: 'Incremental every', value: b.incr_secs || '', help: 'Seconds, or a duration such as 30m, 1h, 1d. Empty: none.' },
         { name: 'archive', label: 'Archive the commit log continuously', type: 'checkbox', value: b.archive ?? true },
         { name: 'repo', label: 'Repository (name)', value: b.repo || '', help: 'Empty: the default repository.' },
-        { name: 'keep', label: 'Keep restorable within (seconds)', value: b.keep_within_secs || '', help: 'Older backups are pruned once nothing restorable needs them. Empty: keep all.' },
+        { name: 'keep', label: 'Keep restorable within', value: b.keep_within_secs || '', help: 'Seconds, or a duration such as 14d. Older backups are pruned once nothing restorable needs them. Empty: keep all.' },
         { name: 'keepFull', label: 'Keep at least this many fulls', value: b.keep_full || '' },
         { name: 'drill', label: 'Restore drills (cron, UTC)', value: b.drill || '', help: 'Empty: none.' },
       ],
@@ -996,18 +1105,20 @@ function tenantView(name) {
         + (v.keep ? ' Retention may delete backups older than what it keeps restorable.' : ''),
       confirm: 'Save strategy',
       action: async (v) => {
-        const num = (x, what) => {
-          if (x === '') return undefined;
-          if (!/^\d+$/.test(x)) throw new Error(`${what} must be a whole number.`);
-          return Number(x);
+        const num = (x, what, dur = false) => {
+          const n = dur ? seconds(x) : /^\d+$/.test(x) ? Number(x) : NaN;
+          if (isNaN(n)) {
+            throw new Error(dur ? `${what} must be a number of seconds or a duration such as 30m, 1h or 14d.` : `${what} must be a whole number.`);
+          }
+          return n;
         };
         // The strategy is replaced whole: what the form does not show is carried over.
         const body = { archive: v.archive };
         if (b.archive_interval_ms) body.archive_interval_ms = b.archive_interval_ms;
         if (v.full) body.full = v.full;
-        if (v.incr) body.incr_secs = num(v.incr, 'The incremental interval');
+        if (v.incr) body.incr_secs = num(v.incr, 'The incremental interval', true);
         if (v.repo) body.repo = v.repo;
-        if (v.keep) body.keep_within_secs = num(v.keep, 'Keep within');
+        if (v.keep) body.keep_within_secs = num(v.keep, 'Keep restorable within', true);
         if (v.keepFull) body.keep_full = num(v.keepFull, 'Keep fulls');
         if (v.drill) body.drill = v.drill;
         await api('PUT', `/v1/tenants/${enc}/strategy`, body);
@@ -1017,15 +1128,14 @@ function tenantView(name) {
     });
   }
 
-  function revertDialog(t) {
-    const iso = new Date(t).toISOString();
+  function revertDialog(t, to) {
     ask({
       title: `Revert ${name}`,
       fields: [{ name: 'table', label: 'Only this table (optional)', value: '', help: 'Empty: the whole tenant, its tables and catalog.' }],
-      consequence: (v) => `${v.table ? 'Table ' + v.table + ' of ' : ''}${name} is put back as it was at ${when(t)}, in one commit from the kept history: `
+      consequence: (v) => `${v.table ? 'Table ' + v.table + ' of ' : ''}${name} is put back as it was at ${at(t, to)}, in one commit from the kept history: `
         + 'every change made after that time is undone. Writes wait while it commits. The revert is logged and can itself be undone.',
       confirm: 'Revert', danger: true,
-      action: async (v) => revertDone(await api('POST', `/v1/tenants/${enc}/revert`, v.table ? { to: iso, table: v.table } : { to: iso })),
+      action: async (v) => revertDone(await api('POST', `/v1/tenants/${enc}/revert`, v.table ? { to, table: v.table } : { to })),
     });
   }
 
@@ -1038,13 +1148,13 @@ function tenantView(name) {
     refresh();
   }
 
-  function inPlaceDialog(t) {
+  function inPlaceDialog(t, to) {
     ask({
       title: `Restore ${name} in place`,
-      consequence: () => `${name} is restored from its backups and archived log as it was at ${when(t)}, then made equal to it in one commit: `
+      consequence: () => `${name} is restored from its backups and archived log as it was at ${at(t, to)}, then made equal to it in one commit: `
         + 'every change made after that time is undone. A snapshot is taken first, so the restore can be rolled back.',
       confirm: 'Restore in place', danger: true,
-      action: async () => started('Restore in place', await api('POST', '/v1/restores', { source: name, in_place: true, to: new Date(t).toISOString() })),
+      action: async () => started('Restore in place', await api('POST', '/v1/restores', { source: name, in_place: true, to })),
     });
   }
 
@@ -1055,13 +1165,14 @@ function tenantView(name) {
         { name: 'kind', label: 'Kind', type: 'select', value: 'full', options: [['full', 'Full backup'], ['incr', 'Incremental (the log since the last backup)']] },
         { name: 'rate', label: 'Limit the rate (MiB/s, optional)', value: '', help: 'Empty: as fast as the server’s I/O budget allows.' },
       ],
-      consequence: (v) => `A ${v.kind === 'full' ? 'full' : 'incremental'} backup of ${name} is written to its repository while it keeps serving reads and writes.`,
+      consequence: (v) => `${v.kind === 'full' ? 'A full' : 'An incremental'} backup of ${name} is written to `
+        + `${d.archive instanceof Error || !d.archive.repo ? 'the default repository' : d.archive.repo} while ${name} keeps serving reads and writes.`,
       confirm: 'Start backup',
       action: async (v) => {
         const body = { tenant: name, kind: v.kind };
         if (v.rate) {
           const mib = Number(v.rate);
-          if (!(mib > 0)) throw new Error('The rate must be a positive number of MiB/s.');
+          if (!(mib >= 0.001)) throw new Error('The rate must be a number of MiB/s, at least 0.001 (1 KiB/s).');
           body.throttle_bytes_per_sec = Math.round(mib * 1048576);
         }
         started('Backup', await api('POST', '/v1/backups', body));
@@ -1075,13 +1186,17 @@ function tenantView(name) {
       action: async (v) => {
         const a = await api('POST', `/v1/tenants/${enc}/archive`, { full_backup: v.full });
         const job = a.backup_job ? h` Its first full backup is <a href="#/jobs">job ${a.backup_job}</a>.` : '';
-        notice(a.problem ? h`Archiving started, but: ${a.problem}${job}` : h`Archiving started.${job}`, !!a.problem);
+        // Nothing restorable yet is expected while that first backup runs.
+        const problem = a.problem && !a.backup_job;
+        notice(problem ? h`Archiving started, but: ${a.problem}` : h`Archiving started.${job}`, problem);
         refresh();
       },
     }),
     'archive-stop': () => ask({
       title: `Stop archiving ${name}`,
-      consequence: () => `Commits of ${name} after this moment are no longer shipped: it stays restorable only up to now (or its next backup).`,
+      consequence: () => `Commits of ${name} after this moment are no longer shipped: it stays restorable only up to now (or its next backup).`
+        + (!(d.strategy instanceof Error) && d.strategy && d.strategy.archive
+          ? ` But ${d.strategy.inherited ? 'the default strategy' : 'its strategy'} archives ${name}: the scheduler starts the archive again within seconds. To stop for good, turn archiving off in the strategy.` : ''),
       confirm: 'Stop archiving', danger: true,
       action: async () => { await api('DELETE', `/v1/tenants/${enc}/archive`); notice('Archiving stopped.'); refresh(); },
     }),
@@ -1133,7 +1248,7 @@ function tenantView(name) {
 function restoreNewDialog(source, at = {}) {
   const fields = [];
   if (source === null) fields.push({ name: 'source', label: 'Source tenant', value: '', required: true });
-  fields.push({ name: 'target', label: 'New tenant', value: (source || 'tenant') + '-restored', required: true });
+  fields.push({ name: 'target', label: 'New tenant', value: source ? source + '-restored' : '', required: true });
   if (!at.backup_id) fields.push({ name: 'to', label: 'Point in time', value: at.to || '', help: 'RFC 3339, -5m, @snapshot or a commit ts. Empty: the latest restorable point.' });
   ask({
     title: 'Restore into a new tenant',
@@ -1161,7 +1276,7 @@ window.addEventListener('hashchange', () => {
   route();
 });
 document.addEventListener('DOMContentLoaded', () => {
-  $('#logout').onclick = () => logout('Logged out.');
+  $('#logout').onclick = () => logout('Logged out.', false);
   $('.skip').onclick = (ev) => { ev.preventDefault(); $('#main').focus(); };
   route();
 });

@@ -302,6 +302,15 @@ fn dashboard_in_a_browser() {
     // Revert in place to that point, chosen by typing it.
     b.open(&format!("{url}/#/tenant/acme"));
     b.wait_for("#pt-time");
+    // A time without a zone is refused where it is typed, and nothing can act on it.
+    b.fill("#pt-time", "2026-01-01T00:00:00");
+    b.keys("#pt-time", "\u{E004}");
+    b.wait(
+        "the zone-less time refused",
+        "return document.querySelector('#pt-status').innerText.includes('no time zone')
+             && document.querySelector('#pt-revert').disabled;",
+        vec![],
+    );
     b.fill("#pt-time", &good_s);
     b.keys("#pt-time", "\u{E004}"); // Tab: the change event
     b.wait(
