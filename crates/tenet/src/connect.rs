@@ -39,6 +39,29 @@ pub fn connect(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     if let Some(url) = &g.server {
         return server(g, url);
     }
+    // A server that is stopping removes its server.json a moment before its process
+    // (and RocksDB's lock) is gone; one that is starting holds the lock a moment before
+    // its server.json appears. Either way the directory is free, or served, shortly:
+    // ask again for a few seconds before saying it is in use.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match connect_once(g, access) {
+            Err(e)
+                if e.code == "UNAVAILABLE"
+                    && e.message.contains("in use")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How long a CLI waits for a data directory another process holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn connect_once(g: &Global, access: Access) -> Result<Box<dyn Admin>, CliError> {
     let file = read_server_file(&g.data_dir);
     if let Some(file) = &file {
         if Client::probe_with(&file.url, g.ca_cert.as_deref()).is_some() {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{normalize, stderr, stdout, tenet, Server};
+use crate::common::{normalize, ok, stderr, stdout, tenet, Server};
 
 /// A CLI session: (args, expected to succeed).
 fn script() -> Vec<(Vec<&'static str>, bool)> {
@@ -265,4 +265,24 @@ fn a_transaction_has_the_same_size_limit_embedded_and_through_a_server() {
     assert!(embedded.contains("TXN_TOO_LARGE"), "{embedded}");
     assert!(embedded.contains("67108864 bytes"), "{embedded}");
     assert!(!embedded.contains("split"), "{embedded}");
+}
+
+/// A command run while a stopping server has already removed its server.json but not
+/// yet let go of the directory waits for it (a few seconds) and is answered embedded,
+/// instead of being refused as "in use".
+#[test]
+fn a_command_during_a_server_stop_waits_for_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(dir.path());
+    ok(dir.path(), &["tenant", "create", "acme"]);
+    // The moment of the race, held open: no server.json, the lock still held.
+    std::fs::remove_file(dir.path().join("server.json")).unwrap();
+    let d = dir.path().to_path_buf();
+    let cmd = std::thread::spawn(move || tenet(&d, &["tenant", "list"]));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(!cmd.is_finished(), "it did not wait for the directory");
+    srv.stop();
+    let o = cmd.join().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("acme"));
 }
