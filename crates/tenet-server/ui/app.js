@@ -568,7 +568,7 @@ function progressCell(j) {
   const rate = p.bytes_per_sec ? bytes(p.bytes_per_sec) + '/s' : '';
   const eta = !isActive(j) ? ''
     : p.eta_secs !== null && p.eta_secs !== undefined ? 'ETA ' + duration(p.eta_secs)
-      : 'ETA once the size is known';
+      : pct === null ? 'ETA once the size is known' : 'ETA once the rate is known';
   const done = pct === null && p.bytes_done ? bytes(p.bytes_done) + ' done' : '';
   // Without a known total the bar is indeterminate (no value), not a false 0 %.
   return h`<progress class="job-progress" data-job="${j.id}" max="100"${pct === null ? '' : h` value="${pct}"`}
