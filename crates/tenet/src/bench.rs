@@ -105,6 +105,10 @@ pub enum BenchCmd {
         mib: u64,
         #[arg(long, default_value_t = 8)]
         tables: usize,
+        /// Measured rounds after the warm-up, plain and encrypted in ABBA BAAB order
+        /// (1 to 8; fewer for scale runs: 1 measures plain only, 2 one of each).
+        #[arg(long, default_value_t = 8)]
+        rounds: usize,
     },
 }
 
@@ -544,11 +548,20 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
             }
             crate::bench_auth::run(tokens, checks)
         }
-        BenchCmd::Backup { mib, tables } => {
+        BenchCmd::Backup {
+            mib,
+            tables,
+            rounds,
+        } => {
             if mib == 0 || tables == 0 {
                 return Err(CliError::invalid("--mib and --tables must be at least 1"));
             }
-            crate::bench_backup::run(mib, tables)
+            if !(1..=8).contains(&rounds) {
+                return Err(CliError::invalid(format!(
+                    "--rounds {rounds} is out of range; use 1 to 8"
+                )));
+            }
+            crate::bench_backup::run(mib, tables, rounds)
         }
     }
 }
