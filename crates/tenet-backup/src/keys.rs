@@ -759,23 +759,26 @@ pub async fn list(repo: &Repo, history_id: u64) -> Result<Vec<KeyInfo>> {
     let keys = list_keys(repo, history_id).await?;
     let current = newest_live(&keys);
     let mut out = Vec::new();
+    /// The object at `path`, if there is one that decodes.
+    async fn read<T: serde::de::DeserializeOwned>(
+        repo: &Repo,
+        path: &Option<String>,
+    ) -> Result<Option<T>> {
+        Ok(match path {
+            Some(p) => repo
+                .get_opt(p)
+                .await?
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            None => None,
+        })
+    }
     for (n, (object, tomb)) in keys {
-        let created_at = match &object {
-            Some(p) => repo
-                .get_opt(p)
-                .await?
-                .and_then(|b| serde_json::from_slice::<KeyObject>(&b).ok())
-                .map(|o| o.created_at),
-            None => None,
-        };
-        let destroyed_at = match &tomb {
-            Some(p) => repo
-                .get_opt(p)
-                .await?
-                .and_then(|b| serde_json::from_slice::<Tombstone>(&b).ok())
-                .map(|t| t.destroyed_at),
-            None => None,
-        };
+        let created_at = read::<KeyObject>(repo, &object)
+            .await?
+            .map(|o| o.created_at);
+        let destroyed_at = read::<Tombstone>(repo, &tomb)
+            .await?
+            .map(|t| t.destroyed_at);
         out.push(KeyInfo {
             key_id: format!("k{n}"),
             created_at,

@@ -13,7 +13,6 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -66,7 +65,7 @@ pub fn routes() -> Router<Service> {
     ASSETS.iter().enumerate().fold(Router::new(), |r, (i, a)| {
         r.route(
             a.path,
-            get(move |_: State<Service>, headers: HeaderMap| async move { serve(i, &headers) }),
+            get(move |headers: HeaderMap| async move { serve(i, &headers) }),
         )
     })
 }

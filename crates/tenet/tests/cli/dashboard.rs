@@ -203,34 +203,46 @@ fn dashboard_in_a_browser() {
     b.click("#notice a[href='#/jobs']");
     let bar = format!("#jobs-running progress[data-job='{job}']");
     b.wait_for(&bar);
+    // Each poll: the bar's value (null while its size is unknown), and the running
+    // row's text (null once the job has left the running list).
     let mut seen = vec![];
+    let mut rate_seen = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let v = b.js(
-            "const e = document.querySelector(arguments[0]); return e ? e.value : null;",
-            vec![json!(format!("progress[data-job='{job}']"))],
+            "const e = document.querySelector(arguments[0]);
+             const r = document.querySelector(arguments[1]);
+             return [e && e.hasAttribute('value') ? e.value : null,
+                     r ? r.closest('tr').innerText : null];",
+            vec![json!(format!("progress[data-job='{job}']")), json!(bar)],
         );
-        let running = b.js(
-            "return !!document.querySelector(arguments[0]);",
-            vec![json!(bar)],
-        );
-        if let Some(v) = v.as_f64() {
+        let running = !v[1].is_null();
+        if running {
+            // Live figures while it runs: a rate in the row.
+            rate_seen |= v[1].as_str().unwrap().contains("/s");
+        }
+        if let Some(v) = v[0].as_f64() {
             if seen.last() != Some(&v) {
-                if v < 100.0 && running == json!(true) && !seen.iter().any(|&s| s < 100.0) {
+                if v < 100.0 && running && !seen.iter().any(|&s| s < 100.0) {
                     b.shot("4-jobs-running");
                 }
                 seen.push(v);
             }
         }
-        if running == json!(false) && seen.last() == Some(&100.0) {
+        if !running && seen.last() == Some(&100.0) {
             break;
         }
-        assert!(seen.len() < 10_000);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bar never reached 100 %: {seen:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
         seen.iter().any(|&v| v < 100.0),
         "never seen below 100 %: {seen:?}"
     );
+    assert!(rate_seen, "no rate shown while the backup ran");
     assert!(b
         .text(&format!("[data-job-row='{job}']"))
         .contains("succeeded"));
