@@ -26,13 +26,15 @@
 
 mod counter;
 mod manager;
+pub mod pacing;
 mod record;
 mod throttle;
 
 pub use counter::RowCounter;
-pub use manager::{BoxFuture, JobContext, JobKind, JobManager, Task, TaskFn};
+pub use manager::{BoxFuture, JobContext, JobKind, JobManager, Task, TaskFn, JOB_NICE};
+pub use pacing::{PacingState, PacingStatus};
 pub use record::{JobError, JobOwner, JobRecord, JobState, Progress};
-pub use throttle::{CancelToken, Throttle};
+pub use throttle::{CancelToken, Throttle, BURST};
 
 /// Errors of the job layer.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use tenet_store::{Code, Store, Ts, JOBS_TABLE, JOB_TASKS_TABLE};
 
+use crate::pacing::{Pacer, PacingStatus};
 use crate::record::{
     decode, encode, job_key, task_key, JobError, JobOwner, JobRecord, JobState, PhaseCounts,
     Progress,
@@ -80,47 +81,124 @@ impl std::fmt::Debug for JobManager {
 
 struct ManagerInner {
     store: Store,
-    runtime: tokio::runtime::Handle,
+    /// Where jobs run: threads of their own, at a lower CPU priority.
+    pool: Pool,
     kinds: Mutex<HashMap<&'static str, Arc<dyn JobKind>>>,
     live: Mutex<HashMap<u64, JobContext>>,
     workers: Arc<Semaphore>,
     create: Mutex<()>,
-    /// The I/O budget all jobs share, on top of each job's own throttle.
-    budget: Mutex<Arc<Throttle>>,
+    /// The I/O budget all jobs share, on top of each job's own throttle, and its
+    /// controller (`pacing.rs`).
+    pacer: Pacer,
+}
+
+/// The runtime jobs run on. Its threads — the async workers and the blocking threads
+/// that scan, compress and build files — run at [`JOB_NICE`] on Linux, so the
+/// tenants' own threads win the cores when both want them.
+struct Pool(Option<tokio::runtime::Runtime>);
+
+/// The nice value of the jobs' threads (0 is normal, 19 the lowest priority).
+pub const JOB_NICE: i32 = 10;
+
+impl Pool {
+    fn new(workers: usize) -> Pool {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("tenet-job")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()
+            .expect("the job runtime starts");
+        Pool(Some(rt))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the job runtime lives").handle()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // The last manager may go away inside a task; never block there.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority to [`JOB_NICE`] (Linux nice values are
+/// per thread). Failing to is harmless: jobs then compete at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), JOB_NICE) {
+            tracing::debug!(error = %e, "could not lower a job thread's priority");
+        }
+    }
 }
 
 impl JobManager {
-    /// A manager whose tasks share `workers` slots; background jobs run on `runtime`.
-    pub fn new(store: Store, workers: usize, runtime: tokio::runtime::Handle) -> Self {
-        JobManager {
+    /// A manager whose tasks share `workers` slots. Jobs run on a runtime of its own
+    /// (`workers` threads at a lower CPU priority), paced by the controller of
+    /// `pacing.rs` on a thread of its own while the manager lives.
+    pub fn new(store: Store, workers: usize) -> Self {
+        let workers = workers.max(1);
+        let manager = JobManager {
             inner: Arc::new(ManagerInner {
                 store,
-                runtime,
+                pool: Pool::new(workers),
                 kinds: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
-                workers: Arc::new(Semaphore::new(workers.max(1))),
+                workers: Arc::new(Semaphore::new(workers)),
                 create: Mutex::new(()),
-                budget: Mutex::new(Arc::new(Throttle::new(None))),
+                pacer: Pacer::default(),
             }),
+        };
+        // The controller runs at normal priority, so it sees and acts in time while
+        // the jobs' threads wait for the cores.
+        let weak = Arc::downgrade(&manager.inner);
+        let spawned = std::thread::Builder::new()
+            .name("tenet-pacer".into())
+            .spawn(move || loop {
+                std::thread::sleep(crate::pacing::TICK);
+                let Some(inner) = weak.upgrade() else { return };
+                let jobs = inner.live.lock().len();
+                inner.pacer.tick(&inner.store, jobs);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the job pacer; jobs run unpaced");
         }
+        manager
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
 
-    /// Sets the I/O budget every job's throttled bytes also draw from, in bytes per
-    /// second over all jobs (None: unlimited).
+    /// Caps the I/O budget every job's throttled bytes also draw from, in bytes per
+    /// second over all jobs (None: no cap). The pacer keeps the budget under it.
     pub fn set_io_budget(&self, bytes_per_sec: Option<u64>) {
-        *self.inner.budget.lock() = Arc::new(Throttle::new(bytes_per_sec));
+        self.inner.pacer.set_cap(bytes_per_sec);
     }
 
     pub fn io_budget(&self) -> Option<u64> {
-        self.inner.budget.lock().rate()
+        self.inner.pacer.cap()
     }
 
-    fn budget(&self) -> Arc<Throttle> {
-        self.inner.budget.lock().clone()
+    /// Turns adaptive pacing (`pacing.rs`) on or off; it is on by default. Off, the
+    /// budget is the cap alone.
+    pub fn set_adaptive_pacing(&self, on: bool) {
+        self.inner.pacer.set_adaptive(on);
+    }
+
+    /// What the pacer is doing now.
+    pub fn pacing(&self) -> PacingStatus {
+        self.inner.pacer.status()
+    }
+
+    fn budget(&self) -> &Throttle {
+        self.inner.pacer.budget()
     }
 
     pub fn register(&self, kind: Arc<dyn JobKind>) {
@@ -249,27 +327,39 @@ impl JobManager {
         self.inner.live.lock().contains_key(&id)
     }
 
-    /// Starts (or resumes) an unfinished job in the background of the current tokio
-    /// runtime. Returns at once; a job already running here is left alone.
+    /// Starts (or resumes) an unfinished job in the background, on the jobs' runtime.
+    /// Returns at once; a job already running here is left alone.
     pub fn start(&self, id: u64) -> Result<()> {
         let (ctx, kind, fresh) = self.prepare(id)?;
         if fresh {
             let this = self.clone();
             self.inner
-                .runtime
+                .pool
+                .handle()
                 .spawn(async move { this.drive(ctx, kind).await });
         }
         Ok(())
     }
 
-    /// Runs (or resumes) an unfinished job to its end in the caller's task; returns
+    /// Runs (or resumes) an unfinished job to its end, on the jobs' runtime; returns
     /// the final record.
     pub async fn run(&self, id: u64) -> Result<JobRecord> {
         let (ctx, kind, fresh) = self.prepare(id)?;
         if !fresh {
             return Err(Error::Conflict(format!("job {id} is already running")));
         }
-        Ok(self.drive(ctx, kind).await)
+        let this = self.clone();
+        self.inner
+            .pool
+            .handle()
+            .spawn(async move { this.drive(ctx, kind).await })
+            .await
+            .map_err(|e| {
+                Error::Failed(JobError::new(
+                    Code::INTERNAL,
+                    format!("job {id} stopped unexpectedly: {e}"),
+                ))
+            })
     }
 
     fn prepare(&self, id: u64) -> Result<(JobContext, Arc<dyn JobKind>, bool)> {
@@ -596,8 +686,11 @@ impl JobContext {
     /// manager's I/O budget shared by all jobs.
     pub async fn throttle(&self, bytes: u64) -> Result<()> {
         self.inner.throttle.acquire(bytes, &self.inner.stop).await?;
-        let budget = self.inner.manager.budget();
-        budget.acquire(bytes, &self.inner.stop).await?;
+        self.inner
+            .manager
+            .budget()
+            .acquire(bytes, &self.inner.stop)
+            .await?;
         self.inner.record.lock().progress.io_bytes += bytes;
         Ok(())
     }
@@ -908,7 +1001,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let jobs = JobManager::new(store.clone(), 2, rt.handle().clone());
+        let jobs = JobManager::new(store.clone(), 2);
         let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         jobs.register(Arc::new(Many {
             tasks: 2000,

@@ -1,6 +1,6 @@
-//! Cancellation tokens and a bytes-per-second throttle.
+//! Cancellation tokens and a bytes-per-second throttle whose rate can change.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,66 +58,138 @@ impl CancelToken {
     }
 }
 
-/// A token bucket shared by the tasks of one job: at most `rate` bytes per second,
-/// with a burst of one second. `None` means unlimited.
+/// A token bucket: at most `rate` bytes per second, with a burst of [`BURST`].
+/// A rate of `None` means unlimited. The rate can change while tasks wait (the
+/// pacer of `pacing.rs` changes the budget all jobs share), and it can be paused for
+/// a moment. Large requests are taken in slices of a tenth of a second, so a change
+/// of rate or a cancel takes effect within one slice.
 #[derive(Debug)]
 pub struct Throttle {
-    rate: Option<u64>,
-    state: Mutex<(f64, Instant)>,
+    /// Bytes per second; 0 means unlimited.
+    rate: AtomicU64,
+    state: Mutex<Bucket>,
+    /// Bytes taken since it was made.
+    taken: AtomicU64,
 }
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    paused_until: Option<Instant>,
+}
+
+/// How much of its rate a bucket lets through at once after a pause: little, so a
+/// job that was waiting does not land on the foreground in a lump.
+pub const BURST: Duration = Duration::from_millis(100);
+
+/// The smallest slice a request is cut into.
+const MIN_SLICE: u64 = 64 * 1024;
 
 impl Throttle {
     pub fn new(rate: Option<u64>) -> Self {
+        let rate = rate.unwrap_or(0);
         Throttle {
-            rate: rate.filter(|r| *r > 0),
-            state: Mutex::new((rate.unwrap_or(0) as f64, Instant::now())),
+            rate: AtomicU64::new(rate),
+            state: Mutex::new(Bucket {
+                tokens: rate as f64 * BURST.as_secs_f64(),
+                at: Instant::now(),
+                paused_until: None,
+            }),
+            taken: AtomicU64::new(0),
         }
     }
 
     /// Its rate in bytes per second (None: unlimited).
     pub fn rate(&self) -> Option<u64> {
-        self.rate
+        Some(self.rate.load(Ordering::Relaxed)).filter(|r| *r > 0)
+    }
+
+    /// Changes its rate (None: unlimited); waiters see it from their next slice.
+    pub fn set_rate(&self, rate: Option<u64>) {
+        let rate = rate.unwrap_or(0);
+        let mut st = self.state.lock();
+        st.tokens = st.tokens.min(rate as f64 * BURST.as_secs_f64());
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// Lets nothing through until `until` (a probe of the foreground while quiet).
+    pub fn pause_until(&self, until: Instant) {
+        self.state.lock().paused_until = Some(until);
+    }
+
+    /// Bytes taken since it was made.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// The slice a request is taken in at the current rate.
+    fn slice(&self) -> u64 {
+        match self.rate() {
+            None => u64::MAX,
+            Some(r) => (r / 10).max(MIN_SLICE),
+        }
     }
 
     /// Takes `bytes` from the bucket; returns how long to wait before using them.
     fn take(&self, bytes: u64) -> Duration {
-        let Some(rate) = self.rate else {
-            return Duration::ZERO;
-        };
+        self.taken.fetch_add(bytes, Ordering::Relaxed);
         let mut st = self.state.lock();
         let now = Instant::now();
-        let refill = now.duration_since(st.1).as_secs_f64() * rate as f64;
-        st.0 = (st.0 + refill).min(rate as f64);
-        st.1 = now;
-        st.0 -= bytes as f64;
-        if st.0 >= 0.0 {
-            Duration::ZERO
+        let paused = match st.paused_until {
+            Some(until) if until > now => until - now,
+            _ => Duration::ZERO,
+        };
+        let Some(rate) = self.rate() else {
+            return paused;
+        };
+        let refill = now.duration_since(st.at).as_secs_f64() * rate as f64;
+        st.tokens = (st.tokens + refill).min(rate as f64 * BURST.as_secs_f64()) - bytes as f64;
+        st.at = now;
+        if st.tokens >= 0.0 {
+            paused
         } else {
-            Duration::from_secs_f64(-st.0 / rate as f64)
+            paused + Duration::from_secs_f64(-st.tokens / rate as f64)
         }
     }
 
     /// Takes `bytes`, waiting (cancellably) until they are available.
     pub async fn acquire(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
-        let wait = self.take(bytes);
-        if wait.is_zero() {
-            cancel.check()
-        } else {
-            cancel.sleep(wait).await
+        let mut left = bytes;
+        loop {
+            let n = left.min(self.slice());
+            let wait = self.take(n);
+            if wait.is_zero() {
+                cancel.check()?;
+            } else {
+                cancel.sleep(wait).await?;
+            }
+            left -= n;
+            if left == 0 {
+                return Ok(());
+            }
         }
     }
 
     /// [`Throttle::acquire`] for blocking threads (scans): sleeps in short steps,
     /// checking `cancel`.
     pub fn acquire_blocking(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
-        let deadline = Instant::now() + self.take(bytes);
+        let mut left = bytes;
         loop {
-            cancel.check()?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let n = left.min(self.slice());
+            let deadline = Instant::now() + self.take(n);
+            loop {
+                cancel.check()?;
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    break;
+                }
+                std::thread::sleep(wait.min(Duration::from_millis(50)));
+            }
+            left -= n;
+            if left == 0 {
                 return Ok(());
             }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     }
 }
@@ -131,8 +203,8 @@ mod tests {
         let t = Throttle::new(Some(1_000_000));
         let cancel = CancelToken::new();
         let start = Instant::now();
-        // The first second is the burst; 1.5 MB more must take about 1.5 s.
-        for _ in 0..25 {
+        // The first 0.1 s is the burst; 1.5 MB more must take about 1.5 s.
+        for _ in 0..16 {
             t.acquire(100_000, &cancel).await.unwrap();
         }
         let took = start.elapsed();
@@ -147,5 +219,28 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(matches!(r, Err(Error::Cancelled)));
+    }
+
+    #[tokio::test]
+    async fn a_new_rate_or_a_pause_applies_to_a_request_already_waiting() {
+        let t = Arc::new(Throttle::new(Some(100_000)));
+        let cancel = CancelToken::new();
+        // 2 MB at 100 kB/s would take 19 s; raised to unlimited after 0.3 s, it ends.
+        let (t2, c2) = (t.clone(), cancel.clone());
+        let h = tokio::spawn(async move { t2.acquire(2_000_000, &c2).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.set_rate(None);
+        tokio::time::timeout(Duration::from_secs(2), h)
+            .await
+            .expect("the raised rate applies")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.taken(), 2_000_000);
+        // A pause holds even an unlimited bucket.
+        t.pause_until(Instant::now() + Duration::from_millis(300));
+        let start = Instant::now();
+        t.acquire(1, &cancel).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(250));
+        assert_eq!(t.rate(), None);
     }
 }

@@ -273,7 +273,45 @@ impl Service {
         )
         .map_err(metric_err)?;
         generated.set(secs(generated_at).unwrap_or(0.0));
-        r.register(Box::new(generated)).map_err(metric_err)
+        r.register(Box::new(generated)).map_err(metric_err)?;
+        self.pacing_metrics(r)
+    }
+
+    /// The job pacer: its budget, whether it is slowing jobs, and the foreground
+    /// latency it decides on (`tenet_jobs::pacing`).
+    fn pacing_metrics(&self, r: &Registry) -> ApiResult<()> {
+        let p = self.jobs().pacing();
+        let gauge = |name: &str, help: &str, v: f64| -> ApiResult<()> {
+            let g = Gauge::new(name, help).map_err(metric_err)?;
+            g.set(v);
+            r.register(Box::new(g)).map_err(metric_err)
+        };
+        let micros = |v: Option<u64>| v.map_or(f64::NAN, |m| m as f64 / 1e6);
+        gauge(
+            "tenet_jobs_io_budget_bytes_per_second",
+            "The I/O budget all jobs share now (0: unlimited)",
+            p.rate_bytes_per_sec.map_or(0.0, |v| v as f64),
+        )?;
+        gauge(
+            "tenet_jobs_pacing_slowed",
+            "1 while the pacer slows jobs because the tenants' latency rose",
+            f64::from(u8::from(p.state == tenet_jobs::PacingState::Slowed)),
+        )?;
+        gauge(
+            "tenet_jobs_moved_bytes_per_second",
+            "Bytes per second jobs drew from the budget in the pacer's last tick",
+            p.moved_bytes_per_sec as f64,
+        )?;
+        gauge(
+            "tenet_foreground_commit_p99_seconds",
+            "p99 commit latency of the tenants at the pacer's last decision (NaN: none)",
+            micros(p.commit_p99_micros),
+        )?;
+        gauge(
+            "tenet_foreground_commit_baseline_p99_seconds",
+            "p99 commit latency of the tenants with no job running (NaN: not learnt)",
+            micros(p.commit_baseline_p99_micros),
+        )
     }
 }
 

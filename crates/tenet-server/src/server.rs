@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub stuck_after: Duration,
     /// Bytes per second all jobs share (None: unlimited).
     pub io_budget: Option<u64>,
+    /// Pace jobs by the tenants' latency (`tenet_jobs::pacing`); on by default.
+    pub adaptive_pacing: bool,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Listen on a non-loopback address without TLS (refused otherwise).
@@ -157,6 +159,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // The overview reads every tenant's repository in the background.
     svc.overview().set_stuck_after(opts.stuck_after);
     svc.jobs().set_io_budget(opts.io_budget);
+    svc.jobs().set_adaptive_pacing(opts.adaptive_pacing);
     svc.overview().run(&tokio::runtime::Handle::current());
     let archivers = svc.archivers().clone();
     // Written last: a CLI that finds it finds a server ready, its admin token made.

@@ -146,7 +146,7 @@ impl Service {
             .map(|n| n.get())
             .unwrap_or(2)
             .max(2);
-        let jobs = JobManager::new(store.clone(), workers, runtime.clone());
+        let jobs = JobManager::new(store.clone(), workers);
         let backups = Backups::new(jobs.clone());
         let archivers = Archivers::new(store.clone(), runtime.clone());
         let scheduler = tenet_backup::scheduler::Scheduler::new(

@@ -10,7 +10,8 @@
 //! `schema.rs` + `row.rs` (tables and rows), `catalog.rs`, `tenant.rs` (registry and
 //! tenant lifecycle), `store.rs` (open + commit pipeline), `read.rs` (MVCC reads),
 //! `txn.rs` (transactions), `lifecycle.rs` (the tenant state machine), `revert.rs`
-//! (putting a tenant back in place in one commit), `commit_log.rs`, `gc.rs` (GC, pins), `bulk.rs` (the narrow
+//! (putting a tenant back in place in one commit), `commit_log.rs`, `gc.rs` (GC, pins), `latency.rs` (the foreground's commit and read
+//! latency, which paces background jobs), `bulk.rs` (the narrow
 //! interface of backup and restore: scans at a ts, split points, SST ingestion, system
 //! tables), `bench.rs` (raw
 //! RocksDB baseline for benchmarks).
@@ -26,6 +27,7 @@ pub mod error;
 pub mod failpoint;
 pub mod gc;
 pub mod keys;
+pub mod latency;
 pub mod lifecycle;
 mod read;
 mod revert;
@@ -49,6 +51,7 @@ pub use code::Code;
 pub use commit_log::{LogRecord, Mutation};
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{GcHandle, GcStats, PinRecord};
+pub use latency::{Foreground, LatencyMeter, LatencyWindow};
 pub use revert::{
     CatalogRevert, ChangeSource, RevertReport, RevertScope, RevertTo, TableRevert, REVERT_PIN_OWNER,
 };

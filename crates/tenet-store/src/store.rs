@@ -35,6 +35,7 @@ use crate::clock::{Clock, Hlc, SystemClock};
 use crate::commit_log::{LogRecord, Mutation};
 use crate::error::{Error, Result};
 use crate::keys::{self, meta, VERSION_DELETE, VERSION_PUT};
+use crate::latency::Foreground;
 use crate::lifecycle::{self, TenantAction};
 use crate::runtime::TenantRuntime;
 use crate::tenant::{decode_record, Registry, RegistryChange, TenantState};
@@ -119,6 +120,8 @@ pub(crate) struct Inner {
     pub seq: Mutex<()>,
     /// Commits of user tenants since the store opened (for metrics).
     pub commits: AtomicU64,
+    /// How long the tenants' commits and reads take (`latency.rs`).
+    pub foreground: Foreground,
 }
 
 pub(crate) struct CommitState {
@@ -216,6 +219,7 @@ impl Store {
                 runtimes: RwLock::new(HashMap::new()),
                 seq: Mutex::new(()),
                 commits: AtomicU64::new(0),
+                foreground: Foreground::default(),
             }),
         };
         store.load_registry()?;
@@ -484,6 +488,12 @@ impl Store {
             self.inner.commits.fetch_add(1, Ordering::Relaxed);
         }
         Ok(info)
+    }
+
+    /// The latency of the tenants' commits and point reads, for pacing background
+    /// work (`latency.rs`).
+    pub fn foreground(&self) -> &Foreground {
+        &self.inner.foreground
     }
 
     /// Commits of user tenants since the store opened.

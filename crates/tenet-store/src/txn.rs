@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -285,7 +286,15 @@ impl Txn {
         let pk_enc = pk_bytes(&def.pk_from_json(pk)?);
         let bytes = match self.writes.get(&(def.id, pk_enc.clone())) {
             Some(buffered) => buffered.clone(),
-            None => self.store.get_raw(&self.rd(), def.id, &pk_enc)?,
+            None => {
+                let meter = &self.store.foreground();
+                let sampled = meter.sample_read().then(Instant::now);
+                let got = self.store.get_raw(&self.rd(), def.id, &pk_enc)?;
+                if let Some(t0) = sampled {
+                    meter.reads.record(t0.elapsed());
+                }
+                got
+            }
         };
         bytes
             .map(|b| Ok(row_json(&def, decode_row(&def, &b)?)))
@@ -485,7 +494,8 @@ impl Txn {
                 value,
             })
             .collect();
-        self.store.commit(CommitRequest {
+        let t0 = Instant::now();
+        let info = self.store.commit(CommitRequest {
             tenant_id: self.tenant_id,
             tenant_name: self.tenant_name,
             start_ts: self.start_ts,
@@ -496,6 +506,8 @@ impl Txn {
                 .map(|k| (CATALOG_TABLE, k))
                 .collect(),
             registry: Vec::new(),
-        })
+        })?;
+        self.store.foreground().commits.record(t0.elapsed());
+        Ok(info)
     }
 }

@@ -67,7 +67,7 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
         .map(|n| n.get())
         .unwrap_or(2)
         .max(2);
-    let backups = Backups::new(JobManager::new(store.clone(), workers, rt.handle().clone()));
+    let backups = Backups::new(JobManager::new(store.clone(), workers));
     let repo = format!("file://{}", repo_dir.path().display());
     let err = |e: tenet_backup::Error| CliError::other(e);
 

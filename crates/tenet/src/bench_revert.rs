@@ -110,7 +110,7 @@ pub fn run(mib: u64) -> Result<(), CliError> {
     let repo = format!("file://{}", repo_dir.path().display());
     let store = Store::open(dir.path(), StoreOptions::default())?;
     let rt = crate::bench::runtime()?;
-    let backups = Backups::new(JobManager::new(store.clone(), 2, rt.handle().clone()));
+    let backups = Backups::new(JobManager::new(store.clone(), 2));
     let err = |e: tenet_backup::Error| CliError::other(e);
     let rows = mib * 1024;
     println!("setting up: tenant `big` ({mib} MiB, {rows} rows of 1 KiB) and `fg` (neighbour)…");

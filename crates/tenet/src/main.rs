@@ -99,6 +99,10 @@ enum Command {
         /// still caps it. Default: unlimited.
         #[arg(long, value_parser = jobs_cli::parse_size)]
         io_budget: Option<u64>,
+        /// Do not pace jobs by the tenants' commit and read latency (the budget is then
+        /// --io-budget alone). Jobs run at a lower CPU priority either way.
+        #[arg(long)]
+        no_adaptive_pacing: bool,
         /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -341,6 +345,7 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
             gc_interval,
             stuck_after,
             io_budget,
+            no_adaptive_pacing,
             tls_cert,
             tls_key,
             insecure_listen,
@@ -365,6 +370,7 @@ fn run(cli: Cli) -> Result<(), output::CliError> {
                     gc_interval,
                     stuck_after,
                     io_budget,
+                    adaptive_pacing: !no_adaptive_pacing,
                     tls: tls_cert.zip(tls_key),
                     insecure_listen,
                 },

@@ -39,7 +39,7 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let jobs = JobManager::new(store.clone(), 2, rt.handle().clone());
+        let jobs = JobManager::new(store.clone(), 2);
         let backups = Backups::new(jobs);
         let repo = format!("file://{}", repo_dir.path().display());
         Env {

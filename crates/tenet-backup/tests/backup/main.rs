@@ -11,6 +11,7 @@ mod drill;
 mod encryption;
 mod fixtures;
 mod in_place;
+mod pacing;
 mod pitr;
 mod prune;
 mod roundtrip;

@@ -198,6 +198,12 @@ fn metrics_parse_and_agree_with_the_overview() {
         .unwrap();
     assert!(matches!(commits.value, prometheus_parse::Value::Counter(v) if v >= 1.0));
     assert!(text.contains("tenet_store_bytes "), "{text}");
+    // The job pacer: no job runs, so the budget is unlimited and nothing is slowed.
+    assert!(
+        text.contains("tenet_jobs_io_budget_bytes_per_second 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("tenet_jobs_pacing_slowed 0"), "{text}");
     // (The parser crate's label pattern does not take `{` in values, so the route
     // template is checked in the text; the histogram itself in the parsed scrape.)
     assert!(scrape

@@ -1,0 +1,562 @@
+//! Pacing: background jobs yield to the tenants' own work without a hand-set
+//! throttle.
+//!
+//! Every byte a job moves (a backup's reads, a restore's downloads, a replay's log)
+//! is drawn from one budget all jobs share ([`Pacer::budget`]), after the job's own
+//! `--throttle`, which stays a cap. A controller sets the budget's rate every
+//! [`TICK`] from what the foreground feels: the latency of the tenants' commits and
+//! point reads, which the store records ([`tenet_store::Foreground`]; jobs never
+//! commit through transactions, so the meter sees only the tenants).
+//!
+//! - **Baseline.** While no job runs, each tick's commit and read latency (mean and
+//!   p99) is a quiet sample; the baseline is the median of the last [`QUIET_KEEP`].
+//!   While jobs run for long, or when there is no baseline yet, the controller
+//!   *probes*: it pauses the budget for three ticks (one to settle, two measured) and
+//!   starts the baseline again from what it measured, at most every [`REPROBE`].
+//! - **Decisions**, once at least [`MIN_SAMPLES`] foreground operations were seen:
+//!   above [`SLOW_MEAN`]× the baseline's mean or [`SLOW_P99`]× its p99, the rate
+//!   drops by [`DECREASE`] (from what the jobs actually moved, if less); under [`FAST_MEAN`]× and
+//!   [`FAST_P99`]× it grows by a quarter plus [`STEP`] when the jobs use at least half
+//!   of it; between the two it holds. With no foreground at all (a tick with hardly
+//!   any operation, or too few to judge within two seconds) it doubles each tick.
+//! - **Bounds.** Never below a floor — 1/20 of the fastest rate jobs have moved, at
+//!   least [`MIN_FLOOR`] — so a job always finishes while the store is saturated;
+//!   never above the operator's cap (`tenet serve --io-budget`). Above [`UNLIMITED`]
+//!   the budget is lifted.
+//!
+//! CPU: the jobs' threads run at a lower priority (`manager.rs`), so the foreground
+//! wins the cores when both want them; the budget then paces the I/O and the work
+//! that comes with it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tenet_store::{LatencyWindow, Store};
+
+use crate::throttle::Throttle;
+
+/// How often the controller looks.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Foreground operations needed before a decision (accumulated over ticks).
+pub const MIN_SAMPLES: u64 = 200;
+/// Ticks to accumulate samples before deciding the foreground is idle...
+const IDLE_AFTER_TICKS: u32 = 8;
+/// ...unless a tick saw fewer operations than this: then it is idle at once.
+const FEW: u64 = 4;
+/// Quiet samples the baseline is the median of.
+pub const QUIET_KEEP: usize = 40;
+/// How long a baseline learnt while jobs run lasts before the next probe.
+pub const REPROBE: Duration = Duration::from_secs(30);
+/// The least time between probes while there is no baseline.
+const PROBE_RETRY: Duration = Duration::from_secs(2);
+/// Limits of the foreground's slowdown: above them the jobs slow down...
+pub const SLOW_MEAN: f64 = 1.15;
+pub const SLOW_P99: f64 = 1.5;
+/// ...and under these they may speed up.
+pub const FAST_MEAN: f64 = 1.05;
+pub const FAST_P99: f64 = 1.2;
+/// The factor of a decrease.
+pub const DECREASE: f64 = 0.7;
+/// Additive part of an increase, bytes per second.
+pub const STEP: f64 = 8.0 * 1024.0 * 1024.0;
+/// The lowest floor, bytes per second.
+pub const MIN_FLOOR: f64 = 2.0 * 1024.0 * 1024.0;
+/// The rate a busy period starts at.
+const START: f64 = 64.0 * 1024.0 * 1024.0;
+/// Above this the budget is lifted.
+pub const UNLIMITED: f64 = 8.0 * 1024.0 * 1024.0 * 1024.0;
+
+/// What the controller is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PacingState {
+    /// No job is running.
+    #[default]
+    Idle,
+    /// Adaptive pacing is off: the budget is the operator's cap, if any.
+    Fixed,
+    /// Jobs run and the foreground does not feel them (or there is none).
+    Free,
+    /// Jobs are slowed because the foreground's latency rose.
+    Slowed,
+    /// Jobs are paused for a moment to measure the foreground alone.
+    Probing,
+}
+
+/// The controller's state, for status and metrics.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PacingStatus {
+    pub adaptive: bool,
+    pub state: PacingState,
+    /// The budget's rate now (None: unlimited).
+    pub rate_bytes_per_sec: Option<u64>,
+    /// The operator's cap (None: none).
+    pub cap_bytes_per_sec: Option<u64>,
+    pub floor_bytes_per_sec: u64,
+    /// What jobs moved through the budget in the last tick, per second.
+    pub moved_bytes_per_sec: u64,
+    /// The foreground's commit latency in the last decision, and its baseline (µs).
+    pub commit_p99_micros: Option<u64>,
+    pub commit_baseline_p99_micros: Option<u64>,
+    pub read_p99_micros: Option<u64>,
+    pub read_baseline_p99_micros: Option<u64>,
+}
+
+/// Mean and p99 of one window, in µs.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    mean: f64,
+    p99: f64,
+}
+
+impl Sample {
+    fn of(w: &LatencyWindow) -> Option<Sample> {
+        (w.count() >= MIN_SAMPLES).then(|| Sample {
+            mean: w.mean_micros(),
+            p99: w.quantile_micros(0.99) as f64,
+        })
+    }
+}
+
+/// Quiet samples of one kind of operation.
+#[derive(Debug, Default)]
+struct Baseline {
+    quiet: VecDeque<Sample>,
+}
+
+impl Baseline {
+    fn add(&mut self, s: Sample) {
+        if self.quiet.len() == QUIET_KEEP {
+            self.quiet.pop_front();
+        }
+        self.quiet.push_back(s);
+    }
+
+    fn median(&self) -> Option<Sample> {
+        let mid = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        (!self.quiet.is_empty()).then(|| Sample {
+            mean: mid(self.quiet.iter().map(|s| s.mean).collect()),
+            p99: mid(self.quiet.iter().map(|s| s.p99).collect()),
+        })
+    }
+}
+
+/// The foreground's verdict over the samples of one decision.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    /// No foreground operations to speak of.
+    Absent,
+    /// No baseline to compare with.
+    Unknown,
+    Hurt,
+    Fine,
+    Between,
+}
+
+fn judge(now: Option<Sample>, base: Option<Sample>) -> Verdict {
+    match (now, base) {
+        (None, _) => Verdict::Absent,
+        (Some(_), None) => Verdict::Unknown,
+        (Some(n), Some(b)) => {
+            let (mean, p99) = (n.mean / b.mean.max(1.0), n.p99 / b.p99.max(1.0));
+            if mean > SLOW_MEAN || p99 > SLOW_P99 {
+                Verdict::Hurt
+            } else if mean < FAST_MEAN && p99 < FAST_P99 {
+                Verdict::Fine
+            } else {
+                Verdict::Between
+            }
+        }
+    }
+}
+
+/// The worse of two kinds' verdicts.
+fn worse(a: Verdict, b: Verdict) -> Verdict {
+    use Verdict::*;
+    let rank = |v| match v {
+        Absent => 0,
+        Fine => 1,
+        Between => 2,
+        Unknown => 3,
+        Hurt => 4,
+    };
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+#[derive(Debug)]
+struct Control {
+    /// The controller's rate, bytes per second.
+    rate: f64,
+    last_taken: u64,
+    last_tick: Instant,
+    /// The fastest jobs have moved, bytes per second.
+    peak: f64,
+    moved: f64,
+    commits: Baseline,
+    reads: Baseline,
+    /// Foreground windows gathered towards the next decision.
+    pending: (LatencyWindow, LatencyWindow),
+    pending_ticks: u32,
+    /// When the baseline was last measured (quiet or probe).
+    measured_at: Option<Instant>,
+    /// Ticks left of a probe (3: settle, 2 and 1: measure), and when the last began.
+    probe: u32,
+    probe_started: Option<Instant>,
+    probe_samples: (LatencyWindow, LatencyWindow),
+    /// Consecutive ticks with no job.
+    idle_ticks: u32,
+    state: PacingState,
+    last: (Option<Sample>, Option<Sample>),
+}
+
+/// The budget all jobs share and the controller that sets it.
+#[derive(Debug)]
+pub struct Pacer {
+    budget: Throttle,
+    /// The operator's cap, bytes per second; 0: none.
+    cap: AtomicU64,
+    adaptive: AtomicBool,
+    control: Mutex<Control>,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            budget: Throttle::new(None),
+            cap: AtomicU64::new(0),
+            adaptive: AtomicBool::new(true),
+            control: Mutex::new(Control {
+                rate: START,
+                last_taken: 0,
+                last_tick: Instant::now(),
+                peak: 0.0,
+                moved: 0.0,
+                commits: Baseline::default(),
+                reads: Baseline::default(),
+                pending: Default::default(),
+                pending_ticks: 0,
+                measured_at: None,
+                probe: 0,
+                probe_started: None,
+                probe_samples: Default::default(),
+                idle_ticks: 0,
+                state: PacingState::Idle,
+                last: (None, None),
+            }),
+        }
+    }
+}
+
+impl Pacer {
+    /// The budget jobs draw their bytes from.
+    pub fn budget(&self) -> &Throttle {
+        &self.budget
+    }
+
+    /// Sets the operator's cap (None: none). Without adaptive pacing it is the budget.
+    pub fn set_cap(&self, bytes_per_sec: Option<u64>) {
+        self.cap
+            .store(bytes_per_sec.unwrap_or(0), Ordering::Relaxed);
+        let c = self.control.lock();
+        self.apply(&c);
+    }
+
+    pub fn cap(&self) -> Option<u64> {
+        Some(self.cap.load(Ordering::Relaxed)).filter(|c| *c > 0)
+    }
+
+    /// Turns adaptive pacing on or off (on by default).
+    pub fn set_adaptive(&self, on: bool) {
+        self.adaptive.store(on, Ordering::Relaxed);
+        let c = self.control.lock();
+        self.apply(&c);
+    }
+
+    pub fn adaptive(&self) -> bool {
+        self.adaptive.load(Ordering::Relaxed)
+    }
+
+    fn floor(&self, c: &Control) -> f64 {
+        let floor = (c.peak / 20.0).max(MIN_FLOOR);
+        match self.cap() {
+            Some(cap) => floor.min(cap as f64),
+            None => floor,
+        }
+    }
+
+    /// Sets the budget's rate from the controller's (or the cap alone).
+    fn apply(&self, c: &Control) {
+        let cap = self.cap();
+        let free = !self.adaptive() || c.state == PacingState::Idle || c.rate >= UNLIMITED;
+        let rate = if free {
+            cap
+        } else {
+            let r = c.rate as u64;
+            Some(cap.map_or(r, |cap| cap.min(r)))
+        };
+        if self.budget.rate() != rate {
+            self.budget.set_rate(rate);
+        }
+    }
+
+    /// One step of the controller: `jobs` are running now; the store's meters are
+    /// drained.
+    pub fn tick(&self, store: &Store, jobs: usize) {
+        let fg = store.foreground();
+        let (commits, reads) = (fg.commits.take(), fg.reads.take());
+        let mut c = self.control.lock();
+        let now = Instant::now();
+        let dt = now.duration_since(c.last_tick).as_secs_f64().max(1e-3);
+        let taken = self.budget.taken();
+        c.moved = taken.saturating_sub(c.last_taken) as f64 / dt;
+        c.last_taken = taken;
+        c.last_tick = now;
+        c.peak = c.peak.max(c.moved);
+        let seen = (commits.count(), commits.quantile_micros(0.99));
+        self.step(&mut c, now, jobs, commits, reads);
+        self.apply(&c);
+        tracing::trace!(
+            jobs,
+            state = ?c.state,
+            rate_mib = c.rate / (1024.0 * 1024.0),
+            moved_mib = c.moved / (1024.0 * 1024.0),
+            commits = seen.0,
+            commit_p99_us = seen.1,
+            baseline_p99_us = c.commits.median().map(|b| b.p99),
+            "pacing tick"
+        );
+    }
+
+    fn step(
+        &self,
+        c: &mut Control,
+        now: Instant,
+        jobs: usize,
+        commits: LatencyWindow,
+        reads: LatencyWindow,
+    ) {
+        if c.probe > 0 {
+            c.probe -= 1;
+            if c.probe < 2 {
+                // Measured ticks of the probe (the first one let work in flight settle).
+                c.probe_samples.0.merge(&commits);
+                c.probe_samples.1.merge(&reads);
+            }
+            if c.probe == 0 {
+                let (pc, pr) = std::mem::take(&mut c.probe_samples);
+                if let Some(s) = Sample::of(&pc) {
+                    c.commits = Baseline::default();
+                    c.commits.add(s);
+                }
+                if let Some(s) = Sample::of(&pr) {
+                    c.reads = Baseline::default();
+                    c.reads.add(s);
+                }
+                c.measured_at = Some(now);
+                c.pending = Default::default();
+                c.pending_ticks = 0;
+                c.state = PacingState::Slowed;
+            }
+            return;
+        }
+        if jobs == 0 && c.moved == 0.0 {
+            c.idle_ticks += 1;
+            c.state = PacingState::Idle;
+            // The next job starts gently if the tenants are working, else at full speed.
+            c.rate = if commits.count() + reads.count() >= FEW {
+                c.rate.min(START)
+            } else {
+                UNLIMITED
+            };
+            // The first quiet tick may still feel the last job's work.
+            if c.idle_ticks >= 2 {
+                if let Some(s) = Sample::of(&commits) {
+                    c.commits.add(s);
+                    c.measured_at = Some(now);
+                }
+                if let Some(s) = Sample::of(&reads) {
+                    c.reads.add(s);
+                    c.measured_at = Some(now);
+                }
+            }
+            c.pending = Default::default();
+            c.pending_ticks = 0;
+            return;
+        }
+        c.idle_ticks = 0;
+        if !self.adaptive() {
+            c.state = PacingState::Fixed;
+            return;
+        }
+        if c.state == PacingState::Idle {
+            c.state = PacingState::Free;
+        }
+        let quiet_tick = commits.count() + reads.count() < FEW;
+        c.pending.0.merge(&commits);
+        c.pending.1.merge(&reads);
+        c.pending_ticks += 1;
+        let (pc, pr) = (Sample::of(&c.pending.0), Sample::of(&c.pending.1));
+        if pc.is_none() && pr.is_none() && !quiet_tick && c.pending_ticks < IDLE_AFTER_TICKS {
+            return;
+        }
+        c.pending = Default::default();
+        c.pending_ticks = 0;
+        c.last = (pc, pr);
+        let verdict = worse(judge(pc, c.commits.median()), judge(pr, c.reads.median()));
+        let stale = c
+            .measured_at
+            .is_none_or(|at| now.duration_since(at) > REPROBE);
+        let may_probe = c
+            .probe_started
+            .is_none_or(|at| now.duration_since(at) > PROBE_RETRY);
+        if verdict != Verdict::Absent && may_probe && (stale || verdict == Verdict::Unknown) {
+            c.probe = 3;
+            c.probe_started = Some(now);
+            c.state = PacingState::Probing;
+            self.budget.pause_until(now + TICK * 3);
+            return;
+        }
+        let floor = self.floor(c);
+        match verdict {
+            Verdict::Absent => {
+                c.rate = (c.rate * 2.0).min(UNLIMITED);
+                c.state = PacingState::Free;
+            }
+            Verdict::Hurt | Verdict::Unknown => {
+                c.rate = (c.rate.min(2.0 * c.moved) * DECREASE).max(floor);
+                c.state = PacingState::Slowed;
+            }
+            Verdict::Fine => {
+                if c.moved >= 0.5 * c.rate {
+                    c.rate = (c.rate * 1.25 + STEP).min(UNLIMITED);
+                }
+                if c.rate >= UNLIMITED {
+                    c.state = PacingState::Free;
+                }
+            }
+            Verdict::Between => {}
+        }
+        c.rate = c.rate.max(floor);
+    }
+
+    pub fn status(&self) -> PacingStatus {
+        let c = self.control.lock();
+        let p99 = |s: Option<Sample>| s.map(|s| s.p99 as u64);
+        PacingStatus {
+            adaptive: self.adaptive(),
+            state: c.state,
+            rate_bytes_per_sec: self.budget.rate(),
+            cap_bytes_per_sec: self.cap(),
+            floor_bytes_per_sec: self.floor(&c) as u64,
+            moved_bytes_per_sec: c.moved as u64,
+            commit_p99_micros: p99(c.last.0),
+            commit_baseline_p99_micros: p99(c.commits.median()),
+            read_p99_micros: p99(c.last.1),
+            read_baseline_p99_micros: p99(c.reads.median()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenet_store::LatencyMeter;
+
+    fn window(n: u64, micros: u64) -> LatencyWindow {
+        let m = LatencyMeter::default();
+        for _ in 0..n {
+            m.record(Duration::from_micros(micros));
+        }
+        m.take()
+    }
+
+    /// Runs one controller step with `jobs` running, `moved` bytes/s moved and the
+    /// foreground's commits at `micros` each.
+    fn step(p: &Pacer, jobs: usize, moved: f64, commits: u64, micros: u64) -> PacingState {
+        let mut c = p.control.lock();
+        c.moved = moved;
+        c.peak = c.peak.max(moved);
+        let now = Instant::now();
+        p.step(
+            &mut c,
+            now,
+            jobs,
+            window(commits, micros),
+            LatencyWindow::default(),
+        );
+        p.apply(&c);
+        c.state
+    }
+
+    #[test]
+    fn slows_down_when_the_foreground_suffers_and_speeds_up_when_it_recovers() {
+        let p = Pacer::default();
+        // Quiet: the baseline is learnt (the first quiet tick is skipped).
+        for _ in 0..5 {
+            assert_eq!(step(&p, 0, 0.0, 500, 1000), PacingState::Idle);
+        }
+        assert_eq!(p.budget().rate(), None, "no budget while idle");
+        // A job runs and commits take twice as long: the rate drops at each decision,
+        // down to the floor and no further.
+        let mut last = f64::MAX;
+        for _ in 0..20 {
+            let r = p.budget().rate().map_or(f64::MAX, |r| r as f64);
+            step(&p, 1, r.min(400e6), 500, 2000);
+            let now = p.budget().rate().unwrap() as f64;
+            assert!(now <= last, "the rate rose while the foreground suffered");
+            last = now;
+        }
+        let floor = p.status().floor_bytes_per_sec as f64;
+        assert_eq!(last, floor);
+        assert!(floor >= 400e6 / 20.0 - 1.0, "1/20 of the peak");
+        assert_eq!(p.status().state, PacingState::Slowed);
+        // Recovered: it grows again, while the jobs use what they get.
+        for _ in 0..10 {
+            let r = p.budget().rate().unwrap() as f64;
+            step(&p, 1, r, 500, 1000);
+        }
+        assert!(p.budget().rate().unwrap() as f64 > 4.0 * floor);
+        // No foreground at all: full speed soon.
+        for _ in 0..(IDLE_AFTER_TICKS as usize * 8) {
+            let r = p.budget().rate().map_or(1e9, |r| r as f64);
+            step(&p, 1, r, 0, 0);
+        }
+        assert_eq!(p.budget().rate(), None);
+        assert_eq!(p.status().state, PacingState::Free);
+    }
+
+    #[test]
+    fn probes_for_a_baseline_and_respects_the_cap_and_the_switch() {
+        let p = Pacer::default();
+        p.set_cap(Some(50 << 20));
+        // Jobs run from the start: no baseline, so the first decision is a probe.
+        assert_eq!(step(&p, 1, 10e6, 500, 3000), PacingState::Probing);
+        // One settling tick, then two measured ones at the quiet latency.
+        step(&p, 1, 0.0, 500, 3000);
+        step(&p, 1, 0.0, 500, 1000);
+        assert_eq!(step(&p, 1, 0.0, 500, 1000), PacingState::Slowed);
+        assert_eq!(p.status().commit_baseline_p99_micros, Some(1023));
+        // Fine from now on: the rate grows but never past the cap.
+        for _ in 0..30 {
+            let r = p.budget().rate().unwrap() as f64;
+            step(&p, 1, r, 500, 1000);
+        }
+        assert_eq!(p.budget().rate(), Some(50 << 20));
+        // Off: the budget is the cap alone.
+        p.set_adaptive(false);
+        assert_eq!(step(&p, 1, 1e6, 500, 9000), PacingState::Fixed);
+        assert_eq!(p.budget().rate(), Some(50 << 20));
+        p.set_cap(None);
+        assert_eq!(p.budget().rate(), None);
+    }
+}
