@@ -7,7 +7,8 @@
 //! sealing rate on the stored bytes.
 //!
 //! Peak RSS is the kernel's high-water mark (`VmHWM`), reset before each phase through
-//! `/proc/self/clear_refs`, so each figure covers one phase only.
+//! `/proc/self/clear_refs`, so each figure covers one phase only; beside it, the RSS
+//! the phase started from.
 
 use std::time::Instant;
 
@@ -20,8 +21,10 @@ use crate::output::CliError;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn reset_peak_rss() {
+/// Resets the peak RSS; returns the RSS now (what the phase starts from).
+fn reset_peak_rss() -> f64 {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_mib("VmRSS:")
 }
 
 fn peak_rss_mib() -> f64 {
@@ -113,7 +116,7 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
     );
     for r in std::iter::once(&warm_up).chain(&rounds) {
         println!(
-            "round {} {:<9}  backup {:>7.1} MiB/s (peak RSS {:>4.0} MiB)   restore {:>7.1} MiB/s (incl. verify, peak RSS {:>4.0} MiB)",
+            "round {} {:<9}  backup {:>7.1} MiB/s (peak RSS {:>4.0} MiB, from {:>4.0})   restore {:>7.1} MiB/s (incl. verify, peak RSS {:>4.0} MiB, from {:>4.0})",
             r.n,
             match (r.n, r.encrypted) {
                 (0, _) => "warm-up",
@@ -122,8 +125,10 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
             },
             r.logical / MIB / r.backup_secs,
             r.backup_rss,
+            r.backup_rss_start,
             r.logical / MIB / r.restore_secs,
             r.restore_rss,
+            r.restore_rss_start,
         );
     }
     // The median of each side's rounds.
@@ -181,8 +186,11 @@ struct Round {
     files: u64,
     backup_secs: f64,
     backup_rss: f64,
+    /// The RSS each phase started from.
+    backup_rss_start: f64,
     restore_secs: f64,
     restore_rss: f64,
+    restore_rss_start: f64,
 }
 
 fn round(
@@ -194,7 +202,7 @@ fn round(
     encrypted: bool,
 ) -> Result<Round, CliError> {
     let err = |e: tenet_backup::Error| CliError::other(e);
-    reset_peak_rss();
+    let backup_rss_start = reset_peak_rss();
     let t0 = Instant::now();
     let job = rt
         .block_on(backups.start_full(store.tenant("big")?.id, repo, None))
@@ -210,7 +218,7 @@ fn round(
     let r = job.result.unwrap_or_default();
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
 
-    reset_peak_rss();
+    let restore_rss_start = reset_peak_rss();
     let target = format!("big_copy{n}");
     let t0 = Instant::now();
     let job = rt
@@ -244,8 +252,10 @@ fn round(
         files: r["files"].as_u64().unwrap_or(0),
         backup_secs,
         backup_rss,
+        backup_rss_start,
         restore_secs,
         restore_rss,
+        restore_rss_start,
     })
 }
 
