@@ -203,6 +203,7 @@ async fn write_log(
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<(Vec<u8>, crate::segment::SegmentInfo, usize)>(2);
     let producer = tokio::task::spawn_blocking(move || -> Result<()> {
+        tenet_jobs::lower_priority();
         let mut at = start;
         let mut w = SegmentWriter::new(at);
         loop {

@@ -18,13 +18,17 @@ pub(crate) fn now(store: &Store) -> String {
     Ts::from_millis(store.clock().now_millis()).to_rfc3339()
 }
 
-/// Runs blocking work (RocksDB scans, compression) off the async workers.
+/// Runs blocking work (RocksDB scans, compression) off the async workers, on the job
+/// runtime's blocking threads at a lower CPU priority.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("blocking task panicked: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        tenet_jobs::lower_priority();
+        f()
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("blocking task panicked: {e}")))?
 }
 
 pub(crate) fn to_hex(b: &[u8]) -> String {

@@ -31,6 +31,7 @@ mod record;
 mod throttle;
 
 pub use counter::RowCounter;
+pub use manager::lower_priority;
 pub use manager::{BoxFuture, JobContext, JobKind, JobManager, Task, TaskFn, JOB_NICE};
 pub use pacing::{PacingState, PacingStatus};
 pub use record::{JobError, JobOwner, JobRecord, JobState, Progress};

@@ -92,20 +92,25 @@ struct ManagerInner {
     pacer: Pacer,
 }
 
-/// The runtime jobs run on. Its threads — the async workers and the blocking threads
-/// that scan, compress and build files — run at [`JOB_NICE`] on Linux, so the
-/// tenants' own threads win the cores when both want them.
+/// The runtime jobs run on. Its blocking threads — those that scan, compress, seal and
+/// build files, through [`lower_priority`] — run at [`JOB_NICE`] on Linux, so the
+/// tenants' own threads win the cores when both want them. Its async workers stay at
+/// normal priority: they commit the jobs' records, and a commit that waits for the
+/// CPU holds back every later commit's visibility (commits become visible in ts
+/// order).
 struct Pool(Option<tokio::runtime::Runtime>);
 
 /// The nice value of the jobs' threads (0 is normal, 19 the lowest priority).
 pub const JOB_NICE: i32 = 10;
 
+/// The name of the job runtime's threads.
+const JOB_THREAD: &str = "tenet-job";
+
 impl Pool {
     fn new(workers: usize) -> Pool {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
-            .thread_name("tenet-job")
-            .on_thread_start(lower_priority)
+            .thread_name(JOB_THREAD)
             .enable_all()
             .build()
             .expect("the job runtime starts");
@@ -127,8 +132,21 @@ impl Drop for Pool {
 }
 
 /// Lowers the calling thread's CPU priority to [`JOB_NICE`] (Linux nice values are
-/// per thread). Failing to is harmless: jobs then compete at normal priority.
-fn lower_priority() {
+/// per thread), once per thread, if it is one of the job runtime's threads: for the
+/// jobs' bulk work on their blocking threads (`tenet-backup`'s `blocking`). Any other
+/// thread is left alone (the archiver's blocking work runs on the server's runtime,
+/// whose threads serve requests too, and a nice value cannot be raised again without
+/// privilege). Failing to is harmless: the work then competes at normal priority.
+pub fn lower_priority() {
+    if std::thread::current().name() != Some(JOB_THREAD) {
+        return;
+    }
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOWERED.with(|l| l.replace(true)) {
+        return;
+    }
     #[cfg(target_os = "linux")]
     {
         let tid = rustix::thread::gettid();
@@ -355,6 +373,7 @@ impl JobManager {
             .spawn(async move { this.drive(ctx, kind).await })
             .await
             .map_err(|e| {
+                self.inner.live.lock().remove(&id);
                 Error::Failed(JobError::new(
                     Code::INTERNAL,
                     format!("job {id} stopped unexpectedly: {e}"),

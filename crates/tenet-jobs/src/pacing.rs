@@ -1,30 +1,34 @@
 //! Pacing: background jobs yield to the tenants' own work without a hand-set
-//! throttle.
+//! throttle. `docs/architecture.md` ("Pacing") lists what draws from the budget and
+//! what does not.
 //!
-//! Every byte a job moves (a backup's reads, a restore's downloads, a replay's log)
-//! is drawn from one budget all jobs share ([`Pacer::budget`]), after the job's own
-//! `--throttle`, which stays a cap. A controller sets the budget's rate every
-//! [`TICK`] from what the foreground feels: the latency of the tenants' commits and
-//! point reads, which the store records ([`tenet_store::Foreground`]; jobs never
-//! commit through transactions, so the meter sees only the tenants).
+//! The bytes jobs move are drawn from one budget all jobs share ([`Pacer::budget`]),
+//! after the job's own `--throttle`, which stays a cap. A controller sets the
+//! budget's rate every [`TICK`] from what the foreground feels: the latency of the
+//! tenants' commits and point reads, and the commits under way, which the store
+//! records ([`tenet_store::Foreground`]).
 //!
-//! - **Baseline.** While no job runs, each tick's commit and read latency (mean and
-//!   p99) is a quiet sample; the baseline is the median of the last [`QUIET_KEEP`].
-//!   While jobs run for long, or when there is no baseline yet, the controller
-//!   *probes*: it pauses the budget for three ticks (one to settle, two measured) and
-//!   starts the baseline again from what it measured, at most every [`REPROBE`].
-//! - **Decisions**, once at least [`MIN_SAMPLES`] foreground operations were seen:
-//!   above [`SLOW_MEAN`]× the baseline's mean or [`SLOW_P99`]× its p99, the rate
-//!   drops by [`DECREASE`] (from what the jobs actually moved, if less); under [`FAST_MEAN`]× and
-//!   [`FAST_P99`]× it grows by a quarter plus [`STEP`] when the jobs use at least half
-//!   of it; between the two it holds. With no foreground at all (a tick with hardly
-//!   any operation, or too few to judge within two seconds) it doubles each tick.
-//! - **Bounds.** Never below a floor — 1/20 of the fastest rate jobs have moved, at
-//!   least [`MIN_FLOOR`] — so a job always finishes while the store is saturated;
-//!   never above the operator's cap (`tenet serve --io-budget`). Above [`UNLIMITED`]
-//!   the budget is lifted.
+//! - **Baseline.** While no job runs, quiet ticks are gathered until they hold
+//!   [`MIN_SAMPLES`] operations, one quiet sample (mean and p99); the baseline is the
+//!   median of the last [`QUIET_KEEP`]. While jobs run for long, or when there is no
+//!   baseline yet, the controller *probes*: it pauses the budget, lets one tick settle,
+//!   measures until [`MIN_SAMPLES`] operations or [`PROBE_MAX_TICKS`], resumes, and
+//!   starts the baseline again from what it measured — at most every [`REPROBE`]
+//!   while it has one, with a growing retry while probes see too little.
+//! - **Decisions**, once [`MIN_SAMPLES`] foreground operations were seen: above
+//!   [`SLOW_MEAN`]× the baseline's mean or [`SLOW_P99`]× its p99, the rate drops to
+//!   [`DECREASE`]× the smaller of itself and twice what the jobs moved; under
+//!   [`FAST_MEAN`]× and [`FAST_P99`]× it grows by a quarter plus [`STEP`] when the jobs
+//!   use at least half of it; between the two it holds. Commits under way while
+//!   hardly any end are a stall: harm. With no foreground at all (hardly any
+//!   operation and none under way, or too few to judge within two seconds) the rate
+//!   doubles each tick.
+//! - **Bounds.** Never below a floor — 1/20 of the fastest rate jobs have moved since
+//!   they last all stopped, at least [`MIN_FLOOR`] — so a job always finishes while the
+//!   store is saturated; never above the operator's cap (`tenet serve --io-budget`).
+//!   Above [`UNLIMITED`] the budget is lifted.
 //!
-//! CPU: the jobs' threads run at a lower priority (`manager.rs`), so the foreground
+//! CPU: the jobs' bulk work runs at a lower priority (`manager.rs`), so the foreground
 //! wins the cores when both want them; the budget then paces the I/O and the work
 //! that comes with it.
 
@@ -50,8 +54,13 @@ const FEW: u64 = 4;
 pub const QUIET_KEEP: usize = 40;
 /// How long a baseline learnt while jobs run lasts before the next probe.
 pub const REPROBE: Duration = Duration::from_secs(30);
-/// The least time between probes while there is no baseline.
+/// The least time between probes while there is no baseline (doubling, up to
+/// [`REPROBE`], after each probe that saw too few operations).
 const PROBE_RETRY: Duration = Duration::from_secs(2);
+/// The longest probe, in ticks (one settles, the rest measure).
+const PROBE_MAX_TICKS: u32 = 8;
+/// Quiet ticks a quiet sample may gather over.
+const QUIET_GATHER_TICKS: u32 = 40;
 /// Limits of the foreground's slowdown: above them the jobs slow down...
 pub const SLOW_MEAN: f64 = 1.15;
 pub const SLOW_P99: f64 = 1.5;
@@ -78,9 +87,9 @@ pub enum PacingState {
     Idle,
     /// Adaptive pacing is off: the budget is the operator's cap, if any.
     Fixed,
-    /// Jobs run and the foreground does not feel them (or there is none).
+    /// Jobs run at full speed: the foreground does not feel them, or there is none.
     Free,
-    /// Jobs are slowed because the foreground's latency rose.
+    /// Jobs are held to a rate for the foreground's sake.
     Slowed,
     /// Jobs are paused for a moment to measure the foreground alone.
     Probing,
@@ -147,6 +156,14 @@ impl Baseline {
     }
 }
 
+/// What the store's meters saw in one tick.
+struct Seen {
+    commits: LatencyWindow,
+    reads: LatencyWindow,
+    /// Commits started and not yet ended when the tick looked.
+    in_flight: u64,
+}
+
 /// The foreground's verdict over the samples of one decision.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Verdict {
@@ -209,9 +226,14 @@ struct Control {
     pending_ticks: u32,
     /// When the baseline was last measured (quiet or probe).
     measured_at: Option<Instant>,
-    /// Ticks left of a probe (3: settle, 2 and 1: measure), and when the last began.
-    probe: u32,
+    /// Quiet windows gathered towards the next quiet sample, over how many ticks.
+    quiet: (LatencyWindow, LatencyWindow),
+    quiet_ticks: u32,
+    /// Ticks a running probe has had; when the last began; how long until the next
+    /// may (longer after probes that saw too little).
+    probe: Option<u32>,
     probe_started: Option<Instant>,
+    probe_retry: Duration,
     probe_samples: (LatencyWindow, LatencyWindow),
     /// Consecutive ticks with no job.
     idle_ticks: u32,
@@ -246,8 +268,11 @@ impl Default for Pacer {
                 pending: Default::default(),
                 pending_ticks: 0,
                 measured_at: None,
-                probe: 0,
+                quiet: Default::default(),
+                quiet_ticks: 0,
+                probe: None,
                 probe_started: None,
+                probe_retry: PROBE_RETRY,
                 probe_samples: Default::default(),
                 idle_ticks: 0,
                 state: PacingState::Idle,
@@ -313,7 +338,11 @@ impl Pacer {
     /// drained.
     pub fn tick(&self, store: &Store, jobs: usize) {
         let fg = store.foreground();
-        let (commits, reads) = (fg.commits.take(), fg.reads.take());
+        let seen = Seen {
+            commits: fg.commits.take(),
+            reads: fg.reads.take(),
+            in_flight: fg.commits_in_flight(),
+        };
         let mut c = self.control.lock();
         let now = Instant::now();
         let dt = now.duration_since(c.last_tick).as_secs_f64().max(1e-3);
@@ -321,72 +350,61 @@ impl Pacer {
         c.moved = taken.saturating_sub(c.last_taken) as f64 / dt;
         c.last_taken = taken;
         c.last_tick = now;
-        c.peak = c.peak.max(c.moved);
-        let seen = (commits.count(), commits.quantile_micros(0.99));
-        self.step(&mut c, now, jobs, commits, reads);
+        let traced = (seen.commits.count(), seen.commits.quantile_micros(0.99));
+        self.step(&mut c, now, jobs, seen);
         self.apply(&c);
         tracing::trace!(
             jobs,
             state = ?c.state,
             rate_mib = c.rate / (1024.0 * 1024.0),
             moved_mib = c.moved / (1024.0 * 1024.0),
-            commits = seen.0,
-            commit_p99_us = seen.1,
+            commits = traced.0,
+            commit_p99_us = traced.1,
             baseline_p99_us = c.commits.median().map(|b| b.p99),
             "pacing tick"
         );
     }
 
-    fn step(
-        &self,
-        c: &mut Control,
-        now: Instant,
-        jobs: usize,
-        commits: LatencyWindow,
-        reads: LatencyWindow,
-    ) {
-        if c.probe > 0 {
-            c.probe -= 1;
-            if c.probe < 2 {
-                // Measured ticks of the probe (the first one let work in flight settle).
-                c.probe_samples.0.merge(&commits);
-                c.probe_samples.1.merge(&reads);
-            }
-            if c.probe == 0 {
-                let (pc, pr) = std::mem::take(&mut c.probe_samples);
-                if let Some(s) = Sample::of(&pc) {
-                    c.commits = Baseline::default();
-                    c.commits.add(s);
-                }
-                if let Some(s) = Sample::of(&pr) {
-                    c.reads = Baseline::default();
-                    c.reads.add(s);
-                }
-                c.measured_at = Some(now);
-                c.pending = Default::default();
-                c.pending_ticks = 0;
-                c.state = PacingState::Slowed;
-            }
+    fn step(&self, c: &mut Control, now: Instant, jobs: usize, seen: Seen) {
+        let Seen {
+            commits,
+            reads,
+            in_flight,
+        } = seen;
+        let ops = commits.count() + reads.count();
+        if let Some(ticks) = c.probe {
+            self.probe_tick(c, now, ticks, commits, reads);
             return;
         }
         if jobs == 0 && c.moved == 0.0 {
             c.idle_ticks += 1;
             c.state = PacingState::Idle;
+            c.last = (None, None);
+            c.peak = 0.0;
             // The next job starts gently if the tenants are working, else at full speed.
-            c.rate = if commits.count() + reads.count() >= FEW {
+            c.rate = if ops >= FEW {
                 c.rate.min(START)
             } else {
                 UNLIMITED
             };
             // The first quiet tick may still feel the last job's work.
             if c.idle_ticks >= 2 {
-                if let Some(s) = Sample::of(&commits) {
+                c.quiet.0.merge(&commits);
+                c.quiet.1.merge(&reads);
+                c.quiet_ticks += 1;
+                if let Some(s) = Sample::of(&c.quiet.0) {
                     c.commits.add(s);
                     c.measured_at = Some(now);
+                    c.quiet.0 = LatencyWindow::default();
                 }
-                if let Some(s) = Sample::of(&reads) {
+                if let Some(s) = Sample::of(&c.quiet.1) {
                     c.reads.add(s);
                     c.measured_at = Some(now);
+                    c.quiet.1 = LatencyWindow::default();
+                }
+                if c.quiet_ticks >= QUIET_GATHER_TICKS {
+                    c.quiet = Default::default();
+                    c.quiet_ticks = 0;
                 }
             }
             c.pending = Default::default();
@@ -394,59 +412,118 @@ impl Pacer {
             return;
         }
         c.idle_ticks = 0;
+        c.quiet = Default::default();
+        c.quiet_ticks = 0;
         if !self.adaptive() {
             c.state = PacingState::Fixed;
             return;
         }
-        if c.state == PacingState::Idle {
-            c.state = PacingState::Free;
-        }
-        let quiet_tick = commits.count() + reads.count() < FEW;
+        c.peak = c.peak.max(c.moved);
+        // Operations that started and did not end are a foreground that waits, not one
+        // that is absent.
+        let stalled = ops < FEW && in_flight > 0;
+        let absent = ops < FEW && in_flight == 0;
         c.pending.0.merge(&commits);
         c.pending.1.merge(&reads);
         c.pending_ticks += 1;
         let (pc, pr) = (Sample::of(&c.pending.0), Sample::of(&c.pending.1));
-        if pc.is_none() && pr.is_none() && !quiet_tick && c.pending_ticks < IDLE_AFTER_TICKS {
+        let enough = pc.is_some() || pr.is_some() || c.pending_ticks >= IDLE_AFTER_TICKS;
+        if !stalled && !absent && !enough {
             return;
         }
         c.pending = Default::default();
         c.pending_ticks = 0;
         c.last = (pc, pr);
-        let verdict = worse(judge(pc, c.commits.median()), judge(pr, c.reads.median()));
+        let verdict = if stalled {
+            Verdict::Hurt
+        } else if absent {
+            Verdict::Absent
+        } else {
+            worse(judge(pc, c.commits.median()), judge(pr, c.reads.median()))
+        };
         let stale = c
             .measured_at
             .is_none_or(|at| now.duration_since(at) > REPROBE);
         let may_probe = c
             .probe_started
-            .is_none_or(|at| now.duration_since(at) > PROBE_RETRY);
-        if verdict != Verdict::Absent && may_probe && (stale || verdict == Verdict::Unknown) {
-            c.probe = 3;
+            .is_none_or(|at| now.duration_since(at) > c.probe_retry);
+        let wants_probe =
+            matches!(verdict, Verdict::Unknown) || (stale && verdict != Verdict::Absent);
+        if wants_probe && may_probe && !stalled {
+            c.probe = Some(0);
             c.probe_started = Some(now);
             c.state = PacingState::Probing;
-            self.budget.pause_until(now + TICK * 3);
+            // Paused until the probe ends (the deadline only guards against a lost tick).
+            self.budget.pause_until(now + TICK * (PROBE_MAX_TICKS + 2));
             return;
         }
         let floor = self.floor(c);
         match verdict {
-            Verdict::Absent => {
-                c.rate = (c.rate * 2.0).min(UNLIMITED);
-                c.state = PacingState::Free;
+            Verdict::Absent => c.rate = (c.rate * 2.0).min(UNLIMITED),
+            Verdict::Hurt => c.rate = (c.rate.min(2.0 * c.moved) * DECREASE).max(floor),
+            Verdict::Fine if c.moved >= 0.5 * c.rate => {
+                c.rate = (c.rate * 1.25 + STEP).min(UNLIMITED)
             }
-            Verdict::Hurt | Verdict::Unknown => {
-                c.rate = (c.rate.min(2.0 * c.moved) * DECREASE).max(floor);
-                c.state = PacingState::Slowed;
-            }
-            Verdict::Fine => {
-                if c.moved >= 0.5 * c.rate {
-                    c.rate = (c.rate * 1.25 + STEP).min(UNLIMITED);
-                }
-                if c.rate >= UNLIMITED {
-                    c.state = PacingState::Free;
-                }
-            }
-            Verdict::Between => {}
+            // No baseline and no probe allowed yet: hold.
+            Verdict::Fine | Verdict::Between | Verdict::Unknown => {}
         }
         c.rate = c.rate.max(floor);
+        c.state = Self::running_state(c);
+    }
+
+    /// Slowed while the budget holds jobs to a rate, free when it does not.
+    fn running_state(c: &Control) -> PacingState {
+        if c.rate >= UNLIMITED {
+            PacingState::Free
+        } else {
+            PacingState::Slowed
+        }
+    }
+
+    /// One tick of a probe: the first lets work in flight settle; the next gather the
+    /// foreground alone until a decision's worth of operations, or [`PROBE_MAX_TICKS`].
+    fn probe_tick(
+        &self,
+        c: &mut Control,
+        now: Instant,
+        ticks: u32,
+        commits: LatencyWindow,
+        reads: LatencyWindow,
+    ) {
+        let ticks = ticks + 1;
+        if ticks > 1 {
+            c.probe_samples.0.merge(&commits);
+            c.probe_samples.1.merge(&reads);
+        }
+        let (pc, pr) = (
+            Sample::of(&c.probe_samples.0),
+            Sample::of(&c.probe_samples.1),
+        );
+        if pc.is_none() && pr.is_none() && ticks < PROBE_MAX_TICKS {
+            c.probe = Some(ticks);
+            return;
+        }
+        c.probe = None;
+        c.probe_samples = Default::default();
+        self.budget.resume();
+        if let Some(s) = pc {
+            c.commits = Baseline::default();
+            c.commits.add(s);
+        }
+        if let Some(s) = pr {
+            c.reads = Baseline::default();
+            c.reads.add(s);
+        }
+        if pc.is_some() || pr.is_some() {
+            c.measured_at = Some(now);
+            c.probe_retry = PROBE_RETRY;
+        } else {
+            // Too few operations to learn from: try again later, then less often.
+            c.probe_retry = (c.probe_retry * 2).min(REPROBE);
+        }
+        c.pending = Default::default();
+        c.pending_ticks = 0;
+        c.state = Self::running_state(c);
     }
 
     pub fn status(&self) -> PacingStatus {
@@ -480,22 +557,30 @@ mod tests {
         m.take()
     }
 
-    /// Runs one controller step with `jobs` running, `moved` bytes/s moved and the
-    /// foreground's commits at `micros` each.
-    fn step(p: &Pacer, jobs: usize, moved: f64, commits: u64, micros: u64) -> PacingState {
+    /// Runs one controller step with `jobs` running, `moved` bytes/s moved, the
+    /// foreground's commits at `micros` each and `in_flight` commits under way.
+    fn step_with(
+        p: &Pacer,
+        jobs: usize,
+        moved: f64,
+        commits: u64,
+        micros: u64,
+        in_flight: u64,
+    ) -> PacingState {
         let mut c = p.control.lock();
         c.moved = moved;
-        c.peak = c.peak.max(moved);
-        let now = Instant::now();
-        p.step(
-            &mut c,
-            now,
-            jobs,
-            window(commits, micros),
-            LatencyWindow::default(),
-        );
+        let seen = Seen {
+            commits: window(commits, micros),
+            reads: LatencyWindow::default(),
+            in_flight,
+        };
+        p.step(&mut c, Instant::now(), jobs, seen);
         p.apply(&c);
         c.state
+    }
+
+    fn step(p: &Pacer, jobs: usize, moved: f64, commits: u64, micros: u64) -> PacingState {
+        step_with(p, jobs, moved, commits, micros, 0)
     }
 
     #[test]
@@ -533,6 +618,31 @@ mod tests {
         }
         assert_eq!(p.budget().rate(), None);
         assert_eq!(p.status().state, PacingState::Free);
+
+        // Commits that started and do not end are a stall, not an absent foreground.
+        assert_eq!(step_with(&p, 1, 300e6, 0, 0, 4), PacingState::Slowed);
+        assert!((p.budget().rate().unwrap() as f64) < UNLIMITED);
+    }
+
+    #[test]
+    fn a_moderate_foreground_gathers_its_baseline_over_several_ticks() {
+        let p = Pacer::default();
+        // 60 commits a tick: no single tick is enough, four together are.
+        for _ in 0..3 {
+            step(&p, 0, 0.0, 60, 1000);
+        }
+        assert_eq!(p.status().commit_baseline_p99_micros, None);
+        for _ in 0..3 {
+            step(&p, 0, 0.0, 60, 1000);
+        }
+        assert_eq!(p.status().commit_baseline_p99_micros, Some(1023));
+        // Jobs then decide on the same gathering, without probing.
+        for _ in 0..3 {
+            assert_ne!(step(&p, 1, 50e6, 60, 1000), PacingState::Probing);
+        }
+        // After the jobs, the peak they reached does not outlive them.
+        step(&p, 0, 0.0, 60, 1000);
+        assert_eq!(p.status().floor_bytes_per_sec, MIN_FLOOR as u64);
     }
 
     #[test]
@@ -541,10 +651,10 @@ mod tests {
         p.set_cap(Some(50 << 20));
         // Jobs run from the start: no baseline, so the first decision is a probe.
         assert_eq!(step(&p, 1, 10e6, 500, 3000), PacingState::Probing);
-        // One settling tick, then two measured ones at the quiet latency.
-        step(&p, 1, 0.0, 500, 3000);
-        step(&p, 1, 0.0, 500, 1000);
-        assert_eq!(step(&p, 1, 0.0, 500, 1000), PacingState::Slowed);
+        // One settling tick, then measured ones at the quiet latency until enough.
+        assert_eq!(step(&p, 1, 0.0, 500, 3000), PacingState::Probing);
+        assert_eq!(step(&p, 1, 0.0, 150, 1000), PacingState::Probing);
+        assert_eq!(step(&p, 1, 0.0, 150, 1000), PacingState::Slowed);
         assert_eq!(p.status().commit_baseline_p99_micros, Some(1023));
         // Fine from now on: the rate grows but never past the cap.
         for _ in 0..30 {

@@ -83,8 +83,12 @@ struct Bucket {
 /// job that was waiting does not land on the foreground in a lump.
 pub const BURST: Duration = Duration::from_millis(100);
 
-/// The smallest slice a request is cut into.
+/// The smallest slice a request is cut into...
 const MIN_SLICE: u64 = 64 * 1024;
+/// ...and the slice of an unlimited bucket.
+const UNLIMITED_SLICE: u64 = 4 << 20;
+/// How often a paused request looks again.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
 
 impl Throttle {
     pub fn new(rate: Option<u64>) -> Self {
@@ -113,9 +117,15 @@ impl Throttle {
         self.rate.store(rate, Ordering::Relaxed);
     }
 
-    /// Lets nothing through until `until` (a probe of the foreground while quiet).
+    /// Lets nothing through until `until` or [`Throttle::resume`] (a probe of the
+    /// foreground while quiet).
     pub fn pause_until(&self, until: Instant) {
         self.state.lock().paused_until = Some(until);
+    }
+
+    /// Ends a pause. Requests that already took their wait sleep it out, one slice.
+    pub fn resume(&self) {
+        self.state.lock().paused_until = None;
     }
 
     /// Bytes taken since it was made.
@@ -126,71 +136,72 @@ impl Throttle {
     /// The slice a request is taken in at the current rate.
     fn slice(&self) -> u64 {
         match self.rate() {
-            None => u64::MAX,
+            // Unlimited: slices still, so what was taken is what moved, within a slice.
+            None => UNLIMITED_SLICE,
             Some(r) => (r / 10).max(MIN_SLICE),
         }
     }
 
-    /// Takes `bytes` from the bucket; returns how long to wait before using them.
-    fn take(&self, bytes: u64) -> Duration {
-        self.taken.fetch_add(bytes, Ordering::Relaxed);
+    /// Takes `bytes` from the bucket and returns how long to wait before using them;
+    /// while paused, takes nothing and says when to ask again.
+    fn take(&self, bytes: u64) -> Result<Duration, Duration> {
         let mut st = self.state.lock();
         let now = Instant::now();
-        let paused = match st.paused_until {
-            Some(until) if until > now => until - now,
-            _ => Duration::ZERO,
-        };
+        if let Some(until) = st.paused_until.filter(|u| *u > now) {
+            return Err((until - now).min(PAUSE_POLL));
+        }
+        self.taken.fetch_add(bytes, Ordering::Relaxed);
         let Some(rate) = self.rate() else {
-            return paused;
+            return Ok(Duration::ZERO);
         };
         let refill = now.duration_since(st.at).as_secs_f64() * rate as f64;
         st.tokens = (st.tokens + refill).min(rate as f64 * BURST.as_secs_f64()) - bytes as f64;
         st.at = now;
-        if st.tokens >= 0.0 {
-            paused
-        } else {
-            paused + Duration::from_secs_f64(-st.tokens / rate as f64)
-        }
+        Ok(Duration::from_secs_f64((-st.tokens).max(0.0) / rate as f64))
     }
 
     /// Takes `bytes`, waiting (cancellably) until they are available.
     pub async fn acquire(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
         let mut left = bytes;
-        loop {
+        while left > 0 {
             let n = left.min(self.slice());
-            let wait = self.take(n);
-            if wait.is_zero() {
-                cancel.check()?;
-            } else {
-                cancel.sleep(wait).await?;
-            }
-            left -= n;
-            if left == 0 {
-                return Ok(());
+            match self.take(n) {
+                Err(paused) => cancel.sleep(paused).await?,
+                Ok(wait) => {
+                    if wait.is_zero() {
+                        cancel.check()?;
+                    } else {
+                        cancel.sleep(wait).await?;
+                    }
+                    left -= n;
+                }
             }
         }
+        Ok(())
     }
 
     /// [`Throttle::acquire`] for blocking threads (scans): sleeps in short steps,
     /// checking `cancel`.
     pub fn acquire_blocking(&self, bytes: u64, cancel: &CancelToken) -> Result<()> {
         let mut left = bytes;
-        loop {
+        while left > 0 {
             let n = left.min(self.slice());
-            let deadline = Instant::now() + self.take(n);
+            let (wait, taken) = match self.take(n) {
+                Ok(wait) => (wait, n),
+                Err(paused) => (paused, 0),
+            };
+            let deadline = Instant::now() + wait;
             loop {
                 cancel.check()?;
                 let wait = deadline.saturating_duration_since(Instant::now());
                 if wait.is_zero() {
                     break;
                 }
-                std::thread::sleep(wait.min(Duration::from_millis(50)));
+                std::thread::sleep(wait.min(PAUSE_POLL));
             }
-            left -= n;
-            if left == 0 {
-                return Ok(());
-            }
+            left -= taken;
         }
+        Ok(())
     }
 }
 

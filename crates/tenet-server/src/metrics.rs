@@ -294,7 +294,7 @@ impl Service {
         )?;
         gauge(
             "tenet_jobs_pacing_slowed",
-            "1 while the pacer slows jobs because the tenants' latency rose",
+            "1 while the pacer holds jobs below full speed for the tenants' sake",
             f64::from(u8::from(p.state == tenet_jobs::PacingState::Slowed)),
         )?;
         gauge(

@@ -25,7 +25,6 @@ pub const READ_SAMPLE: u64 = 8;
 /// A latency histogram filled from many threads and drained by one.
 pub struct LatencyMeter {
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
@@ -33,7 +32,6 @@ impl Default for LatencyMeter {
     fn default() -> Self {
         LatencyMeter {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
         }
     }
@@ -41,9 +39,7 @@ impl Default for LatencyMeter {
 
 impl std::fmt::Debug for LatencyMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LatencyMeter")
-            .field("count", &self.count.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("LatencyMeter").finish_non_exhaustive()
     }
 }
 
@@ -75,7 +71,6 @@ impl LatencyMeter {
     pub fn record(&self, d: Duration) {
         let micros = d.as_micros().min(u64::MAX as u128) as u64;
         self.buckets[bucket(micros)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
@@ -86,7 +81,6 @@ impl LatencyMeter {
             .iter()
             .map(|b| b.swap(0, Ordering::Relaxed))
             .collect();
-        self.count.swap(0, Ordering::Relaxed);
         let sum = self.sum_micros.swap(0, Ordering::Relaxed);
         LatencyWindow { counts, sum }
     }
@@ -143,15 +137,44 @@ impl LatencyWindow {
     }
 }
 
-/// The foreground's meters: commits and (sampled) point reads.
+/// The foreground's meters: commits and (sampled) point reads, and the commits under
+/// way (a commit stuck behind background work records its latency only when it ends).
 #[derive(Debug, Default)]
 pub struct Foreground {
     pub commits: LatencyMeter,
     pub reads: LatencyMeter,
     read_tick: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// A commit under way; records its latency when dropped.
+pub(crate) struct CommitTimer<'a> {
+    fg: &'a Foreground,
+    started: std::time::Instant,
+}
+
+impl Drop for CommitTimer<'_> {
+    fn drop(&mut self) {
+        self.fg.commits.record(self.started.elapsed());
+        self.fg.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Foreground {
+    /// Times a commit from now until the timer is dropped.
+    pub(crate) fn commit_timer(&self) -> CommitTimer<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        CommitTimer {
+            fg: self,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Commits started and not yet ended.
+    pub fn commits_in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Whether this point read is one of the sampled ones.
     pub(crate) fn sample_read(&self) -> bool {
         self.read_tick

@@ -287,7 +287,7 @@ impl Txn {
         let bytes = match self.writes.get(&(def.id, pk_enc.clone())) {
             Some(buffered) => buffered.clone(),
             None => {
-                let meter = &self.store.foreground();
+                let meter = self.store.foreground();
                 let sampled = meter.sample_read().then(Instant::now);
                 let got = self.store.get_raw(&self.rd(), def.id, &pk_enc)?;
                 if let Some(t0) = sampled {
@@ -494,8 +494,8 @@ impl Txn {
                 value,
             })
             .collect();
-        let t0 = Instant::now();
-        let info = self.store.commit(CommitRequest {
+        let _timer = self.store.foreground().commit_timer();
+        self.store.commit(CommitRequest {
             tenant_id: self.tenant_id,
             tenant_name: self.tenant_name,
             start_ts: self.start_ts,
@@ -506,8 +506,6 @@ impl Txn {
                 .map(|k| (CATALOG_TABLE, k))
                 .collect(),
             registry: Vec::new(),
-        })?;
-        self.store.foreground().commits.record(t0.elapsed());
-        Ok(info)
+        })
     }
 }

@@ -11,23 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tenet_jobs::{JobState, PacingState};
-use tenet_store::{Column, ColumnType, TableSpec, TenantOptions};
+use tenet_jobs::pacing::MIN_FLOOR;
+use tenet_jobs::JobState;
+use tenet_store::{ColumnType, TableSpec, TenantOptions};
 
-use crate::common::Env;
+use crate::common::{col, Env};
 
 fn table(name: &str) -> TableSpec {
     TableSpec {
         name: name.into(),
         columns: vec![
-            Column {
-                name: "id".into(),
-                ty: ColumnType::Int,
-            },
-            Column {
-                name: "payload".into(),
-                ty: ColumnType::String,
-            },
+            col("id", ColumnType::Int),
+            col("payload", ColumnType::String),
         ],
         primary_key: vec!["id".into()],
     }
@@ -114,10 +109,9 @@ fn a_job_slowed_to_the_floor_still_finishes_and_cancels_promptly() {
     hurt.store(true, Ordering::Relaxed);
     env.jobs().start(job.id).unwrap();
     let started = Instant::now();
-    let (mut slowed, mut at_floor) = (false, false);
+    let mut at_floor = false;
     let done = loop {
         let p = env.jobs().pacing();
-        slowed |= p.state == PacingState::Slowed;
         at_floor |= p.rate_bytes_per_sec == Some(p.floor_bytes_per_sec);
         let r = env.jobs().get(job.id).unwrap();
         if r.state.is_final() {
@@ -132,23 +126,31 @@ fn a_job_slowed_to_the_floor_still_finishes_and_cancels_promptly() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let took = started.elapsed();
+    hurt.store(false, Ordering::Relaxed);
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
-    assert!(slowed, "the controller never slowed the job");
-    assert!(at_floor, "the budget never reached its floor");
-    let p = env.jobs().pacing();
-    assert!(
-        p.floor_bytes_per_sec >= 2 << 20,
-        "the floor is at least 2 MiB/s: {p:?}"
-    );
-    // Slowed, not stalled: it kept at least about the floor's pace.
+    assert!(at_floor, "the budget never came down to its floor");
+    // Slowed, not stalled: it kept at least about the floor's pace (2 MiB/s here).
     let bytes = done.progress.io_bytes;
-    let limit = Duration::from_secs_f64(bytes as f64 / p.floor_bytes_per_sec as f64 * 1.5 + 5.0);
-    assert!(took < limit, "{bytes} bytes took {took:?} (floor {p:?})");
+    let limit = Duration::from_secs_f64(bytes as f64 / MIN_FLOOR * 1.5 + 5.0);
+    assert!(took < limit, "{bytes} bytes took {took:?}");
 
     // Cancelling a job that crawls at the floor takes effect at once.
     let job = start();
+    hurt.store(true, Ordering::Relaxed);
     env.jobs().start(job.id).unwrap();
-    env.wait_for(job.id, |r| r.progress.io_bytes > 0);
+    let t0 = Instant::now();
+    loop {
+        let p = env.jobs().pacing();
+        if p.rate_bytes_per_sec == Some(p.floor_bytes_per_sec) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never at the floor: {p:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!env.jobs().get(job.id).unwrap().state.is_final());
     let asked = Instant::now();
     env.jobs().cancel(job.id).unwrap();
     let end = env.wait_for(job.id, |r| r.state.is_final());
