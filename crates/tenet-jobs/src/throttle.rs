@@ -113,6 +113,15 @@ impl Throttle {
     pub fn set_rate(&self, rate: Option<u64>) {
         let rate = rate.unwrap_or(0);
         let mut st = self.state.lock();
+        let old = self.rate.load(Ordering::Relaxed);
+        if st.tokens < 0.0 {
+            // A debt run up at the old rate lasts as long at the new one.
+            st.tokens = if old > 0 && rate > 0 {
+                st.tokens * rate as f64 / old as f64
+            } else {
+                0.0
+            };
+        }
         st.tokens = st.tokens.min(rate as f64 * BURST.as_secs_f64());
         self.rate.store(rate, Ordering::Relaxed);
     }

@@ -143,7 +143,6 @@ impl LatencyWindow {
 pub struct Foreground {
     pub commits: LatencyMeter,
     pub reads: LatencyMeter,
-    read_tick: AtomicU64,
     in_flight: AtomicU64,
 }
 
@@ -175,11 +174,17 @@ impl Foreground {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Whether this point read is one of the sampled ones.
+    /// Whether this point read is one of the sampled ones (counted per thread, so
+    /// reading threads share no cache line for it).
     pub(crate) fn sample_read(&self) -> bool {
-        self.read_tick
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(READ_SAMPLE)
+        thread_local! {
+            static READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+        READS.with(|n| {
+            let v = n.get();
+            n.set(v.wrapping_add(1));
+            v.is_multiple_of(READ_SAMPLE)
+        })
     }
 }
 
