@@ -56,7 +56,7 @@ pub use revert::{
     CatalogRevert, ChangeSource, RevertReport, RevertScope, RevertTo, TableRevert, REVERT_PIN_OWNER,
 };
 pub use schema::{Column, ColumnType, TableDef, TableSpec};
-pub use store::{CommitInfo, Store, StoreOptions};
+pub use store::{CommitInfo, Store, StoreMemory, StoreOptions};
 pub use tenant::{
     DroppedTenant, HistoryRef, TenantOptions, TenantRecord, TenantRef, TenantState, TenantUpdate,
 };

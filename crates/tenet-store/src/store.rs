@@ -131,6 +131,14 @@ pub(crate) struct CommitState {
     inflight: HashMap<Vec<u8>, u32>,
 }
 
+/// See [`Store::memory`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreMemory {
+    pub memtables: u64,
+    pub table_readers: u64,
+    pub block_cache: u64,
+}
+
 /// What a transaction hands to the commit pipeline.
 pub(crate) struct CommitRequest {
     pub tenant_id: u64,
@@ -503,19 +511,37 @@ impl Store {
 
     /// Bytes the store takes on disk: SST files, plus memtables not yet flushed.
     pub fn size_bytes(&self) -> u64 {
-        let prop = |cf: &ColumnFamily, name: &str| {
-            self.inner
+        self.sum_property("rocksdb.total-sst-files-size")
+            + self.sum_property("rocksdb.cur-size-all-mem-tables")
+    }
+
+    /// Memory RocksDB holds, by what holds it (bytes, over the three families):
+    /// memtables, table readers (index and filter blocks outside the block cache) and
+    /// the block cache in use (one cache, shared).
+    pub fn memory(&self) -> StoreMemory {
+        StoreMemory {
+            memtables: self.sum_property("rocksdb.cur-size-all-mem-tables"),
+            table_readers: self.sum_property("rocksdb.estimate-table-readers-mem"),
+            block_cache: self
+                .inner
                 .db
-                .property_int_value_cf(cf, name)
+                .property_int_value_cf(self.cf_data(), "rocksdb.block-cache-usage")
                 .ok()
                 .flatten()
-                .unwrap_or(0)
-        };
+                .unwrap_or(0),
+        }
+    }
+
+    fn sum_property(&self, name: &str) -> u64 {
         [self.cf_data(), self.cf_log(), self.cf_meta()]
             .into_iter()
             .map(|cf| {
-                prop(cf, "rocksdb.total-sst-files-size")
-                    + prop(cf, "rocksdb.cur-size-all-mem-tables")
+                self.inner
+                    .db
+                    .property_int_value_cf(cf, name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
             })
             .sum()
     }

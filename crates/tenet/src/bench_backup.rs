@@ -130,6 +130,19 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
             r.restore_rss,
             r.restore_rss_start,
         );
+        let mem = |m: &tenet_store::StoreMemory| {
+            format!(
+                "memtables {:.0}, table readers {:.0}, block cache {:.0} MiB",
+                m.memtables as f64 / MIB,
+                m.table_readers as f64 / MIB,
+                m.block_cache as f64 / MIB
+            )
+        };
+        println!(
+            "        the store's memory at the start: backup {}; restore {}",
+            mem(&r.backup_store),
+            mem(&r.restore_store)
+        );
     }
     // The median of each side's rounds.
     let rate = |enc: bool, f: fn(&Round) -> f64| {
@@ -186,11 +199,13 @@ struct Round {
     files: u64,
     backup_secs: f64,
     backup_rss: f64,
-    /// The RSS each phase started from.
+    /// The RSS each phase started from, and the store's memory then.
     backup_rss_start: f64,
+    backup_store: tenet_store::StoreMemory,
     restore_secs: f64,
     restore_rss: f64,
     restore_rss_start: f64,
+    restore_store: tenet_store::StoreMemory,
 }
 
 fn round(
@@ -202,6 +217,7 @@ fn round(
     encrypted: bool,
 ) -> Result<Round, CliError> {
     let err = |e: tenet_backup::Error| CliError::other(e);
+    let backup_store = store.memory();
     let backup_rss_start = reset_peak_rss();
     let t0 = Instant::now();
     let job = rt
@@ -218,6 +234,7 @@ fn round(
     let r = job.result.unwrap_or_default();
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
 
+    let restore_store = store.memory();
     let restore_rss_start = reset_peak_rss();
     let target = format!("big_copy{n}");
     let t0 = Instant::now();
@@ -253,9 +270,11 @@ fn round(
         backup_secs,
         backup_rss,
         backup_rss_start,
+        backup_store,
         restore_secs,
         restore_rss,
         restore_rss_start,
+        restore_store,
     })
 }
 

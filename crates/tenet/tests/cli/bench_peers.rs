@@ -82,12 +82,17 @@ fn bench_peers_compares_every_tool_on_a_tiny_tenant() {
         for r in of_tool {
             for phase in ["backup", "restore"] {
                 let p = &r[phase];
-                for field in ["secs", "mib_per_sec", "cpu_client_secs", "peak_rss_mib"] {
+                for field in ["secs", "mib_per_sec", "peak_rss_mib"] {
                     assert!(
                         p[field].as_f64().unwrap() > 0.0,
                         "{tool} {phase} {field}: {r}"
                     );
                 }
+                // A command on 2 MiB may use less CPU than `time` shows (0.00 s).
+                assert!(
+                    p["cpu_client_secs"].as_f64().unwrap() >= 0.0,
+                    "{tool} {phase} cpu_client_secs: {r}"
+                );
                 if tool != "tenet" {
                     assert!(p["cpu_server_secs"].as_f64().unwrap() >= 0.0, "{r}");
                 }
