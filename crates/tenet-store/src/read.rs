@@ -132,6 +132,17 @@ impl Store {
         table: u64,
         pk_enc: &[u8],
     ) -> Result<Option<Vec<u8>>> {
+        self.get_raw_with(rd, table, pk_enc, |b| Ok(b.to_vec()))
+    }
+
+    /// [`Store::get_raw`], handing the row bytes to `f` while they are the engine's.
+    pub(crate) fn get_raw_with<R>(
+        &self,
+        rd: &ReadAt<'_>,
+        table: u64,
+        pk_enc: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<Option<R>> {
         let mut key_prefix = Vec::with_capacity(16 + pk_enc.len() + 9);
         key_prefix.extend_from_slice(&keys::table_prefix(rd.tenant_id, table));
         key_prefix.extend_from_slice(pk_enc);
@@ -147,7 +158,7 @@ impl Store {
             (Some(k), Some(v))
                 if k.len() == seek.len() && k[..k.len() - 8] == seek[..seek.len() - 8] =>
             {
-                version_row(v)?.map(<[u8]>::to_vec)
+                version_row(v)?.map(f).transpose()?
             }
             _ => None,
         };

@@ -210,8 +210,8 @@ impl Txn {
 
     /// The table called `name`.
     pub fn table(&self, name: &str) -> Result<Arc<TableDef>> {
-        let key = catalog::table_key(name);
-        let found = if self.overlaid(&key) {
+        let key = (!self.writes.is_empty()).then(|| catalog::table_key(name));
+        let found = if let Some(key) = key.filter(|k| self.overlaid(k)) {
             match self.catalog_entry(&key)? {
                 Some(CatalogEntry::Table(t)) => Some(Arc::new(t)),
                 _ => None,
@@ -284,21 +284,22 @@ impl Txn {
     pub fn get(&self, table: &str, pk: &Value) -> Result<Option<Value>> {
         let def = self.table(table)?;
         let pk_enc = pk_bytes(&def.pk_from_json(pk)?);
-        let bytes = match self.writes.get(&(def.id, pk_enc.clone())) {
-            Some(buffered) => buffered.clone(),
-            None => {
-                let meter = self.store.foreground();
-                let sampled = meter.sample_read().then(Instant::now);
-                let got = self.store.get_raw(&self.rd(), def.id, &pk_enc)?;
-                if let Some(t0) = sampled {
-                    meter.reads.record(t0.elapsed());
-                }
-                got
+        let decode = |b: &[u8]| Ok(row_json(&def, decode_row(&def, b)?));
+        if !self.writes.is_empty() {
+            if let Some(buffered) = self.writes.get(&(def.id, pk_enc.clone())) {
+                return buffered.as_deref().map(decode).transpose();
             }
-        };
-        bytes
-            .map(|b| Ok(row_json(&def, decode_row(&def, &b)?)))
-            .transpose()
+        }
+        let meter = self.store.foreground();
+        let sampled = meter.sample_read().then(Instant::now);
+        // Decoded straight from the engine's buffer: no copy of the row.
+        let got = self
+            .store
+            .get_raw_with(&self.rd(), def.id, &pk_enc, decode)?;
+        if let Some(t0) = sampled {
+            meter.reads.record(t0.elapsed());
+        }
+        Ok(got)
     }
 
     /// Rows in primary-key order within `range`.
