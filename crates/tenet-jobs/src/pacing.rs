@@ -130,6 +130,27 @@ impl Sample {
     }
 }
 
+/// Foreground windows gathered over ticks until they hold enough to judge by.
+#[derive(Debug, Default)]
+struct Gathered {
+    commits: LatencyWindow,
+    reads: LatencyWindow,
+    ticks: u32,
+}
+
+impl Gathered {
+    fn add(&mut self, commits: &LatencyWindow, reads: &LatencyWindow) {
+        self.commits.merge(commits);
+        self.reads.merge(reads);
+        self.ticks += 1;
+    }
+
+    /// Each kind's sample, once it holds [`MIN_SAMPLES`] operations.
+    fn samples(&self) -> (Option<Sample>, Option<Sample>) {
+        (Sample::of(&self.commits), Sample::of(&self.reads))
+    }
+}
+
 /// Quiet samples of one kind of operation.
 #[derive(Debug, Default)]
 struct Baseline {
@@ -222,19 +243,17 @@ struct Control {
     commits: Baseline,
     reads: Baseline,
     /// Foreground windows gathered towards the next decision.
-    pending: (LatencyWindow, LatencyWindow),
-    pending_ticks: u32,
+    pending: Gathered,
     /// When the baseline was last measured (quiet or probe).
     measured_at: Option<Instant>,
-    /// Quiet windows gathered towards the next quiet sample, over how many ticks.
-    quiet: (LatencyWindow, LatencyWindow),
-    quiet_ticks: u32,
-    /// Ticks a running probe has had; when the last began; how long until the next
-    /// may (longer after probes that saw too little).
-    probe: Option<u32>,
+    /// Quiet windows gathered towards the next quiet sample.
+    quiet: Gathered,
+    /// A running probe (its first tick settles, the others are gathered); when the
+    /// last began; how long until the next may (longer after probes that saw too
+    /// little).
+    probe: Option<Gathered>,
     probe_started: Option<Instant>,
     probe_retry: Duration,
-    probe_samples: (LatencyWindow, LatencyWindow),
     /// Consecutive ticks with no job.
     idle_ticks: u32,
     state: PacingState,
@@ -265,15 +284,12 @@ impl Default for Pacer {
                 moved: 0.0,
                 commits: Baseline::default(),
                 reads: Baseline::default(),
-                pending: Default::default(),
-                pending_ticks: 0,
+                pending: Gathered::default(),
                 measured_at: None,
-                quiet: Default::default(),
-                quiet_ticks: 0,
+                quiet: Gathered::default(),
                 probe: None,
                 probe_started: None,
                 probe_retry: PROBE_RETRY,
-                probe_samples: Default::default(),
                 idle_ticks: 0,
                 state: PacingState::Idle,
                 last: (None, None),
@@ -372,8 +388,8 @@ impl Pacer {
             in_flight,
         } = seen;
         let ops = commits.count() + reads.count();
-        if let Some(ticks) = c.probe {
-            self.probe_tick(c, now, ticks, commits, reads);
+        if c.probe.is_some() {
+            self.probe_tick(c, now, &commits, &reads);
             return;
         }
         if jobs == 0 && c.moved == 0.0 {
@@ -389,31 +405,27 @@ impl Pacer {
             };
             // The first quiet tick may still feel the last job's work.
             if c.idle_ticks >= 2 {
-                c.quiet.0.merge(&commits);
-                c.quiet.1.merge(&reads);
-                c.quiet_ticks += 1;
-                if let Some(s) = Sample::of(&c.quiet.0) {
+                c.quiet.add(&commits, &reads);
+                let (qc, qr) = c.quiet.samples();
+                if let Some(s) = qc {
                     c.commits.add(s);
                     c.measured_at = Some(now);
-                    c.quiet.0 = LatencyWindow::default();
+                    c.quiet.commits = LatencyWindow::default();
                 }
-                if let Some(s) = Sample::of(&c.quiet.1) {
+                if let Some(s) = qr {
                     c.reads.add(s);
                     c.measured_at = Some(now);
-                    c.quiet.1 = LatencyWindow::default();
+                    c.quiet.reads = LatencyWindow::default();
                 }
-                if c.quiet_ticks >= QUIET_GATHER_TICKS {
-                    c.quiet = Default::default();
-                    c.quiet_ticks = 0;
+                if c.quiet.ticks >= QUIET_GATHER_TICKS {
+                    c.quiet = Gathered::default();
                 }
             }
-            c.pending = Default::default();
-            c.pending_ticks = 0;
+            c.pending = Gathered::default();
             return;
         }
         c.idle_ticks = 0;
-        c.quiet = Default::default();
-        c.quiet_ticks = 0;
+        c.quiet = Gathered::default();
         if !self.adaptive() {
             c.state = PacingState::Fixed;
             return;
@@ -423,16 +435,13 @@ impl Pacer {
         // that is absent.
         let stalled = ops < FEW && in_flight > 0;
         let absent = ops < FEW && in_flight == 0;
-        c.pending.0.merge(&commits);
-        c.pending.1.merge(&reads);
-        c.pending_ticks += 1;
-        let (pc, pr) = (Sample::of(&c.pending.0), Sample::of(&c.pending.1));
-        let enough = pc.is_some() || pr.is_some() || c.pending_ticks >= IDLE_AFTER_TICKS;
+        c.pending.add(&commits, &reads);
+        let (pc, pr) = c.pending.samples();
+        let enough = pc.is_some() || pr.is_some() || c.pending.ticks >= IDLE_AFTER_TICKS;
         if !stalled && !absent && !enough {
             return;
         }
-        c.pending = Default::default();
-        c.pending_ticks = 0;
+        c.pending = Gathered::default();
         c.last = (pc, pr);
         let verdict = if stalled {
             Verdict::Hurt
@@ -450,7 +459,7 @@ impl Pacer {
         let wants_probe =
             matches!(verdict, Verdict::Unknown) || (stale && verdict != Verdict::Absent);
         if wants_probe && may_probe && !stalled {
-            c.probe = Some(0);
+            c.probe = Some(Gathered::default());
             c.probe_started = Some(now);
             c.state = PacingState::Probing;
             // Paused until the probe ends (the deadline only guards against a lost tick).
@@ -486,25 +495,23 @@ impl Pacer {
         &self,
         c: &mut Control,
         now: Instant,
-        ticks: u32,
-        commits: LatencyWindow,
-        reads: LatencyWindow,
+        commits: &LatencyWindow,
+        reads: &LatencyWindow,
     ) {
-        let ticks = ticks + 1;
-        if ticks > 1 {
-            c.probe_samples.0.merge(&commits);
-            c.probe_samples.1.merge(&reads);
+        let Some(probe) = c.probe.as_mut() else {
+            return;
+        };
+        if probe.ticks == 0 {
+            // The settling tick counts, its operations do not.
+            probe.ticks = 1;
+        } else {
+            probe.add(commits, reads);
         }
-        let (pc, pr) = (
-            Sample::of(&c.probe_samples.0),
-            Sample::of(&c.probe_samples.1),
-        );
-        if pc.is_none() && pr.is_none() && ticks < PROBE_MAX_TICKS {
-            c.probe = Some(ticks);
+        let (pc, pr) = probe.samples();
+        if pc.is_none() && pr.is_none() && probe.ticks < PROBE_MAX_TICKS {
             return;
         }
         c.probe = None;
-        c.probe_samples = Default::default();
         self.budget.resume();
         if let Some(s) = pc {
             c.commits = Baseline::default();
@@ -521,8 +528,7 @@ impl Pacer {
             // Too few operations to learn from: try again later, then less often.
             c.probe_retry = (c.probe_retry * 2).min(REPROBE);
         }
-        c.pending = Default::default();
-        c.pending_ticks = 0;
+        c.pending = Gathered::default();
         c.state = Self::running_state(c);
     }
 

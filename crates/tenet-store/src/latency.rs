@@ -4,8 +4,11 @@
 //! [`READ_SAMPLE`] point reads record how long they took into a [`LatencyMeter`]: a
 //! histogram of atomic counters (log-linear buckets, eight per power of two, so a
 //! quantile is exact to 12.5 %), cheap enough for the hot path and shared by every
-//! thread without a lock. Jobs never commit through transactions (they use the bulk
-//! interface of `bulk.rs`), so what the meter sees is the tenants' own work.
+//! thread without a lock. Jobs commit through the bulk interface of `bulk.rs`, not
+//! through transactions (the one exception: a restore in place's undo snapshot, a
+//! single commit), so what the meter sees is the tenants' own work. It also counts
+//! the commits under way, so a commit stuck behind background work is seen before it
+//! ends.
 //!
 //! One consumer — the job pacer in `tenet-jobs` — calls [`LatencyMeter::take`] on a
 //! timer: it returns what was recorded since the last call and starts a new window.

@@ -110,6 +110,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 8)]
         rounds: usize,
     },
+    /// Print the rows `bench backup --mib M --tables T` generates, one per line as
+    /// `table<TAB>id<TAB>payload` (for scripts/bench-peers, which loads the same rows
+    /// into PostgreSQL).
+    Rows {
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        #[arg(long, default_value_t = 8)]
+        tables: usize,
+    },
 }
 
 const ROW_BYTES: usize = 1024;
@@ -182,6 +191,23 @@ pub(crate) fn fill(
         })?;
     }
     Ok(())
+}
+
+/// Writes the rows [`fill`] would put in tables `t0`… (`per_table` each, one text
+/// generator across them, as `bench backup` fills them) to stdout.
+fn print_rows(per_table: u64, tables: usize) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut text = texts();
+    let written = (0..tables)
+        .flat_map(|t| (0..per_table).map(move |id| (t, id)))
+        .try_for_each(|(t, id)| writeln!(out, "t{t}\t{id}\t{}", text()))
+        .and_then(|()| out.flush());
+    match written {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::other(e)),
+        _ => Ok(()),
+    }
 }
 
 /// The tokio runtime the job benchmarks run jobs on (2 workers).
@@ -562,6 +588,12 @@ pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
                 )));
             }
             crate::bench_backup::run(mib, tables, rounds)
+        }
+        BenchCmd::Rows { mib, tables } => {
+            if mib == 0 || tables == 0 {
+                return Err(CliError::invalid("--mib and --tables must be at least 1"));
+            }
+            print_rows(mib * 1024 / tables as u64, tables)
         }
     }
 }

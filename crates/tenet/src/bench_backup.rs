@@ -123,12 +123,12 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
                 (_, true) => "encrypted",
                 _ => "plain",
             },
-            r.logical / MIB / r.backup_secs,
-            r.backup_rss,
-            r.backup_rss_start,
-            r.logical / MIB / r.restore_secs,
-            r.restore_rss,
-            r.restore_rss_start,
+            r.logical / MIB / r.backup.secs,
+            r.backup.rss_peak,
+            r.backup.rss_start,
+            r.logical / MIB / r.restore.secs,
+            r.restore.rss_peak,
+            r.restore.rss_start,
         );
         let mem = |m: &tenet_store::StoreMemory| {
             format!(
@@ -140,8 +140,8 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
         };
         println!(
             "        the store's memory at the start: backup {}; restore {}",
-            mem(&r.backup_store),
-            mem(&r.restore_store)
+            mem(&r.backup.store),
+            mem(&r.restore.store)
         );
     }
     // The median of each side's rounds.
@@ -157,9 +157,9 @@ pub fn run(mib: u64, tables: usize, measured: usize) -> Result<(), CliError> {
     for (what, f) in [
         (
             "full backup",
-            (|r: &Round| r.backup_secs) as fn(&Round) -> f64,
+            (|r: &Round| r.backup.secs) as fn(&Round) -> f64,
         ),
-        ("restore", |r: &Round| r.restore_secs),
+        ("restore", |r: &Round| r.restore.secs),
     ] {
         match (rate(false, f), rate(true, f)) {
             (Some(plain), Some(sealed)) => println!(
@@ -197,15 +197,46 @@ struct Round {
     stored: f64,
     rows: u64,
     files: u64,
-    backup_secs: f64,
-    backup_rss: f64,
-    /// The RSS each phase started from, and the store's memory then.
-    backup_rss_start: f64,
-    backup_store: tenet_store::StoreMemory,
-    restore_secs: f64,
-    restore_rss: f64,
-    restore_rss_start: f64,
-    restore_store: tenet_store::StoreMemory,
+    backup: Phase,
+    restore: Phase,
+}
+
+/// One job of a round: its time, its peak RSS, and the RSS and store memory it
+/// started from.
+struct Phase {
+    secs: f64,
+    rss_peak: f64,
+    rss_start: f64,
+    store: tenet_store::StoreMemory,
+}
+
+/// Runs the job `start` creates to its end, measured as one phase.
+fn phase(
+    rt: &tokio::runtime::Runtime,
+    backups: &Backups,
+    store: &Store,
+    what: &str,
+    start: impl FnOnce() -> Result<tenet_jobs::JobRecord, CliError>,
+) -> Result<(Phase, tenet_jobs::JobRecord), CliError> {
+    let memory = store.memory();
+    let rss_start = reset_peak_rss();
+    let t0 = Instant::now();
+    let job = start()?;
+    let job = rt
+        .block_on(backups.jobs().run(job.id))
+        .map_err(CliError::other)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let rss_peak = peak_rss_mib();
+    if job.state != JobState::Succeeded {
+        return Err(CliError::other(format!("{what} failed: {:?}", job.error)));
+    }
+    let measured = Phase {
+        secs,
+        rss_peak,
+        rss_start,
+        store: memory,
+    };
+    Ok((measured, job))
 }
 
 fn round(
@@ -217,44 +248,24 @@ fn round(
     encrypted: bool,
 ) -> Result<Round, CliError> {
     let err = |e: tenet_backup::Error| CliError::other(e);
-    let backup_store = store.memory();
-    let backup_rss_start = reset_peak_rss();
-    let t0 = Instant::now();
-    let job = rt
-        .block_on(backups.start_full(store.tenant("big")?.id, repo, None))
-        .map_err(err)?;
-    let job = rt
-        .block_on(backups.jobs().run(job.id))
-        .map_err(CliError::other)?;
-    let backup_secs = t0.elapsed().as_secs_f64();
-    let backup_rss = peak_rss_mib();
-    if job.state != JobState::Succeeded {
-        return Err(CliError::other(format!("backup failed: {:?}", job.error)));
-    }
+    let (backup, job) = phase(rt, backups, store, "backup", || {
+        rt.block_on(backups.start_full(store.tenant("big")?.id, repo, None))
+            .map_err(err)
+    })?;
     let r = job.result.unwrap_or_default();
     let backup_id = r["backup_id"].as_str().unwrap_or_default().to_string();
 
-    let restore_store = store.memory();
-    let restore_rss_start = reset_peak_rss();
     let target = format!("big_copy{n}");
-    let t0 = Instant::now();
-    let job = rt
-        .block_on(backups.start_restore(&RestoreRequest {
+    let (restore, _) = phase(rt, backups, store, "restore", || {
+        rt.block_on(backups.start_restore(&RestoreRequest {
             source: None,
             backup_id: backup_id.clone(),
             target: target.clone(),
             repo: None,
             throttle_bytes_per_sec: None,
         }))
-        .map_err(err)?;
-    let job = rt
-        .block_on(backups.jobs().run(job.id))
-        .map_err(CliError::other)?;
-    let restore_secs = t0.elapsed().as_secs_f64();
-    let restore_rss = peak_rss_mib();
-    if job.state != JobState::Succeeded {
-        return Err(CliError::other(format!("restore failed: {:?}", job.error)));
-    }
+        .map_err(err)
+    })?;
     store.drop_tenant(store.tenant(&target)?.id)?;
     // The warm-up's backup stays for the ceilings below; the others go (disk).
     if n > 0 {
@@ -267,14 +278,8 @@ fn round(
         stored: r["stored_bytes"].as_u64().unwrap_or(0) as f64,
         rows: r["rows"].as_u64().unwrap_or(0),
         files: r["files"].as_u64().unwrap_or(0),
-        backup_secs,
-        backup_rss,
-        backup_rss_start,
-        backup_store,
-        restore_secs,
-        restore_rss,
-        restore_rss_start,
-        restore_store,
+        backup,
+        restore,
     })
 }
 

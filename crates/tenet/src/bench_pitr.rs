@@ -37,6 +37,7 @@ struct Load {
 }
 
 /// One isolation measurement: the foreground with jobs off and on, and the jobs alone.
+#[derive(Default)]
 struct Isolation {
     /// Each round's commits/s and p99 commit latency (ms), in ABBA order: jobs off, on,
     /// on, off, …
@@ -47,20 +48,6 @@ struct Isolation {
     alone_secs: f64,
     alone_bytes: u64,
     pacing: tenet_jobs::PacingStatus,
-}
-
-impl Default for Isolation {
-    fn default() -> Self {
-        Isolation {
-            rounds: Vec::new(),
-            on_secs: 0.0,
-            on_bytes: 0,
-            finished: 0,
-            alone_secs: 0.0,
-            alone_bytes: 0,
-            pacing: Default::default(),
-        }
-    }
 }
 
 impl Isolation {
