@@ -179,6 +179,8 @@ impl Backups {
                 .cloned()
         };
         let mut found = pick(&candidates);
+        // What the repository knows, to name in the error when nothing matches.
+        let mut in_repo: Vec<String> = Vec::new();
         if found.is_none() {
             if let Some(url) = repo {
                 let repo = Repo::open(url)?;
@@ -189,6 +191,10 @@ impl Backups {
                     .filter_map(|t| Some((t.newest_backup_ts?, t.tenant_id, t.name?, t.created_ts)))
                     .collect();
                 found = pick(&known);
+                in_repo = known
+                    .iter()
+                    .map(|(_, id, n, _)| format!("`{n}` (#{id})"))
+                    .collect();
             }
         }
         match found {
@@ -200,8 +206,15 @@ impl Backups {
             }),
             None => Err(Error::TenantNotFound {
                 name: name.to_string(),
-                hint: if repo.is_some() {
-                    " in this store or in the repository".into()
+                hint: if repo.is_some() && in_repo.is_empty() {
+                    " in this store or in the repository (it holds no backup)".into()
+                } else if repo.is_some() {
+                    format!(
+                        " in this store or in the repository, which knows {} by the name at \
+                         their newest backup (a tenant renamed since is found by that name, \
+                         or by #id)",
+                        in_repo.join(", ")
+                    )
                 } else {
                     "; for a tenant known only to a repository (a lost data directory), \
                      give --repo"

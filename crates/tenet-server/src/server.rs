@@ -141,7 +141,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .resume_all()
         .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
     if !archiving.is_empty() {
-        println!("tenet: archiving the log of tenants {archiving:?}");
+        let names: Vec<String> = archiving.iter().map(|id| svc.tenant_label(*id)).collect();
+        println!("tenet: archiving the log of {}", names.join(", "));
     }
     // Standbys follow their sources from now on (and new ones once their restore ends).
     svc.standbys()

@@ -285,6 +285,17 @@ fn a_lost_data_directory_is_recovered_from_the_repository_alone() {
         ],
     );
     assert!(has_row(&new, "acme_before", 1) && !has_row(&new, "acme_before", 2));
+    // A name the repository does not know (say the tenant was renamed after its last
+    // backup) is refused with the names it does know.
+    let o = tenet(
+        &new,
+        &["restore", "acme2", "--latest", "--repo", &r, "--into", "x"],
+    );
+    assert!(
+        stderr(&o).contains("TENANT_NOT_FOUND") && stderr(&o).contains("`acme` (#1)"),
+        "{}",
+        stderr(&o)
+    );
     // Last, the tenant back under its own name.
     ok(
         &new,
