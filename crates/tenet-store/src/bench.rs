@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions, DB};
 
 use crate::error::Result;
@@ -53,4 +54,28 @@ impl RawDb {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_opt(key, &ReadOptions::default())?)
     }
+
+    /// Compacts the whole database into its last level (as [`crate::Store::compact_data`]).
+    pub fn compact(&self) {
+        self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+    }
+}
+
+/// Data blocks touched per call of `f` over `n` calls on this thread, from RocksDB's
+/// per-thread perf counters: `(read from the file, found in the block cache)`.
+pub fn blocks_per_call<E>(
+    n: u64,
+    mut f: impl FnMut() -> std::result::Result<(), E>,
+) -> std::result::Result<(f64, f64), E> {
+    set_perf_stats(PerfStatsLevel::EnableCount);
+    let mut ctx = PerfContext::default();
+    ctx.reset();
+    let run = (0..n).try_for_each(|_| f());
+    let per = |m| ctx.metric(m) as f64 / n as f64;
+    let blocks = (
+        per(PerfMetric::BlockReadCount),
+        per(PerfMetric::BlockCacheHitCount),
+    );
+    set_perf_stats(PerfStatsLevel::Disable);
+    run.map(|()| blocks)
 }

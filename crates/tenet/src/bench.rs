@@ -32,8 +32,10 @@ pub enum BenchCmd {
     },
     /// Time-travel point reads vs raw RocksDB gets.
     Read {
-        #[arg(long, default_value_t = 100_000)]
-        rows: u64,
+        /// Data sets to measure, in rows of 1 KiB (two versions each): the default's
+        /// first fits the block cache, its second does not.
+        #[arg(long, value_delimiter = ',', default_values_t = [30_000u64, 100_000])]
+        rows: Vec<u64>,
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
@@ -392,24 +394,52 @@ fn write_bench(seconds: u64) -> Result<(), CliError> {
     Ok(())
 }
 
-fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
-    let dur = Duration::from_secs(seconds);
+/// The read benchmark's data sets: both engines hold `rows` rows of 1 KiB in two
+/// versions each, written in the same order, as loaded (flushed files and the memtable,
+/// a key's two versions mostly in different files) and then compacted (a key's versions
+/// side by side in the last level). Each case reads random rows as of the older
+/// version's ts and as latest, against raw gets of the exact version key the read
+/// returns; Tenet and raw alternate in ABBA order, half the time each, and the line ends
+/// with the data blocks each read touches (read from the file + found in the cache).
+fn read_bench(rows: &[u64], seconds: u64) -> Result<(), CliError> {
+    println!(
+        "tenet bench read: rows of 1 KiB in two versions each, in both engines (the store's \
+         RocksDB options, 128 MiB block cache); Tenet reads as of the older version or \
+         latest, raw RocksDB gets (and seeks) the exact key of the version read; ABBA, \
+         {seconds} s per engine and case"
+    );
+    println!(
+        "{:>7} | {:<9} | {:<6} | {:>3} | {:>9} | {:>9} | {:>5} | {:>9} | {:<19}",
+        "rows",
+        "layout",
+        "read",
+        "thr",
+        "tenet/s",
+        "raw get/s",
+        "ratio",
+        "raw seek/s",
+        "blocks tenet | get"
+    );
+    for &n in rows {
+        read_bench_rows(n, seconds)?;
+    }
+    Ok(())
+}
+
+fn read_bench_rows(rows: u64, seconds: u64) -> Result<(), CliError> {
+    let half = Duration::from_secs(seconds).max(Duration::from_millis(200)) / 2;
     let payloads = payloads();
+    let payload = |id: i64, version: usize| &payloads[(id as usize + version) % payloads.len()];
     let dir = temp_dir("tenet-bench-")?;
     let store = open_store(dir.path())?;
     let raw_dir = temp_dir("tenet-bench-raw-")?;
     let raw = RawDb::open(raw_dir.path(), false)?;
-    println!(
-        "tenet bench read: {rows} rows of 1 KiB, two versions each in both engines; \
-         Tenet reads as of the older version, raw RocksDB gets/seeks its exact key"
-    );
     let load = |version: usize| -> Result<Ts, CliError> {
         let mut last = Ts::ZERO;
         for chunk in (0..rows as i64).collect::<Vec<_>>().chunks(1000) {
             let ((), info) = store.with_txn("bench", |t| {
                 for &id in chunk {
-                    let p = &payloads[(id as usize + version) % payloads.len()];
-                    t.put("bench", &json!({"id": id, "payload": p}))?;
+                    t.put("bench", &json!({"id": id, "payload": payload(id, version)}))?;
                 }
                 Ok(())
             })?;
@@ -418,8 +448,8 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
             let pairs: Vec<_> = chunk
                 .iter()
                 .map(|&id| {
-                    let p = &payloads[(id as usize + version) % payloads.len()];
-                    (raw_version_key(id, version as u64), p.as_bytes().to_vec())
+                    let value = payload(id, version).as_bytes().to_vec();
+                    (raw_version_key(id, version as u64), value)
                 })
                 .collect();
             raw.write(&pairs)?;
@@ -428,44 +458,72 @@ fn read_bench(rows: u64, seconds: u64) -> Result<(), CliError> {
     };
     let old = load(0)?;
     load(1)?;
-    println!(
-        "{:<8} | {:>12} | {:>12} | {:>6}",
-        "threads", "tenet reads/s", "raw gets/s", "ratio"
-    );
-    for threads in [1usize, 2] {
-        let tenet = drive(threads, dur, |_, _| {
-            let id = rand::rng().random_range(0..rows as i64);
-            let txn = store.read_at("bench", &AsOf::Ts(old))?;
-            let row = txn.get("bench", &Value::from(id))?;
-            if row.is_none() {
-                return Err(CliError::other(format!("row {id} missing")));
+    let random_id = || rand::rng().random_range(0..rows as i64);
+    for layout in ["as loaded", "compacted"] {
+        if layout == "compacted" {
+            store.compact_data();
+            raw.compact();
+        }
+        for (read, as_of, version) in [("as of", AsOf::Ts(old), 0), ("latest", AsOf::Latest, 1)] {
+            let tenet_read = |check: bool| -> Result<(), CliError> {
+                let id = random_id();
+                let txn = store.read_at("bench", &as_of)?;
+                let row = txn.get("bench", &Value::from(id))?;
+                match row {
+                    Some(row) if !check || row["payload"] == payload(id, version).as_str() => {
+                        Ok(())
+                    }
+                    _ => Err(CliError::other(format!(
+                        "row {id} missing or not version {version}"
+                    ))),
+                }
+            };
+            // A raw get (or seek, for the seek column) of the version's exact key.
+            let raw_read = |seek: bool| -> Result<(), CliError> {
+                let id = random_id();
+                let key = raw_version_key(id, version as u64);
+                match if seek {
+                    raw.seek(&key)?
+                } else {
+                    raw.get(&key)?
+                } {
+                    Some(_) => Ok(()),
+                    None => Err(CliError::other(format!("raw key {id} missing"))),
+                }
+            };
+            let raw_get = || raw_read(false);
+            let blocks_tenet = tenet_store::bench::blocks_per_call(5000, || tenet_read(true))?;
+            let blocks_get = tenet_store::bench::blocks_per_call(5000, raw_get)?;
+            for threads in [1usize, 2] {
+                let a1 = drive(threads, half, |_, _| tenet_read(false))?;
+                let b1 = drive(threads, half, |_, _| raw_get())?;
+                let b2 = drive(threads, half, |_, _| raw_get())?;
+                let a2 = drive(threads, half, |_, _| tenet_read(false))?;
+                let seek = drive(threads, half, |_, _| raw_read(true))?;
+                let rate = |x: &Run, y: &Run| {
+                    (x.commits + y.commits) as f64 / (x.elapsed + y.elapsed).as_secs_f64()
+                };
+                let (tenet, got) = (rate(&a1, &a2), rate(&b1, &b2));
+                println!(
+                    "{:>7} | {:<9} | {:<6} | {:>3} | {:>9.0} | {:>9.0} | {:>4.2}x | {:>10.0} | \
+                     {:.2}+{:.2} | {:.2}+{:.2}",
+                    rows,
+                    layout,
+                    read,
+                    threads,
+                    tenet,
+                    got,
+                    tenet / got,
+                    seek.rate(),
+                    blocks_tenet.0,
+                    blocks_tenet.1,
+                    blocks_get.0,
+                    blocks_get.1
+                );
             }
-            Ok(())
-        })?;
-        let raw_run = drive(threads, dur, |_, _| raw_lookup(rows, |k| raw.get(k)))?;
-        let seek_run = drive(threads, dur, |_, _| raw_lookup(rows, |k| raw.seek(k)))?;
-        println!(
-            "{:<8} | {:>12.0} | {:>12.0} | {:>5.2}x | {:>14.0}",
-            threads,
-            tenet.rate(),
-            raw_run.rate(),
-            tenet.rate() / raw_run.rate(),
-            seek_run.rate()
-        );
+        }
     }
     Ok(())
-}
-
-/// One raw lookup (get or seek) of a random row's older version.
-fn raw_lookup(
-    rows: u64,
-    lookup: impl Fn(&[u8]) -> tenet_store::Result<Option<Vec<u8>>>,
-) -> Result<(), CliError> {
-    let id = rand::rng().random_range(0..rows as i64);
-    match lookup(&raw_key(id))? {
-        Some(_) => Ok(()),
-        None => Err(CliError::other(format!("raw key {id} missing"))),
-    }
 }
 
 fn time_snapshot_ops(store: &Store, label: &str) -> Result<(), CliError> {
@@ -526,7 +584,12 @@ fn snapshot_bench(rows: u64) -> Result<(), CliError> {
 pub fn run(cmd: BenchCmd, _g: &Global) -> Result<(), CliError> {
     match cmd {
         BenchCmd::Write { seconds } => write_bench(seconds),
-        BenchCmd::Read { rows, seconds } => read_bench(rows, seconds),
+        BenchCmd::Read { rows, seconds } => {
+            if rows.contains(&0) || seconds == 0 {
+                return Err(CliError::invalid("--rows and --seconds must be at least 1"));
+            }
+            read_bench(&rows, seconds)
+        }
         BenchCmd::Snapshot { rows } => snapshot_bench(rows),
         BenchCmd::Pitr { seconds, mib } => {
             if seconds == 0 || mib == 0 {
