@@ -54,7 +54,7 @@ use crate::format::{read_data_file, Digest, FileEntry, Manifest};
 use crate::inventory::load_manifest;
 use crate::planner::LogRange;
 use crate::repo::{backup_dir, Repo};
-use crate::util::{blocking, job_kind, params};
+use crate::util::{blocking, from_hex, job_kind, params, to_hex};
 
 pub const KIND: &str = "restore";
 
@@ -313,7 +313,6 @@ async fn run(ctx: JobContext) -> Result<Value> {
     ctx.run_tasks("ingest", tasks).await?;
 
     // The full backup's state at F is checked by digest, whatever comes after it.
-    ctx.set_phase("verify")?;
     verify_restored(&ctx, &m, &mapping, target_id).await?;
 
     let replay_started = std::time::Instant::now();
@@ -624,7 +623,14 @@ async fn ingest_file(
     Ok(json!({ "rows": rows, "bytes": logical }))
 }
 
+/// Bytes of a verify task's range (split at the restored SST files, as a backup splits).
+const VERIFY_RANGE_BYTES: u64 = 4 * crate::backup::SHARD_BYTES;
+
 /// Scans the restored tables at F and compares counts and digests with the manifest.
+/// The digest does not depend on how rows are split, so each table is scanned in
+/// ranges, one task per range on the worker pool (in parallel, paced like a backup's
+/// reads, with progress); the ranges are planned once and kept in the checkpoint
+/// (`verify_bounds`), so a resumed job combines the outputs of the same ranges.
 async fn verify_restored(
     ctx: &JobContext,
     m: &Manifest,
@@ -632,33 +638,101 @@ async fn verify_restored(
     target_id: u64,
 ) -> Result<()> {
     let store = ctx.store().clone();
-    let m = m.clone();
-    let mapping = mapping.clone();
-    let cancel = ctx.cancel_token().clone();
-    blocking(move || {
-        for t in &m.tables {
-            let mut d = Digest::default();
-            let mut rows = 0u64;
-            store.scan_at(target_id, mapping[&t.def.id], m.backup_ts, None, None, |pk, _, row| {
-                d.add_row(&t.def.name, pk, row);
-                rows += 1;
-                // Stop a cancelled job promptly (the rows are checked again on resume).
-                Ok(!rows.is_multiple_of(4096) || !cancel.is_cancelled())
-            })?;
-            cancel.check()?;
-            if rows != t.rows || d.to_hex() != t.digest {
-                return Err(Error::VerifyFailed(format!(
-                    "table `{}` restored {rows} rows with digest {}, the backup has {} rows with digest {}",
-                    t.def.name,
-                    d.to_hex(),
-                    t.rows,
-                    t.digest
-                )));
+    let bounds: Vec<Vec<String>> = match ctx.checkpoint("verify_bounds") {
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| Error::Internal(format!("verify_bounds in the checkpoint: {e}")))?,
+        None => {
+            let mut all = Vec::new();
+            for t in &m.tables {
+                let points =
+                    store.split_points(target_id, mapping[&t.def.id], VERIFY_RANGE_BYTES)?;
+                all.push(points.iter().map(|b| to_hex(b)).collect::<Vec<_>>());
             }
+            ctx.set_checkpoint("verify_bounds", json!(all))?;
+            all
         }
-        Ok(())
-    })
-    .await
+    };
+    if bounds.len() != m.tables.len() {
+        return Err(Error::Internal(format!(
+            "verify_bounds in the checkpoint has {} tables, the manifest {}",
+            bounds.len(),
+            m.tables.len()
+        )));
+    }
+    let mut tasks = Vec::new();
+    for (t, cuts) in m.tables.iter().zip(&bounds) {
+        let (name, table_id) = (t.def.name.clone(), mapping[&t.def.id]);
+        for i in 0..=cuts.len() {
+            let from = i.checked_sub(1).map(|j| from_hex(&cuts[j]));
+            let to = cuts.get(i).map(|b| from_hex(b));
+            let (store, name) = (store.clone(), name.clone());
+            let ts = m.backup_ts;
+            tasks.push(Task::new(
+                format!("{}.{i}", t.def.id),
+                move |ctx| async move {
+                    let mut counter = RowCounter::new(&ctx, true);
+                    let (rows, bytes, digest) = blocking(move || {
+                        let mut d = Digest::default();
+                        let mut failure = None;
+                        store.scan_at(
+                            target_id,
+                            table_id,
+                            ts,
+                            from.as_deref(),
+                            to.as_deref(),
+                            |pk, _, row| {
+                                d.add_row(&name, pk, row);
+                                match counter.add((pk.len() + row.len()) as u64) {
+                                    Ok(()) => Ok(true),
+                                    Err(e) => {
+                                        failure = Some(e);
+                                        Ok(false)
+                                    }
+                                }
+                            },
+                        )?;
+                        match failure {
+                            Some(e) => Err(e.into()),
+                            None => {
+                                counter.flush()?;
+                                Ok((counter.rows, counter.bytes, d))
+                            }
+                        }
+                    })
+                    .await?;
+                    Ok(json!({"rows": rows, "bytes": bytes, "digest": digest.to_hex()}))
+                },
+            ));
+        }
+    }
+    let ranges = tasks.len() as u64;
+    ctx.set_totals(ranges, m.rows, m.logical_bytes)?;
+    let outs = ctx.run_tasks("verify", tasks).await?;
+    let mut outs = outs.iter();
+    for (t, cuts) in m.tables.iter().zip(&bounds) {
+        let (mut rows, mut d) = (0u64, Digest::default());
+        for out in outs.by_ref().take(cuts.len() + 1) {
+            rows += out.get("rows").and_then(Value::as_u64).unwrap_or(0);
+            let part = out
+                .get("digest")
+                .and_then(Value::as_str)
+                .and_then(Digest::from_hex)
+                .ok_or_else(|| {
+                    Error::Internal(format!("a verify task's output has no digest: {out}"))
+                })?;
+            d.combine(&part);
+        }
+        if rows != t.rows || d.to_hex() != t.digest {
+            return Err(Error::VerifyFailed(format!(
+                "table `{}` restored {rows} rows with digest {}, the backup has {} rows with digest {}",
+                t.def.name,
+                d.to_hex(),
+                t.rows,
+                t.digest
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The target tenant recorded in the job's owner (jobs created before owners kept it
