@@ -12,8 +12,10 @@
 //!    blake3, decode, rewrite tenant and table ids, write an SST file, ingest it
 //!    (RocksDB bulk load). Versions keep their original commit ts, so ingesting a file
 //!    twice is harmless and a resumed restore just redoes unfinished files.
-//! 3. **verify**: scan every restored table at F; row counts and logical digests must
-//!    equal the manifest's.
+//! 3. **verify**: scan every restored table at F, in ranges cut at the restored SST
+//!    files, one task per range on the worker pool; per table, the ranges' row counts
+//!    and logical digests (a digest does not depend on the split) must sum to the
+//!    manifest's.
 //! 4. **replay** (a point-in-time restore): the planned log ranges after F, applied up
 //!    to the target by the log applier (`apply.rs`), resumable from the last applied ts
 //!    in the checkpoint.
