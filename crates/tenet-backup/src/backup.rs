@@ -5,9 +5,11 @@
 //!    read the catalog at F, split every table into shards at split points taken from
 //!    the SST files (about [`SHARD_BYTES`] each), name the backup.
 //! 2. **export**: one task per shard, in parallel on the worker pool: scan the shard at
-//!    F, encode a data file (zstd blocks), compute its blake3 and logical digest,
-//!    upload it. A task's output (path, size, checksum, rows, digest) lands in the
-//!    checkpoint; finished shards are not redone after a restart.
+//!    F, encode data files (zstd blocks), cutting a new file whenever one reaches
+//!    [`SHARD_BYTES`] (a shard planned from a large SST file gets several), compute
+//!    each file's blake3 and logical digest, upload it as it is cut. A task's output
+//!    (per file: path, size, checksum, rows, digest) is a row of the job; finished
+//!    shards are not redone after a restart.
 //! 3. **commit**: write the manifest (the commit point; reused if a previous run wrote
 //!    it), the backup record, release the pin.
 //!
@@ -33,8 +35,10 @@ use crate::records::{self, BackupRecord};
 use crate::repo::{backup_dir, manifest_key, Repo};
 use crate::util::{blocking, from_hex, job_kind, now, params, to_hex};
 
-/// Target on-disk size of one shard (a data file is built in memory before upload, so
-/// this bounds the memory of each export task).
+/// Target on-disk size of one shard, and the size at which an export task cuts its
+/// data file and starts the next one (a data file is built in memory before upload, so
+/// this bounds the memory of each export task, however large the SST files a shard is
+/// planned from).
 pub const SHARD_BYTES: u64 = 16 << 20;
 pub const KIND: &str = "backup_full";
 
@@ -48,6 +52,10 @@ pub struct BackupParams {
     /// The backup's submission created the repository (said loudly by the CLI).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_repository: bool,
+    /// Where export tasks cut data files (None: [`SHARD_BYTES`]). Not offered to users;
+    /// tests set it to get many files from little data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -222,31 +230,70 @@ impl Plan {
     }
 }
 
-fn data_key(p: &BackupParams, plan: &Plan, table_id: u64, shard: usize) -> (String, String) {
-    let rel = format!("data/{table_id}-{shard:04}.tdf");
+/// Part `part` of shard `shard`: `data/<table>-<shard>.tdf`, then
+/// `data/<table>-<shard>-<part>.tdf` for the files cut after the first.
+fn data_key(
+    p: &BackupParams,
+    plan: &Plan,
+    table_id: u64,
+    shard: usize,
+    part: usize,
+) -> (String, String) {
+    let rel = match part {
+        0 => format!("data/{table_id}-{shard:04}.tdf"),
+        _ => format!("data/{table_id}-{shard:04}-{part:03}.tdf"),
+    };
     let key = format!("{}/{rel}", backup_dir(plan.repo_id(p), &plan.backup_id));
     (rel, key)
 }
 
+/// One data file being built by an export task.
+struct Part {
+    w: DataFileWriter,
+    digest: Digest,
+    logical: u64,
+}
+
+impl Part {
+    fn new() -> Part {
+        Part {
+            w: DataFileWriter::new(),
+            digest: Digest::default(),
+            logical: 0,
+        }
+    }
+}
+
+/// Exports one planned shard: scans it at F into data files, cutting a new file when
+/// one reaches [`SHARD_BYTES`] (or the params' `file_bytes`) and uploading each as it is cut (from the scanning
+/// thread), so a task holds one file at a time. Its output lists the files.
 async fn export_shard(
     ctx: JobContext,
     p: &BackupParams,
-    plan: &Plan,
+    plan: &Arc<Plan>,
     repo: &Repo,
     table: usize,
     shard: usize,
 ) -> Result<Value> {
     let t = &plan.tables[table];
     let (from, to) = t.shard_range(shard);
-    let (rel, key) = data_key(p, plan, t.def.id, shard);
     let store = ctx.store().clone();
     let (tenant_id, table_id, ts) = (p.tenant_id, t.def.id, plan.backup_ts);
     let name = t.def.name.clone();
     // The throttle of a backup counts bytes read, as they are read.
     let mut counter = RowCounter::new(&ctx, true);
-    let (bytes, rows, logical, digest) = blocking(move || {
-        let mut w = DataFileWriter::new();
-        let mut digest = Digest::default();
+    let (p, plan, repo) = (p.clone(), plan.clone(), repo.clone());
+    let handle = tokio::runtime::Handle::current();
+    let cut_at = p.file_bytes.unwrap_or(SHARD_BYTES).max(1);
+    let files = blocking(move || {
+        let mut files: Vec<FileEntry> = Vec::new();
+        let upload = |part: Part, files: &mut Vec<FileEntry>| -> Result<()> {
+            ctx.check_cancelled()?;
+            let (rel, key) = data_key(&p, &plan, table_id, shard, files.len());
+            files.push(handle.block_on(upload_file(&ctx, &repo, rel, key, part))?);
+            Ok(())
+        };
+        let mut part = Part::new();
         let mut failure = None;
         store.scan_at(
             tenant_id,
@@ -255,46 +302,67 @@ async fn export_shard(
             from.as_deref(),
             to.as_deref(),
             |pk, vts, row| {
-                let step = w
+                let mut step = part
+                    .w
                     .add(pk, vts, row)
                     .and_then(|()| Ok(counter.add((pk.len() + row.len()) as u64)?));
-                if let Err(e) = step {
-                    failure = Some(e);
-                    return Ok(false);
+                part.digest.add_row(&name, pk, row);
+                part.logical += (pk.len() + row.len()) as u64;
+                if step.is_ok() && part.w.encoded_len() as u64 >= cut_at {
+                    step = upload(std::mem::replace(&mut part, Part::new()), &mut files);
                 }
-                digest.add_row(&name, pk, row);
-                Ok(true)
+                match step {
+                    Ok(()) => Ok(true),
+                    Err(e) => {
+                        failure = Some(e);
+                        Ok(false)
+                    }
+                }
             },
         )?;
         if let Some(e) = failure {
             return Err(e);
         }
         counter.flush()?;
-        let rows = w.records();
-        Ok((w.finish()?, rows, counter.bytes, digest))
+        // The last file; an empty shard still has one (empty) file.
+        if part.w.records() > 0 || files.is_empty() {
+            upload(part, &mut files)?;
+        }
+        Ok(files)
     })
     .await?;
-    ctx.check_cancelled()?;
+    // `rows`/`bytes` feed the job's progress when it resumes.
+    Ok(json!({
+        "rows": files.iter().map(|f| f.rows).sum::<u64>(),
+        "bytes": files.iter().map(|f| f.logical_bytes).sum::<u64>(),
+        "files": files,
+    }))
+}
+
+/// Finishes, seals and uploads one data file of an export task.
+async fn upload_file(
+    ctx: &JobContext,
+    repo: &Repo,
+    rel: String,
+    key: String,
+    part: Part,
+) -> Result<FileEntry> {
+    let rows = part.w.records();
+    let bytes = part.w.finish()?;
     let bytes = crate::keys::seal_object(ctx.store(), repo, &key, bytes).await?;
     let size = bytes.len() as u64;
-    let sum = blake3::hash(&bytes).to_hex().to_string();
+    let blake3 = blake3::hash(&bytes).to_hex().to_string();
     let key_id = crate::keys::sealed_key_id(&bytes);
     repo.put(&key, Bytes::from(bytes)).await?;
-    Ok(serde_json::to_value(FileEntry {
+    Ok(FileEntry {
         path: rel,
         size,
-        blake3: sum,
+        blake3,
         rows,
-        logical_bytes: logical,
-        digest: digest.to_hex(),
+        logical_bytes: part.logical,
+        digest: part.digest.to_hex(),
         key_id,
     })
-    .map(|mut v| {
-        // `rows`/`bytes` feed the job's progress when it resumes.
-        v["bytes"] = json!(logical);
-        v
-    })
-    .expect("file entries serialize"))
 }
 
 /// The commit point's precondition: every file the manifest lists is in the
@@ -335,13 +403,19 @@ fn build_manifest(
             let out = outs
                 .next()
                 .ok_or_else(|| Error::Internal("missing shard output".into()))?;
-            let f: FileEntry = serde_json::from_value(out.clone())
-                .map_err(|e| Error::Internal(format!("shard output does not decode: {e}")))?;
-            digest.combine(
-                &Digest::from_hex(&f.digest)
-                    .ok_or_else(|| Error::Internal("bad digest in shard output".into()))?,
-            );
-            files.push(f);
+            // A shard's files; a task finished by an older version output its one file.
+            let shard_files: Vec<FileEntry> = match out.get("files") {
+                Some(list) => serde_json::from_value(list.clone()),
+                None => serde_json::from_value(out.clone()).map(|f| vec![f]),
+            }
+            .map_err(|e| Error::Internal(format!("shard output does not decode: {e}")))?;
+            for f in shard_files {
+                digest.combine(
+                    &Digest::from_hex(&f.digest)
+                        .ok_or_else(|| Error::Internal("bad digest in shard output".into()))?,
+                );
+                files.push(f);
+            }
         }
         tables.push(TableEntry {
             def: t.def.clone(),

@@ -146,6 +146,11 @@ impl DataFileWriter {
     }
 
     /// Records added so far.
+    /// Bytes of the file encoded so far (whole blocks; the open block is not counted).
+    pub fn encoded_len(&self) -> usize {
+        self.out.len()
+    }
+
     pub fn records(&self) -> u64 {
         self.records
     }

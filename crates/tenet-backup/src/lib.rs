@@ -242,6 +242,7 @@ impl Backups {
             tenant: rec.name.clone(),
             repo: repo.url().to_string(),
             new_repository,
+            file_bytes: None,
         };
         Ok(self.jobs.create(
             KIND_BACKUP_FULL,

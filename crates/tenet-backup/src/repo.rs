@@ -15,7 +15,7 @@
 //! ```text
 //! tenet-repo.json                                      repository marker
 //! tenants/<tenant_id>/backups/<backup_id>/manifest.json commit point, written last
-//! tenants/<tenant_id>/backups/<backup_id>/data/<table_id>-<shard>.tdf
+//! tenants/<tenant_id>/backups/<backup_id>/data/<table_id>-<shard>[-<part>].tdf
 //! tenants/<tenant_id>/backups/<backup_id>/log/<start>-<end>.tls   incremental backups
 //! tenants/<tenant_id>/log/<start:020>-<end:020>.tls         archived log segments
 //! ```

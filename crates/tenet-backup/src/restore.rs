@@ -625,7 +625,9 @@ async fn ingest_file(
     Ok(json!({ "rows": rows, "bytes": logical }))
 }
 
-/// Bytes of a verify task's range (split at the restored SST files, as a backup splits).
+/// Most bytes of a verify task's range (split at the restored SST files, as a backup
+/// splits); a table is cut in about four ranges, where it has files to cut at, so that
+/// every worker has work.
 const VERIFY_RANGE_BYTES: u64 = 4 * crate::backup::SHARD_BYTES;
 
 /// Scans the restored tables at F and compares counts and digests with the manifest.
@@ -646,8 +648,9 @@ async fn verify_restored(
         None => {
             let mut all = Vec::new();
             for t in &m.tables {
-                let points =
-                    store.split_points(target_id, mapping[&t.def.id], VERIFY_RANGE_BYTES)?;
+                let stored: u64 = t.files.iter().map(|f| f.size).sum();
+                let target = (stored / 4).clamp(1, VERIFY_RANGE_BYTES);
+                let points = store.split_points(target_id, mapping[&t.def.id], target)?;
                 all.push(points.iter().map(|b| to_hex(b)).collect::<Vec<_>>());
             }
             ctx.set_checkpoint("verify_bounds", json!(all))?;

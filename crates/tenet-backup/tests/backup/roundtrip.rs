@@ -203,3 +203,81 @@ fn restore_of_a_backup_older_than_the_retention_survives_gc() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(dump(&env.store, "old_copy", &AsOf::Latest), at_f);
 }
+
+/// Export tasks cut their shard into several data files (here every 16 KiB, as they do
+/// every 16 MiB), and the restore verifies the tenant in several ranges: the files'
+/// rows and digests, and the ranges', add up to the tables'.
+#[test]
+fn shards_cut_into_many_files_restore_and_verify_in_ranges() {
+    let env = Env::new();
+    env.store
+        .create_tenant("many", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "many", 7, 400);
+    // And a table of 12 MB: 12 data blocks of 1 MiB, so a dozen files.
+    let mut txn = env.store.begin("many").unwrap();
+    txn.create_table(&crate::common::all_types("blob")).unwrap();
+    txn.commit().unwrap();
+    let mut x = 7u64;
+    for batch in 0..6 {
+        let mut txn = env.store.begin("many").unwrap();
+        for k in 0..1000 {
+            let pad: String = (0..128)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    format!("{:016x}", x >> 1)
+                })
+                .collect();
+            txn.put("blob", &json!({"k": batch * 1000 + k, "s": "", "pad": pad}))
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let at_f_id = env.id("many");
+    let params = tenet_backup::BackupParams {
+        tenant_id: at_f_id,
+        tenant: "many".into(),
+        repo: env.repo.clone(),
+        new_repository: true,
+        file_bytes: Some(16 << 10),
+    };
+    let job = env
+        .jobs()
+        .create(
+            tenet_backup::KIND_BACKUP_FULL,
+            "many",
+            serde_json::to_value(params).unwrap(),
+            None,
+            tenet_jobs::JobOwner::tenant(at_f_id),
+        )
+        .unwrap();
+    let job = env.run(job);
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let r = job.result.unwrap();
+    let id = r["backup_id"].as_str().unwrap().to_string();
+    let f = tenet_store::Ts(r["backup_ts"].as_u64().unwrap());
+    assert!(
+        r["files"].as_u64().unwrap() >= 3 + 10,
+        "one file for each small table, ten or more for the blob: {r}"
+    );
+    let names = env.objects();
+    assert!(
+        names.iter().any(|n| n.ends_with("-0000-001.tdf")),
+        "a shard's second file: {names:?}"
+    );
+
+    let restored = env.restore("many", &id, "many2");
+    assert_eq!(restored.state, JobState::Succeeded, "{:?}", restored.error);
+    assert_eq!(
+        dump(&env.store, "many2", &AsOf::Latest),
+        dump(&env.store, "many", &AsOf::Ts(f))
+    );
+    let bounds = restored.checkpoint["verify_bounds"].as_array().unwrap();
+    assert!(
+        bounds.iter().any(|t| t.as_array().unwrap().len() >= 2),
+        "the blob table verified in 3 ranges or more: {bounds:?}"
+    );
+    assert_eq!(env.verify(&id).state, JobState::Succeeded);
+}
