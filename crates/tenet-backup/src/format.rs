@@ -77,6 +77,39 @@ impl Digest {
     }
 }
 
+/// Checks that task outputs `{"rows", "digest"}` (files of a table, or ranges of a
+/// restored one) add up to a table of the manifest; `what` says what the rows are
+/// ("files hold", "restored") in the error.
+pub fn check_table_sums<'a>(
+    t: &TableEntry,
+    outs: impl IntoIterator<Item = &'a serde_json::Value>,
+    what: &str,
+) -> Result<()> {
+    let (mut rows, mut d, mut complete) = (0u64, Digest::default(), true);
+    for out in outs {
+        rows += out["rows"].as_u64().unwrap_or(0);
+        match out["digest"].as_str().and_then(Digest::from_hex) {
+            Some(part) => d.combine(&part),
+            None => complete = false,
+        }
+    }
+    if rows != t.rows || !complete || d.to_hex() != t.digest {
+        return Err(Error::VerifyFailed(format!(
+            "table `{}`: {what} {rows} rows with digest {}, the manifest says {} rows with \
+             digest {}",
+            t.def.name,
+            if complete {
+                d.to_hex()
+            } else {
+                "(missing)".into()
+            },
+            t.rows,
+            t.digest
+        )));
+    }
+    Ok(())
+}
+
 /// Writes a data file: header, zstd blocks of records, footer.
 ///
 /// A record is `varint(len pk) | pk_enc | commit_ts (u64 LE) | varint(len row) | row`.

@@ -52,7 +52,7 @@ use tenet_store::{CatalogEntry, Store, TenantState, TenantUpdate};
 
 use crate::apply::{Applied, ApplySink, LogApply};
 use crate::error::{Error, Result};
-use crate::format::{read_data_file, Digest, FileEntry, Manifest};
+use crate::format::{check_table_sums, read_data_file, Digest, FileEntry, Manifest};
 use crate::inventory::load_manifest;
 use crate::planner::LogRange;
 use crate::repo::{backup_dir, Repo};
@@ -715,27 +715,7 @@ async fn verify_restored(
     let outs = ctx.run_tasks("verify", tasks).await?;
     let mut outs = outs.iter();
     for (t, cuts) in m.tables.iter().zip(&bounds) {
-        let (mut rows, mut d) = (0u64, Digest::default());
-        for out in outs.by_ref().take(cuts.len() + 1) {
-            rows += out.get("rows").and_then(Value::as_u64).unwrap_or(0);
-            let part = out
-                .get("digest")
-                .and_then(Value::as_str)
-                .and_then(Digest::from_hex)
-                .ok_or_else(|| {
-                    Error::Internal(format!("a verify task's output has no digest: {out}"))
-                })?;
-            d.combine(&part);
-        }
-        if rows != t.rows || d.to_hex() != t.digest {
-            return Err(Error::VerifyFailed(format!(
-                "table `{}` restored {rows} rows with digest {}, the backup has {} rows with digest {}",
-                t.def.name,
-                d.to_hex(),
-                t.rows,
-                t.digest
-            )));
-        }
+        check_table_sums(t, outs.by_ref().take(cuts.len() + 1), "restored")?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use tenet_store::keys::decode_pk;
 use tenet_store::row::decode_row;
 
 use crate::error::{Error, Result};
-use crate::format::{read_data_file, Digest, FileEntry};
+use crate::format::{check_table_sums, read_data_file, Digest, FileEntry};
 use crate::inventory::load_manifest;
 use crate::repo::{backup_dir, Repo};
 use crate::restore::fetch_file;
@@ -84,27 +84,10 @@ async fn run(ctx: JobContext) -> Result<Value> {
         }));
     }
     let outs = ctx.run_tasks("verify", tasks).await?;
-    // Per table: the files' digests must add up to the table's.
+    // Per table: the files' rows and digests must add up to the table's.
     let mut outs = outs.iter();
     for t in &m.tables {
-        let mut d = Digest::default();
-        let mut rows = 0;
-        for _ in &t.files {
-            let o = outs.next().cloned().unwrap_or_default();
-            rows += o["rows"].as_u64().unwrap_or(0);
-            if let Some(fd) = o["digest"].as_str().and_then(Digest::from_hex) {
-                d.combine(&fd);
-            }
-        }
-        if rows != t.rows || d.to_hex() != t.digest {
-            return Err(Error::VerifyFailed(format!(
-                "table `{}`: files hold {rows} rows with digest {}, the manifest says {} rows with digest {}",
-                t.def.name,
-                d.to_hex(),
-                t.rows,
-                t.digest
-            )));
-        }
+        check_table_sums(t, outs.by_ref().take(t.files.len()), "files hold")?;
     }
     Ok(json!({
         "backup_id": m.backup_id,
