@@ -33,7 +33,7 @@ use crate::format::{
 };
 use crate::records::{self, BackupRecord};
 use crate::repo::{backup_dir, manifest_key, Repo};
-use crate::util::{blocking, from_hex, job_kind, now, params, to_hex};
+use crate::util::{blocking, from_hex, job_kind, now, params, scan_rows, to_hex};
 
 /// Target on-disk size of one shard, and the size at which an export task cuts its
 /// data file and starts the next one (a data file is built in memory before upload, so
@@ -265,8 +265,9 @@ impl Part {
 }
 
 /// Exports one planned shard: scans it at F into data files, cutting a new file when
-/// one reaches [`SHARD_BYTES`] (or the params' `file_bytes`) and uploading each as it is cut (from the scanning
-/// thread), so a task holds one file at a time. Its output lists the files.
+/// one reaches [`SHARD_BYTES`] (or the params' `file_bytes`) and uploading each as it
+/// is cut (from the scanning thread), so a task holds one file at a time. Its output
+/// lists the files.
 async fn export_shard(
     ctx: JobContext,
     p: &BackupParams,
@@ -294,35 +295,22 @@ async fn export_shard(
             Ok(())
         };
         let mut part = Part::new();
-        let mut failure = None;
-        store.scan_at(
-            tenant_id,
-            table_id,
-            ts,
+        scan_rows(
+            &store,
+            (tenant_id, table_id, ts),
             from.as_deref(),
             to.as_deref(),
             |pk, vts, row| {
-                let mut step = part
-                    .w
-                    .add(pk, vts, row)
-                    .and_then(|()| Ok(counter.add((pk.len() + row.len()) as u64)?));
+                part.w.add(pk, vts, row)?;
+                counter.add((pk.len() + row.len()) as u64)?;
                 part.digest.add_row(&name, pk, row);
                 part.logical += (pk.len() + row.len()) as u64;
-                if step.is_ok() && part.w.encoded_len() as u64 >= cut_at {
-                    step = upload(std::mem::replace(&mut part, Part::new()), &mut files);
+                if part.w.encoded_len() as u64 >= cut_at {
+                    upload(std::mem::replace(&mut part, Part::new()), &mut files)?;
                 }
-                match step {
-                    Ok(()) => Ok(true),
-                    Err(e) => {
-                        failure = Some(e);
-                        Ok(false)
-                    }
-                }
+                Ok(())
             },
         )?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
         counter.flush()?;
         // The last file; an empty shard still has one (empty) file.
         if part.w.records() > 0 || files.is_empty() {

@@ -56,7 +56,7 @@ use crate::format::{check_table_sums, read_data_file, Digest, FileEntry, Manifes
 use crate::inventory::load_manifest;
 use crate::planner::LogRange;
 use crate::repo::{backup_dir, Repo};
-use crate::util::{blocking, from_hex, job_kind, params, to_hex};
+use crate::util::{blocking, from_hex, job_kind, params, scan_rows, to_hex};
 
 pub const KIND: &str = "restore";
 
@@ -678,31 +678,18 @@ async fn verify_restored(
                     let mut counter = RowCounter::new(&ctx, true);
                     let (rows, bytes, digest) = blocking(move || {
                         let mut d = Digest::default();
-                        let mut failure = None;
-                        store.scan_at(
-                            target_id,
-                            table_id,
-                            ts,
+                        scan_rows(
+                            &store,
+                            (target_id, table_id, ts),
                             from.as_deref(),
                             to.as_deref(),
                             |pk, _, row| {
                                 d.add_row(&name, pk, row);
-                                match counter.add((pk.len() + row.len()) as u64) {
-                                    Ok(()) => Ok(true),
-                                    Err(e) => {
-                                        failure = Some(e);
-                                        Ok(false)
-                                    }
-                                }
+                                Ok(counter.add((pk.len() + row.len()) as u64)?)
                             },
                         )?;
-                        match failure {
-                            Some(e) => Err(e.into()),
-                            None => {
-                                counter.flush()?;
-                                Ok((counter.rows, counter.bytes, d))
-                            }
-                        }
+                        counter.flush()?;
+                        Ok((counter.rows, counter.bytes, d))
                     })
                     .await?;
                     Ok(json!({"rows": rows, "bytes": bytes, "digest": digest.to_hex()}))

@@ -31,6 +31,29 @@ pub(crate) async fn blocking<T: Send + 'static>(
     .map_err(|e| Error::Internal(format!("blocking task panicked: {e}")))?
 }
 
+/// [`Store::scan_at`] with a callback that can fail: `f(pk, commit_ts, row)` for each
+/// row visible at `ts` in `[from, to)`, stopping at its first error (a cancel, a
+/// throttle wait, an upload), which is returned as is.
+pub(crate) fn scan_rows(
+    store: &Store,
+    (tenant_id, table_id, ts): (u64, u64, Ts),
+    from: Option<&[u8]>,
+    to: Option<&[u8]>,
+    mut f: impl FnMut(&[u8], Ts, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut failure = None;
+    store.scan_at(tenant_id, table_id, ts, from, to, |pk, vts, row| {
+        match f(pk, vts, row) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                failure = Some(e);
+                Ok(false)
+            }
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
 pub(crate) fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
