@@ -29,7 +29,8 @@ use tenet_store::{CatalogEntry, Store, TableDef, Ts};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_manifest, encode_manifest, DataFileWriter, Digest, FileEntry, Manifest, TableEntry,
+    decode_manifest, encode_manifest, DataFileWriter, Digest, DigestKind, FileEntry, Manifest,
+    TableEntry,
 };
 use crate::records::{self, BackupRecord};
 use crate::repo::{backup_dir, manifest_key, Repo};
@@ -71,6 +72,9 @@ struct Plan {
     /// The store's table-id sequence when the plan was made (see the manifest).
     #[serde(default)]
     table_ids_below: Option<u64>,
+    /// How the export's digests hash rows (plans made before the field: blake3).
+    #[serde(default = "DigestKind::legacy")]
+    row_digest: DigestKind,
     pin_id: u64,
     started_at: String,
     history_retention_secs: u64,
@@ -215,6 +219,7 @@ fn make_plan(store: &Store, p: &BackupParams, job_id: u64) -> Result<Plan> {
         tenant_created_ts: Some(rec.history_ref().created_ts),
         history_id: Some(rec.history_ref().id),
         table_ids_below: Some(store.table_ids_below()?),
+        row_digest: DigestKind::CURRENT,
         pin_id: pin.id,
         started_at: now(store),
         history_retention_secs: rec.history_retention_secs,
@@ -280,7 +285,7 @@ async fn export_shard(
     let (from, to) = t.shard_range(shard);
     let store = ctx.store().clone();
     let (tenant_id, table_id, ts) = (p.tenant_id, t.def.id, plan.backup_ts);
-    let name = t.def.name.clone();
+    let (name, kind) = (t.def.name.clone(), plan.row_digest);
     // The throttle of a backup counts bytes read, as they are read.
     let mut counter = RowCounter::new(&ctx, true);
     let (p, plan, repo) = (p.clone(), plan.clone(), repo.clone());
@@ -303,7 +308,7 @@ async fn export_shard(
             |pk, vts, row| {
                 part.w.add(pk, vts, row)?;
                 counter.add((pk.len() + row.len()) as u64)?;
-                part.digest.add_row(&name, pk, row);
+                part.digest.add_row(kind, &name, pk, row);
                 part.logical += (pk.len() + row.len()) as u64;
                 if part.w.encoded_len() as u64 >= cut_at {
                     upload(std::mem::replace(&mut part, Part::new()), &mut files)?;
@@ -435,6 +440,7 @@ fn build_manifest(
         start_ts: None,
         segments: Vec::new(),
         table_ids_below: plan.table_ids_below,
+        row_digest: plan.row_digest,
     })
 }
 

@@ -27,7 +27,7 @@ use tenet_jobs::{JobContext, JobState};
 use tenet_store::{Store, Ts};
 
 use crate::error::{Error, Result};
-use crate::format::Digest;
+use crate::format::{Digest, DigestKind};
 use crate::planner::Target;
 use crate::util::{blocking, job_kind, params};
 use crate::{Backups, Subject};
@@ -89,7 +89,7 @@ fn digests(store: &Store, tenant_id: u64, ts: Ts) -> Result<Vec<(String, u64, St
         let mut d = Digest::default();
         let mut rows = 0u64;
         store.scan_at(tenant_id, def.id, ts, None, None, |pk, _, row| {
-            d.add_row(name, pk, row);
+            d.add_row(DigestKind::CURRENT, name, pk, row);
             rows += 1;
             Ok(true)
         })?;

@@ -159,6 +159,7 @@ async fn run(ctx: JobContext) -> Result<Value> {
         start_ts: Some(p.start),
         segments,
         table_ids_below: None,
+        row_digest: crate::format::DigestKind::CURRENT,
     };
     repo.put(
         &manifest_key(repo_id, &plan.backup_id),

@@ -715,6 +715,7 @@ mod tests {
                 })
                 .unwrap_or_default(),
             table_ids_below: None,
+            row_digest: crate::format::DigestKind::CURRENT,
         }
     }
 

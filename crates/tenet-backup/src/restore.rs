@@ -671,7 +671,7 @@ async fn verify_restored(
             let from = i.checked_sub(1).map(|j| from_hex(&cuts[j]));
             let to = cuts.get(i).map(|b| from_hex(b));
             let (store, name) = (store.clone(), name.clone());
-            let ts = m.backup_ts;
+            let (ts, kind) = (m.backup_ts, m.row_digest);
             tasks.push(Task::new(
                 format!("{}.{i}", t.def.id),
                 move |ctx| async move {
@@ -684,7 +684,7 @@ async fn verify_restored(
                             from.as_deref(),
                             to.as_deref(),
                             |pk, _, row| {
-                                d.add_row(&name, pk, row);
+                                d.add_row(kind, &name, pk, row);
                                 Ok(counter.add((pk.len() + row.len()) as u64)?)
                             },
                         )?;

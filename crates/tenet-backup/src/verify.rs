@@ -12,7 +12,7 @@ use tenet_store::keys::decode_pk;
 use tenet_store::row::decode_row;
 
 use crate::error::{Error, Result};
-use crate::format::{check_table_sums, read_data_file, Digest, FileEntry};
+use crate::format::{check_table_sums, read_data_file, Digest, DigestKind, FileEntry};
 use crate::inventory::load_manifest;
 use crate::repo::{backup_dir, Repo};
 use crate::restore::fetch_file;
@@ -48,8 +48,9 @@ async fn run(ctx: JobContext) -> Result<Value> {
     for t in &m.tables {
         for f in &t.files {
             let (repo, dir, f, def) = (repo.clone(), dir.clone(), f.clone(), t.def.clone());
+            let kind = m.row_digest;
             tasks.push(Task::new(f.path.clone(), move |ctx| async move {
-                Ok(check_file(&ctx, &repo, &dir, &f, def).await?)
+                Ok(check_file(&ctx, &repo, &dir, &f, def, kind).await?)
             }));
         }
     }
@@ -111,6 +112,7 @@ async fn check_file(
     dir: &str,
     f: &FileEntry,
     def: tenet_store::TableDef,
+    kind: DigestKind,
 ) -> Result<Value> {
     let (object, bytes) = fetch_file(ctx, repo, dir, f).await?;
     let f2 = f.clone();
@@ -129,7 +131,7 @@ async fn check_file(
             }
             decode_pk(pk).map_err(|e| bad(format!("record {n}: key: {e}")))?;
             decode_row(&def, row).map_err(|e| bad(format!("record {n}: row: {e}")))?;
-            d.add_row(&def.name, pk, row);
+            d.add_row(kind, &def.name, pk, row);
             last = Some(pk.to_vec());
             Ok(counter.add((pk.len() + row.len()) as u64)?)
         })?;

@@ -1,6 +1,7 @@
-//! Repository format fixtures: a repository written by format version 1 is kept under
-//! `tests/fixtures/repo-v1/` and must stay readable. Regenerate it (only when adding a
-//! new version) with `TENET_WRITE_FIXTURES=1 cargo test -p tenet-backup fixtures`.
+//! Repository format fixtures: a repository written by format version 1 (manifest
+//! version 1, blake3 row digests) is kept under `tests/fixtures/repo-v1/` and must stay
+//! readable. Do not regenerate it: `TENET_WRITE_FIXTURES=1` writes what this build
+//! writes (manifest version 2) and the test then fails, since it checks the version.
 
 use std::path::PathBuf;
 
@@ -32,6 +33,13 @@ fn version_1_repository_is_still_readable() {
     if std::env::var_os("TENET_WRITE_FIXTURES").is_some() {
         write_fixture(&dir);
     }
+    let manifest = std::fs::read_to_string(
+        dir.join("tenants/1/backups")
+            .join(BACKUP_ID)
+            .join("manifest.json"),
+    )
+    .unwrap();
+    assert!(manifest.starts_with(r#"{"format":"tenet-backup-manifest","version":1,"#));
     let env = Env::new();
     let repo = format!("file://{}", dir.display());
     // Found by scanning the repository (this store has no record of it).
@@ -59,7 +67,7 @@ fn version_1_repository_is_still_readable() {
     assert_eq!(d["items"][1..], rows[..]);
 }
 
-/// Writes the fixture with this build (format version 1).
+/// Writes the fixture with this build (what it writes: see the module header).
 fn write_fixture(dir: &std::path::Path) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
