@@ -482,3 +482,26 @@ async fn cleanup(ctx: JobContext) -> Result<()> {
     store.unpin(p.tenant_id, plan.pin_id)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan checkpointed by a build from before manifest version 2 has no
+    /// `row_digest`: when a newer build resumes the job, its remaining export tasks must
+    /// hash rows as the finished ones did (blake3), so the manifest is version 1.
+    #[test]
+    fn a_plan_without_a_row_digest_is_a_version_1_plan() {
+        let old = json!({
+            "backup_id": "t-20260101T000000-j1", "backup_ts": 1, "pin_id": 1,
+            "started_at": "", "history_retention_secs": 0, "snapshots": [], "tables": []
+        });
+        let plan: Plan = serde_json::from_value(old).unwrap();
+        assert_eq!(plan.row_digest, DigestKind::Blake3);
+        assert_eq!(plan.row_digest.manifest_version(), 1);
+        let mut new = serde_json::to_value(&plan).unwrap();
+        new["row_digest"] = json!("xxh3-sum");
+        let plan: Plan = serde_json::from_value(new).unwrap();
+        assert_eq!(plan.row_digest, DigestKind::CURRENT);
+    }
+}
