@@ -477,6 +477,36 @@ pub struct Manifest {
     pub row_digest: DigestKind,
 }
 
+#[cfg(test)]
+impl Manifest {
+    /// A full backup of nothing (tests fill in what they need).
+    pub(crate) fn empty() -> Manifest {
+        Manifest {
+            backup_id: "b".into(),
+            kind: "full".into(),
+            tenant_id: 1,
+            tenant_name: "t".into(),
+            tenant_created_ts: None,
+            history_retention_secs: 0,
+            backup_ts: Ts(1),
+            backup_time: String::new(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            parent: None,
+            tool_version: String::new(),
+            snapshots: Vec::new(),
+            tables: Vec::new(),
+            rows: 0,
+            logical_bytes: 0,
+            stored_bytes: 0,
+            start_ts: None,
+            segments: Vec::new(),
+            table_ids_below: None,
+            row_digest: DigestKind::CURRENT,
+        }
+    }
+}
+
 fn is_legacy(kind: &DigestKind) -> bool {
     *kind == DigestKind::legacy()
 }
@@ -680,27 +710,8 @@ mod tests {
     #[test]
     fn manifest_version_follows_the_row_digest() {
         let manifest = |kind| Manifest {
-            backup_id: "b".into(),
-            kind: "full".into(),
-            tenant_id: 1,
-            tenant_name: "t".into(),
-            tenant_created_ts: None,
-            history_retention_secs: 0,
-            backup_ts: Ts(1),
-            backup_time: String::new(),
-            started_at: String::new(),
-            finished_at: String::new(),
-            parent: None,
-            tool_version: String::new(),
-            snapshots: Vec::new(),
-            tables: Vec::new(),
-            rows: 0,
-            logical_bytes: 0,
-            stored_bytes: 0,
-            start_ts: None,
-            segments: Vec::new(),
-            table_ids_below: None,
             row_digest: kind,
+            ..Manifest::empty()
         };
         for (kind, version) in [(DigestKind::Blake3, 1), (DigestKind::Xxh3, 2)] {
             let bytes = encode_manifest(&manifest(kind));

@@ -687,18 +687,7 @@ mod tests {
             kind: kind.into(),
             tenant_id: 7,
             tenant_name: "acme".into(),
-            tenant_created_ts: None,
-            history_retention_secs: 0,
             backup_ts: at(ts),
-            backup_time: String::new(),
-            started_at: String::new(),
-            finished_at: String::new(),
-            parent: None,
-            tool_version: String::new(),
-            snapshots: Vec::new(),
-            tables: Vec::new(),
-            rows: 0,
-            logical_bytes: 0,
             stored_bytes: 100,
             start_ts: start.map(at),
             segments: start
@@ -714,8 +703,7 @@ mod tests {
                     }]
                 })
                 .unwrap_or_default(),
-            table_ids_below: None,
-            row_digest: crate::format::DigestKind::CURRENT,
+            ..Manifest::empty()
         }
     }
 
