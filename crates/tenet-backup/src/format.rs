@@ -68,6 +68,14 @@ impl DigestKind {
         DigestKind::Blake3
     }
 
+    /// The kind's name in a manifest's body.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestKind::Blake3 => "blake3-sum",
+            DigestKind::Xxh3 => "xxh3-sum",
+        }
+    }
+
     /// The manifest version that records this kind.
     pub fn manifest_version(self) -> u32 {
         match self {
@@ -602,8 +610,8 @@ pub fn decode_manifest(object: &str, bytes: &[u8]) -> Result<Manifest> {
         serde_json::from_slice(body).map_err(|e| corrupt(format!("body does not decode: {e}")))?;
     if u64::from(m.row_digest.manifest_version()) != version {
         return Err(corrupt(format!(
-            "version {version} with row digest {:?}, which version {} records",
-            m.row_digest,
+            "version {version} with row digest `{}`, which version {} records",
+            m.row_digest.name(),
             m.row_digest.manifest_version()
         )));
     }
@@ -719,13 +727,18 @@ mod tests {
             assert!(text.contains(&format!("\"version\":{version},")), "{text}");
             // Version 1 bodies do not name their kind (as version-1 builds wrote them).
             assert_eq!(text.contains("row_digest"), version > 1, "{text}");
+            if version > 1 {
+                let named = format!("\"row_digest\":\"{}\"", kind.name());
+                assert!(text.contains(&named), "{text}");
+            }
             assert_eq!(decode_manifest("m", &bytes).unwrap().row_digest, kind);
         }
         let v2 = String::from_utf8(encode_manifest(&manifest(DigestKind::Xxh3))).unwrap();
         let e = decode_manifest("m", v2.replace("\"version\":2", "\"version\":1").as_bytes())
             .unwrap_err();
         assert!(
-            e.to_string().contains("version 1 with row digest Xxh3"),
+            e.to_string()
+                .contains("version 1 with row digest `xxh3-sum`"),
             "{e}"
         );
         let e = decode_manifest("m", v2.replace("\"version\":2", "\"version\":3").as_bytes())
