@@ -2,6 +2,7 @@
 //! modes, and crash safety with real process kills. One test binary keeps link time low.
 
 mod api_input;
+mod bench;
 mod bench_peers;
 mod browser;
 mod common;
