@@ -439,6 +439,14 @@ impl Store {
         let end = (id + 1).to_be_bytes();
         db.delete_range_cf(self.cf_data(), start, end)?;
         db.delete_range_cf(self.cf_log(), start, end)?;
+        // The tombstones hide the rows at once; files that hold nothing else (a
+        // restore's ingested files, flushed files of a busy tenant) go now, with their
+        // disk space and their table readers' memory, rather than whenever a compaction
+        // reaches them, which for files in the last level may be never. Files shared
+        // with neighbours keep their rows until compaction drops them under the
+        // tombstones. The tenant is `dropping`: nothing reads it any more.
+        db.delete_file_in_range_cf(self.cf_data(), start, end)?;
+        db.delete_file_in_range_cf(self.cf_log(), start, end)?;
         let pins = meta::pin_prefix(id);
         let pins_end = keys::prefix_end(&pins).expect("pin prefix is not all 0xFF");
         db.delete_range_cf(self.cf_meta(), &pins, &pins_end)?;

@@ -281,3 +281,32 @@ fn shards_cut_into_many_files_restore_and_verify_in_ranges() {
     );
     assert_eq!(env.verify(&id).state, JobState::Succeeded);
 }
+
+/// Dropping a restored tenant frees its files at once: a restore's ingested files hold
+/// that tenant alone, and without being deleted they would wait for a compaction
+/// (which, in the last level, may never come), keeping their disk space and memory.
+#[test]
+fn dropping_a_restored_tenant_frees_its_files() {
+    let env = Env::new();
+    env.store
+        .create_tenant("src", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "src", 11, 2000);
+    let (id, _) = env.backup("src");
+    let before = env.store.size_bytes();
+    let restored = env.restore("src", &id, "copy");
+    assert_eq!(restored.state, JobState::Succeeded, "{:?}", restored.error);
+    let with_copy = env.store.size_bytes();
+    assert!(with_copy > before, "{before} → {with_copy}");
+    let src = dump(&env.store, "src", &AsOf::Latest);
+    env.store.drop_tenant("copy").unwrap();
+    let after = env.store.size_bytes();
+    assert!(
+        after <= before + (with_copy - before) / 4,
+        "dropping the copy freed {} of its {} bytes",
+        with_copy.saturating_sub(after),
+        with_copy - before
+    );
+    // The source is untouched.
+    assert_eq!(dump(&env.store, "src", &AsOf::Latest), src);
+}
