@@ -68,12 +68,12 @@ impl DigestKind {
         DigestKind::Blake3
     }
 
-    /// The kind's name in a manifest's body.
-    pub fn name(self) -> &'static str {
-        match self {
-            DigestKind::Blake3 => "blake3-sum",
-            DigestKind::Xxh3 => "xxh3-sum",
-        }
+    /// The kind's name in a manifest's body (its serde spelling, for messages).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .expect("a digest kind serializes as a string")
     }
 
     /// The manifest version that records this kind.
@@ -103,13 +103,12 @@ impl Digest {
             }
             DigestKind::Xxh3 => {
                 let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-                let mut framed = 0u64;
                 for part in parts {
                     h.update(&(part.len() as u64).to_le_bytes());
                     h.update(part);
-                    framed += 8 + part.len() as u64;
                 }
                 let v = h.digest128();
+                let framed = parts.iter().map(|p| 8 + p.len() as u64).sum();
                 [v as u64, (v >> 64) as u64, 1, framed]
             }
         };
@@ -241,12 +240,12 @@ impl DataFileWriter {
         Ok(())
     }
 
-    /// Records added so far.
     /// Bytes of the file encoded so far (whole blocks; the open block is not counted).
     pub fn encoded_len(&self) -> usize {
         self.out.len()
     }
 
+    /// Records added so far.
     pub fn records(&self) -> u64 {
         self.records
     }
