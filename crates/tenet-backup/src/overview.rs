@@ -6,9 +6,13 @@
 //! tenant's [`Inventory`] — what the restore planner plans from, so "restorable from
 //! A to B" is exactly what a restore can reach. Listing repositories is the expensive
 //! part, so each tenant's inventory summary is cached ([`Overview::refresh`]); the
-//! server refreshes every [`REFRESH_EVERY`]. What changes by the second — the RPO, the
-//! scheduler's runs, whether the archiver runs, stuck jobs — is computed when asked,
-//! from memory and the store.
+//! server refreshes every [`REFRESH_EVERY`]. A cached reading is kept only while what
+//! this store has written of the tenant's history is unchanged ([`Written`]: the
+//! archiver's checkpoint and the tenant's backup records): after a segment is shipped
+//! or a backup is taken or deleted, the next view reads that tenant's repository
+//! again, so the restorable window and the RPO are never older than the last thing
+//! written. What changes by the second — the RPO, the scheduler's runs, whether the
+//! archiver runs, stuck jobs — is computed when asked, from memory and the store.
 //!
 //! # Problems
 //! No strategy; nothing restorable; a repository that cannot be read; an archiver that
@@ -32,6 +36,7 @@ use tenet_store::{TenantRecord, TenantState, Ts};
 use crate::archiver::{self, ArchiveStatus, Archivers, Protection};
 use crate::inventory::Inventory;
 use crate::planner::Restorable;
+use crate::records::BackupRecord;
 use crate::scheduler::{RunState, Scheduler};
 use crate::strategy::{self, Strategy};
 use crate::{Backups, Repo, Subject};
@@ -65,6 +70,32 @@ pub struct Holdings {
     /// Why the repository could not be read.
     pub error: Option<String>,
     pub read_ms: u64,
+}
+
+/// What this store has written of a tenant's history into repositories, as far as it
+/// knows: the archiver's checkpoint and the tenant's backup records. A repository
+/// reading taken when this was different is out of date.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Written {
+    archived: Option<(String, Ts)>,
+    backups: Vec<String>,
+}
+
+impl Written {
+    /// A tenant's, from its archiver's state and `records` (every backup record).
+    fn of(store: &tenet_store::Store, tenant_id: u64, records: &[BackupRecord]) -> Written {
+        Written {
+            archived: archiver::load(store, tenant_id)
+                .ok()
+                .flatten()
+                .map(|a| (a.repo, a.checkpoint)),
+            backups: records
+                .iter()
+                .filter(|r| r.tenant_id == tenant_id)
+                .map(|r| r.id.clone())
+                .collect(),
+        }
+    }
 }
 
 /// One tenant's protection.
@@ -106,7 +137,8 @@ pub struct Overview {
     backups: Backups,
     archivers: Archivers,
     scheduler: Scheduler,
-    cache: Arc<Mutex<HashMap<u64, Holdings>>>,
+    /// Each tenant's last reading, with what had been written when it was taken.
+    cache: Arc<Mutex<HashMap<u64, (Written, Holdings)>>>,
     /// Milliseconds without progress after which a job is stuck.
     stuck_after_ms: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -210,10 +242,14 @@ impl Overview {
     pub async fn refresh(&self) {
         let store = self.store().clone();
         let all = strategy::Strategies::load(&store).unwrap_or_default();
+        let records = self.backups.list(None).unwrap_or_default();
         let mut fresh = HashMap::new();
         for rec in store.tenants().into_iter().filter(watched) {
             let s = all.of(rec.id).map(|(s, _)| s.clone());
-            fresh.insert(rec.id, self.holdings(&rec, s.as_ref()).await);
+            // Stamped before the reading begins: a write during it makes the stamp
+            // old, so the next view reads again.
+            let written = Written::of(&store, rec.id, &records);
+            fresh.insert(rec.id, (written, self.holdings(&rec, s.as_ref()).await));
         }
         *self.cache.lock() = fresh;
     }
@@ -235,17 +271,19 @@ impl Overview {
         let now = store.clock().now_millis();
         let states = self.scheduler.states();
         let jobs = self.backups.jobs().list()?;
+        let records = self.backups.list(None)?;
         let all = strategy::Strategies::load(&store)?;
         let mut out = Vec::new();
         for rec in store.tenants().into_iter().filter(watched) {
             let found = all.of(rec.id);
             let s = found.map(|(s, _)| s.clone());
             let cached = self.cache.lock().get(&rec.id).cloned();
+            let written = Written::of(&store, rec.id, &records);
             let holdings = match cached {
-                Some(h) => h,
-                None => {
+                Some((read_after, h)) if read_after == written => h,
+                _ => {
                     let h = self.holdings(&rec, s.as_ref()).await;
-                    self.cache.lock().insert(rec.id, h.clone());
+                    self.cache.lock().insert(rec.id, (written, h.clone()));
                     h
                 }
             };

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tenet_backup::archiver::{ArchiveOptions, ArchiveStatus, Archivers};
+use tenet_backup::overview::Overview;
+use tenet_backup::scheduler::{Limits, Scheduler};
 use tenet_backup::segment::read_segment;
 use tenet_backup::Inventory;
 use tenet_backup::Repo;
@@ -171,4 +174,55 @@ fn an_archiver_whose_log_was_collected_breaks_instead_of_shipping_a_hole() {
         .unwrap()
         .archive;
     assert!(segs.is_empty(), "{segs:?}");
+}
+
+/// The overview (`tenet status`) caches what it read of repositories, but never shows
+/// less than what this store has written since: once a segment is shipped or a backup
+/// taken, the next view has it, with no refresh asked for.
+#[test]
+fn the_overview_follows_shipped_segments_and_new_backups_without_a_refresh() {
+    let env = Env::new();
+    env.store
+        .create_tenant("o", TenantOptions::default())
+        .unwrap();
+    populate(&env.store, "o", 3, 20);
+    let (first, f) = env.backup("o");
+    let archivers = env.archive("o");
+    let sched = Scheduler::new(env.backups.clone(), archivers.clone(), Limits::default());
+    let overview = Overview::new(env.backups.clone(), archivers.clone(), sched);
+    let view = || {
+        env.rt
+            .block_on(overview.view())
+            .unwrap()
+            .into_iter()
+            .find(|v| v.tenant == "o")
+            .unwrap()
+    };
+    let v = view();
+    assert!(v.protection.restorable_until >= Some(f), "{v:?}");
+    assert_eq!(v.holdings.last_full.unwrap().backup_id, first);
+
+    // A commit, shipped: the next view is restorable up to it, with no RPO.
+    let ((), info) = env
+        .store
+        .with_txn("o", |t| {
+            t.put(
+                "beta",
+                &json!({"k": 1000, "s": "late", "f": 1.5, "b": false, "y": "", "j": null, "pad": "", "extra": "x"}),
+            )
+        })
+        .unwrap();
+    env.wait_archived(&archivers, "o", info.commit_ts);
+    let v = view();
+    assert!(
+        v.protection.restorable_until >= Some(info.commit_ts),
+        "restorable until {:?}, the archiver has shipped {}: {v:?}",
+        v.protection.restorable_until,
+        info.commit_ts
+    );
+    assert_eq!(v.protection.rpo_ms, Some(0), "{v:?}");
+
+    // A new full backup: the next view names it.
+    let (second, _) = env.backup("o");
+    assert_eq!(view().holdings.last_full.unwrap().backup_id, second);
 }
