@@ -11,7 +11,7 @@
 //! archiver's checkpoint and the tenant's backup records): after a segment is shipped
 //! or a backup is taken or deleted, the next view reads that tenant's repository
 //! again, so the restorable window and the RPO are never older than the last thing
-//! written. What changes by the second — the RPO, the scheduler's runs, whether the
+//! written. Readings of several tenants run [`READ_AT_ONCE`] at a time. What changes by the second — the RPO, the scheduler's runs, whether the
 //! archiver runs, stuck jobs — is computed when asked, from memory and the store.
 //!
 //! # Problems
@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -43,6 +44,8 @@ use crate::{Backups, Repo, Subject};
 
 /// How often the server re-reads every tenant's repository for the overview.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// Repositories read at once when several tenants' readings are taken.
+const READ_AT_ONCE: usize = 8;
 /// A job with no progress for this long is stuck, by default (`tenet serve
 /// --stuck-after`).
 pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -243,15 +246,30 @@ impl Overview {
         let store = self.store().clone();
         let all = strategy::Strategies::load(&store).unwrap_or_default();
         let records = self.backups.list(None).unwrap_or_default();
-        let mut fresh = HashMap::new();
-        for rec in store.tenants().into_iter().filter(watched) {
-            let s = all.of(rec.id).map(|(s, _)| s.clone());
-            // Stamped before the reading begins: a write during it makes the stamp
-            // old, so the next view reads again.
-            let written = Written::of(&store, rec.id, &records);
-            fresh.insert(rec.id, (written, self.holdings(&rec, s.as_ref()).await));
-        }
-        *self.cache.lock() = fresh;
+        let tenants = store.tenants().into_iter().filter(watched);
+        let fresh = self.read(&all, &records, tenants.collect()).await;
+        *self.cache.lock() = fresh.into_iter().collect();
+    }
+
+    /// Reads the holdings of `tenants`, [`READ_AT_ONCE`] repositories at a time, each
+    /// stamped with what had been written before its reading began (a write during it
+    /// makes the stamp old, so the next view reads again).
+    async fn read(
+        &self,
+        strategies: &strategy::Strategies,
+        records: &[BackupRecord],
+        tenants: Vec<TenantRecord>,
+    ) -> Vec<(u64, (Written, Holdings))> {
+        let store = self.store();
+        futures::stream::iter(tenants)
+            .map(|rec| async move {
+                let s = strategies.of(rec.id).map(|(s, _)| s.clone());
+                let written = Written::of(store, rec.id, records);
+                (rec.id, (written, self.holdings(&rec, s.as_ref()).await))
+            })
+            .buffer_unordered(READ_AT_ONCE)
+            .collect()
+            .await
     }
 
     /// Refreshes every [`REFRESH_EVERY`] in the background of `runtime`.
@@ -265,7 +283,8 @@ impl Overview {
         });
     }
 
-    /// Every watched tenant, worst first (tenants not read yet are read now).
+    /// Every watched tenant, worst first (tenants not read yet, or written to since
+    /// their reading, are read now).
     pub async fn view(&self) -> crate::Result<Vec<TenantView>> {
         let store = self.store().clone();
         let now = store.clock().now_millis();
@@ -273,20 +292,35 @@ impl Overview {
         let jobs = self.backups.jobs().list()?;
         let records = self.backups.list(None)?;
         let all = strategy::Strategies::load(&store)?;
+        let tenants: Vec<TenantRecord> = store.tenants().into_iter().filter(watched).collect();
+        // Cached readings still current, and the tenants to read now: those not read
+        // yet and those whose history was written to since.
+        let written: Vec<Written> = tenants
+            .iter()
+            .map(|rec| Written::of(&store, rec.id, &records))
+            .collect();
+        let mut current = HashMap::new();
+        let mut stale = Vec::new();
+        {
+            let cache = self.cache.lock();
+            for (rec, written) in tenants.iter().zip(&written) {
+                match cache.get(&rec.id) {
+                    Some((read_after, h)) if read_after == written => {
+                        current.insert(rec.id, h.clone());
+                    }
+                    _ => stale.push(rec.clone()),
+                }
+            }
+        }
+        for (id, (written, h)) in self.read(&all, &records, stale).await {
+            current.insert(id, h.clone());
+            self.cache.lock().insert(id, (written, h));
+        }
         let mut out = Vec::new();
-        for rec in store.tenants().into_iter().filter(watched) {
+        for rec in tenants {
             let found = all.of(rec.id);
             let s = found.map(|(s, _)| s.clone());
-            let cached = self.cache.lock().get(&rec.id).cloned();
-            let written = Written::of(&store, rec.id, &records);
-            let holdings = match cached {
-                Some((read_after, h)) if read_after == written => h,
-                _ => {
-                    let h = self.holdings(&rec, s.as_ref()).await;
-                    self.cache.lock().insert(rec.id, (written, h.clone()));
-                    h
-                }
-            };
+            let holdings = current.remove(&rec.id).unwrap_or_default();
             let until = holdings.restorable.iter().map(|r| r.to).max();
             let protection = Protection::at(&store, rec.id, until)?;
             let arch = archiver::load(&store, rec.id)?;
