@@ -37,7 +37,6 @@ use tenet_store::{TenantRecord, TenantState, Ts};
 use crate::archiver::{self, ArchiveStatus, Archivers, Protection};
 use crate::inventory::Inventory;
 use crate::planner::Restorable;
-use crate::records::BackupRecord;
 use crate::scheduler::{RunState, Scheduler};
 use crate::strategy::{self, Strategy};
 use crate::{Backups, Repo, Subject};
@@ -85,20 +84,27 @@ struct Written {
 }
 
 impl Written {
-    /// A tenant's, from its archiver's state and `records` (every backup record).
-    fn of(store: &tenet_store::Store, tenant_id: u64, records: &[BackupRecord]) -> Written {
+    /// A tenant's, from its archiver's state and its backup records.
+    fn of(store: &tenet_store::Store, tenant_id: u64, records: &Records) -> Written {
         Written {
             archived: archiver::load(store, tenant_id)
                 .ok()
                 .flatten()
                 .map(|a| (a.repo, a.checkpoint)),
-            backups: records
-                .iter()
-                .filter(|r| r.tenant_id == tenant_id)
-                .map(|r| r.id.clone())
-                .collect(),
+            backups: records.get(&tenant_id).cloned().unwrap_or_default(),
         }
     }
+}
+
+/// The ids of every tenant's backup records, by tenant id.
+type Records = HashMap<u64, Vec<String>>;
+
+fn records(backups: &Backups) -> crate::Result<Records> {
+    let mut by_tenant = Records::new();
+    for r in backups.list(None)? {
+        by_tenant.entry(r.tenant_id).or_default().push(r.id);
+    }
+    Ok(by_tenant)
 }
 
 /// One tenant's protection.
@@ -245,7 +251,7 @@ impl Overview {
     pub async fn refresh(&self) {
         let store = self.store().clone();
         let all = strategy::Strategies::load(&store).unwrap_or_default();
-        let records = self.backups.list(None).unwrap_or_default();
+        let records = records(&self.backups).unwrap_or_default();
         let tenants = store.tenants().into_iter().filter(watched);
         let fresh = self.read(&all, &records, tenants.collect()).await;
         *self.cache.lock() = fresh.into_iter().collect();
@@ -257,7 +263,7 @@ impl Overview {
     async fn read(
         &self,
         strategies: &strategy::Strategies,
-        records: &[BackupRecord],
+        records: &Records,
         tenants: Vec<TenantRecord>,
     ) -> Vec<(u64, (Written, Holdings))> {
         let store = self.store();
@@ -290,7 +296,7 @@ impl Overview {
         let now = store.clock().now_millis();
         let states = self.scheduler.states();
         let jobs = self.backups.jobs().list()?;
-        let records = self.backups.list(None)?;
+        let records = records(&self.backups)?;
         let all = strategy::Strategies::load(&store)?;
         let tenants: Vec<TenantRecord> = store.tenants().into_iter().filter(watched).collect();
         // Cached readings still current, and the tenants to read now: those not read
