@@ -136,8 +136,7 @@ impl crate::store::Store {
         }
         let lower = crate::keys::log_key(tenant_id, after.next());
         let upper = crate::keys::log_key(tenant_id, upto.next());
-        let mut ro = crate::store::prefix_read_options(lower.to_vec(), Some(upper.to_vec()));
-        ro.fill_cache(false);
+        let ro = crate::store::bulk_read_options(lower.to_vec(), Some(upper.to_vec()));
         let mut it = self.inner.db.raw_iterator_cf_opt(self.cf_log(), ro);
         it.seek(lower);
         let mut out = Vec::new();

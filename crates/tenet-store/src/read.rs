@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::gc::PinRecord;
 use crate::keys::{self, meta, VERSION_PUT};
 use crate::runtime::{CachedCatalog, TenantRuntime};
-use crate::store::{point_read_options, prefix_read_options, Store};
+use crate::store::{bulk_read_options, point_read_options, prefix_read_options, Store};
 use crate::ts::Ts;
 
 /// Who reads and at which ts.
@@ -179,8 +179,10 @@ impl Store {
         self.scan_raw_with(rd, table, from, to, true, f)
     }
 
-    /// [`Store::scan_raw`]; with `fill_cache` false the blocks read do not enter the
-    /// block cache (bulk scans must not evict the foreground's working set).
+    /// [`Store::scan_raw`]; with `fill_cache` false, a bulk scan
+    /// ([`crate::store::bulk_read_options`]: the blocks read do not enter the block
+    /// cache, so bulk scans do not evict the foreground's working set, and files are
+    /// read ahead in large reads).
     pub(crate) fn scan_raw_with(
         &self,
         rd: &ReadAt<'_>,
@@ -194,8 +196,11 @@ impl Store {
         let with_prefix = |pk: &[u8]| [prefix.as_slice(), pk].concat();
         let lower = from.map_or_else(|| prefix.to_vec(), with_prefix);
         let upper = to.map_or_else(|| keys::prefix_end(&prefix), |pk| Some(with_prefix(pk)));
-        let mut ro = prefix_read_options(lower.clone(), upper);
-        ro.fill_cache(fill_cache);
+        let ro = if fill_cache {
+            prefix_read_options(lower.clone(), upper)
+        } else {
+            bulk_read_options(lower.clone(), upper)
+        };
         let mut it = self.inner.db.raw_iterator_cf_opt(self.cf_data(), ro);
         self.check_readable(rd)?;
         it.seek(&lower);

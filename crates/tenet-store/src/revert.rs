@@ -566,8 +566,7 @@ impl Store {
                 ),
                 _ => (prefix.to_vec(), keys::prefix_end(&prefix)),
             };
-            let mut ro = crate::store::prefix_read_options(lower.clone(), upper);
-            ro.fill_cache(false);
+            let ro = crate::store::bulk_read_options(lower.clone(), upper);
             let mut it = self.inner.db.raw_iterator_cf_opt(self.cf_data(), ro);
             it.seek(&lower);
             let mut skip = Vec::new();

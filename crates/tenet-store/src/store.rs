@@ -841,3 +841,21 @@ pub(crate) fn prefix_read_options(lower: Vec<u8>, upper: Option<Vec<u8>>) -> Rea
     }
     ro
 }
+
+/// How far ahead a bulk scan reads its files: one read of this many bytes instead of
+/// one `pread` per 4 KiB block.
+pub(crate) const BULK_READAHEAD: usize = 2 << 20;
+
+/// [`prefix_read_options`] for a bulk scan (a backup's export, a restore's verify, a
+/// revert's diff, reading the log): its blocks stay out of the block cache, which holds
+/// the tenants' working set, and its files are read [`BULK_READAHEAD`] at a time. The
+/// read-ahead matters where the files are not in the page cache: a restore's verify
+/// scans SST files that RocksDB's SST writer has just dropped from it (it advises
+/// `DONTNEED` as it writes; the C API has no switch), which block by block made the
+/// verify the slower half of a restore. `docs/plan-foreground.md` has the figures.
+pub(crate) fn bulk_read_options(lower: Vec<u8>, upper: Option<Vec<u8>>) -> ReadOptions {
+    let mut ro = prefix_read_options(lower, upper);
+    ro.fill_cache(false);
+    ro.set_readahead_size(BULK_READAHEAD);
+    ro
+}
