@@ -846,8 +846,8 @@ pub(crate) fn prefix_read_options(lower: Vec<u8>, upper: Option<Vec<u8>>) -> Rea
 /// one `pread` per 4 KiB block.
 pub(crate) const BULK_READAHEAD: usize = 2 << 20;
 
-/// [`prefix_read_options`] for a bulk scan (a backup's export, a restore's verify, a
-/// revert's diff, reading the log): its blocks stay out of the block cache, which holds
+/// [`prefix_read_options`] for a bulk scan of rows (a backup's export, a restore's
+/// verify, a revert's diff): its blocks stay out of the block cache, which holds
 /// the tenants' working set, and its files are read [`BULK_READAHEAD`] at a time. The
 /// read-ahead matters where the files are not in the page cache: a restore's verify
 /// scans SST files that RocksDB's SST writer has just dropped from it (it advises
