@@ -11,8 +11,9 @@
 //! archiver's checkpoint and the tenant's backup records): after a segment is shipped
 //! or a backup is taken or deleted, the next view reads that tenant's repository
 //! again, so the restorable window and the RPO are never older than the last thing
-//! written. Readings of several tenants run [`READ_AT_ONCE`] at a time. What changes by the second — the RPO, the scheduler's runs, whether the
-//! archiver runs, stuck jobs — is computed when asked, from memory and the store.
+//! written. Readings of several tenants run [`READ_AT_ONCE`] at a time. What changes
+//! by the second — the RPO, the scheduler's runs, whether the archiver runs, stuck
+//! jobs — is computed when asked, from memory and the store.
 //!
 //! # Problems
 //! No strategy; nothing restorable; a repository that cannot be read; an archiver that
@@ -34,7 +35,7 @@ use serde::Serialize;
 
 use tenet_store::{TenantRecord, TenantState, Ts};
 
-use crate::archiver::{self, ArchiveStatus, Archivers, Protection};
+use crate::archiver::{self, ArchiveState, ArchiveStatus, Archivers, Protection};
 use crate::inventory::Inventory;
 use crate::planner::Restorable;
 use crate::scheduler::{RunState, Scheduler};
@@ -85,12 +86,9 @@ struct Written {
 
 impl Written {
     /// A tenant's, from its archiver's state and its backup records.
-    fn of(store: &tenet_store::Store, tenant_id: u64, records: &Records) -> Written {
+    fn of(tenant_id: u64, arch: Option<&ArchiveState>, records: &Records) -> Written {
         Written {
-            archived: archiver::load(store, tenant_id)
-                .ok()
-                .flatten()
-                .map(|a| (a.repo, a.checkpoint)),
+            archived: arch.map(|a| (a.repo.clone(), a.checkpoint)),
             backups: records.get(&tenant_id).cloned().unwrap_or_default(),
         }
     }
@@ -252,25 +250,26 @@ impl Overview {
         let store = self.store().clone();
         let all = strategy::Strategies::load(&store).unwrap_or_default();
         let records = records(&self.backups).unwrap_or_default();
-        let tenants = store.tenants().into_iter().filter(watched);
-        let fresh = self.read(&all, &records, tenants.collect()).await;
+        let tenants = store.tenants().into_iter().filter(watched).map(|rec| {
+            let arch = archiver::load(&store, rec.id).ok().flatten();
+            let written = Written::of(rec.id, arch.as_ref(), &records);
+            (rec, written)
+        });
+        let fresh = self.read(&all, tenants.collect()).await;
         *self.cache.lock() = fresh.into_iter().collect();
     }
 
-    /// Reads the holdings of `tenants`, [`READ_AT_ONCE`] repositories at a time, each
-    /// stamped with what had been written before its reading began (a write during it
-    /// makes the stamp old, so the next view reads again).
+    /// Reads the holdings of `tenants`, [`READ_AT_ONCE`] repositories at a time. Each
+    /// comes with what had been written before its reading began (a write during it
+    /// makes that stamp old, so the next view reads again).
     async fn read(
         &self,
         strategies: &strategy::Strategies,
-        records: &Records,
-        tenants: Vec<TenantRecord>,
+        tenants: Vec<(TenantRecord, Written)>,
     ) -> Vec<(u64, (Written, Holdings))> {
-        let store = self.store();
         futures::stream::iter(tenants)
-            .map(|rec| async move {
+            .map(|(rec, written)| async move {
                 let s = strategies.of(rec.id).map(|(s, _)| s.clone());
-                let written = Written::of(store, rec.id, records);
                 (rec.id, (written, self.holdings(&rec, s.as_ref()).await))
             })
             .buffer_unordered(READ_AT_ONCE)
@@ -298,38 +297,39 @@ impl Overview {
         let jobs = self.backups.jobs().list()?;
         let records = records(&self.backups)?;
         let all = strategy::Strategies::load(&store)?;
-        let tenants: Vec<TenantRecord> = store.tenants().into_iter().filter(watched).collect();
+        // Each tenant with its archiver's state, read once for the stamp and the view.
+        let mut tenants = Vec::new();
+        for rec in store.tenants().into_iter().filter(watched) {
+            let arch = archiver::load(&store, rec.id)?;
+            tenants.push((rec, arch));
+        }
         // Cached readings still current, and the tenants to read now: those not read
         // yet and those whose history was written to since.
-        let written: Vec<Written> = tenants
-            .iter()
-            .map(|rec| Written::of(&store, rec.id, &records))
-            .collect();
         let mut current = HashMap::new();
         let mut stale = Vec::new();
         {
             let cache = self.cache.lock();
-            for (rec, written) in tenants.iter().zip(&written) {
+            for (rec, arch) in &tenants {
+                let written = Written::of(rec.id, arch.as_ref(), &records);
                 match cache.get(&rec.id) {
-                    Some((read_after, h)) if read_after == written => {
+                    Some((read_after, h)) if *read_after == written => {
                         current.insert(rec.id, h.clone());
                     }
-                    _ => stale.push(rec.clone()),
+                    _ => stale.push((rec.clone(), written)),
                 }
             }
         }
-        for (id, (written, h)) in self.read(&all, &records, stale).await {
+        for (id, (written, h)) in self.read(&all, stale).await {
             current.insert(id, h.clone());
             self.cache.lock().insert(id, (written, h));
         }
         let mut out = Vec::new();
-        for rec in tenants {
+        for (rec, arch) in tenants {
             let found = all.of(rec.id);
             let s = found.map(|(s, _)| s.clone());
             let holdings = current.remove(&rec.id).unwrap_or_default();
             let until = holdings.restorable.iter().map(|r| r.to).max();
             let protection = Protection::at(&store, rec.id, until)?;
-            let arch = archiver::load(&store, rec.id)?;
             let running = self.archivers.is_running(rec.id);
             let runs: Vec<RunState> = states
                 .iter()

@@ -98,7 +98,7 @@ impl Store {
     /// `tenant_id` visible at `ts` with `from ≤ pk_enc < to`, in key order, until `f`
     /// returns false. Refuses a `ts` that GC has collected (pin it first). Works on
     /// tenants in any state (restore verifies its target while it is `restoring`).
-    /// Blocks read do not enter the block cache.
+    /// A bulk scan: blocks read do not enter the block cache, and files are read ahead.
     pub fn scan_at(
         &self,
         tenant_id: u64,
@@ -116,8 +116,7 @@ impl Store {
             ts,
             check: true,
         };
-        // Bulk reads bypass the block cache, leaving the foreground's working set alone.
-        self.scan_raw_with(&rd, table_id, from, to, false, f)
+        self.scan_raw_with(&rd, table_id, from, to, true, f)
     }
 
     /// The catalog of a tenant at `ts` (any state).

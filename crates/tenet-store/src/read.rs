@@ -176,30 +176,29 @@ impl Store {
         to: Option<&[u8]>,
         f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        self.scan_raw_with(rd, table, from, to, true, f)
+        self.scan_raw_with(rd, table, from, to, false, f)
     }
 
-    /// [`Store::scan_raw`]; with `fill_cache` false, a bulk scan
-    /// ([`crate::store::bulk_read_options`]: the blocks read do not enter the block
-    /// cache, so bulk scans do not evict the foreground's working set, and files are
-    /// read ahead in large reads).
+    /// [`Store::scan_raw`]; with `bulk`, a bulk scan ([`bulk_read_options`]: the blocks
+    /// read do not enter the block cache, so it does not evict the foreground's working
+    /// set, and files are read ahead in large reads).
     pub(crate) fn scan_raw_with(
         &self,
         rd: &ReadAt<'_>,
         table: u64,
         from: Option<&[u8]>,
         to: Option<&[u8]>,
-        fill_cache: bool,
+        bulk: bool,
         mut f: impl FnMut(&[u8], Ts, &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let prefix = keys::table_prefix(rd.tenant_id, table);
         let with_prefix = |pk: &[u8]| [prefix.as_slice(), pk].concat();
         let lower = from.map_or_else(|| prefix.to_vec(), with_prefix);
         let upper = to.map_or_else(|| keys::prefix_end(&prefix), |pk| Some(with_prefix(pk)));
-        let ro = if fill_cache {
-            prefix_read_options(lower.clone(), upper)
-        } else {
+        let ro = if bulk {
             bulk_read_options(lower.clone(), upper)
+        } else {
+            prefix_read_options(lower.clone(), upper)
         };
         let mut it = self.inner.db.raw_iterator_cf_opt(self.cf_data(), ro);
         self.check_readable(rd)?;

@@ -370,7 +370,7 @@ impl Store {
             loop {
                 let chunk = |rd: &ReadAt<'_>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
                     let mut rows = Vec::new();
-                    self.scan_raw_with(rd, table, cursor.as_deref(), None, false, |pk, _, row| {
+                    self.scan_raw_with(rd, table, cursor.as_deref(), None, true, |pk, _, row| {
                         rows.push((pk.to_vec(), row.to_vec()));
                         Ok(rows.len() < MERGE_CHUNK)
                     })?;
@@ -1126,7 +1126,7 @@ impl Committed {
                 check: false,
             };
             let mut n = 0;
-            let _ = store.scan_raw_with(&rd, table, None, None, false, |_, _, _| {
+            let _ = store.scan_raw_with(&rd, table, None, None, true, |_, _, _| {
                 n += 1;
                 Ok(true)
             });
